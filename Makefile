@@ -1,0 +1,72 @@
+# mlmesh: every target bootstraps what it needs (virtualenvs, npm packages, generated code).
+SHELL := /bin/bash
+PY_BOOT ?= python3
+VENV := .venv
+GENV := .venv-gen
+PY := $(VENV)/bin/python
+DATA_DIR ?= .mlmesh
+export MLMESH_DATA_DIR ?= $(abspath $(DATA_DIR))
+
+.PHONY: help venv gen check-gen lint contracts check-contracts test test-fast up down demo bench clean
+
+help:
+	@echo "make demo   start the mesh on embedded defaults and walk a dataset through Envoy"
+	@echo "make test   run every test (unit, integration, end-to-end through Envoy)"
+	@echo "make up / make down / make gen / make lint / make bench / make contracts"
+
+$(VENV)/.stamp: requirements/mesh.txt requirements/mesh.lock pyproject.toml package.json
+	test -x $(PY) || $(PY_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements/mesh.txt -c requirements/mesh.lock
+	$(PY) -m pip install -q --no-deps -e . --config-settings editable_mode=compat
+	echo "$(abspath gen)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mlmesh-gen.pth"
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+venv: $(VENV)/.stamp
+
+$(GENV)/.stamp: requirements/gen.txt
+	test -x $(GENV)/bin/python || $(PY_BOOT) -m venv $(GENV)
+	$(GENV)/bin/python -m pip install -q -r requirements/gen.txt
+	touch $@
+
+# Regenerates gen/: Python messages, typing stubs, gRPC stubs and the descriptor set Envoy reads.
+gen: $(VENV)/.stamp $(GENV)/.stamp
+	rm -rf gen/mlmesh gen/descriptors
+	PATH=$(VENV)/bin:$$PATH buf generate
+	mkdir -p gen/descriptors
+	PATH=$(VENV)/bin:$$PATH buf build -o gen/descriptors/mlmesh.binpb
+
+# Fails when gen/ does not match the protos.
+check-gen: gen
+	git diff --exit-code --stat -- gen/ || (echo "gen/ is stale: run 'make gen' and commit it" >&2; exit 1)
+	test -z "$$(git status --porcelain -- gen/)" || (git status --short -- gen/; echo "gen/ has uncommitted files: run 'make gen' and commit it" >&2; exit 1)
+
+lint: $(VENV)/.stamp
+	PATH=$(VENV)/bin:$$PATH buf lint
+	@if git rev-parse -q --verify origin/main >/dev/null; then PATH=$(VENV)/bin:$$PATH buf breaking --against '.git#branch=origin/main'; fi
+
+contracts: $(VENV)/.stamp
+	$(PY) -m servers.ledger.compile
+
+check-contracts: $(VENV)/.stamp
+	$(PY) -m servers.ledger.compile --check
+
+test: $(VENV)/.stamp
+	$(MAKE) check-gen check-contracts lint
+	$(PY) -m pytest -q
+
+up: $(VENV)/.stamp
+	$(PY) -m servers.devstack up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m servers.devstack down; fi
+
+demo: $(VENV)/.stamp
+	$(PY) -m servers.devstack up
+	$(VENV)/bin/mlmesh demo
+
+bench: $(VENV)/.stamp
+	$(PY) -m bench.run
+
+clean: down
+	rm -rf $(DATA_DIR)

@@ -1,0 +1,149 @@
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Mapping as _Mapping, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class DatasetContract(_message.Message):
+    __slots__ = ("address", "dataset_id", "organization_id", "samples_dimension", "size_bytes", "md5", "sha256", "block_number", "chain_id")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MD5_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    dataset_id: str
+    organization_id: str
+    samples_dimension: str
+    size_bytes: int
+    md5: str
+    sha256: str
+    block_number: int
+    chain_id: int
+    def __init__(self, address: _Optional[str] = ..., dataset_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., samples_dimension: _Optional[str] = ..., size_bytes: _Optional[int] = ..., md5: _Optional[str] = ..., sha256: _Optional[str] = ..., block_number: _Optional[int] = ..., chain_id: _Optional[int] = ...) -> None: ...
+
+class ModelContract(_message.Message):
+    __slots__ = ("address", "model_id", "organization_id", "developer_id", "dataset_id", "train_image_hash", "train_image_sha256", "res_hash", "res_sha256", "verified", "block_number", "chain_id")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVELOPER_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_IMAGE_HASH_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_IMAGE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    RES_HASH_FIELD_NUMBER: _ClassVar[int]
+    RES_SHA256_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    model_id: str
+    organization_id: str
+    developer_id: str
+    dataset_id: str
+    train_image_hash: str
+    train_image_sha256: str
+    res_hash: str
+    res_sha256: str
+    verified: bool
+    block_number: int
+    chain_id: int
+    def __init__(self, address: _Optional[str] = ..., model_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., developer_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., train_image_hash: _Optional[str] = ..., train_image_sha256: _Optional[str] = ..., res_hash: _Optional[str] = ..., res_sha256: _Optional[str] = ..., verified: bool = ..., block_number: _Optional[int] = ..., chain_id: _Optional[int] = ...) -> None: ...
+
+class DeployDatasetContractRequest(_message.Message):
+    __slots__ = ("dataset_id", "organization_id", "samples_dimension", "size_bytes", "md5", "sha256")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_DIMENSION_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    MD5_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    organization_id: str
+    samples_dimension: str
+    size_bytes: int
+    md5: str
+    sha256: str
+    def __init__(self, dataset_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., samples_dimension: _Optional[str] = ..., size_bytes: _Optional[int] = ..., md5: _Optional[str] = ..., sha256: _Optional[str] = ...) -> None: ...
+
+class DeployDatasetContractResponse(_message.Message):
+    __slots__ = ("contract", "tx_hash")
+    CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    contract: DatasetContract
+    tx_hash: str
+    def __init__(self, contract: _Optional[_Union[DatasetContract, _Mapping]] = ..., tx_hash: _Optional[str] = ...) -> None: ...
+
+class DeployModelContractRequest(_message.Message):
+    __slots__ = ("model_id", "organization_id", "developer_id", "dataset_id", "train_image_hash", "train_image_sha256")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVELOPER_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_IMAGE_HASH_FIELD_NUMBER: _ClassVar[int]
+    TRAIN_IMAGE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    organization_id: str
+    developer_id: str
+    dataset_id: str
+    train_image_hash: str
+    train_image_sha256: str
+    def __init__(self, model_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., developer_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., train_image_hash: _Optional[str] = ..., train_image_sha256: _Optional[str] = ...) -> None: ...
+
+class DeployModelContractResponse(_message.Message):
+    __slots__ = ("contract", "tx_hash")
+    CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    contract: ModelContract
+    tx_hash: str
+    def __init__(self, contract: _Optional[_Union[ModelContract, _Mapping]] = ..., tx_hash: _Optional[str] = ...) -> None: ...
+
+class GetDatasetContractRequest(_message.Message):
+    __slots__ = ("address",)
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    def __init__(self, address: _Optional[str] = ...) -> None: ...
+
+class GetModelContractRequest(_message.Message):
+    __slots__ = ("address",)
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    def __init__(self, address: _Optional[str] = ...) -> None: ...
+
+class VerifyModelRequest(_message.Message):
+    __slots__ = ("address", "res_hash", "res_sha256")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RES_HASH_FIELD_NUMBER: _ClassVar[int]
+    RES_SHA256_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    res_hash: str
+    res_sha256: str
+    def __init__(self, address: _Optional[str] = ..., res_hash: _Optional[str] = ..., res_sha256: _Optional[str] = ...) -> None: ...
+
+class VerifyModelResponse(_message.Message):
+    __slots__ = ("contract", "tx_hash")
+    CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    contract: ModelContract
+    tx_hash: str
+    def __init__(self, contract: _Optional[_Union[ModelContract, _Mapping]] = ..., tx_hash: _Optional[str] = ...) -> None: ...
+
+class GetChainInfoRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ChainInfo(_message.Message):
+    __slots__ = ("chain_id", "block_number", "signer_address", "node_version")
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SIGNER_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    NODE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    chain_id: int
+    block_number: int
+    signer_address: str
+    node_version: str
+    def __init__(self, chain_id: _Optional[int] = ..., block_number: _Optional[int] = ..., signer_address: _Optional[str] = ..., node_version: _Optional[str] = ...) -> None: ...

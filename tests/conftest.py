@@ -1,0 +1,8 @@
+"""Shared fixtures. Each real component has its own fixture module."""
+
+pytest_plugins = [
+    "tests.fixtures.postgres",
+    "tests.fixtures.chain",
+    "tests.fixtures.envoy",
+    "tests.fixtures.mesh",
+]
