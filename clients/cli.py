@@ -1,0 +1,193 @@
+"""The `mlmesh` command line: tokens, datasets, the local mesh's demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import grpc
+import typer
+from google.protobuf import json_format
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from clients.settings import ClientSettings
+
+app = typer.Typer(help="mlmesh: an MLOps mesh for IoT. Datasets are hashed and anchored on an EVM ledger.",
+                  no_args_is_help=True)
+datasets = typer.Typer(help="Register, list, download and verify datasets.", no_args_is_help=True)
+app.add_typer(datasets, name="datasets")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> ClientSettings:
+    return ClientSettings()
+
+
+def mint(settings: ClientSettings, org: str, ttl: int = 3600) -> str:
+    from servers.common.identity import ensure_keys, mint_token
+
+    keys_dir = settings.data_dir.resolve() / "identity"
+    if not keys_dir.exists():
+        err.print(f"[red]no local identity at {keys_dir}[/red]: run `make up` first, or set MLMESH_TOKEN")
+        raise typer.Exit(2)
+    keys = ensure_keys(keys_dir)
+    return mint_token(keys, organization_id=org, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                      ttl_seconds=ttl)
+
+
+def _token(settings: ClientSettings, org: str) -> str:
+    return settings.token or mint(settings, org)
+
+
+def _registry(org: str):
+    from clients.sdk import Registry
+
+    s = _settings()
+    return Registry(s.front_door, token=_token(s, org))
+
+
+def _fail(exc: grpc.RpcError) -> typer.Exit:
+    err.print(f"[red]{exc.code().name}[/red]: {exc.details()}")
+    return typer.Exit(1)
+
+
+def _bar() -> Progress:
+    return Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), TimeRemainingColumn(), console=err)
+
+
+OrgOpt = Annotated[str | None, typer.Option("--org", help="Organization (default: MLMESH_ORG).")]
+
+
+@app.command()
+def token(
+    org: OrgOpt = None,
+    ttl: Annotated[int, typer.Option(help="Lifetime in seconds.")] = 3600,
+) -> None:
+    """Print a JWT the local Envoy accepts (signed with the embedded identity's key)."""
+    s = _settings()
+    print(mint(s, org or s.org, ttl))
+
+
+@datasets.command("upload")
+def upload(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    name: Annotated[str | None, typer.Option("--name", help="Display name (default: file name).")] = None,
+    org: OrgOpt = None,
+    samples_dimension: Annotated[str, typer.Option(help='e.g. "(8,8)"')] = "",
+    content_type: Annotated[str, typer.Option(help="Content type of the file.")] = "application/octet-stream",
+) -> None:
+    """Upload a dataset (streamed; hashed; anchored on the ledger)."""
+    s = _settings()
+    org = org or s.org
+    size = path.stat().st_size
+    with _registry(org) as reg, _bar() as bar:
+        task = bar.add_task(f"upload {path.name}", total=size)
+        try:
+            ds = reg.upload_file(path, organization_id=org, display_name=name, samples_dimension=samples_dimension,
+                                 content_type=content_type, progress=lambda n: bar.advance(task, n))
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+    _print_dataset(ds)
+
+
+@datasets.command("list")
+def list_(
+    org: Annotated[str, typer.Option("--org", help="Only this organization's datasets.")] = "",
+    page_size: Annotated[int, typer.Option(help="Datasets per request.")] = 100,
+) -> None:
+    """List datasets, newest first."""
+    s = _settings()
+    table = Table("dataset_id", "name", "organization", "bytes", "sha256", "contract")
+    with _registry(org or s.org) as reg:
+        try:
+            for ds in reg.iter_all(organization_id=org, page_size=page_size):
+                table.add_row(ds.dataset_id, ds.display_name, ds.organization_id, f"{ds.size_bytes:,}",
+                              ds.sha256[:16] + "…", ds.contract_address)
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+    console.print(table)
+
+
+@datasets.command("show")
+def show(dataset_id: str, org: OrgOpt = None) -> None:
+    """Show a dataset's metadata."""
+    s = _settings()
+    with _registry(org or s.org) as reg:
+        try:
+            _print_dataset(reg.get(dataset_id))
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+
+
+@datasets.command("download")
+def download(
+    dataset_id: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write it.")],
+    org: OrgOpt = None,
+) -> None:
+    """Download a dataset (resumes a partial download; checks its SHA-256)."""
+    from clients.sdk import IntegrityError
+
+    s = _settings()
+    with _registry(org or s.org) as reg:
+        try:
+            size = reg.get(dataset_id).size_bytes
+            with _bar() as bar:
+                task = bar.add_task(f"download {dataset_id[:8]}", total=size)
+                reg.download_file(dataset_id, output, progress=lambda n: bar.advance(task, n))
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+        except IntegrityError as exc:
+            err.print(f"[red]DATA_LOSS[/red]: {exc}")
+            raise typer.Exit(1) from None
+    console.print(f"wrote {output} ({size:,} bytes, sha256 verified)")
+
+
+@datasets.command("verify")
+def verify(dataset_id: str, org: OrgOpt = None) -> None:
+    """Compare stored bytes, database and ledger; exit 1 unless they agree."""
+    s = _settings()
+    with _registry(org or s.org) as reg:
+        try:
+            prov = reg.provenance(dataset_id)
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+    print_provenance(prov)
+    if not prov.consistent:
+        raise typer.Exit(1)
+
+
+def print_provenance(prov) -> None:
+    table = Table("check", "result", "detail", title=f"provenance of {prov.dataset.dataset_id}")
+    for c in prov.checks:
+        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]MISMATCH[/red]", c.detail)
+    console.print(table)
+    console.print(f"contract {prov.on_chain.contract_address} on chain {prov.on_chain.chain_id}, "
+                  f"block {prov.on_chain.block_number}: "
+                  + ("[green]consistent[/green]" if prov.consistent else "[red]INCONSISTENT[/red]"))
+
+
+def _print_dataset(ds) -> None:
+    console.print_json(json_format.MessageToJson(ds, preserving_proto_field_name=True))
+
+
+@app.command()
+def demo() -> None:
+    """Walk a dataset through the local mesh over REST via Envoy (run `make up` first)."""
+    from clients.demo import run_demo
+
+    sys.exit(run_demo(_settings(), console))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""Request ids, access logs and Prometheus metrics for every server.
+
+One aio interceptor wraps every handler: it gives the call a request id (from the
+caller's `x-request-id`, which Envoy sets, or a new one), logs one access line per
+call, counts RPCs, times them, tracks in-flight streams and bytes streamed, and maps
+domain errors to gRPC statuses through `servers.common.grpc_errors`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from servers.common import errors
+from servers.common.grpc_errors import internal_status, status_code_for, to_status
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+log = logging.getLogger("mlmesh.access")
+
+
+class _RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+def configure_logging(level: str, server: str) -> None:
+    """One line per event: time, level, server, request id, logger, message."""
+    handler = logging.StreamHandler()
+    handler.addFilter(_RequestIdFilter())
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s %(levelname)s {server} rid=%(request_id)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+class Metrics:
+    """The Prometheus series of one server, in its own registry."""
+
+    def __init__(self, server: str):
+        self.registry = CollectorRegistry()
+        labels = ["grpc_service", "grpc_method"]
+        self.handled = Counter(
+            "mlmesh_rpc_handled_total", "RPCs completed, by status code.", [*labels, "grpc_code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "mlmesh_rpc_duration_seconds", "Time from call start to status.", labels,
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "mlmesh_rpc_in_flight_streams", "Streaming RPCs now open.", labels, registry=self.registry
+        )
+        self.bytes = Counter(
+            "mlmesh_rpc_stream_bytes_total", "Serialized message bytes of streaming RPCs.",
+            [*labels, "direction"], registry=self.registry,
+        )
+        self.server = server
+
+
+def _split(method: str) -> tuple[str, str]:
+    # "/mlmesh.registry.v1.RegistryService/UploadDataset" -> ("mlmesh.registry.v1.RegistryService", "UploadDataset")
+    _, service, name = method.split("/", 2)
+    return service, name
+
+
+class MeshInterceptor(grpc.aio.ServerInterceptor):
+    """Request id, access log, metrics and error mapping around every handler."""
+
+    def __init__(self, server: str, metrics: Metrics):
+        self.domain = f"{server}.mlmesh"
+        self.metrics = metrics
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(details)
+        if handler is None:
+            return None
+        service, method = _split(details.method)
+        if service.startswith("grpc.reflection") or service.startswith("grpc.health"):
+            return handler
+        headers = dict(details.invocation_metadata or ())
+        incoming_id = headers.get("x-request-id", "")
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, service, method, incoming_id, False),
+                handler.request_deserializer, handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._unary(handler.stream_unary, service, method, incoming_id, True),
+                handler.request_deserializer, handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, service, method, incoming_id, False),
+                handler.request_deserializer, handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._stream(handler.stream_stream, service, method, incoming_id, True),
+            handler.request_deserializer, handler.response_serializer,
+        )
+
+    # -- wrappers -------------------------------------------------------------------------------
+
+    def _count_in(self, requests: AsyncIterator[Any], service: str, method: str) -> AsyncIterator[Any]:
+        counter = self.metrics.bytes.labels(service, method, "in")
+
+        async def counted() -> AsyncIterator[Any]:
+            async for message in requests:
+                counter.inc(message.ByteSize())
+                yield message
+
+        return counted()
+
+    def _unary(self, behavior, service: str, method: str, incoming_id: str, streaming_in: bool):
+        async def wrapper(request, context: grpc.aio.ServicerContext):
+            call = _Call(self, service, method, incoming_id, context, streaming=streaming_in)
+            await call.begin()
+            if streaming_in:
+                request = self._count_in(request, service, method)
+            try:
+                response = await behavior(request, context)
+            except BaseException as exc:  # noqa: BLE001 - mapped, logged, re-raised as a status
+                await call.fail(exc)
+                raise
+            call.end("OK")
+            return response
+
+        return wrapper
+
+    def _stream(self, behavior, service: str, method: str, incoming_id: str, streaming_in: bool):
+        out_counter = self.metrics.bytes.labels(service, method, "out")
+
+        async def wrapper(request, context: grpc.aio.ServicerContext):
+            call = _Call(self, service, method, incoming_id, context, streaming=True)
+            await call.begin()
+            if streaming_in:
+                request = self._count_in(request, service, method)
+            try:
+                result = behavior(request, context)
+                if inspect.isasyncgen(result):
+                    async for response in result:
+                        out_counter.inc(response.ByteSize())
+                        yield response
+                else:
+                    await result
+            except BaseException as exc:  # noqa: BLE001
+                await call.fail(exc)
+                raise
+            call.end("OK")
+
+        return wrapper
+
+
+class _Call:
+    """Book-keeping of one RPC."""
+
+    def __init__(self, ic: MeshInterceptor, service: str, method: str, incoming_id: str,
+                 context: grpc.aio.ServicerContext, *, streaming: bool):
+        self.ic, self.service, self.method, self.context, self.streaming = ic, service, method, context, streaming
+        self.request_id = incoming_id or uuid.uuid4().hex
+        self.short = f"{service.rsplit('.', 1)[-1]}.{method}"
+        self.started = time.perf_counter()
+        self.token: contextvars.Token | None = None
+
+    async def begin(self) -> None:
+        self.token = request_id_var.set(self.request_id)
+        if self.streaming:
+            self.ic.metrics.in_flight.labels(self.service, self.method).inc()
+        try:
+            await self.context.send_initial_metadata((("x-request-id", self.request_id),))
+        except Exception:  # noqa: BLE001 - the client may already be gone; the call goes on
+            pass
+
+    def end(self, code: str, note: str = "") -> None:
+        elapsed = time.perf_counter() - self.started
+        m = self.ic.metrics
+        m.handled.labels(self.service, self.method, code).inc()
+        m.latency.labels(self.service, self.method).observe(elapsed)
+        if self.streaming:
+            m.in_flight.labels(self.service, self.method).dec()
+        level = logging.INFO if code in ("OK", "CANCELLED") or not code.startswith("INTERNAL") else logging.ERROR
+        log.log(level, "[%s] code=%s %.1fms%s", self.short, code, elapsed * 1000, f" {note}" if note else "")
+
+    async def fail(self, exc: BaseException) -> None:
+        """Maps `exc` to a status and aborts; AbortError from context.abort propagates."""
+        import asyncio
+
+        if isinstance(exc, errors.MeshError):
+            code = status_code_for(exc)
+            self.end(code.name, f"reason={exc.reason} message={exc.message!r}")
+            status = to_status(exc, self.ic.domain)
+            await self.context.abort(status.code, status.details, status.trailing_metadata)
+        elif isinstance(exc, asyncio.CancelledError):
+            self.end("CANCELLED", "client cancelled or went away")
+        elif isinstance(exc, grpc.aio.AbortError) or type(exc).__name__ == "AbortError":
+            code = self.context.code() if hasattr(self.context, "code") else None
+            self.end(getattr(code, "name", str(code)) if code else "ABORTED_BY_HANDLER")
+        else:
+            logging.getLogger("mlmesh.errors").exception("[%s] unhandled error", self.short)
+            self.end("INTERNAL", f"{type(exc).__name__}")
+            status = internal_status(self.request_id, self.ic.domain)
+            await self.context.abort(status.code, status.details, status.trailing_metadata)

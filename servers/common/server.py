@@ -1,0 +1,134 @@
+"""The server bootstrap every mlmesh server uses.
+
+    server = MeshServer("registry", settings)
+    server.add_service(pb.DESCRIPTOR.services_by_name["RegistryService"],
+                       lambda s: pb_grpc.add_RegistryServiceServicer_to_server(servicer, s))
+    server.on_shutdown(close_pool)
+    await server.serve_forever()      # or: port = await server.start(); ...; await server.stop()
+
+It registers the standard health service (aio) and server reflection, installs the
+interceptor (request id, access log, metrics, error mapping), serves Prometheus
+metrics on their own port, and on SIGTERM/SIGINT shuts down gracefully: health goes
+NOT_SERVING first, then in-flight calls get `grace_seconds` to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from servers.common.observability import MeshInterceptor, Metrics, configure_logging
+from servers.common.settings import ServerSettings
+
+log = logging.getLogger("mlmesh.server")
+
+
+class MeshServer:
+    """One gRPC server with the mesh's cross-cutting concerns."""
+
+    def __init__(self, name: str, settings: ServerSettings, *, configure_logs: bool = False):
+        self.name = name
+        self.settings = settings
+        if configure_logs:
+            configure_logging(settings.log_level, name)
+        self.metrics = Metrics(name)
+        self._services: list[tuple[str, Callable[[grpc.aio.Server], None]]] = []
+        self._shutdown_hooks: list[Callable[[], Awaitable[None]]] = []
+        self._server: grpc.aio.Server | None = None
+        self._health = health.aio.HealthServicer()
+        self._metrics_httpd = None
+        self.port: int = 0
+        self.metrics_port: int = -1
+
+    def add_service(self, descriptor: ServiceDescriptor, add: Callable[[grpc.aio.Server], None]) -> None:
+        self._services.append((descriptor.full_name, add))
+
+    def on_shutdown(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """`hook` runs after the gRPC server has stopped (close pools, clients)."""
+        self._shutdown_hooks.append(hook)
+
+    @property
+    def address(self) -> str:
+        return f"{self.settings.host}:{self.port}"
+
+    async def start(self) -> int:
+        s = self.settings
+        options = [
+            ("grpc.max_receive_message_length", s.max_message_bytes),
+            ("grpc.max_send_message_length", s.max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ]
+        server = grpc.aio.server(interceptors=[MeshInterceptor(self.name, self.metrics)], options=options)
+        for _, add in self._services:
+            add(server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        names = [full_name for full_name, _ in self._services]
+        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        if self.port == 0:
+            raise OSError(f"{self.name}: cannot bind {s.host}:{s.port} (in use?)")
+        await server.start()
+        self._server = server
+        for full_name in ["", *names]:
+            await self._health.set(full_name, health_pb2.HealthCheckResponse.SERVING)
+        if s.metrics_port >= 0:
+            httpd, _thread = start_http_server(s.metrics_port, s.metrics_host, registry=self.metrics.registry)
+            self._metrics_httpd = httpd
+            self.metrics_port = httpd.server_port
+        log.info(
+            "%s serving gRPC on %s (metrics %s)", self.name, self.address,
+            f"http://{s.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port >= 0 else "off",
+        )
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        if self._server is None:
+            return
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(self.settings.grace_seconds if grace is None else grace)
+        self._server = None
+        for hook in reversed(self._shutdown_hooks):
+            try:
+                await hook()
+            except Exception:  # noqa: BLE001 - shutdown goes on; the log says what failed
+                log.exception("%s: shutdown hook failed", self.name)
+        if self._metrics_httpd is not None:
+            self._metrics_httpd.shutdown()
+            self._metrics_httpd.server_close()
+            self._metrics_httpd = None
+        log.info("%s stopped", self.name)
+
+    async def serve_forever(self) -> None:
+        """Start, wait for SIGTERM or SIGINT, then stop gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        await stop.wait()
+        log.info("%s: signal received; draining for up to %.0fs", self.name, self.settings.grace_seconds)
+        await self.stop()
+
+
+def run(main: Callable[[], Awaitable[None]]) -> None:
+    """Entry point of a server's `main.py`: runs `main`; a startup error prints one clear line
+    (no traceback) and exits with status 1."""
+    import sys
+
+    from servers.common.errors import MeshError
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    except (MeshError, OSError) as exc:
+        print(f"error: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,61 @@
+"""Settings shared by every server. Each server subclasses `ServerSettings` with
+`model_config = settings_config("<NAME>")`, so its fields read `MLMESH_<NAME>_<FIELD>`;
+the mesh-wide fields below read `MLMESH_<FIELD>` unless the server-specific variable
+is set. This module and the per-server `settings.py` files are the only places that
+read the environment.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MeshSettings(BaseSettings):
+    """Mesh-wide settings (env prefix `MLMESH_`)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLMESH_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path(".mlmesh"),
+        description="Where embedded state lives: PostgreSQL data, chain state, objects, keys, logs.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="PostgreSQL DSN (postgresql://user:pass@host:port/db). Unset: the embedded PostgreSQL "
+        "that `make up` starts, whose DSN it passes to the servers.",
+    )
+    log_level: str = Field("INFO", description="Python logging level of every server.")
+
+
+def settings_config(name: str) -> SettingsConfigDict:
+    """The pydantic-settings config of server `name`: env prefix `MLMESH_<NAME>_`; nested
+    fields use `__` (e.g. `MLMESH_REGISTRY_STORAGE__BACKEND=s3`)."""
+    return SettingsConfigDict(env_prefix=f"MLMESH_{name.upper()}_", env_nested_delimiter="__", extra="ignore")
+
+
+def _mesh() -> MeshSettings:
+    return MeshSettings()
+
+
+class ServerSettings(BaseSettings):
+    """What every gRPC server needs. Subclass it; do not instantiate it directly."""
+
+    model_config = settings_config("SERVER")
+
+    host: str = Field("127.0.0.1", description="Interface the gRPC server binds.")
+    port: int = Field(0, ge=0, le=65535, description="gRPC port; 0 picks a free one (tests).")
+    metrics_host: str = Field("127.0.0.1", description="Interface of the Prometheus /metrics endpoint.")
+    metrics_port: int = Field(
+        -1, ge=-1, le=65535, description="Prometheus port; 0 picks a free one, -1 turns metrics serving off."
+    )
+    data_dir: Path = Field(default_factory=lambda: _mesh().data_dir, description="See MeshSettings.data_dir.")
+    log_level: str = Field(default_factory=lambda: _mesh().log_level, description="Python logging level.")
+    grace_seconds: float = Field(
+        10.0, ge=0, description="On SIGTERM: how long in-flight calls may finish before they are cancelled."
+    )
+    max_message_bytes: int = Field(
+        8 * 1024 * 1024, ge=1024, description="Largest single gRPC message accepted or sent."
+    )

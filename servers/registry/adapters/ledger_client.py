@@ -1,0 +1,59 @@
+"""The Registry's view of the Ledger: a gRPC client of mlmesh.ledger.v1.LedgerService."""
+
+from __future__ import annotations
+
+import grpc
+from mlmesh.ledger.v1 import ledger_service_pb2 as ledger_pb
+from mlmesh.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
+
+from servers.common.grpc_errors import error_from_rpc
+from servers.registry.domain.ports import Anchor, DatasetContractFields
+
+
+def dataset_fields_from_proto(c: ledger_pb.DatasetContract) -> DatasetContractFields:
+    return DatasetContractFields(
+        contract_address=c.address,
+        chain_id=c.chain_id,
+        dataset_id=c.dataset_id,
+        organization_id=c.organization_id,
+        samples_dimension=c.samples_dimension,
+        size_bytes=c.size_bytes,
+        md5=c.md5,
+        sha256=c.sha256,
+        block_number=c.block_number,
+    )
+
+
+class LedgerClient:
+    """Implements the domain's Ledger port over gRPC."""
+
+    def __init__(self, target: str, *, deploy_timeout: float = 120.0, read_timeout: float = 30.0):
+        self.target = target
+        self._channel = grpc.aio.insecure_channel(target)
+        self._stub = ledger_grpc.LedgerServiceStub(self._channel)
+        self.deploy_timeout, self.read_timeout = deploy_timeout, read_timeout
+
+    async def deploy_dataset_contract(
+        self, *, dataset_id: str, organization_id: str, samples_dimension: str, size_bytes: int, md5: str,
+        sha256: str,
+    ) -> Anchor:
+        request = ledger_pb.DeployDatasetContractRequest(
+            dataset_id=dataset_id, organization_id=organization_id, samples_dimension=samples_dimension,
+            size_bytes=size_bytes, md5=md5, sha256=sha256,
+        )
+        try:
+            response = await self._stub.DeployDatasetContract(request, timeout=self.deploy_timeout)
+        except grpc.RpcError as err:
+            raise error_from_rpc(err, f"ledger at {self.target}") from None
+        return Anchor(contract_address=response.contract.address, tx_hash=response.tx_hash)
+
+    async def get_dataset_contract(self, address: str) -> DatasetContractFields:
+        request = ledger_pb.GetDatasetContractRequest(address=address)
+        try:
+            contract = await self._stub.GetDatasetContract(request, timeout=self.read_timeout)
+        except grpc.RpcError as err:
+            raise error_from_rpc(err, f"ledger at {self.target}") from None
+        return dataset_fields_from_proto(contract)
+
+    async def close(self) -> None:
+        await self._channel.close()

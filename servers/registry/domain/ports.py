@@ -1,0 +1,48 @@
+"""What the Registry's domain needs from the outside world. Adapters implement these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from servers.registry.domain.models import DatasetRecord, Page
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """A contract deployed on the ledger."""
+
+    contract_address: str
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class DatasetContractFields:
+    """A Dataset contract's fields as read from the chain."""
+
+    contract_address: str
+    chain_id: int
+    dataset_id: str
+    organization_id: str
+    samples_dimension: str
+    size_bytes: int
+    md5: str
+    sha256: str
+    block_number: int
+
+
+class Ledger(Protocol):
+    async def deploy_dataset_contract(
+        self, *, dataset_id: str, organization_id: str, samples_dimension: str, size_bytes: int, md5: str,
+        sha256: str,
+    ) -> Anchor: ...
+
+    async def get_dataset_contract(self, address: str) -> DatasetContractFields: ...
+
+
+class DatasetRepository(Protocol):
+    async def insert(self, record: DatasetRecord) -> None: ...
+
+    async def get(self, dataset_id: str) -> DatasetRecord: ...
+
+    async def list(self, page_size: int, page_token: str, organization_id: str) -> Page: ...

@@ -1,0 +1,58 @@
+"""Runs the Registry: `python -m servers.registry.main` (settings from MLMESH_REGISTRY_*)."""
+
+from __future__ import annotations
+
+import logging
+
+from mlmesh.registry.v1 import registry_service_pb2 as svc
+from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
+
+from servers.common import errors
+from servers.common.server import MeshServer, run
+from servers.common.storage import make_object_store
+from servers.registry.adapters.db import connect
+from servers.registry.adapters.ledger_client import LedgerClient
+from servers.registry.api.servicer import RegistryServicer
+from servers.registry.domain.datasets import DatasetService
+from servers.registry.settings import RegistrySettings
+
+log = logging.getLogger("mlmesh.registry")
+
+
+async def build(settings: RegistrySettings) -> MeshServer:
+    """The Registry server, wired to its adapters (not started)."""
+    if not settings.database_url:
+        raise errors.FailedPrecondition(
+            "no database: set MLMESH_DATABASE_URL (or MLMESH_REGISTRY_DATABASE_URL); `make up` does this for the "
+            "embedded PostgreSQL"
+        )
+    server = MeshServer("registry", settings, configure_logs=False)
+    db = await connect(settings.database_url)
+    store = make_object_store(settings.storage)
+    ledger = LedgerClient(settings.ledger_target)
+    datasets = DatasetService(
+        store, db.datasets, ledger,
+        max_upload_bytes=settings.max_upload_bytes, read_chunk_bytes=settings.read_chunk_bytes,
+    )
+    servicer = RegistryServicer(datasets)
+    server.add_service(
+        svc.DESCRIPTOR.services_by_name["RegistryService"],
+        lambda s: svc_grpc.add_RegistryServiceServicer_to_server(servicer, s),
+    )
+    server.on_shutdown(ledger.close)
+    server.on_shutdown(store.close)
+    server.on_shutdown(db.close)
+    return server
+
+
+async def main() -> None:
+    settings = RegistrySettings()
+    from servers.common.observability import configure_logging
+
+    configure_logging(settings.log_level, "registry")
+    server = await build(settings)
+    await server.serve_forever()
+
+
+if __name__ == "__main__":
+    run(main)

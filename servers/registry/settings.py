@@ -1,0 +1,35 @@
+"""Registry settings: env prefix MLMESH_REGISTRY_ (nested with `__`)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from servers.common.settings import ServerSettings, _mesh, settings_config
+from servers.common.storage import StorageSettings
+
+REGISTRY_PORT = 50051
+REGISTRY_METRICS_PORT = 9101
+
+
+class RegistrySettings(ServerSettings):
+    model_config = settings_config("REGISTRY")
+
+    port: int = Field(REGISTRY_PORT, ge=0, le=65535, description="gRPC port of the Registry.")
+    metrics_port: int = Field(REGISTRY_METRICS_PORT, ge=-1, le=65535, description="Prometheus port; -1 off.")
+    database_url: str | None = Field(
+        default_factory=lambda: _mesh().database_url,
+        description="PostgreSQL DSN for the Registry's metadata (default: MLMESH_DATABASE_URL).",
+    )
+    ledger_target: str = Field("127.0.0.1:50052", description="host:port of the Ledger's gRPC server.")
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings,
+        description="Object storage: filesystem under <data_dir>/objects (default) or S3/MinIO.",
+    )
+    max_upload_bytes: int = Field(64 << 30, ge=1, description="Largest dataset accepted, in bytes.")
+    read_chunk_bytes: int = Field(1 << 20, ge=4096, le=4 << 20, description="Bytes per download message.")
+
+    @model_validator(mode="after")
+    def _defaults_under_data_dir(self) -> RegistrySettings:
+        if self.storage.backend == "filesystem" and self.storage.root is None:
+            self.storage = self.storage.model_copy(update={"root": self.data_dir / "objects"})
+        return self
