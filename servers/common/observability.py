@@ -180,10 +180,8 @@ class _Call:
         self.token = request_id_var.set(self.request_id)
         if self.streaming:
             self.ic.metrics.in_flight.labels(self.service, self.method).inc()
-        try:
-            await self.context.send_initial_metadata((("x-request-id", self.request_id),))
-        except Exception:  # noqa: BLE001 - the client may already be gone; the call goes on
-            pass
+        # Trailers, not headers: handlers stay free to send their own initial metadata.
+        self.context.set_trailing_metadata((("x-request-id", self.request_id),))
 
     def end(self, code: str, note: str = "") -> None:
         elapsed = time.perf_counter() - self.started
@@ -203,7 +201,7 @@ class _Call:
             code = status_code_for(exc)
             self.end(code.name, f"reason={exc.reason} message={exc.message!r}")
             status = to_status(exc, self.ic.domain)
-            await self.context.abort(status.code, status.details, status.trailing_metadata)
+            await self.context.abort(status.code, status.details, self._trailers(status))
         elif isinstance(exc, asyncio.CancelledError):
             self.end("CANCELLED", "client cancelled or went away")
         elif isinstance(exc, grpc.aio.AbortError) or type(exc).__name__ == "AbortError":
@@ -213,4 +211,7 @@ class _Call:
             logging.getLogger("mlmesh.errors").exception("[%s] unhandled error", self.short)
             self.end("INTERNAL", f"{type(exc).__name__}")
             status = internal_status(self.request_id, self.ic.domain)
-            await self.context.abort(status.code, status.details, status.trailing_metadata)
+            await self.context.abort(status.code, status.details, self._trailers(status))
+
+    def _trailers(self, status: grpc.Status) -> tuple:
+        return (*status.trailing_metadata, ("x-request-id", self.request_id))

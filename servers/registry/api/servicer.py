@@ -65,6 +65,13 @@ class RegistryServicer(svc_grpc.RegistryServiceServicer):
 
     async def DownloadDataset(self, request: svc.DownloadDatasetRequest, context):  # noqa: N802
         record, chunks = await self.datasets.download(request.dataset_id, request.offset)
+        # Before the first byte: lets a REST client (for which Envoy turns these into response
+        # headers) detect a stream that ends early, since it never sees the gRPC status trailer.
+        await context.send_initial_metadata((
+            ("x-mlmesh-sha256", record.sha256),
+            ("x-mlmesh-size-bytes", str(record.size_bytes)),
+            ("x-mlmesh-offset", str(request.offset)),
+        ))
         first = True
         async for chunk in chunks:
             yield httpbody_pb2.HttpBody(content_type=record.content_type if first else "", data=chunk)

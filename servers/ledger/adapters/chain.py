@@ -1,0 +1,427 @@
+"""The chain adapter: Dataset and Model contracts on any EVM node over JSON-RPC (web3 AsyncWeb3).
+
+One code path for the embedded Anvil and a production Quorum / Besu node. Transactions are
+signed locally by the Ledger's key and sent raw; every write waits for its receipt. Failures
+become domain errors with a message a person can act on:
+
+    node unreachable / too slow ........ Unavailable  (CHAIN_UNAVAILABLE, RECEIPT_TIMEOUT)
+    no code at the address ............. NotFound     (CONTRACT_NOT_FOUND)
+    code, but not our kind of contract . NotFound     (NOT_A_DATASET_CONTRACT / NOT_A_MODEL_CONTRACT)
+    second verify ...................... FailedPrecondition (MODEL_ALREADY_VERIFIED)
+    revert / status-0 receipt .......... FailedPrecondition (CONTRACT_REVERTED / TRANSACTION_REVERTED)
+    signer cannot pay .................. FailedPrecondition (SIGNER_INSUFFICIENT_FUNDS)
+    signer used by another writer ...... Aborted      (NONCE_CONFLICT)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+from eth_abi.exceptions import DecodingError
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_keys import keys
+from hexbytes import HexBytes
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.exceptions import (
+    BadFunctionCallOutput,
+    ContractLogicError,
+    ProviderConnectionError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3RPCError,
+)
+from web3.providers.rpc.utils import ExceptionRetryConfiguration
+
+from servers.common.errors import Aborted, FailedPrecondition, MeshError, NotFound, Unavailable
+from servers.ledger.adapters.artifacts import DATASET, MODEL, ContractArtifact, load_artifact
+from servers.ledger.adapters.signer import load_or_create_signer
+from servers.ledger.domain.ledger import already_verified
+from servers.ledger.domain.models import (
+    ChainInfo,
+    DatasetContract,
+    DatasetSpec,
+    ModelContract,
+    ModelResult,
+    ModelSpec,
+    Transacted,
+)
+from servers.ledger.domain.nonces import NonceManager, StaleNonce
+from servers.ledger.settings import LedgerSettings
+
+log = logging.getLogger(__name__)
+
+DATASET_KIND = "mlmesh.Dataset/1"
+MODEL_KIND = "mlmesh.Model/1"
+_KIND_NAMES = {DATASET_KIND: "Dataset", MODEL_KIND: "Model"}
+# anvil_setBalance tops the signer up to this when it holds less than the minimum.
+_DEV_BALANCE_WEI = 10**24
+_DEV_MIN_BALANCE_WEI = 10**21
+_CONNECTION_ERRORS = (aiohttp.ClientError, TimeoutError, ProviderConnectionError, ConnectionError)
+# Calls that cannot be decoded: the address holds some other contract.
+_FOREIGN_CONTRACT_ERRORS = (ContractLogicError, BadFunctionCallOutput, DecodingError)
+
+
+def _rpc_message(exc: Web3RPCError) -> str:
+    rpc = getattr(exc, "rpc_response", None)
+    if isinstance(rpc, dict) and isinstance(rpc.get("error"), dict):
+        return str(rpc["error"].get("message", exc))
+    return str(getattr(exc, "message", None) or exc)
+
+
+class EvmChain:
+    """`ChainPort` over JSON-RPC. Create it, use it from one event loop, `await close()` it."""
+
+    def __init__(self, settings: LedgerSettings, *, account: LocalAccount | None = None):
+        self._settings = settings
+        self._account = account or load_or_create_signer(settings.signer_key_path)
+        # Signing with a ready PrivateKey skips re-deriving the public key on every transaction
+        # (milliseconds with eth-keys' pure-Python backend, spent inside the nonce lock).
+        self._signing_key = keys.PrivateKey(self._account.key)
+        provider = AsyncHTTPProvider(
+            settings.rpc_url,
+            request_kwargs={"timeout": aiohttp.ClientTimeout(total=settings.rpc_timeout_seconds)},
+            # A few quick retries on connection errors only; sends are retried safely (see _send).
+            exception_retry_configuration=ExceptionRetryConfiguration(
+                errors=(aiohttp.ClientConnectionError, TimeoutError), retries=3, backoff_factor=0.1
+            ),
+        )
+        self._w3 = AsyncWeb3(provider)
+        self._dataset: ContractArtifact = load_artifact(DATASET)
+        self._model: ContractArtifact = load_artifact(MODEL)
+        self._nonces = NonceManager(self._pending_nonce)
+        self._ready_lock = asyncio.Lock()
+        self._chain_id: int | None = None
+        self._node_version = ""
+
+    @property
+    def signer_address(self) -> str:
+        return self._account.address
+
+    @property
+    def rpc_url(self) -> str:
+        return self._settings.rpc_url
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._w3.provider.disconnect()
+
+    # -- errors -----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _errors(self, action: str) -> AsyncIterator[None]:
+        """Turn what web3 and aiohttp raise while doing `action` into domain errors."""
+        try:
+            yield
+        except MeshError:
+            raise
+        except _CONNECTION_ERRORS as exc:
+            self._forget_node()
+            raise Unavailable(
+                f"chain node {self.rpc_url} did not answer while {action}: {exc or type(exc).__name__}",
+                reason="CHAIN_UNAVAILABLE",
+            ) from exc
+        except StaleNonce as exc:
+            raise Aborted(
+                f"{action}: the signer {self.signer_address} is also used by another writer (nonce taken "
+                "twice in a row); retry, and give the Ledger an account of its own",
+                reason="NONCE_CONFLICT",
+            ) from exc
+        except ContractLogicError as exc:
+            raise FailedPrecondition(
+                f"{action}: the contract refused: {exc.message or exc}", reason="CONTRACT_REVERTED"
+            ) from exc
+        except Web3RPCError as exc:
+            message = _rpc_message(exc)
+            if "insufficient funds" in message.lower():
+                raise FailedPrecondition(
+                    f"{action}: the Ledger's signer {self.signer_address} cannot pay for gas ({message}); "
+                    "fund it on the chain",
+                    reason="SIGNER_INSUFFICIENT_FUNDS",
+                ) from exc
+            raise Unavailable(
+                f"chain node {self.rpc_url} failed while {action}: {message}", reason="CHAIN_RPC_ERROR"
+            ) from exc
+
+    def _forget_node(self) -> None:
+        """After a connection failure the node may have restarted: re-check it and re-read the nonce."""
+        self._chain_id = None
+        self._nonces.invalidate()
+
+    # -- connection -------------------------------------------------------------------------
+
+    async def _ready(self) -> int:
+        """The chain id, after checking the node once (and funding the signer on Anvil)."""
+        if self._chain_id is not None:
+            return self._chain_id
+        async with self._ready_lock:
+            if self._chain_id is not None:
+                return self._chain_id
+            async with self._errors("connecting"):
+                chain_id = await self._w3.eth.chain_id
+                version = await self._w3.client_version
+            expected = self._settings.expected_chain_id
+            if expected is not None and chain_id != expected:
+                raise FailedPrecondition(
+                    f"chain node {self.rpc_url} serves chain id {chain_id}, but the Ledger is configured "
+                    f"for {expected} (MLMESH_LEDGER_EXPECTED_CHAIN_ID)",
+                    reason="CHAIN_ID_MISMATCH",
+                )
+            if self._settings.fund_signer_on_dev_chain and version.lower().startswith("anvil"):
+                async with self._errors("funding the signer on the dev chain"):
+                    await self._fund_on_anvil()
+            self._chain_id, self._node_version = chain_id, version
+            log.info(
+                "chain node %s: %s, chain id %d, signer %s",
+                self.rpc_url, version, chain_id, self.signer_address,
+            )
+            return chain_id
+
+    async def _fund_on_anvil(self) -> None:
+        balance = await self._w3.eth.get_balance(self.signer_address)
+        if balance < _DEV_MIN_BALANCE_WEI:
+            await self._w3.manager.coro_request(
+                "anvil_setBalance", [self.signer_address, hex(_DEV_BALANCE_WEI)]
+            )
+            log.info("funded the Ledger signer %s on the dev chain", self.signer_address)
+
+    async def _pending_nonce(self) -> int:
+        return await self._w3.eth.get_transaction_count(self.signer_address, "pending")
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def _send(self, raw: bytes, tx_hash: HexBytes) -> None:
+        """Send a signed transaction. A retried send whose first attempt reached the node is fine."""
+        try:
+            await self._w3.eth.send_raw_transaction(raw)
+        except Web3RPCError as exc:
+            message = _rpc_message(exc).lower()
+            if "already known" in message or "already imported" in message:
+                return
+            if "nonce too low" in message or "nonce is too low" in message:
+                if await self._known(tx_hash):
+                    return
+                raise StaleNonce(message) from exc
+            raise
+
+    async def _known(self, tx_hash: HexBytes) -> bool:
+        try:
+            await self._w3.eth.get_transaction(tx_hash)
+            return True
+        except TransactionNotFound:
+            return False
+
+    async def _transact(self, call: Any, action: str) -> tuple[dict[str, Any], str]:
+        """Build, sign, send `call` (a contract constructor or function) and wait for its receipt."""
+        chain_id = await self._ready()
+        async with self._errors(action):
+            tx = dict(await call.build_transaction({"from": self.signer_address, "chainId": chain_id}))
+            tx["gas"] = int(tx["gas"] * self._settings.gas_headroom)
+
+        async def sign_and_send(nonce: int) -> HexBytes:
+            signed = Account.sign_transaction({**tx, "nonce": nonce}, self._signing_key)
+            await self._send(signed.raw_transaction, signed.hash)
+            return signed.hash
+
+        async with self._errors(action):
+            tx_hash = await self._nonces.submit(sign_and_send)
+        hex_hash = tx_hash.to_0x_hex()
+        async with self._errors(f"waiting for the receipt of {hex_hash} ({action})"):
+            try:
+                receipt = await self._w3.eth.wait_for_transaction_receipt(
+                    tx_hash,
+                    timeout=self._settings.receipt_timeout_seconds,
+                    poll_latency=self._settings.receipt_poll_seconds,
+                )
+            except TimeExhausted as exc:
+                self._nonces.invalidate()
+                raise Unavailable(
+                    f"{action}: transaction {hex_hash} was sent but has no receipt after "
+                    f"{self._settings.receipt_timeout_seconds:g}s; it may still be mined",
+                    reason="RECEIPT_TIMEOUT",
+                    metadata={"tx_hash": hex_hash},
+                ) from exc
+        if receipt["status"] != 1:
+            raise FailedPrecondition(
+                f"{action}: transaction {hex_hash} failed in block {receipt['blockNumber']} "
+                f"(status 0, gas used {receipt['gasUsed']} of {tx['gas']})",
+                reason="TRANSACTION_REVERTED",
+                metadata={"tx_hash": hex_hash},
+            )
+        return dict(receipt), hex_hash
+
+    async def deploy_dataset(self, spec: DatasetSpec) -> Transacted[DatasetContract]:
+        factory = self._w3.eth.contract(abi=self._dataset.abi, bytecode=self._dataset.bytecode)
+        constructor = factory.constructor(
+            spec.dataset_id,
+            spec.organization_id,
+            spec.samples_dimension,
+            spec.size_bytes,
+            spec.md5,
+            spec.sha256,
+        )
+        receipt, tx_hash = await self._transact(
+            constructor, f"deploying the Dataset contract of dataset {spec.dataset_id}"
+        )
+        contract = DatasetContract(
+            address=receipt["contractAddress"],
+            dataset_id=spec.dataset_id,
+            organization_id=spec.organization_id,
+            samples_dimension=spec.samples_dimension,
+            size_bytes=spec.size_bytes,
+            md5=spec.md5,
+            sha256=spec.sha256,
+            block_number=receipt["blockNumber"],
+            chain_id=await self._ready(),
+        )
+        return Transacted(contract, tx_hash)
+
+    async def deploy_model(self, spec: ModelSpec) -> Transacted[ModelContract]:
+        factory = self._w3.eth.contract(abi=self._model.abi, bytecode=self._model.bytecode)
+        constructor = factory.constructor(
+            spec.model_id,
+            spec.organization_id,
+            spec.developer_id,
+            spec.dataset_id,
+            spec.train_image_hash,
+            spec.train_image_sha256,
+        )
+        receipt, tx_hash = await self._transact(
+            constructor, f"deploying the Model contract of model {spec.model_id}"
+        )
+        contract = ModelContract(
+            address=receipt["contractAddress"],
+            model_id=spec.model_id,
+            organization_id=spec.organization_id,
+            developer_id=spec.developer_id,
+            dataset_id=spec.dataset_id,
+            train_image_hash=spec.train_image_hash,
+            train_image_sha256=spec.train_image_sha256,
+            res_hash="",
+            res_sha256="",
+            verified=False,
+            block_number=receipt["blockNumber"],
+            chain_id=await self._ready(),
+        )
+        return Transacted(contract, tx_hash)
+
+    async def verify_model(self, address: str, result: ModelResult) -> Transacted[ModelContract]:
+        contract = self._w3.eth.contract(address=address, abi=self._model.abi)
+        call = contract.functions.verify(result.res_hash, result.res_sha256)
+        try:
+            _, tx_hash = await self._transact(call, f"verifying model contract {address}")
+        except FailedPrecondition as exc:
+            if exc.reason not in ("CONTRACT_REVERTED", "TRANSACTION_REVERTED"):
+                raise
+            # Lost a race with another verify, or the signer is not the owner: say which.
+            current = await self.get_model(address)
+            if current.verified:
+                raise already_verified(current) from exc
+            if "owner" in exc.message:
+                raise FailedPrecondition(
+                    f"model contract {address} was deployed by another account; the Ledger's signer "
+                    f"{self.signer_address} may not verify it (was the signer key replaced?)",
+                    reason="SIGNER_NOT_OWNER",
+                ) from exc
+            raise
+        return Transacted(await self.get_model(address), tx_hash)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def _read(
+        self, address: str, artifact: ContractArtifact, kind: str, getter: str
+    ) -> tuple[list, int]:
+        """(getter's values, deployment block) of the `kind` contract at `address`."""
+        chain_id = await self._ready()
+        contract = self._w3.eth.contract(address=address, abi=artifact.abi)
+        name = _KIND_NAMES[kind]
+        async with self._errors(f"reading {name} contract {address}"):
+            code, found_kind, values, block = await asyncio.gather(
+                self._w3.eth.get_code(address),
+                contract.functions.KIND().call(),
+                getattr(contract.functions, getter)().call(),
+                contract.functions.deployed_block().call(),
+                return_exceptions=True,
+            )
+            for outcome in (code, found_kind, values, block):
+                if isinstance(outcome, _CONNECTION_ERRORS):
+                    raise outcome
+            if isinstance(code, BaseException):
+                raise code
+            if not code:
+                raise NotFound(
+                    f"there is no contract at {address} on chain {chain_id}",
+                    reason="CONTRACT_NOT_FOUND",
+                    metadata={"address": address},
+                )
+            if isinstance(found_kind, _FOREIGN_CONTRACT_ERRORS) or found_kind != kind:
+                what = _KIND_NAMES.get(found_kind, "") if isinstance(found_kind, str) else ""
+                described = f"an mlmesh {what} contract" if what else "a contract that is not from mlmesh"
+                raise NotFound(
+                    f"{address} holds {described}, not an mlmesh {name} contract",
+                    reason=f"NOT_A_{name.upper()}_CONTRACT",
+                    metadata={"address": address},
+                )
+            for outcome in (found_kind, values, block):
+                if isinstance(outcome, BaseException):
+                    raise outcome
+        return list(values), int(block)
+
+    async def get_dataset(self, address: str) -> DatasetContract:
+        values, block = await self._read(address, self._dataset, DATASET_KIND, "get_dataset_params")
+        dataset_id, organization_id, samples_dimension, size_bytes, md5, sha256 = values
+        return DatasetContract(
+            address=address,
+            dataset_id=dataset_id,
+            organization_id=organization_id,
+            samples_dimension=samples_dimension,
+            size_bytes=int(size_bytes),
+            md5=md5,
+            sha256=sha256,
+            block_number=block,
+            chain_id=await self._ready(),
+        )
+
+    async def get_model(self, address: str) -> ModelContract:
+        values, block = await self._read(address, self._model, MODEL_KIND, "get_model_params")
+        (
+            model_id,
+            organization_id,
+            developer_id,
+            dataset_id,
+            image_md5,
+            image_sha256,
+            res_md5,
+            res_sha256,
+            verified,
+        ) = values
+        return ModelContract(
+            address=address,
+            model_id=model_id,
+            organization_id=organization_id,
+            developer_id=developer_id,
+            dataset_id=dataset_id,
+            train_image_hash=image_md5,
+            train_image_sha256=image_sha256,
+            res_hash=res_md5,
+            res_sha256=res_sha256,
+            verified=bool(verified),
+            block_number=block,
+            chain_id=await self._ready(),
+        )
+
+    async def chain_info(self) -> ChainInfo:
+        chain_id = await self._ready()
+        async with self._errors("reading the latest block number"):
+            block = await self._w3.eth.block_number
+        return ChainInfo(
+            chain_id=chain_id,
+            block_number=int(block),
+            signer_address=self.signer_address,
+            node_version=self._node_version,
+        )

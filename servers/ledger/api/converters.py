@@ -1,0 +1,146 @@
+"""proto <-> domain for the Ledger. Pure functions in pairs; each pair has a round-trip test."""
+
+from __future__ import annotations
+
+from mlmesh.ledger.v1 import ledger_service_pb2 as pb
+
+from servers.ledger.domain.models import (
+    ChainInfo,
+    DatasetContract,
+    DatasetSpec,
+    ModelContract,
+    ModelResult,
+    ModelSpec,
+)
+
+
+def dataset_spec_from_proto(msg: pb.DeployDatasetContractRequest) -> DatasetSpec:
+    return DatasetSpec(
+        dataset_id=msg.dataset_id,
+        organization_id=msg.organization_id,
+        samples_dimension=msg.samples_dimension,
+        size_bytes=msg.size_bytes,
+        md5=msg.md5,
+        sha256=msg.sha256,
+    )
+
+
+def dataset_spec_to_proto(spec: DatasetSpec) -> pb.DeployDatasetContractRequest:
+    return pb.DeployDatasetContractRequest(
+        dataset_id=spec.dataset_id,
+        organization_id=spec.organization_id,
+        samples_dimension=spec.samples_dimension,
+        size_bytes=spec.size_bytes,
+        md5=spec.md5,
+        sha256=spec.sha256,
+    )
+
+
+def dataset_contract_to_proto(contract: DatasetContract) -> pb.DatasetContract:
+    return pb.DatasetContract(
+        address=contract.address,
+        dataset_id=contract.dataset_id,
+        organization_id=contract.organization_id,
+        samples_dimension=contract.samples_dimension,
+        size_bytes=contract.size_bytes,
+        md5=contract.md5,
+        sha256=contract.sha256,
+        block_number=contract.block_number,
+        chain_id=contract.chain_id,
+    )
+
+
+def dataset_contract_from_proto(msg: pb.DatasetContract) -> DatasetContract:
+    return DatasetContract(
+        address=msg.address,
+        dataset_id=msg.dataset_id,
+        organization_id=msg.organization_id,
+        samples_dimension=msg.samples_dimension,
+        size_bytes=msg.size_bytes,
+        md5=msg.md5,
+        sha256=msg.sha256,
+        block_number=msg.block_number,
+        chain_id=msg.chain_id,
+    )
+
+
+def model_spec_from_proto(msg: pb.DeployModelContractRequest) -> ModelSpec:
+    return ModelSpec(
+        model_id=msg.model_id,
+        organization_id=msg.organization_id,
+        developer_id=msg.developer_id,
+        dataset_id=msg.dataset_id,
+        train_image_hash=msg.train_image_hash,
+        train_image_sha256=msg.train_image_sha256,
+    )
+
+
+def model_spec_to_proto(spec: ModelSpec) -> pb.DeployModelContractRequest:
+    return pb.DeployModelContractRequest(
+        model_id=spec.model_id,
+        organization_id=spec.organization_id,
+        developer_id=spec.developer_id,
+        dataset_id=spec.dataset_id,
+        train_image_hash=spec.train_image_hash,
+        train_image_sha256=spec.train_image_sha256,
+    )
+
+
+def model_contract_to_proto(contract: ModelContract) -> pb.ModelContract:
+    return pb.ModelContract(
+        address=contract.address,
+        model_id=contract.model_id,
+        organization_id=contract.organization_id,
+        developer_id=contract.developer_id,
+        dataset_id=contract.dataset_id,
+        train_image_hash=contract.train_image_hash,
+        train_image_sha256=contract.train_image_sha256,
+        res_hash=contract.res_hash,
+        res_sha256=contract.res_sha256,
+        verified=contract.verified,
+        block_number=contract.block_number,
+        chain_id=contract.chain_id,
+    )
+
+
+def model_contract_from_proto(msg: pb.ModelContract) -> ModelContract:
+    return ModelContract(
+        address=msg.address,
+        model_id=msg.model_id,
+        organization_id=msg.organization_id,
+        developer_id=msg.developer_id,
+        dataset_id=msg.dataset_id,
+        train_image_hash=msg.train_image_hash,
+        train_image_sha256=msg.train_image_sha256,
+        res_hash=msg.res_hash,
+        res_sha256=msg.res_sha256,
+        verified=msg.verified,
+        block_number=msg.block_number,
+        chain_id=msg.chain_id,
+    )
+
+
+def verify_request_from_proto(msg: pb.VerifyModelRequest) -> tuple[str, ModelResult]:
+    return msg.address, ModelResult(res_hash=msg.res_hash, res_sha256=msg.res_sha256)
+
+
+def verify_request_to_proto(address: str, result: ModelResult) -> pb.VerifyModelRequest:
+    return pb.VerifyModelRequest(address=address, res_hash=result.res_hash, res_sha256=result.res_sha256)
+
+
+def chain_info_to_proto(info: ChainInfo) -> pb.ChainInfo:
+    return pb.ChainInfo(
+        chain_id=info.chain_id,
+        block_number=info.block_number,
+        signer_address=info.signer_address,
+        node_version=info.node_version,
+    )
+
+
+def chain_info_from_proto(msg: pb.ChainInfo) -> ChainInfo:
+    return ChainInfo(
+        chain_id=msg.chain_id,
+        block_number=msg.block_number,
+        signer_address=msg.signer_address,
+        node_version=msg.node_version,
+    )

@@ -1,0 +1,91 @@
+"""What the Ledger records on chain, as plain values (no transport, no web3 types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """The fields of a Dataset contract to deploy (seed Table 11, plus SHA-256)."""
+
+    dataset_id: str
+    organization_id: str
+    samples_dimension: str
+    size_bytes: int
+    md5: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class DatasetContract:
+    """A deployed Dataset contract, as read from the chain."""
+
+    address: str
+    dataset_id: str
+    organization_id: str
+    samples_dimension: str
+    size_bytes: int
+    md5: str
+    sha256: str
+    block_number: int
+    chain_id: int
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The fields of a Model contract to deploy (seed Table 13, plus SHA-256)."""
+
+    model_id: str
+    organization_id: str
+    developer_id: str
+    dataset_id: str
+    train_image_hash: str
+    train_image_sha256: str
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """The training result's hashes that `verify` records (write-once)."""
+
+    res_hash: str
+    res_sha256: str
+
+
+@dataclass(frozen=True)
+class ModelContract:
+    """A deployed Model contract, as read from the chain. The result fields are empty until verified."""
+
+    address: str
+    model_id: str
+    organization_id: str
+    developer_id: str
+    dataset_id: str
+    train_image_hash: str
+    train_image_sha256: str
+    res_hash: str
+    res_sha256: str
+    verified: bool
+    block_number: int
+    chain_id: int
+
+
+@dataclass(frozen=True)
+class Transacted(Generic[T]):
+    """The outcome of a mined transaction: the contract after it, and the transaction's hash."""
+
+    contract: T
+    tx_hash: str
+
+
+@dataclass(frozen=True)
+class ChainInfo:
+    """The chain the Ledger writes to and the account that signs."""
+
+    chain_id: int
+    block_number: int
+    signer_address: str
+    node_version: str

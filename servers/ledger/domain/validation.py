@@ -1,0 +1,90 @@
+"""Request checks. Everything that reaches the chain has passed these: a bad value costs a
+clear INVALID_ARGUMENT instead of gas."""
+
+from __future__ import annotations
+
+import re
+
+from eth_utils import is_checksum_address, to_checksum_address
+
+from servers.common.errors import InvalidArgument
+from servers.ledger.domain.models import DatasetSpec, ModelResult, ModelSpec
+
+MD5_RE = re.compile(r"[0-9a-f]{32}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
+MAX_TEXT_BYTES = 256
+
+
+def _invalid(field: str, message: str, reason: str) -> InvalidArgument:
+    return InvalidArgument(f"{field}: {message}", reason=reason, metadata={"field": field})
+
+
+def check_md5(field: str, value: str) -> str:
+    """`value` if it is an MD5 digest in lowercase hex (32 characters)."""
+    if not MD5_RE.fullmatch(value):
+        raise _invalid(
+            field, f"expected an MD5 digest as 32 lowercase hex characters, got {value!r}", "INVALID_MD5"
+        )
+    return value
+
+
+def check_sha256(field: str, value: str) -> str:
+    """`value` if it is a SHA-256 digest in lowercase hex (64 characters)."""
+    if not SHA256_RE.fullmatch(value):
+        raise _invalid(
+            field,
+            f"expected a SHA-256 digest as 64 lowercase hex characters, got {value!r}",
+            "INVALID_SHA256",
+        )
+    return value
+
+
+def check_text(field: str, value: str, *, required: bool) -> str:
+    if required and not value:
+        raise _invalid(field, "is required", "MISSING_FIELD")
+    if len(value.encode()) > MAX_TEXT_BYTES:
+        raise _invalid(field, f"is longer than {MAX_TEXT_BYTES} bytes", "FIELD_TOO_LONG")
+    return value
+
+
+def check_address(value: str, field: str = "address") -> str:
+    """The checksummed form of a 0x-prefixed 20-byte address. All-lowercase and all-uppercase
+    hex are accepted; mixed case must carry a valid EIP-55 checksum."""
+    if not ADDRESS_RE.fullmatch(value):
+        raise _invalid(
+            field,
+            f"expected a 0x-prefixed 20-byte hex address (42 characters), got {value!r}",
+            "INVALID_ADDRESS",
+        )
+    digits = value[2:]
+    if digits != digits.lower() and digits != digits.upper() and not is_checksum_address(value):
+        raise _invalid(field, f"{value} has a wrong EIP-55 checksum (mistyped?)", "INVALID_ADDRESS_CHECKSUM")
+    return to_checksum_address(value)
+
+
+def check_dataset_spec(spec: DatasetSpec) -> DatasetSpec:
+    check_text("dataset_id", spec.dataset_id, required=True)
+    check_text("organization_id", spec.organization_id, required=False)
+    check_text("samples_dimension", spec.samples_dimension, required=False)
+    if spec.size_bytes < 0:
+        raise _invalid("size_bytes", f"must not be negative, got {spec.size_bytes}", "NEGATIVE_SIZE")
+    check_md5("md5", spec.md5)
+    check_sha256("sha256", spec.sha256)
+    return spec
+
+
+def check_model_spec(spec: ModelSpec) -> ModelSpec:
+    check_text("model_id", spec.model_id, required=True)
+    check_text("organization_id", spec.organization_id, required=False)
+    check_text("developer_id", spec.developer_id, required=False)
+    check_text("dataset_id", spec.dataset_id, required=True)
+    check_md5("train_image_hash", spec.train_image_hash)
+    check_sha256("train_image_sha256", spec.train_image_sha256)
+    return spec
+
+
+def check_model_result(result: ModelResult) -> ModelResult:
+    check_md5("res_hash", result.res_hash)
+    check_sha256("res_sha256", result.res_sha256)
+    return result

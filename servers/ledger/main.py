@@ -1,0 +1,54 @@
+"""`python -m servers.ledger.main`: the Ledger gRPC server (settings from MLMESH_LEDGER_*)."""
+
+from __future__ import annotations
+
+import logging
+
+from mlmesh.ledger.v1 import ledger_service_pb2 as pb
+from mlmesh.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
+
+from servers.common.errors import FailedPrecondition, Unavailable
+from servers.common.server import MeshServer, run
+from servers.ledger.adapters.artifacts import ArtifactError
+from servers.ledger.adapters.chain import EvmChain
+from servers.ledger.adapters.signer import SignerKeyError
+from servers.ledger.api.servicer import LedgerServicer
+from servers.ledger.domain.ledger import Ledger
+from servers.ledger.settings import LedgerSettings
+
+log = logging.getLogger("mlmesh.ledger")
+
+
+def build(settings: LedgerSettings, *, configure_logs: bool = False) -> tuple[MeshServer, EvmChain]:
+    """The Ledger server (not started) and its chain adapter, which the server closes on stop."""
+    server = MeshServer("ledger", settings, configure_logs=configure_logs)
+    try:
+        chain = EvmChain(settings)
+    except (SignerKeyError, ArtifactError) as exc:
+        raise FailedPrecondition(str(exc), reason="LEDGER_MISCONFIGURED") from exc
+    servicer = LedgerServicer(Ledger(chain))
+    server.add_service(
+        pb.DESCRIPTOR.services_by_name["LedgerService"],
+        lambda s: pb_grpc.add_LedgerServiceServicer_to_server(servicer, s),
+    )
+    server.on_shutdown(chain.close)
+    return server, chain
+
+
+async def main() -> None:
+    settings = LedgerSettings()
+    server, chain = build(settings, configure_logs=True)
+    log.info("ledger: chain node %s, signer %s (key %s)", settings.rpc_url, chain.signer_address,
+             settings.signer_key_path)
+    try:
+        await chain.chain_info()
+    except Unavailable as exc:
+        log.warning("%s; calls answer UNAVAILABLE until it does", exc.message)
+    except BaseException:
+        await chain.close()
+        raise
+    await server.serve_forever()
+
+
+if __name__ == "__main__":
+    run(main)

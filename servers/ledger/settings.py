@@ -1,0 +1,70 @@
+"""Settings of the Ledger server (env prefix `MLMESH_LEDGER_`; `MLMESH_DATA_DIR` is shared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from servers.common.settings import ServerSettings, settings_config
+
+
+class LedgerSettings(ServerSettings):
+    """Where the Ledger's chain is, who signs, and how long it waits for the chain."""
+
+    model_config = settings_config("LEDGER")
+
+    rpc_url: str = Field(
+        "http://127.0.0.1:8545",
+        description="JSON-RPC (HTTP) endpoint of the EVM node: the embedded Anvil by default; "
+        "a ConsenSys Quorum / Besu node in production.",
+    )
+    signer_key_file: Path | None = Field(
+        None,
+        description="File holding the hex private key that signs every Ledger transaction (in production: "
+        "a mounted secret). Unset: <data_dir>/ledger/signer.key, generated with mode 0600 on first run. "
+        "The key must stay the same across restarts: only the deploying account may verify a model.",
+    )
+    fund_signer_on_dev_chain: bool = Field(
+        True,
+        description="When the node is Anvil (web3_clientVersion starts with 'anvil'), top the signer up "
+        "with anvil_setBalance so the embedded chain needs no faucet. Ignored on any other node, where "
+        "the signer must be funded by the chain's operator.",
+    )
+    expected_chain_id: int | None = Field(
+        None,
+        ge=1,
+        description="If set, the Ledger refuses to write to a node whose eth_chainId differs (guards "
+        "against pointing production at the wrong network). Unset: any chain id is accepted.",
+    )
+    receipt_timeout_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a deploy or verify waits for its transaction receipt before failing with "
+        "UNAVAILABLE (the transaction may still be mined later).",
+    )
+    receipt_poll_seconds: float = Field(
+        0.05,
+        gt=0,
+        description="Interval between receipt polls. Anvil mines on arrival, so a short interval keeps "
+        "latency low; raise it for chains with long block times.",
+    )
+    rpc_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Timeout of a single JSON-RPC request to the node.",
+    )
+    gas_headroom: float = Field(
+        1.2,
+        ge=1.0,
+        le=3.0,
+        description="Gas limit = estimate x this factor. Unused gas is not charged; the headroom only "
+        "guards against nodes whose estimates run short.",
+    )
+
+    @property
+    def signer_key_path(self) -> Path:
+        """The signer key file actually used."""
+        if self.signer_key_file is not None:
+            return self.signer_key_file
+        return self.data_dir / "ledger" / "signer.key"
