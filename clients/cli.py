@@ -103,12 +103,15 @@ def list_(
 ) -> None:
     """List datasets, newest first."""
     s = _settings()
-    table = Table("dataset_id", "name", "organization", "bytes", "sha256", "contract")
+    table = Table()
+    table.add_column("dataset_id", no_wrap=True, min_width=36)
+    for name in ("name", "organization"):
+        table.add_column(name, overflow="fold", min_width=10)
+    table.add_column("bytes", justify="right", no_wrap=True)
     with _registry(org or s.org) as reg:
         try:
             for ds in reg.iter_all(organization_id=org, page_size=page_size):
-                table.add_row(ds.dataset_id, ds.display_name, ds.organization_id, f"{ds.size_bytes:,}",
-                              ds.sha256[:16] + "…", ds.contract_address)
+                table.add_row(ds.dataset_id, ds.display_name, ds.organization_id, f"{ds.size_bytes:,}")
         except grpc.RpcError as exc:
             raise _fail(exc) from None
     console.print(table)

@@ -4,8 +4,8 @@
 2. upload a smart-energy CSV (15 days of 15-minute power readings, generated here:
    nothing can be downloaded on these machines) as a raw streamed request body
 3. show it, 4. list it, 5. download it and check its MD5 against the ledger's `hash`,
-6. show its provenance (stored bytes vs database vs chain), 7. show what the front
-   door does with a request that carries no token.
+6. show its provenance (stored bytes vs database vs chain), 7. read the contract straight
+   from the chain node, 8. show what the front door does with a request without a token.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import httpx
 from rich.console import Console
 
 from clients.settings import ClientSettings
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def make_power_csv(path: Path, days: int = 15, seed: int = 7) -> Path:
@@ -40,6 +42,21 @@ def _file_chunks(path: Path, size: int = 64 * 1024):
     with open(path, "rb") as f:
         while block := f.read(size):
             yield block
+
+
+def read_dataset_contract(settings: ClientSettings, address: str) -> tuple | None:
+    """get_dataset_params() of a Dataset contract, read straight from the chain node with the
+    ABI committed under contracts/build/ (what any third party can do)."""
+    from web3 import Web3
+
+    endpoints = settings.data_dir.resolve() / "run" / "endpoints.json"
+    if not endpoints.exists():
+        return None
+    rpc_url = json.loads(endpoints.read_text())["rpc_url"]
+    abi = json.loads((REPO / "contracts" / "build" / "Dataset.json").read_text())["abi"]
+    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
+    return tuple(contract.functions.get_dataset_params().call())
 
 
 def run_demo(settings: ClientSettings, console: Console) -> int:
@@ -115,6 +132,17 @@ def run_demo(settings: ClientSettings, console: Console) -> int:
         consistent = bool(prov.get("consistent")) and md5.hexdigest() == chain["md5"] == local_md5
         console.print("[bold green]verified: bytes, database and ledger agree[/bold green]" if consistent
                       else "[bold red]NOT verified[/bold red]")
+
+        say("check it on the chain yourself — eth_call to the contract, no mlmesh server involved")
+        on_chain = read_dataset_contract(settings, chain["contract_address"])
+        if on_chain is None:
+            console.print("(no local chain endpoint recorded; skipped)")
+        else:
+            console.print(f"get_dataset_params() = {on_chain}")
+            independent = on_chain[4] == md5.hexdigest() and on_chain[0] == dataset_id
+            console.print("[bold green]the ledger alone proves these bytes are the registered dataset[/bold green]"
+                          if independent else "[bold red]the chain disagrees[/bold red]")
+            consistent = consistent and independent
 
         say("the front door without a token — GET /v1/datasets")
         r = http.get("/v1/datasets")
