@@ -105,7 +105,12 @@ def run(mb: int | None = None) -> list[dict]:
         token = mint_token(ensure_keys(data_dir / "identity"), organization_id="bench", ttl_seconds=7200)
         front = f"127.0.0.1:{env['MLMESH_ENVOY_PORT']}"
         registry_pid = int((data_dir / "run" / "registry.pid").read_text())
-        envoy_pid = int((data_dir / "run" / "envoy.pid").read_text())
+        envoy_parent = psutil.Process(int((data_dir / "run" / "envoy.pid").read_text()))
+        envoy_pid = next(p.pid for p in [envoy_parent, *envoy_parent.children(recursive=True)]
+                         if p.name() == "envoy")
+        idle = {"registry": psutil.Process(registry_pid).memory_info().rss / 1e6,
+                "envoy": psutil.Process(envoy_pid).memory_info().rss / 1e6}
+        print(f"idle RSS: Registry {idle['registry']:.0f} MB, Envoy {idle['envoy']:.0f} MB", file=sys.stderr)
         src = work / "data.bin"
         print(f"making a {mb} MB file ...", file=sys.stderr)
         make_file(src, mb)
