@@ -18,6 +18,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -89,10 +90,15 @@ class MeshServer:
         )
         return self.port
 
-    async def stop(self, grace: float | None = None) -> None:
+    async def stop(self, grace: float | None = None, *, drain: float | None = None) -> None:
+        """Health NOT_SERVING, keep serving for `drain` seconds, then close the listener and give
+        in-flight calls `grace` seconds to finish (defaults from the settings)."""
         if self._server is None:
             return
         await self._health.enter_graceful_shutdown()
+        drain = self.settings.drain_seconds if drain is None else drain
+        if drain > 0:
+            await asyncio.sleep(drain)
         await self._server.stop(self.settings.grace_seconds if grace is None else grace)
         self._server = None
         for hook in reversed(self._shutdown_hooks):
@@ -110,6 +116,9 @@ class MeshServer:
         """Start, wait for SIGTERM or SIGINT, then stop gracefully."""
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=self.settings.io_threads, thread_name_prefix=f"{self.name}-io")
+        )
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()

@@ -56,6 +56,16 @@ class ServerSettings(BaseSettings):
     grace_seconds: float = Field(
         10.0, ge=0, description="On SIGTERM: how long in-flight calls may finish before they are cancelled."
     )
+    drain_seconds: float = Field(
+        1.0, ge=0,
+        description="On SIGTERM: how long health reports NOT_SERVING while the server still serves, so load "
+        "balancers and Envoy stop sending new calls before the listener closes.",
+    )
+    io_threads: int = Field(
+        32, ge=4, le=512,
+        description="Threads for blocking work (file I/O, hashing, S3 calls). Each streaming upload holds "
+        "up to three at once, so the default of min(32, cores + 4) would starve a few concurrent uploads.",
+    )
     max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest single gRPC message accepted or sent."
     )
