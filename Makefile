@@ -43,6 +43,7 @@ check-gen: gen
 
 lint: $(VENV)/.stamp
 	PATH=$(VENV)/bin:$$PATH buf lint
+	$(VENV)/bin/ruff check servers clients tests bench tools
 	@if git rev-parse -q --verify origin/main >/dev/null; then PATH=$(VENV)/bin:$$PATH buf breaking --against '.git#branch=origin/main'; fi
 
 contracts: $(VENV)/.stamp

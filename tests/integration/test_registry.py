@@ -121,8 +121,8 @@ async def test_request_id_metrics_and_health(registry_stub, registry_server):
     await call
     assert ("x-request-id", "rid-42") in tuple(await call.trailing_metadata())
     text = urllib.request.urlopen(f"http://127.0.0.1:{registry_server.metrics_port}/metrics").read().decode()
-    assert any(l.startswith("mlmesh_rpc_handled_total{") and 'grpc_method="ListDatasets"' in l
-               and 'grpc_code="OK"' in l for l in text.splitlines())
+    assert any(line.startswith("mlmesh_rpc_handled_total{") and 'grpc_method="ListDatasets"' in line
+               and 'grpc_code="OK"' in line for line in text.splitlines())
     assert "mlmesh_rpc_duration_seconds_bucket" in text
     async with grpc.aio.insecure_channel(f"127.0.0.1:{registry_server.port}") as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -134,7 +134,7 @@ async def test_stream_bytes_are_counted(registry_stub, registry_server):
     data = os.urandom(300_000)
     await registry_stub.UploadDataset(_messages(data))
     text = urllib.request.urlopen(f"http://127.0.0.1:{registry_server.metrics_port}/metrics").read().decode()
-    line = next(l for l in text.splitlines()
-                if l.startswith("mlmesh_rpc_stream_bytes_total{") and 'direction="in"' in l
-                and "UploadDataset" in l)
+    line = next(row for row in text.splitlines()
+                if row.startswith("mlmesh_rpc_stream_bytes_total{") and 'direction="in"' in row
+                and "UploadDataset" in row)
     assert float(line.rsplit(" ", 1)[1]) >= len(data)
