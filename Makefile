@@ -3,11 +3,12 @@ SHELL := /bin/bash
 PY_BOOT ?= python3
 VENV := .venv
 GENV := .venv-gen
+MLV := .venv-ml
 PY := $(VENV)/bin/python
 DATA_DIR ?= .mlmesh
 export MLMESH_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: help venv gen check-gen lint contracts check-contracts test test-fast up down demo bench clean
+.PHONY: help venv ml-venv gen check-gen lint contracts check-contracts test test-fast up down demo bench clean
 
 help:
 	@echo "make demo   start the mesh on embedded defaults and walk a dataset through Envoy"
@@ -23,6 +24,15 @@ $(VENV)/.stamp: requirements/mesh.txt requirements/mesh.lock pyproject.toml pack
 	touch $@
 
 venv: $(VENV)/.stamp
+
+# The ML environment (torch CPU, scikit-learn, ONNX, TensorFlow): training recipes and the
+# Translator's conversions run in it as separate processes, as they would in their own containers.
+$(MLV)/.stamp: requirements/ml.txt
+	test -x $(MLV)/bin/python || $(PY_BOOT) -m venv $(MLV)
+	$(MLV)/bin/python -m pip install -q -r requirements/ml.txt
+	touch $@
+
+ml-venv: $(MLV)/.stamp
 
 $(GENV)/.stamp: requirements/gen.txt
 	test -x $(GENV)/bin/python || $(PY_BOOT) -m venv $(GENV)

@@ -95,6 +95,9 @@ class Method:
     name: str
     client_streaming: bool
     server_streaming: bool
+    # True when the RPC has a google.api.http binding. Every public RPC has one; an RPC
+    # without one is internal (called server to server) and Envoy does not route it.
+    public: bool = True
 
     @property
     def path(self) -> str:
@@ -106,6 +109,8 @@ class Method:
 
 
 def _load_descriptor_set(path: Path) -> descriptor_pb2.FileDescriptorSet:
+    from google.api import annotations_pb2  # noqa: F401  (registers the http option, so it parses)
+
     fds = descriptor_pb2.FileDescriptorSet()
     fds.ParseFromString(Path(path).read_bytes())
     return fds
@@ -113,13 +118,17 @@ def _load_descriptor_set(path: Path) -> descriptor_pb2.FileDescriptorSet:
 
 def read_methods(descriptor_path: Path, services: Sequence[str]) -> list[Method]:
     """The RPCs of `services` (full names) in the descriptor set; ValueError if one is missing."""
+    from google.api import annotations_pb2
+
     fds = _load_descriptor_set(descriptor_path)
     found: dict[str, list[Method]] = {}
     for file in fds.file:
         for svc in file.service:
             full = f"{file.package}.{svc.name}" if file.package else svc.name
             found[full] = [
-                Method(full, m.name, bool(m.client_streaming), bool(m.server_streaming)) for m in svc.method
+                Method(full, m.name, bool(m.client_streaming), bool(m.server_streaming),
+                       public=m.options.HasExtension(annotations_pb2.http))
+                for m in svc.method
             ]
     missing = [s for s in services if s not in found]
     if missing:
@@ -404,7 +413,8 @@ def render_envoy_config(
         service (mlmesh.ledger.v1.LedgerService, ...) gets no route and answers 404 /
         UNIMPLEMENTED. Each service goes to the upstream named by `service_upstreams`, or
         else by its package's second label (mlmesh.registry.v1.X -> "registry").
-    excluded_methods: "/pkg.Service/Method" paths of public services not to route (internal RPCs).
+    excluded_methods: "/pkg.Service/Method" paths of public services not to route. RPCs without a
+        google.api.http binding are internal and never routed, whether listed here or not.
     jwks / jwks_uri: exactly one. `jwks` (a dict, e.g. `identity.jwks(keys)`) is inlined for
         the embedded issuer; `jwks_uri` is an OIDC issuer's key endpoint (Keycloak:
         https://HOST/realms/REALM/protocol/openid-connect/certs), fetched and cached by Envoy.
@@ -456,7 +466,7 @@ def render_envoy_config(
             unary_timeout=unary_timeout_seconds,
         )
         for m in methods
-        if m.path not in set(excluded_methods)
+        if m.public and m.path not in set(excluded_methods)
     ]
 
     clusters = [_upstream_cluster(name, host, port) for name, (host, port) in upstreams.items()]

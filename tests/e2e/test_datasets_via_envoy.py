@@ -167,6 +167,21 @@ def test_ledger_is_not_reachable_through_envoy(stack):
     assert info.value.code() in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.NOT_FOUND)
 
 
+def test_internal_registry_rpcs_are_not_reachable_through_envoy(stack):
+    def result():
+        yield svc.SubmitTrainingResultRequest(model_id="5d066d58-06de-47ab-a2f6-c8f413e21947")
+
+    with grpc.insecure_channel(stack.envoy) as channel:
+        stub = svc_grpc.RegistryServiceStub(channel)
+        meta = (("authorization", f"Bearer {stack.token()}"),)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.SubmitTrainingResult(result(), metadata=meta, timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        with pytest.raises(grpc.RpcError) as info:
+            stub.ReportTrainingStatus(svc.ReportTrainingStatusRequest(), metadata=meta, timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
 def test_uploading_for_another_organization_is_403(stack):
     r = rest_upload(stack, b"x\n", organization_id="someone-else")
     assert r.status_code == 403, r.text

@@ -15,9 +15,10 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from mlmesh.registry.v1 import dataset_pb2 as mlmesh_dot_registry_dot_v1_dot_dataset__pb2
+from mlmesh.registry.v1 import model_pb2 as mlmesh_dot_registry_dot_v1_dot_model__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)mlmesh/registry/v1/registry_service.proto\x12\x12mlmesh.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a mlmesh/registry/v1/dataset.proto\"\xc6\x02\n\x14UploadDatasetRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12+\n\x11samples_dimension\x18\x03 \x01(\tR\x10samplesDimension\x12!\n\x0c\x63ontent_type\x18\x04 \x01(\tR\x0b\x63ontentType\x12\x1a\n\x08\x66ilename\x18\x05 \x01(\tR\x08\x66ilename\x12!\n\x0c\x65xpected_md5\x18\x06 \x01(\tR\x0b\x65xpectedMd5\x12\'\n\x0f\x65xpected_sha256\x18\x07 \x01(\tR\x0e\x65xpectedSha256\x12*\n\x05\x63hunk\x18\x08 \x01(\x0b\x32\x14.google.api.HttpBodyR\x05\x63hunk\"2\n\x11GetDatasetRequest\x12\x1d\n\ndataset_id\x18\x01 \x01(\tR\tdatasetId\"z\n\x13ListDatasetsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\'\n\x0forganization_id\x18\x03 \x01(\tR\x0eorganizationId\"w\n\x14ListDatasetsResponse\x12\x37\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1b.mlmesh.registry.v1.DatasetR\x08\x64\x61tasets\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"O\n\x16\x44ownloadDatasetRequest\x12\x1d\n\ndataset_id\x18\x01 \x01(\tR\tdatasetId\x12\x16\n\x06offset\x18\x02 \x01(\x03R\x06offset\"<\n\x1bGetDatasetProvenanceRequest\x12\x1d\n\ndataset_id\x18\x01 \x01(\tR\tdatasetId2\xcd\x05\n\x0fRegistryService\x12\x8f\x01\n\rUploadDataset\x12(.mlmesh.registry.v1.UploadDatasetRequest\x1a\x1b.mlmesh.registry.v1.Dataset\"5\x82\xd3\xe4\x93\x02/\"\x13/v1/datasets:upload:\x05\x63hunkZ\x11\"\x08/dataset:\x05\x63hunk(\x01\x12s\n\nGetDataset\x12%.mlmesh.registry.v1.GetDatasetRequest\x1a\x1b.mlmesh.registry.v1.Dataset\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/datasets/{dataset_id}\x12w\n\x0cListDatasets\x12\'.mlmesh.registry.v1.ListDatasetsRequest\x1a(.mlmesh.registry.v1.ListDatasetsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/datasets\x12\x9a\x01\n\x0f\x44ownloadDataset\x12*.mlmesh.registry.v1.DownloadDatasetRequest\x1a\x14.google.api.HttpBody\"C\x82\xd3\xe4\x93\x02=\x12\"/v1/datasets/{dataset_id}:downloadZ\x17\x12\x15/dataset/{dataset_id}0\x01\x12\x9c\x01\n\x14GetDatasetProvenance\x12/.mlmesh.registry.v1.GetDatasetProvenanceRequest\x1a%.mlmesh.registry.v1.DatasetProvenance\",\x82\xd3\xe4\x93\x02&\x12$/v1/datasets/{dataset_id}/provenanceB\x19\n\x15io.mlmesh.registry.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)mlmesh/registry/v1/registry_service.proto\x12\x12mlmesh.registry.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a mlmesh/registry/v1/dataset.proto\x1a\x1emlmesh/registry/v1/model.proto\"\xc6\x02\n\x14UploadDatasetRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12!\n\x0c\x64isplay_name\x18\x02 \x01(\tR\x0b\x64isplayName\x12+\n\x11samples_dimension\x18\x03 \x01(\tR\x10samplesDimension\x12!\n\x0c\x63ontent_type\x18\x04 \x01(\tR\x0b\x63ontentType\x12\x1a\n\x08\x66ilename\x18\x05 \x01(\tR\x08\x66ilename\x12!\n\x0c\x65xpected_md5\x18\x06 \x01(\tR\x0b\x65xpectedMd5\x12\'\n\x0f\x65xpected_sha256\x18\x07 \x01(\tR\x0e\x65xpectedSha256\x12*\n\x05\x63hunk\x18\x08 \x01(\x0b\x32\x14.google.api.HttpBodyR\x05\x63hunk\"2\n\x11GetDatasetRequest\x12\x1d\n\ndataset_id\x18\x01 \x01(\tR\tdatasetId\"z\n\x13ListDatasetsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\'\n\x0forganization_id\x18\x03 \x01(\tR\x0eorganizationId\"w\n\x14ListDatasetsResponse\x12\x37\n\x08\x64\x61tasets\x18\x01 \x03(\x0b\x32\x1b.mlmesh.registry.v1.DatasetR\x08\x64\x61tasets\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"O\n\x16\x44ownloadDatasetRequest\x12\x1d\n\ndataset_id\x18\x01 \x01(\tR\tdatasetId\x12\x16\n\x06offset\x18\x02 \x01(\x03R\x06offset\"<\n\x1bGetDatasetProvenanceRequest\x12\x1d\n\ndataset_id\x18\x01 \x01(\tR\tdatasetId\"\xd5\x03\n\x12\x43reateModelRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12!\n\x0c\x64\x65veloper_id\x18\x02 \x01(\tR\x0b\x64\x65veloperId\x12\x1d\n\ndataset_id\x18\x03 \x01(\tR\tdatasetId\x12!\n\x0c\x64isplay_name\x18\x04 \x01(\tR\x0b\x64isplayName\x12\'\n\x0frecipe_filename\x18\x05 \x01(\tR\x0erecipeFilename\x12\x34\n\x16\x65xpected_recipe_sha256\x18\x06 \x01(\tR\x14\x65xpectedRecipeSha256\x12\'\n\x0fimage_reference\x18\x07 \x01(\tR\x0eimageReference\x12!\n\x0cimage_digest\x18\x08 \x01(\tR\x0bimageDigest\x12,\n\x12time_limit_seconds\x18\t \x01(\x03R\x10timeLimitSeconds\x12,\n\x12memory_limit_bytes\x18\n \x01(\x03R\x10memoryLimitBytes\x12*\n\x05\x63hunk\x18\x0b \x01(\x0b\x32\x14.google.api.HttpBodyR\x05\x63hunk\",\n\x0fGetModelRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\"\x97\x01\n\x11ListModelsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\'\n\x0forganization_id\x18\x03 \x01(\tR\x0eorganizationId\x12\x1d\n\ndataset_id\x18\x04 \x01(\tR\tdatasetId\"o\n\x12ListModelsResponse\x12\x31\n\x06models\x18\x01 \x03(\x0b\x32\x19.mlmesh.registry.v1.ModelR\x06models\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"I\n\x14\x44ownloadModelRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x16\n\x06offset\x18\x02 \x01(\x03R\x06offset\"7\n\x1a\x44ownloadModelRecipeRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\"6\n\x19GetModelProvenanceRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\"\xbe\x01\n\x1bReportTrainingStatusRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12&\n\x0ftraining_job_id\x18\x02 \x01(\tR\rtrainingJobId\x12\x35\n\x05state\x18\x03 \x01(\x0e\x32\x1f.mlmesh.registry.v1.Model.StateR\x05state\x12%\n\x0e\x66\x61ilure_reason\x18\x04 \x01(\tR\rfailureReason\"\xd3\x01\n\x1bSubmitTrainingResultRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12&\n\x0ftraining_job_id\x18\x02 \x01(\tR\rtrainingJobId\x12\x1c\n\tframework\x18\x03 \x01(\tR\tframework\x12\'\n\x0finput_signature\x18\x04 \x01(\tR\x0einputSignature\x12*\n\x05\x63hunk\x18\x05 \x01(\x0b\x32\x14.google.api.HttpBodyR\x05\x63hunk2\xc6\r\n\x0fRegistryService\x12\x8f\x01\n\rUploadDataset\x12(.mlmesh.registry.v1.UploadDatasetRequest\x1a\x1b.mlmesh.registry.v1.Dataset\"5\x82\xd3\xe4\x93\x02/\"\x13/v1/datasets:upload:\x05\x63hunkZ\x11\"\x08/dataset:\x05\x63hunk(\x01\x12s\n\nGetDataset\x12%.mlmesh.registry.v1.GetDatasetRequest\x1a\x1b.mlmesh.registry.v1.Dataset\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/datasets/{dataset_id}\x12w\n\x0cListDatasets\x12\'.mlmesh.registry.v1.ListDatasetsRequest\x1a(.mlmesh.registry.v1.ListDatasetsResponse\"\x14\x82\xd3\xe4\x93\x02\x0e\x12\x0c/v1/datasets\x12\x9a\x01\n\x0f\x44ownloadDataset\x12*.mlmesh.registry.v1.DownloadDatasetRequest\x1a\x14.google.api.HttpBody\"C\x82\xd3\xe4\x93\x02=\x12\"/v1/datasets/{dataset_id}:downloadZ\x17\x12\x15/dataset/{dataset_id}0\x01\x12\x9c\x01\n\x14GetDatasetProvenance\x12/.mlmesh.registry.v1.GetDatasetProvenanceRequest\x1a%.mlmesh.registry.v1.DatasetProvenance\",\x82\xd3\xe4\x93\x02&\x12$/v1/datasets/{dataset_id}/provenance\x12~\n\x0b\x43reateModel\x12&.mlmesh.registry.v1.CreateModelRequest\x1a\x19.mlmesh.registry.v1.Model\"*\x82\xd3\xe4\x93\x02$\"\n/v1/models:\x05\x63hunkZ\x0f\"\x06/model:\x05\x63hunk(\x01\x12i\n\x08GetModel\x12#.mlmesh.registry.v1.GetModelRequest\x1a\x19.mlmesh.registry.v1.Model\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/models/{model_id}\x12o\n\nListModels\x12%.mlmesh.registry.v1.ListModelsRequest\x1a&.mlmesh.registry.v1.ListModelsResponse\"\x12\x82\xd3\xe4\x93\x02\x0c\x12\n/v1/models\x12\x8e\x01\n\rDownloadModel\x12(.mlmesh.registry.v1.DownloadModelRequest\x1a\x14.google.api.HttpBody\";\x82\xd3\xe4\x93\x02\x35\x12\x1e/v1/models/{model_id}:downloadZ\x13\x12\x11/model/{model_id}0\x01\x12\x8c\x01\n\x13\x44ownloadModelRecipe\x12..mlmesh.registry.v1.DownloadModelRecipeRequest\x1a\x14.google.api.HttpBody\"-\x82\xd3\xe4\x93\x02\'\x12%/v1/models/{model_id}/recipe:download0\x01\x12\xb0\x01\n\x12GetModelProvenance\x12-.mlmesh.registry.v1.GetModelProvenanceRequest\x1a#.mlmesh.registry.v1.ModelProvenance\"F\x82\xd3\xe4\x93\x02@\x12 /v1/models/{model_id}/provenanceZ\x1c\x12\x1a/model/{model_id}/metadata\x12\x62\n\x14ReportTrainingStatus\x12/.mlmesh.registry.v1.ReportTrainingStatusRequest\x1a\x19.mlmesh.registry.v1.Model\x12\x64\n\x14SubmitTrainingResult\x12/.mlmesh.registry.v1.SubmitTrainingResultRequest\x1a\x19.mlmesh.registry.v1.Model(\x01\x42\x19\n\x15io.mlmesh.registry.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,18 +36,48 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_REGISTRYSERVICE'].methods_by_name['DownloadDataset']._serialized_options = b'\202\323\344\223\002=\022\"/v1/datasets/{dataset_id}:downloadZ\027\022\025/dataset/{dataset_id}'
   _globals['_REGISTRYSERVICE'].methods_by_name['GetDatasetProvenance']._options = None
   _globals['_REGISTRYSERVICE'].methods_by_name['GetDatasetProvenance']._serialized_options = b'\202\323\344\223\002&\022$/v1/datasets/{dataset_id}/provenance'
-  _globals['_UPLOADDATASETREQUEST']._serialized_start=157
-  _globals['_UPLOADDATASETREQUEST']._serialized_end=483
-  _globals['_GETDATASETREQUEST']._serialized_start=485
-  _globals['_GETDATASETREQUEST']._serialized_end=535
-  _globals['_LISTDATASETSREQUEST']._serialized_start=537
-  _globals['_LISTDATASETSREQUEST']._serialized_end=659
-  _globals['_LISTDATASETSRESPONSE']._serialized_start=661
-  _globals['_LISTDATASETSRESPONSE']._serialized_end=780
-  _globals['_DOWNLOADDATASETREQUEST']._serialized_start=782
-  _globals['_DOWNLOADDATASETREQUEST']._serialized_end=861
-  _globals['_GETDATASETPROVENANCEREQUEST']._serialized_start=863
-  _globals['_GETDATASETPROVENANCEREQUEST']._serialized_end=923
-  _globals['_REGISTRYSERVICE']._serialized_start=926
-  _globals['_REGISTRYSERVICE']._serialized_end=1643
+  _globals['_REGISTRYSERVICE'].methods_by_name['CreateModel']._options = None
+  _globals['_REGISTRYSERVICE'].methods_by_name['CreateModel']._serialized_options = b'\202\323\344\223\002$\"\n/v1/models:\005chunkZ\017\"\006/model:\005chunk'
+  _globals['_REGISTRYSERVICE'].methods_by_name['GetModel']._options = None
+  _globals['_REGISTRYSERVICE'].methods_by_name['GetModel']._serialized_options = b'\202\323\344\223\002\027\022\025/v1/models/{model_id}'
+  _globals['_REGISTRYSERVICE'].methods_by_name['ListModels']._options = None
+  _globals['_REGISTRYSERVICE'].methods_by_name['ListModels']._serialized_options = b'\202\323\344\223\002\014\022\n/v1/models'
+  _globals['_REGISTRYSERVICE'].methods_by_name['DownloadModel']._options = None
+  _globals['_REGISTRYSERVICE'].methods_by_name['DownloadModel']._serialized_options = b'\202\323\344\223\0025\022\036/v1/models/{model_id}:downloadZ\023\022\021/model/{model_id}'
+  _globals['_REGISTRYSERVICE'].methods_by_name['DownloadModelRecipe']._options = None
+  _globals['_REGISTRYSERVICE'].methods_by_name['DownloadModelRecipe']._serialized_options = b'\202\323\344\223\002\'\022%/v1/models/{model_id}/recipe:download'
+  _globals['_REGISTRYSERVICE'].methods_by_name['GetModelProvenance']._options = None
+  _globals['_REGISTRYSERVICE'].methods_by_name['GetModelProvenance']._serialized_options = b'\202\323\344\223\002@\022 /v1/models/{model_id}/provenanceZ\034\022\032/model/{model_id}/metadata'
+  _globals['_UPLOADDATASETREQUEST']._serialized_start=189
+  _globals['_UPLOADDATASETREQUEST']._serialized_end=515
+  _globals['_GETDATASETREQUEST']._serialized_start=517
+  _globals['_GETDATASETREQUEST']._serialized_end=567
+  _globals['_LISTDATASETSREQUEST']._serialized_start=569
+  _globals['_LISTDATASETSREQUEST']._serialized_end=691
+  _globals['_LISTDATASETSRESPONSE']._serialized_start=693
+  _globals['_LISTDATASETSRESPONSE']._serialized_end=812
+  _globals['_DOWNLOADDATASETREQUEST']._serialized_start=814
+  _globals['_DOWNLOADDATASETREQUEST']._serialized_end=893
+  _globals['_GETDATASETPROVENANCEREQUEST']._serialized_start=895
+  _globals['_GETDATASETPROVENANCEREQUEST']._serialized_end=955
+  _globals['_CREATEMODELREQUEST']._serialized_start=958
+  _globals['_CREATEMODELREQUEST']._serialized_end=1427
+  _globals['_GETMODELREQUEST']._serialized_start=1429
+  _globals['_GETMODELREQUEST']._serialized_end=1473
+  _globals['_LISTMODELSREQUEST']._serialized_start=1476
+  _globals['_LISTMODELSREQUEST']._serialized_end=1627
+  _globals['_LISTMODELSRESPONSE']._serialized_start=1629
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1740
+  _globals['_DOWNLOADMODELREQUEST']._serialized_start=1742
+  _globals['_DOWNLOADMODELREQUEST']._serialized_end=1815
+  _globals['_DOWNLOADMODELRECIPEREQUEST']._serialized_start=1817
+  _globals['_DOWNLOADMODELRECIPEREQUEST']._serialized_end=1872
+  _globals['_GETMODELPROVENANCEREQUEST']._serialized_start=1874
+  _globals['_GETMODELPROVENANCEREQUEST']._serialized_end=1928
+  _globals['_REPORTTRAININGSTATUSREQUEST']._serialized_start=1931
+  _globals['_REPORTTRAININGSTATUSREQUEST']._serialized_end=2121
+  _globals['_SUBMITTRAININGRESULTREQUEST']._serialized_start=2124
+  _globals['_SUBMITTRAININGRESULTREQUEST']._serialized_end=2335
+  _globals['_REGISTRYSERVICE']._serialized_start=2338
+  _globals['_REGISTRYSERVICE']._serialized_end=4072
 # @@protoc_insertion_point(module_scope)

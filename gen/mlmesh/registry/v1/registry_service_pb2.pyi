@@ -1,6 +1,7 @@
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
 from mlmesh.registry.v1 import dataset_pb2 as _dataset_pb2
+from mlmesh.registry.v1 import model_pb2 as _model_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -65,3 +66,101 @@ class GetDatasetProvenanceRequest(_message.Message):
     DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     dataset_id: str
     def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
+
+class CreateModelRequest(_message.Message):
+    __slots__ = ("organization_id", "developer_id", "dataset_id", "display_name", "recipe_filename", "expected_recipe_sha256", "image_reference", "image_digest", "time_limit_seconds", "memory_limit_bytes", "chunk")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVELOPER_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    RECIPE_FILENAME_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_RECIPE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    TIME_LIMIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    developer_id: str
+    dataset_id: str
+    display_name: str
+    recipe_filename: str
+    expected_recipe_sha256: str
+    image_reference: str
+    image_digest: str
+    time_limit_seconds: int
+    memory_limit_bytes: int
+    chunk: _httpbody_pb2.HttpBody
+    def __init__(self, organization_id: _Optional[str] = ..., developer_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., display_name: _Optional[str] = ..., recipe_filename: _Optional[str] = ..., expected_recipe_sha256: _Optional[str] = ..., image_reference: _Optional[str] = ..., image_digest: _Optional[str] = ..., time_limit_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., chunk: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+
+class GetModelRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class ListModelsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "organization_id", "dataset_id")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    organization_id: str
+    dataset_id: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., organization_id: _Optional[str] = ..., dataset_id: _Optional[str] = ...) -> None: ...
+
+class ListModelsResponse(_message.Message):
+    __slots__ = ("models", "next_page_token")
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    models: _containers.RepeatedCompositeFieldContainer[_model_pb2.Model]
+    next_page_token: str
+    def __init__(self, models: _Optional[_Iterable[_Union[_model_pb2.Model, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class DownloadModelRequest(_message.Message):
+    __slots__ = ("model_id", "offset")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    offset: int
+    def __init__(self, model_id: _Optional[str] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class DownloadModelRecipeRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class GetModelProvenanceRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class ReportTrainingStatusRequest(_message.Message):
+    __slots__ = ("model_id", "training_job_id", "state", "failure_reason")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_REASON_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    training_job_id: str
+    state: _model_pb2.Model.State
+    failure_reason: str
+    def __init__(self, model_id: _Optional[str] = ..., training_job_id: _Optional[str] = ..., state: _Optional[_Union[_model_pb2.Model.State, str]] = ..., failure_reason: _Optional[str] = ...) -> None: ...
+
+class SubmitTrainingResultRequest(_message.Message):
+    __slots__ = ("model_id", "training_job_id", "framework", "input_signature", "chunk")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TRAINING_JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    training_job_id: str
+    framework: str
+    input_signature: str
+    chunk: _httpbody_pb2.HttpBody
+    def __init__(self, model_id: _Optional[str] = ..., training_job_id: _Optional[str] = ..., framework: _Optional[str] = ..., input_signature: _Optional[str] = ..., chunk: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...

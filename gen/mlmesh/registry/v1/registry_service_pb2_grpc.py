@@ -4,6 +4,7 @@ import grpc
 
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from mlmesh.registry.v1 import dataset_pb2 as mlmesh_dot_registry_dot_v1_dot_dataset__pb2
+from mlmesh.registry.v1 import model_pb2 as mlmesh_dot_registry_dot_v1_dot_model__pb2
 from mlmesh.registry.v1 import registry_service_pb2 as mlmesh_dot_registry_dot_v1_dot_registry__service__pb2
 
 
@@ -42,6 +43,46 @@ class RegistryServiceStub(object):
                 '/mlmesh.registry.v1.RegistryService/GetDatasetProvenance',
                 request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetDatasetProvenanceRequest.SerializeToString,
                 response_deserializer=mlmesh_dot_registry_dot_v1_dot_dataset__pb2.DatasetProvenance.FromString,
+                )
+        self.CreateModel = channel.stream_unary(
+                '/mlmesh.registry.v1.RegistryService/CreateModel',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
+                )
+        self.GetModel = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/GetModel',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
+                )
+        self.ListModels = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/ListModels',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListModelsRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListModelsResponse.FromString,
+                )
+        self.DownloadModel = channel.unary_stream(
+                '/mlmesh.registry.v1.RegistryService/DownloadModel',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.DownloadModelRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                )
+        self.DownloadModelRecipe = channel.unary_stream(
+                '/mlmesh.registry.v1.RegistryService/DownloadModelRecipe',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.DownloadModelRecipeRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                )
+        self.GetModelProvenance = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/GetModelProvenance',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelProvenanceRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.ModelProvenance.FromString,
+                )
+        self.ReportTrainingStatus = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/ReportTrainingStatus',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ReportTrainingStatusRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
+                )
+        self.SubmitTrainingResult = channel.stream_unary(
+                '/mlmesh.registry.v1.RegistryService/SubmitTrainingResult',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SubmitTrainingResultRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
                 )
 
 
@@ -92,6 +133,71 @@ class RegistryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateModel(self, request_iterator, context):
+        """Registers a model against a registered dataset and schedules its training.
+        The first message carries the metadata; with a recipe archive, the archive's
+        bytes follow in `chunk.data` (REST: the request body); with a container image,
+        no bytes follow. Deploys the Model contract; returns the model PENDING.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModel(self, request, context):
+        """Gets a model's metadata and state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListModels(self, request, context):
+        """Lists models, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadModel(self, request, context):
+        """Downloads a trained model from `offset`. Before training finishes:
+        FAILED_PRECONDITION. The stored bytes are checked against res_hash on the
+        ledger; a mismatch fails with DATA_LOSS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DownloadModelRecipe(self, request, context):
+        """Downloads the recipe archive a model was trained with (to reproduce it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModelProvenance(self, request, context):
+        """The model's contract fields (model_params, data_params, res_hash) and whether
+        stored bytes, database and chain agree.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReportTrainingStatus(self, request, context):
+        """Internal (the Trainer; never routed by Envoy): a training job changed state.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitTrainingResult(self, request_iterator, context):
+        """Internal (the Trainer; never routed by Envoy; the seed's PUT /model/{model_id}):
+        streams the trained artifact. The Registry stores it, records its hashes with the
+        ledger's write-once verify, and only then marks the model TRAINED. A second
+        result for the same model fails with FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -119,6 +225,46 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetDatasetProvenance,
                     request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetDatasetProvenanceRequest.FromString,
                     response_serializer=mlmesh_dot_registry_dot_v1_dot_dataset__pb2.DatasetProvenance.SerializeToString,
+            ),
+            'CreateModel': grpc.stream_unary_rpc_method_handler(
+                    servicer.CreateModel,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.SerializeToString,
+            ),
+            'GetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.SerializeToString,
+            ),
+            'ListModels': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListModels,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListModelsRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListModelsResponse.SerializeToString,
+            ),
+            'DownloadModel': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadModel,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.DownloadModelRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'DownloadModelRecipe': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadModelRecipe,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.DownloadModelRecipeRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'GetModelProvenance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModelProvenance,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelProvenanceRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.ModelProvenance.SerializeToString,
+            ),
+            'ReportTrainingStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportTrainingStatus,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ReportTrainingStatusRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.SerializeToString,
+            ),
+            'SubmitTrainingResult': grpc.stream_unary_rpc_method_handler(
+                    servicer.SubmitTrainingResult,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SubmitTrainingResultRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -214,5 +360,141 @@ class RegistryService(object):
         return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/GetDatasetProvenance',
             mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetDatasetProvenanceRequest.SerializeToString,
             mlmesh_dot_registry_dot_v1_dot_dataset__pb2.DatasetProvenance.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreateModel(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(request_iterator, target, '/mlmesh.registry.v1.RegistryService/CreateModel',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/GetModel',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListModels(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/ListModels',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListModelsRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListModelsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DownloadModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/mlmesh.registry.v1.RegistryService/DownloadModel',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.DownloadModelRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DownloadModelRecipe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/mlmesh.registry.v1.RegistryService/DownloadModelRecipe',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.DownloadModelRecipeRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetModelProvenance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/GetModelProvenance',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelProvenanceRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_model__pb2.ModelProvenance.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ReportTrainingStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/ReportTrainingStatus',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ReportTrainingStatusRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def SubmitTrainingResult(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(request_iterator, target, '/mlmesh.registry.v1.RegistryService/SubmitTrainingResult',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SubmitTrainingResultRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
