@@ -12,8 +12,10 @@ from servers.common.server import MeshServer, run
 from servers.common.storage import make_object_store
 from servers.registry.adapters.db import connect
 from servers.registry.adapters.ledger_client import LedgerClient
+from servers.registry.adapters.trainer_client import TrainerClient
 from servers.registry.api.servicer import RegistryServicer
 from servers.registry.domain.datasets import DatasetService
+from servers.registry.domain.models_service import ModelService
 from servers.registry.settings import RegistrySettings
 
 log = logging.getLogger("mlmesh.registry")
@@ -34,12 +36,18 @@ async def build(settings: RegistrySettings) -> MeshServer:
         store, db.datasets, ledger,
         max_upload_bytes=settings.max_upload_bytes, read_chunk_bytes=settings.read_chunk_bytes,
     )
-    servicer = RegistryServicer(datasets)
+    trainer = TrainerClient(settings.trainer_target)
+    models = ModelService(
+        store, db.models, ledger, trainer, datasets, max_recipe_bytes=settings.max_recipe_bytes,
+        max_model_bytes=settings.max_model_bytes, read_chunk_bytes=settings.read_chunk_bytes,
+    )
+    servicer = RegistryServicer(datasets, models)
     server.add_service(
         svc.DESCRIPTOR.services_by_name["RegistryService"],
         lambda s: svc_grpc.add_RegistryServiceServicer_to_server(servicer, s),
     )
     server.on_shutdown(ledger.close)
+    server.on_shutdown(trainer.close)
     server.on_shutdown(store.close)
     server.on_shutdown(db.close)
     return server

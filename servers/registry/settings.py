@@ -21,11 +21,14 @@ class RegistrySettings(ServerSettings):
         description="PostgreSQL DSN for the Registry's metadata (default: MLMESH_DATABASE_URL).",
     )
     ledger_target: str = Field("127.0.0.1:50052", description="host:port of the Ledger's gRPC server.")
+    trainer_target: str = Field("127.0.0.1:50053", description="host:port of the Trainer's gRPC server.")
     storage: StorageSettings = Field(
         default_factory=StorageSettings,
         description="Object storage: filesystem under <data_dir>/objects (default) or S3/MinIO.",
     )
     max_upload_bytes: int = Field(64 << 30, ge=1, description="Largest dataset accepted, in bytes.")
+    max_recipe_bytes: int = Field(256 << 20, ge=1, description="Largest training recipe archive accepted.")
+    max_model_bytes: int = Field(32 << 30, ge=1, description="Largest trained model accepted from the Trainer.")
     read_chunk_bytes: int = Field(1 << 20, ge=4096, le=4 << 20, description="Bytes per download message.")
 
     @model_validator(mode="after")

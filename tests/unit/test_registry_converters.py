@@ -54,3 +54,54 @@ def test_on_chain_round_trip():
 def test_has_metadata():
     assert not conv.has_metadata(conv.upload_metadata_to_proto(UploadMetadata("", "")))
     assert conv.has_metadata(conv.upload_metadata_to_proto(UploadMetadata("", "x")))
+
+
+# -- models -----------------------------------------------------------------------------------
+
+from servers.registry.domain.models import ModelRecord  # noqa: E402
+from servers.registry.domain.models_service import CreateModel, TrainingResult  # noqa: E402
+from servers.registry.domain.ports import ModelContractFields  # noqa: E402
+
+
+def _model(**changes) -> ModelRecord:
+    base = dict(
+        model_id="6d066d58-06de-47ab-a2f6-c8f413e21947", display_name="cnn", organization_id="org",
+        developer_id="dev", dataset_id="5d066d58-06de-47ab-a2f6-c8f413e21947", source_kind="recipe",
+        recipe_filename="r.tar.gz", recipe_size_bytes=10, recipe_md5="0" * 32, recipe_sha256="1" * 64,
+        recipe_object_key="recipes/x", image_reference="", image_digest="", time_limit_seconds=60,
+        memory_limit_bytes=1 << 30, state="TRAINED", failure_reason="", training_job_id="job",
+        framework="pytorch", input_signature='{"shape": [null, 64]}', size_bytes=5, res_md5="2" * 32,
+        res_sha256="3" * 64, object_key="models/x/y", contract_address="0xabc", contract_tx_hash="0x1",
+        verify_tx_hash="0x2", create_time=dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
+        update_time=dt.datetime(2026, 11, 30, 1, tzinfo=dt.UTC),
+    )
+    return ModelRecord(**{**base, **changes})
+
+
+def test_model_to_proto_carries_every_public_field():
+    p = conv.model_to_proto(_model())
+    assert p.training_source.recipe.sha256 == "1" * 64 and p.res_md5 == "2" * 32
+    assert conv.model_state_from_proto(p.state) == "TRAINED"
+    assert conv.timestamp_from_proto(p.update_time) == _model().update_time
+    image = conv.model_to_proto(_model(source_kind="image", image_reference="r/x:1", image_digest="sha256:" + "a" * 64))
+    assert image.training_source.WhichOneof("source") == "image"
+
+
+def test_model_states_round_trip():
+    for state in ("PENDING", "TRAINING", "TRAINED", "FAILED"):
+        assert conv.model_state_from_proto(conv.model_state_to_proto(state)) == state
+
+
+def test_create_model_round_trip():
+    c = CreateModel("org", "dev", "ds", "name", "r.tgz", "a" * 64, "", "", 10, 20)
+    assert conv.create_model_from_proto(conv.create_model_to_proto(c)) == c
+
+
+def test_training_result_round_trip():
+    t = TrainingResult("m", "j", "sklearn", "{}")
+    assert conv.training_result_from_proto(conv.training_result_to_proto(t)) == t
+
+
+def test_on_chain_model_round_trip():
+    f = ModelContractFields("0xabc", 31337, "m", "o", "d", "ds", "0" * 32, "1" * 64, "2" * 32, "3" * 64, True, 9)
+    assert conv.on_chain_model_from_proto(conv.on_chain_model_to_proto(f)) == f

@@ -79,7 +79,15 @@ def check_model_spec(spec: ModelSpec) -> ModelSpec:
     check_text("organization_id", spec.organization_id, required=False)
     check_text("developer_id", spec.developer_id, required=False)
     check_text("dataset_id", spec.dataset_id, required=True)
-    check_md5("train_image_hash", spec.train_image_hash)
+    # A recipe archive is recorded by its MD5 (the seed's field); a container image by its
+    # digest "sha256:<hex>", whose hex is then also the train_image_sha256.
+    if spec.train_image_hash.startswith("sha256:"):
+        check_sha256("train_image_hash", spec.train_image_hash.removeprefix("sha256:"))
+        if spec.train_image_hash.removeprefix("sha256:") != spec.train_image_sha256:
+            raise _invalid("train_image_sha256", "must be the hex of the image digest given as train_image_hash",
+                           "IMAGE_DIGEST_MISMATCH")
+    else:
+        check_md5("train_image_hash", spec.train_image_hash)
     check_sha256("train_image_sha256", spec.train_image_sha256)
     return spec
 

@@ -168,6 +168,9 @@ class Database:
         self.dsn = dsn
         self.acquire_timeout = acquire_timeout
         self.datasets = DatasetRepository(self)
+        from servers.registry.adapters.models_db import ModelRepository
+
+        self.models = ModelRepository(self)
 
     def __repr__(self) -> str:
         return f"Database({redact_dsn(self.dsn)!r})"
@@ -264,21 +267,22 @@ def _record(row: asyncpg.Record) -> DatasetRecord:
 
 @dataclass(frozen=True)
 class _Cursor:
-    """Where a page starts: after the row (create_time, dataset_id), under one organization filter."""
+    """Where a page starts: after the row (create_time, id), under one filter `scope`
+    (a listing's filters, canonicalised; a token is only valid under the same filters)."""
 
     create_time: dt.datetime
-    dataset_id: uuid.UUID
-    organization_id: str
+    ident: uuid.UUID
+    scope: str
 
     def encode(self) -> str:
         raw = json.dumps(
-            {"v": 1, "t": self.create_time.isoformat(), "id": str(self.dataset_id), "org": self.organization_id},
+            {"v": 1, "t": self.create_time.isoformat(), "id": str(self.ident), "org": self.scope},
             separators=(",", ":"),
         ).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, token: str) -> _Cursor:
+    def decode(cls, token: str, scope: str) -> _Cursor:
         bad = errors.InvalidArgument(
             "page_token is not a token this service issued; pass the next_page_token of the previous page "
             "unchanged, or none for the first page",
@@ -295,9 +299,51 @@ class _Cursor:
             create_time = dt.datetime.fromisoformat(t)
             if create_time.tzinfo is None:
                 raise ValueError("naive time")
-            return cls(create_time, uuid.UUID(ident), org)
+            cursor = cls(create_time, uuid.UUID(ident), org)
         except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
             raise bad from None
+        if cursor.scope != scope:
+            raise errors.InvalidArgument(
+                "page_token belongs to a listing with different filters (organization_id, ...); keep the "
+                "filters unchanged while paging",
+                reason="PAGE_TOKEN_MISMATCH",
+            )
+        return cursor
+
+
+async def keyset_page(
+    db: Database, *, select: str, id_column: str, filters: dict[str, object], page_size: int, page_token: str,
+    convert, what: str,
+) -> Page:
+    """One page, newest first, of `select` (a SELECT ... FROM table) with equality `filters`
+    (empty values are ignored), keyset-paginated on (create_time, id_column)."""
+    if page_size < 0:
+        raise errors.InvalidArgument(f"page_size {page_size} is negative", reason="PAGE_SIZE_NEGATIVE")
+    size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+    active = {k: v for k, v in filters.items() if v}
+    scope = "&".join(f"{k}={v}" for k, v in sorted(active.items()))
+    where: list[str] = []
+    args: list[object] = []
+    for column, value in active.items():
+        args.append(value)
+        where.append(f"{column} = ${len(args)}")
+    if page_token:
+        cursor = _Cursor.decode(page_token, scope)
+        args += [cursor.create_time, cursor.ident]
+        where.append(f"(create_time, {id_column}) < (${len(args) - 1}, ${len(args)})")
+    args.append(size + 1)
+    sql = (
+        f"{select} {'WHERE ' + ' AND '.join(where) if where else ''} "
+        f"ORDER BY create_time DESC, {id_column} DESC LIMIT ${len(args)}"
+    )
+    async with db.connection(what) as conn:
+        rows = await conn.fetch(sql, *args)
+    items = [convert(r) for r in rows[:size]]
+    next_token = ""
+    if len(rows) > size:
+        last = rows[size - 1]
+        next_token = _Cursor(last["create_time"], last[id_column], scope).encode()
+    return Page(items=items, next_page_token=next_token)
 
 
 class DatasetRepository:
@@ -352,38 +398,11 @@ class DatasetRepository:
         `page_token` is the previous page's `next_page_token`; it is only valid with the same
         `organization_id`. The last page has an empty `next_page_token`.
         """
-        if page_size < 0:
-            raise errors.InvalidArgument(f"page_size {page_size} is negative", reason="PAGE_SIZE_NEGATIVE")
-        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        organization_id = organization_id or ""
-        where: list[str] = []
-        args: list[object] = []
-        if organization_id:
-            args.append(organization_id)
-            where.append(f"organization_id = ${len(args)}")
-        if page_token:
-            cursor = _Cursor.decode(page_token)
-            if cursor.organization_id != organization_id:
-                raise errors.InvalidArgument(
-                    "page_token belongs to a listing with a different organization_id; keep the filter "
-                    "unchanged while paging",
-                    reason="PAGE_TOKEN_MISMATCH",
-                )
-            args += [cursor.create_time, cursor.dataset_id]
-            where.append(f"(create_time, dataset_id) < (${len(args) - 1}, ${len(args)})")
-        args.append(size + 1)
-        sql = (
-            f"{_SELECT_DATASET} {'WHERE ' + ' AND '.join(where) if where else ''} "
-            f"ORDER BY create_time DESC, dataset_id DESC LIMIT ${len(args)}"
+        return await keyset_page(
+            self.db, select=_SELECT_DATASET, id_column="dataset_id",
+            filters={"organization_id": organization_id or ""}, page_size=page_size, page_token=page_token,
+            convert=_record, what="listing datasets",
         )
-        async with self.db.connection("listing datasets") as conn:
-            rows = await conn.fetch(sql, *args)
-        items = [_record(r) for r in rows[:size]]
-        next_token = ""
-        if len(rows) > size:
-            last = rows[size - 1]
-            next_token = _Cursor(last["create_time"], last["dataset_id"], organization_id).encode()
-        return Page(items=items, next_page_token=next_token)
 
     async def delete(self, dataset_id: str) -> None:
         """Removes the dataset's row; NotFound if there is none."""

@@ -7,7 +7,7 @@ from mlmesh.ledger.v1 import ledger_service_pb2 as ledger_pb
 from mlmesh.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from servers.common.grpc_errors import error_from_rpc
-from servers.registry.domain.ports import Anchor, DatasetContractFields
+from servers.registry.domain.ports import Anchor, DatasetContractFields, ModelContractFields
 
 
 def dataset_fields_from_proto(c: ledger_pb.DatasetContract) -> DatasetContractFields:
@@ -20,6 +20,23 @@ def dataset_fields_from_proto(c: ledger_pb.DatasetContract) -> DatasetContractFi
         size_bytes=c.size_bytes,
         md5=c.md5,
         sha256=c.sha256,
+        block_number=c.block_number,
+    )
+
+
+def model_fields_from_proto(c: ledger_pb.ModelContract) -> ModelContractFields:
+    return ModelContractFields(
+        contract_address=c.address,
+        chain_id=c.chain_id,
+        model_id=c.model_id,
+        organization_id=c.organization_id,
+        developer_id=c.developer_id,
+        dataset_id=c.dataset_id,
+        train_image_hash=c.train_image_hash,
+        train_image_sha256=c.train_image_sha256,
+        res_hash=c.res_hash,
+        res_sha256=c.res_sha256,
+        verified=c.verified,
         block_number=c.block_number,
     )
 
@@ -54,6 +71,32 @@ class LedgerClient:
         except grpc.RpcError as err:
             raise error_from_rpc(err, f"ledger at {self.target}") from None
         return dataset_fields_from_proto(contract)
+
+    async def deploy_model_contract(
+        self, *, model_id: str, organization_id: str, developer_id: str, dataset_id: str, train_image_hash: str,
+        train_image_sha256: str,
+    ) -> Anchor:
+        request = ledger_pb.DeployModelContractRequest(
+            model_id=model_id, organization_id=organization_id, developer_id=developer_id, dataset_id=dataset_id,
+            train_image_hash=train_image_hash, train_image_sha256=train_image_sha256,
+        )
+        response = await self._call(self._stub.DeployModelContract, request, self.deploy_timeout)
+        return Anchor(contract_address=response.contract.address, tx_hash=response.tx_hash)
+
+    async def get_model_contract(self, address: str) -> ModelContractFields:
+        request = ledger_pb.GetModelContractRequest(address=address)
+        return model_fields_from_proto(await self._call(self._stub.GetModelContract, request, self.read_timeout))
+
+    async def verify_model(self, address: str, *, res_hash: str, res_sha256: str) -> Anchor:
+        request = ledger_pb.VerifyModelRequest(address=address, res_hash=res_hash, res_sha256=res_sha256)
+        response = await self._call(self._stub.VerifyModel, request, self.deploy_timeout)
+        return Anchor(contract_address=response.contract.address, tx_hash=response.tx_hash)
+
+    async def _call(self, method, request, timeout: float):
+        try:
+            return await method(request, timeout=timeout)
+        except grpc.RpcError as err:
+            raise error_from_rpc(err, f"ledger at {self.target}") from None
 
     async def close(self) -> None:
         await self._channel.close()

@@ -6,11 +6,13 @@ import datetime as dt
 
 from google.protobuf import timestamp_pb2
 from mlmesh.registry.v1 import dataset_pb2 as pb
+from mlmesh.registry.v1 import model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 
 from servers.registry.domain.datasets import Provenance, UploadMetadata
-from servers.registry.domain.models import DatasetRecord
-from servers.registry.domain.ports import DatasetContractFields
+from servers.registry.domain.models import DatasetRecord, ModelRecord
+from servers.registry.domain.models_service import CreateModel, ModelProvenance, TrainingResult
+from servers.registry.domain.ports import DatasetContractFields, ModelContractFields
 
 
 def timestamp_to_proto(value: dt.datetime) -> timestamp_pb2.Timestamp:
@@ -129,3 +131,95 @@ def has_metadata(message: svc.UploadDatasetRequest) -> bool:
         (message.organization_id, message.display_name, message.samples_dimension, message.content_type,
          message.filename, message.expected_md5, message.expected_sha256)
     )
+
+
+# -- models ---------------------------------------------------------------------------------------
+
+def model_state_to_proto(state: str) -> int:
+    return model_pb2.Model.State.Value(f"STATE_{state}")
+
+
+def model_state_from_proto(value: int) -> str:
+    return model_pb2.Model.State.Name(value).removeprefix("STATE_")
+
+
+def model_to_proto(r: ModelRecord) -> model_pb2.Model:
+    if r.source_kind == "recipe":
+        source = model_pb2.TrainingSource(recipe=model_pb2.RecipeArchive(
+            filename=r.recipe_filename, size_bytes=r.recipe_size_bytes, md5=r.recipe_md5, sha256=r.recipe_sha256))
+    else:
+        source = model_pb2.TrainingSource(image=model_pb2.ContainerImage(reference=r.image_reference,
+                                                                         digest=r.image_digest))
+    return model_pb2.Model(
+        model_id=r.model_id, display_name=r.display_name, organization_id=r.organization_id,
+        developer_id=r.developer_id, dataset_id=r.dataset_id, training_source=source,
+        state=model_state_to_proto(r.state), failure_reason=r.failure_reason, training_job_id=r.training_job_id,
+        framework=r.framework, size_bytes=r.size_bytes, res_md5=r.res_md5, res_sha256=r.res_sha256,
+        contract_address=r.contract_address, contract_tx_hash=r.contract_tx_hash, verify_tx_hash=r.verify_tx_hash,
+        create_time=timestamp_to_proto(r.create_time), update_time=timestamp_to_proto(r.update_time),
+        input_signature=r.input_signature,
+    )
+
+
+def create_model_from_proto(first: svc.CreateModelRequest) -> CreateModel:
+    return CreateModel(
+        organization_id=first.organization_id, developer_id=first.developer_id, dataset_id=first.dataset_id,
+        display_name=first.display_name, recipe_filename=first.recipe_filename,
+        expected_recipe_sha256=first.expected_recipe_sha256, image_reference=first.image_reference,
+        image_digest=first.image_digest, time_limit_seconds=first.time_limit_seconds,
+        memory_limit_bytes=first.memory_limit_bytes,
+    )
+
+
+def create_model_to_proto(c: CreateModel) -> svc.CreateModelRequest:
+    return svc.CreateModelRequest(
+        organization_id=c.organization_id, developer_id=c.developer_id, dataset_id=c.dataset_id,
+        display_name=c.display_name, recipe_filename=c.recipe_filename,
+        expected_recipe_sha256=c.expected_recipe_sha256, image_reference=c.image_reference,
+        image_digest=c.image_digest, time_limit_seconds=c.time_limit_seconds,
+        memory_limit_bytes=c.memory_limit_bytes,
+    )
+
+
+def training_result_from_proto(first: svc.SubmitTrainingResultRequest) -> TrainingResult:
+    return TrainingResult(model_id=first.model_id, training_job_id=first.training_job_id,
+                          framework=first.framework, input_signature=first.input_signature)
+
+
+def training_result_to_proto(t: TrainingResult) -> svc.SubmitTrainingResultRequest:
+    return svc.SubmitTrainingResultRequest(model_id=t.model_id, training_job_id=t.training_job_id,
+                                           framework=t.framework, input_signature=t.input_signature)
+
+
+def on_chain_model_to_proto(c: ModelContractFields) -> model_pb2.OnChainModel:
+    return model_pb2.OnChainModel(
+        contract_address=c.contract_address, chain_id=c.chain_id, model_id=c.model_id,
+        organization_id=c.organization_id, developer_id=c.developer_id, dataset_id=c.dataset_id,
+        train_image_hash=c.train_image_hash, train_image_sha256=c.train_image_sha256, res_hash=c.res_hash,
+        res_sha256=c.res_sha256, verified=c.verified, block_number=c.block_number,
+    )
+
+
+def on_chain_model_from_proto(p: model_pb2.OnChainModel) -> ModelContractFields:
+    return ModelContractFields(
+        contract_address=p.contract_address, chain_id=p.chain_id, model_id=p.model_id,
+        organization_id=p.organization_id, developer_id=p.developer_id, dataset_id=p.dataset_id,
+        train_image_hash=p.train_image_hash, train_image_sha256=p.train_image_sha256, res_hash=p.res_hash,
+        res_sha256=p.res_sha256, verified=p.verified, block_number=p.block_number,
+    )
+
+
+def model_provenance_to_proto(p: ModelProvenance) -> model_pb2.ModelProvenance:
+    return model_pb2.ModelProvenance(
+        model=model_to_proto(p.record), on_chain=on_chain_model_to_proto(p.on_chain), stored_md5=p.stored_md5,
+        stored_sha256=p.stored_sha256,
+        checks=[pb.ProvenanceCheck(name=c.name, ok=c.ok, detail=c.detail) for c in p.checks],
+        consistent=p.consistent,
+    )
+
+
+def has_model_metadata(message: svc.CreateModelRequest) -> bool:
+    """True if a message sets any metadata field (allowed only in the first message)."""
+    return any((message.organization_id, message.developer_id, message.dataset_id, message.display_name,
+                message.recipe_filename, message.expected_recipe_sha256, message.image_reference,
+                message.image_digest, message.time_limit_seconds, message.memory_limit_bytes))

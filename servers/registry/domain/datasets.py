@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import uuid
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 
 from servers.common import errors
 from servers.common.storage import ObjectStore
-from servers.registry.domain import hashing
+from servers.registry.domain import blobs, hashing
 from servers.registry.domain.models import DatasetRecord, Page
 from servers.registry.domain.ports import DatasetContractFields, DatasetRepository, Ledger
 
@@ -135,36 +134,19 @@ class DatasetService:
         """Streams `chunks` into storage, hashing as they pass; visible only when fully anchored."""
         meta = validate_metadata(meta, caller_org)
         dataset_id = str(uuid.uuid4())
-        key = f"datasets/{dataset_id}"
-        hasher = hashing.DualHasher()
-        writer = await self.store.open_writer(key)
-        committed = False
+        pending = await blobs.write_hashed(
+            self.store, f"datasets/{dataset_id}", chunks, max_bytes=self.max_upload_bytes, what="dataset upload",
+            check=lambda hasher: self._check_expected(meta, hasher),
+        )
+        stored = pending.stored
         try:
-            async for block in hashing.blocks(chunks):
-                if hasher.size + len(block) > self.max_upload_bytes:
-                    raise errors.ResourceExhausted(
-                        f"upload exceeds the Registry's limit of {self.max_upload_bytes} bytes",
-                        reason="UPLOAD_TOO_LARGE",
-                    )
-                await asyncio.gather(hasher.update(block), writer.write(block))
-            if hasher.size == 0:
-                raise errors.InvalidArgument(
-                    "empty upload: the stream carried metadata but no bytes", reason="EMPTY_UPLOAD"
-                )
-            self._check_expected(meta, hasher)
-            size = await writer.commit()
-            committed = True
-            if size != hasher.size:
-                raise errors.DataLoss(
-                    f"storage recorded {size} bytes but {hasher.size} were streamed", reason="SIZE_MISMATCH"
-                )
             anchor = await self.ledger.deploy_dataset_contract(
                 dataset_id=dataset_id,
                 organization_id=meta.organization_id,
                 samples_dimension=meta.samples_dimension,
-                size_bytes=hasher.size,
-                md5=hasher.md5,
-                sha256=hasher.sha256,
+                size_bytes=stored.size_bytes,
+                md5=stored.md5,
+                sha256=stored.sha256,
             )
             record = DatasetRecord(
                 dataset_id=dataset_id,
@@ -173,10 +155,10 @@ class DatasetService:
                 samples_dimension=meta.samples_dimension,
                 content_type=meta.content_type,
                 filename=meta.filename,
-                size_bytes=hasher.size,
-                md5=hasher.md5,
-                sha256=hasher.sha256,
-                object_key=key,
+                size_bytes=stored.size_bytes,
+                md5=stored.md5,
+                sha256=stored.sha256,
+                object_key=stored.key,
                 contract_address=anchor.contract_address,
                 contract_tx_hash=anchor.tx_hash,
                 create_time=self.clock(),
@@ -185,7 +167,7 @@ class DatasetService:
         except BaseException:
             # Nothing half-registered: the row is the last step, so only the object needs undoing.
             # A contract already deployed stays on the chain, naming a dataset id nobody can see.
-            await asyncio.shield(self._discard(writer, key, committed))
+            await pending.discard()
             raise
         log.info(
             "dataset_id=%s org=%s size=%d sha256=%s contract=%s",
@@ -207,15 +189,6 @@ class DatasetService:
                 reason="EXPECTED_HASH_MISMATCH", metadata={"algorithm": "sha256"},
             )
 
-    async def _discard(self, writer, key: str, committed: bool) -> None:
-        try:
-            if committed:
-                await self.store.delete(key)
-            else:
-                await writer.abort()
-        except Exception:  # noqa: BLE001 - an orphan object is invisible; log and go on
-            log.exception("could not discard %s after a failed upload", key)
-
     # -- read ---------------------------------------------------------------------------------
 
     async def get(self, dataset_id: str) -> DatasetRecord:
@@ -234,13 +207,7 @@ class DatasetService:
         is hashed again while it streams, which catches a change made during the stream.
         """
         record = await self.get(dataset_id)
-        if offset < 0:
-            raise errors.InvalidArgument("offset must be >= 0", reason="OFFSET_NEGATIVE")
-        if offset > record.size_bytes:
-            raise errors.InvalidArgument(
-                f"offset {offset} is past the end of the dataset ({record.size_bytes} bytes)",
-                reason="OFFSET_PAST_END",
-            )
+        blobs.check_offset(offset, record.size_bytes, "the dataset")
         chain = await self.ledger.get_dataset_contract(record.contract_address)
         if chain.sha256 != record.sha256 or chain.size_bytes != record.size_bytes:
             raise errors.DataLoss(
@@ -249,39 +216,13 @@ class DatasetService:
                 f"({chain.size_bytes} bytes); refusing to serve it",
                 reason="LEDGER_MISMATCH",
             )
-        await self._verify_stored(record, chain.sha256)
-        return record, self._stream(record, offset, chain.sha256)
-
-    async def _verify_stored(self, record: DatasetRecord, expected_sha256: str) -> None:
-        try:
-            sha, size = await hashing.sha256_of(self.store.read(record.object_key, 0, self.read_chunk_bytes))
-        except errors.NotFound:
-            raise errors.DataLoss(
-                f"dataset {record.dataset_id}: its bytes are missing from object storage", reason="OBJECT_MISSING"
-            ) from None
-        if sha != expected_sha256 or size != record.size_bytes:
-            log.error("dataset_id=%s stored sha256=%s size=%d, ledger sha256=%s", record.dataset_id, sha, size,
-                      expected_sha256)
-            raise errors.DataLoss(
-                f"dataset {record.dataset_id}: the stored bytes (sha256 {sha}, {size} bytes) do not match the "
-                f"ledger (sha256 {expected_sha256}, {record.size_bytes} bytes); refusing to serve them",
-                reason="HASH_MISMATCH",
-            )
-
-    async def _stream(self, record: DatasetRecord, offset: int, expected_sha256: str) -> AsyncIterator[bytes]:
-        check = offset == 0
-        sha = hashing.hashlib.sha256() if check else None
-        size = 0
-        async for chunk in self.store.read(record.object_key, offset, self.read_chunk_bytes):
-            if sha is not None:
-                await asyncio.to_thread(sha.update, chunk)
-            size += len(chunk)
-            yield chunk
-        if sha is not None and (sha.hexdigest() != expected_sha256 or size != record.size_bytes):
-            raise errors.DataLoss(
-                f"dataset {record.dataset_id} changed in storage while it was being sent; discard what you "
-                "received", reason="HASH_MISMATCH",
-            )
+        what = f"dataset {record.dataset_id}"
+        await blobs.verify_stored(self.store, record.object_key, sha256=chain.sha256, size_bytes=record.size_bytes,
+                                  what=what, chunk_bytes=self.read_chunk_bytes)
+        return record, blobs.stream_checked(
+            self.store, record.object_key, offset=offset, sha256=chain.sha256, size_bytes=record.size_bytes,
+            what=what, chunk_bytes=self.read_chunk_bytes,
+        )
 
     # -- provenance ---------------------------------------------------------------------------
 

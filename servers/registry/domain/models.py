@@ -32,3 +32,53 @@ class Page:
 
     items: list
     next_page_token: str
+
+
+# Model states, as stored and as the API names them (Model.State minus the STATE_ prefix).
+PENDING, TRAINING, TRAINED, FAILED = "PENDING", "TRAINING", "TRAINED", "FAILED"
+MODEL_STATES = (PENDING, TRAINING, TRAINED, FAILED)
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model. `source_kind` is "recipe" (an archive stored under
+    `recipe_object_key`) or "image" (a container image pinned by `image_digest`)."""
+
+    model_id: str
+    display_name: str
+    organization_id: str
+    developer_id: str
+    dataset_id: str
+    source_kind: str
+    recipe_filename: str
+    recipe_size_bytes: int
+    recipe_md5: str
+    recipe_sha256: str
+    recipe_object_key: str
+    image_reference: str
+    image_digest: str
+    time_limit_seconds: int
+    memory_limit_bytes: int
+    state: str
+    failure_reason: str
+    training_job_id: str
+    framework: str
+    input_signature: str
+    size_bytes: int
+    res_md5: str
+    res_sha256: str
+    object_key: str
+    contract_address: str
+    contract_tx_hash: str
+    verify_tx_hash: str
+    create_time: dt.datetime
+    update_time: dt.datetime
+
+    @property
+    def train_image_hash(self) -> str:
+        """What the Model contract records as train_image_hash (MD5 of the recipe, or the image digest)."""
+        return self.recipe_md5 if self.source_kind == "recipe" else self.image_digest
+
+    @property
+    def train_image_sha256(self) -> str:
+        return self.recipe_sha256 if self.source_kind == "recipe" else self.image_digest.removeprefix("sha256:")

@@ -46,3 +46,50 @@ class DatasetRepository(Protocol):
     async def get(self, dataset_id: str) -> DatasetRecord: ...
 
     async def list(self, page_size: int, page_token: str, organization_id: str) -> Page: ...
+
+
+@dataclass(frozen=True)
+class ModelContractFields:
+    """A Model contract's fields as read from the chain."""
+
+    contract_address: str
+    chain_id: int
+    model_id: str
+    organization_id: str
+    developer_id: str
+    dataset_id: str
+    train_image_hash: str
+    train_image_sha256: str
+    res_hash: str
+    res_sha256: str
+    verified: bool
+    block_number: int
+
+
+class ModelLedger(Protocol):
+    async def deploy_model_contract(
+        self, *, model_id: str, organization_id: str, developer_id: str, dataset_id: str, train_image_hash: str,
+        train_image_sha256: str,
+    ) -> Anchor: ...
+
+    async def get_model_contract(self, address: str) -> ModelContractFields: ...
+
+    async def verify_model(self, address: str, *, res_hash: str, res_sha256: str) -> Anchor: ...
+
+
+class Trainer(Protocol):
+    async def submit_training_job(self, *, model_id: str, time_limit_seconds: int, memory_limit_bytes: int) -> str:
+        """Schedules training; returns the job id."""
+        ...
+
+
+class ModelRepository(Protocol):
+    async def insert(self, record) -> None: ...
+
+    async def get(self, model_id: str): ...
+
+    async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str) -> Page: ...
+
+    async def update(self, model_id: str, *, from_states: tuple[str, ...], **changes): ...
+
+    async def delete(self, model_id: str) -> None: ...

@@ -1,0 +1,105 @@
+"""Model rows in the Registry's PostgreSQL (migration 0002). State changes are conditional
+updates, so two writers cannot both move a model out of the same state."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import uuid
+
+import asyncpg
+
+from servers.common import errors
+from servers.registry.adapters.db import Database, keyset_page
+from servers.registry.domain.models import ModelRecord, Page
+
+_COLUMNS = tuple(f.name for f in dataclasses.fields(ModelRecord))
+_SELECT = f"SELECT {', '.join(_COLUMNS)} FROM models"
+
+
+def _uuid(value: str, field: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        raise errors.InvalidArgument(f"{field} {str(value)[:80]!r} is not a UUID",
+                                     reason=f"{field.upper()}_MALFORMED") from None
+
+
+def _record(row: asyncpg.Record) -> ModelRecord:
+    values = dict(row)
+    values["model_id"] = str(values["model_id"])
+    values["dataset_id"] = str(values["dataset_id"])
+    values["create_time"] = values["create_time"].astimezone(dt.UTC)
+    values["update_time"] = values["update_time"].astimezone(dt.UTC)
+    return ModelRecord(**values)
+
+
+def _not_found(ident) -> errors.NotFound:
+    return errors.NotFound(f"model {ident} does not exist", reason="MODEL_NOT_FOUND",
+                           metadata={"model_id": str(ident)})
+
+
+class ModelRepository:
+    """Implements `servers.registry.domain.ports.ModelRepository`."""
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def insert(self, record: ModelRecord) -> None:
+        values = [getattr(record, c) for c in _COLUMNS]
+        values[_COLUMNS.index("model_id")] = _uuid(record.model_id, "model_id")
+        values[_COLUMNS.index("dataset_id")] = _uuid(record.dataset_id, "dataset_id")
+        placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+        try:
+            async with self.db.connection(f"storing model {record.model_id}") as conn:
+                await conn.execute(f"INSERT INTO models ({', '.join(_COLUMNS)}) VALUES ({placeholders})", *values)
+        except asyncpg.UniqueViolationError:
+            raise errors.AlreadyExists(f"model {record.model_id} already exists", reason="MODEL_EXISTS") from None
+        except asyncpg.ForeignKeyViolationError:
+            raise errors.NotFound(f"dataset {record.dataset_id} does not exist", reason="DATASET_NOT_FOUND") from None
+        except (asyncpg.CheckViolationError, asyncpg.NotNullViolationError, asyncpg.DataError) as exc:
+            raise errors.InvalidArgument(f"model {record.model_id} cannot be stored: {exc}",
+                                         reason="MODEL_INVALID") from None
+
+    async def get(self, model_id: str) -> ModelRecord:
+        ident = _uuid(model_id, "model_id")
+        async with self.db.connection(f"reading model {ident}") as conn:
+            row = await conn.fetchrow(f"{_SELECT} WHERE model_id = $1", ident)
+        if row is None:
+            raise _not_found(ident)
+        return _record(row)
+
+    async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str) -> Page:
+        return await keyset_page(
+            self.db, select=_SELECT, id_column="model_id",
+            filters={"organization_id": organization_id, "dataset_id": _uuid(dataset_id, "dataset_id")
+                     if dataset_id else ""},
+            page_size=page_size, page_token=page_token, convert=_record, what="listing models",
+        )
+
+    async def update(self, model_id: str, *, from_states: tuple[str, ...], **changes) -> ModelRecord:
+        """Applies `changes` if the model is in one of `from_states`; FailedPrecondition otherwise."""
+        ident = _uuid(model_id, "model_id")
+        unknown = set(changes) - set(_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown model columns {sorted(unknown)}")
+        changes = {**changes, "update_time": dt.datetime.now(dt.UTC)}
+        sets = ", ".join(f"{column} = ${i}" for i, column in enumerate(changes, start=3))
+        sql = f"UPDATE models SET {sets} WHERE model_id = $1 AND state = ANY($2::text[]) RETURNING {', '.join(_COLUMNS)}"
+        async with self.db.connection(f"updating model {ident}") as conn:
+            row = await conn.fetchrow(sql, ident, list(from_states), *changes.values())
+            if row is None:
+                current = await conn.fetchval("SELECT state FROM models WHERE model_id = $1", ident)
+        if row is not None:
+            return _record(row)
+        if current is None:
+            raise _not_found(ident)
+        raise errors.FailedPrecondition(
+            f"model {ident} is {current}; this change needs it to be {' or '.join(from_states)}",
+            reason="MODEL_STATE_CONFLICT", metadata={"state": current},
+        )
+
+    async def delete(self, model_id: str) -> None:
+        ident = _uuid(model_id, "model_id")
+        async with self.db.connection(f"deleting model {ident}") as conn:
+            await conn.execute("DELETE FROM models WHERE model_id = $1", ident)

@@ -1,0 +1,125 @@
+"""Bytes in object storage, hashed on the way in and checked on the way out. Shared by
+datasets, recipe archives and trained models."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+from servers.common import errors
+from servers.common.storage import ObjectStore, ObjectWriter
+from servers.registry.domain import hashing
+
+log = logging.getLogger("mlmesh.registry.blobs")
+
+
+@dataclass(frozen=True)
+class Stored:
+    key: str
+    size_bytes: int
+    md5: str
+    sha256: str
+
+
+class PendingObject:
+    """An object written and committed but not yet referenced by a database row.
+
+    `discard()` removes it; use it when a later step (ledger, database) fails, so nothing
+    half-registered stays behind."""
+
+    def __init__(self, store: ObjectStore, stored: Stored):
+        self.store, self.stored = store, stored
+
+    async def discard(self) -> None:
+        try:
+            await asyncio.shield(self.store.delete(self.stored.key))
+        except Exception:  # noqa: BLE001 - an unreferenced object is invisible; log and go on
+            log.exception("could not remove %s after a failed registration", self.stored.key)
+
+
+async def write_hashed(
+    store: ObjectStore,
+    key: str,
+    chunks: AsyncIterator[bytes],
+    *,
+    max_bytes: int,
+    what: str,
+    check: Callable[[hashing.DualHasher], None] | None = None,
+    allow_empty: bool = False,
+) -> PendingObject:
+    """Streams `chunks` to `key`, hashing MD5 + SHA-256 on the way; commits only if the stream
+    ends cleanly, is within `max_bytes` and passes `check`. Otherwise nothing stays under `key`."""
+    hasher = hashing.DualHasher()
+    writer: ObjectWriter = await store.open_writer(key)
+    try:
+        async for block in hashing.blocks(chunks):
+            if hasher.size + len(block) > max_bytes:
+                raise errors.ResourceExhausted(f"{what} exceeds the limit of {max_bytes} bytes",
+                                               reason="UPLOAD_TOO_LARGE")
+            await asyncio.gather(hasher.update(block), writer.write(block))
+        if hasher.size == 0 and not allow_empty:
+            raise errors.InvalidArgument(f"empty {what}: the stream carried metadata but no bytes",
+                                         reason="EMPTY_UPLOAD")
+        if check is not None:
+            check(hasher)
+        size = await writer.commit()
+    except BaseException:
+        await asyncio.shield(_abort(writer, key))
+        raise
+    pending = PendingObject(store, Stored(key, hasher.size, hasher.md5, hasher.sha256))
+    if size != hasher.size:
+        await pending.discard()
+        raise errors.DataLoss(f"storage recorded {size} bytes of {key} but {hasher.size} were streamed",
+                              reason="SIZE_MISMATCH")
+    return pending
+
+
+async def _abort(writer: ObjectWriter, key: str) -> None:
+    try:
+        await writer.abort()
+    except Exception:  # noqa: BLE001
+        log.exception("could not abort the upload of %s", key)
+
+
+async def verify_stored(store: ObjectStore, key: str, *, sha256: str, size_bytes: int, what: str,
+                        chunk_bytes: int = 1 << 20) -> None:
+    """DataLoss unless the object under `key` hashes to `sha256` with `size_bytes` bytes."""
+    try:
+        actual, size = await hashing.sha256_of(store.read(key, 0, chunk_bytes))
+    except errors.NotFound:
+        raise errors.DataLoss(f"{what}: its bytes are missing from object storage", reason="OBJECT_MISSING") from None
+    if actual != sha256 or size != size_bytes:
+        log.error("%s: stored sha256=%s size=%d, expected sha256=%s size=%d", what, actual, size, sha256, size_bytes)
+        raise errors.DataLoss(
+            f"{what}: the stored bytes (sha256 {actual}, {size} bytes) do not match the ledger (sha256 {sha256}, "
+            f"{size_bytes} bytes); refusing to serve them",
+            reason="HASH_MISMATCH",
+        )
+
+
+async def stream_checked(store: ObjectStore, key: str, *, offset: int, sha256: str, size_bytes: int, what: str,
+                         chunk_bytes: int = 1 << 20) -> AsyncIterator[bytes]:
+    """The bytes of `key` from `offset`; a full read is hashed again on the way and ends in
+    DataLoss if the object changed while it was being sent."""
+    sha = hashlib.sha256() if offset == 0 else None
+    size = 0
+    async for chunk in store.read(key, offset, chunk_bytes):
+        if sha is not None:
+            await asyncio.to_thread(sha.update, chunk)
+        size += len(chunk)
+        yield chunk
+    if sha is not None and (sha.hexdigest() != sha256 or size != size_bytes):
+        raise errors.DataLoss(f"{what} changed in storage while it was being sent; discard what you received",
+                              reason="HASH_MISMATCH")
+
+
+def check_offset(offset: int, size_bytes: int, what: str) -> None:
+    if offset < 0:
+        raise errors.InvalidArgument("offset must be >= 0", reason="OFFSET_NEGATIVE")
+    if offset > size_bytes:
+        raise errors.InvalidArgument(f"offset {offset} is past the end of {what} ({size_bytes} bytes)",
+                                     reason="OFFSET_PAST_END")
+
