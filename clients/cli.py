@@ -19,6 +19,11 @@ app = typer.Typer(help="mlmesh: an MLOps mesh for IoT. Datasets are hashed and a
                   no_args_is_help=True)
 datasets = typer.Typer(help="Register, list, download and verify datasets.", no_args_is_help=True)
 app.add_typer(datasets, name="datasets")
+models = typer.Typer(help="Register models against datasets, follow their training, download and verify them.",
+                     no_args_is_help=True)
+app.add_typer(models, name="models")
+jobs = typer.Typer(help="Training jobs: follow their state and logs, cancel them.", no_args_is_help=True)
+app.add_typer(jobs, name="jobs")
 console = Console()
 err = Console(stderr=True)
 
@@ -176,7 +181,174 @@ def print_provenance(prov) -> None:
 
 
 def _print_dataset(ds) -> None:
-    console.print_json(json_format.MessageToJson(ds, preserving_proto_field_name=True))
+    _print_message(ds)
+
+
+@models.command("create")
+def models_create(
+    dataset_id: Annotated[str, typer.Option("--dataset", help="Registered dataset to train on.")],
+    name: Annotated[str, typer.Option("--name", help="Display name.")],
+    recipe: Annotated[Path | None, typer.Option(help="Recipe archive (.tar.gz/.tgz/.zip).", exists=True,
+                                                dir_okay=False)] = None,
+    image: Annotated[str, typer.Option(help="Container image reference, instead of a recipe.")] = "",
+    digest: Annotated[str, typer.Option(help="Image digest sha256:<hex>, with --image.")] = "",
+    developer: Annotated[str, typer.Option(help="Developer id.")] = "mlmesh-cli",
+    org: OrgOpt = None,
+    time_limit: Annotated[int, typer.Option(help="Training time limit in seconds (0: default).")] = 0,
+) -> None:
+    """Register a model and schedule its training."""
+    s = _settings()
+    org = org or s.org
+    with _registry(org) as reg:
+        try:
+            model = reg.create_model(organization_id=org, developer_id=developer, dataset_id=dataset_id,
+                                     display_name=name, recipe=recipe, image_reference=image, image_digest=digest,
+                                     time_limit_seconds=time_limit)
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+    _print_message(model)
+
+
+@models.command("list")
+def models_list(
+    org: Annotated[str, typer.Option("--org", help="Only this organization's models.")] = "",
+    dataset_id: Annotated[str, typer.Option("--dataset", help="Only models trained on this dataset.")] = "",
+) -> None:
+    """List models, newest first."""
+    from mlmesh.registry.v1 import model_pb2
+
+    s = _settings()
+    table = Table()
+    table.add_column("model_id", no_wrap=True, min_width=36)
+    table.add_column("name", overflow="fold", min_width=10)
+    table.add_column("state", no_wrap=True)
+    table.add_column("res_hash (MD5)", overflow="fold")
+    with _registry(org or s.org) as reg:
+        try:
+            for m in reg.iter_models(organization_id=org, dataset_id=dataset_id):
+                table.add_row(m.model_id, m.display_name,
+                              model_pb2.Model.State.Name(m.state).removeprefix("STATE_"), m.res_md5 or "-")
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+    console.print(table)
+
+
+@models.command("show")
+def models_show(model_id: str, org: OrgOpt = None) -> None:
+    """Show a model's metadata and state."""
+    s = _settings()
+    with _registry(org or s.org) as reg:
+        try:
+            _print_message(reg.get_model(model_id))
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+
+
+@models.command("download")
+def models_download(
+    model_id: str,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Where to write it.")],
+    org: OrgOpt = None,
+) -> None:
+    """Download a trained model (checked against res_hash on the ledger)."""
+    from clients.sdk import IntegrityError
+
+    s = _settings()
+    with _registry(org or s.org) as reg:
+        try:
+            size = reg.get_model(model_id).size_bytes
+            with _bar() as bar:
+                task = bar.add_task(f"download {model_id[:8]}", total=size)
+                reg.download_model(model_id, output, progress=lambda n: bar.advance(task, n))
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+        except IntegrityError as exc:
+            err.print(f"[red]DATA_LOSS[/red]: {exc}")
+            raise typer.Exit(1) from None
+    console.print(f"wrote {output} ({size:,} bytes, sha256 verified)")
+
+
+@models.command("verify")
+def models_verify(model_id: str, org: OrgOpt = None) -> None:
+    """Compare the stored model, database and its ledger contract; exit 1 unless they agree."""
+    s = _settings()
+    with _registry(org or s.org) as reg:
+        try:
+            prov = reg.model_provenance(model_id)
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+    table = Table("check", "result", "detail", title=f"provenance of model {model_id}")
+    for c in prov.checks:
+        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]MISMATCH[/red]", c.detail)
+    console.print(table)
+    chain = prov.on_chain
+    console.print(f"contract {chain.contract_address}: dataset {chain.dataset_id}, train_image_hash "
+                  f"{chain.train_image_hash}, res_hash {chain.res_hash or '(not verified yet)'}")
+    if not prov.consistent:
+        raise typer.Exit(1)
+
+
+def _trainer(org: str):
+    from clients.sdk import Trainer
+
+    s = _settings()
+    return Trainer(s.front_door, token=_token(s, org))
+
+
+def job_state(job) -> str:
+    from mlmesh.trainer.v1 import trainer_service_pb2
+
+    return trainer_service_pb2.TrainingJob.State.Name(job.state).removeprefix("STATE_")
+
+
+@jobs.command("watch")
+def jobs_watch(job_id: str, org: OrgOpt = None) -> None:
+    """Stream a training job's state changes and log lines until it ends; exit 1 unless it succeeded."""
+    s = _settings()
+    last = None
+    with _trainer(org or s.org) as trainer:
+        try:
+            for event in trainer.watch(job_id):
+                if event.WhichOneof("event") == "job":
+                    last = event.job
+                    reason = f": {last.failure_reason}" if last.failure_reason else ""
+                    console.print(f"[bold]job {job_id[:8]} {job_state(last)}[/bold]{reason}")
+                else:
+                    console.print(f"  [dim]{event.log.stream}[/dim] {event.log.text}", highlight=False)
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+    if last is None or job_state(last) != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
+@jobs.command("list")
+def jobs_list(model_id: Annotated[str, typer.Option("--model", help="Only this model's jobs.")] = "",
+              org: OrgOpt = None) -> None:
+    """List training jobs, newest first."""
+    s = _settings()
+    table = Table("job_id", "model_id", "state", "failure")
+    with _trainer(org or s.org) as trainer:
+        try:
+            for job in trainer.list(model_id=model_id, page_size=100).training_jobs:
+                table.add_row(job.job_id, job.model_id, job_state(job), job.failure_reason[:60])
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+    console.print(table)
+
+
+@jobs.command("cancel")
+def jobs_cancel(job_id: str, org: OrgOpt = None) -> None:
+    """Cancel a queued or running training job."""
+    s = _settings()
+    with _trainer(org or s.org) as trainer:
+        try:
+            _print_message(trainer.cancel(job_id))
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+
+
+def _print_message(message) -> None:
+    console.print_json(json_format.MessageToJson(message, preserving_proto_field_name=True))
 
 
 @app.command()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import grpc
 from google.api import httpbody_pb2
-from mlmesh.registry.v1 import dataset_pb2, registry_service_pb2, registry_service_pb2_grpc
+from mlmesh.registry.v1 import dataset_pb2, model_pb2, registry_service_pb2, registry_service_pb2_grpc
 
 CHUNK_BYTES = 1 << 20
 Progress = Callable[[int], None]
@@ -109,11 +109,18 @@ class Registry:
         self, dataset_id: str, path: str | os.PathLike, *, progress: Progress | None = None, resume: bool = True
     ) -> Path:
         """Downloads into `<path>.part` (resuming it if present), checks SHA-256, renames to `path`."""
-        path = Path(path)
-        part = path.with_name(path.name + ".part")
         expected = self.get(dataset_id)
+        return self._download(
+            lambda offset: self._stub.DownloadDataset(
+                registry_service_pb2.DownloadDatasetRequest(dataset_id=dataset_id, offset=offset),
+                metadata=self._metadata),
+            Path(path), expected.size_bytes, expected.sha256, progress, resume)
+
+    def _download(self, call, path: Path, size_bytes: int, sha256: str, progress: Progress | None,
+                  resume: bool) -> Path:
+        part = path.with_name(path.name + ".part")
         offset = part.stat().st_size if resume and part.exists() else 0
-        if offset > expected.size_bytes:
+        if offset > size_bytes:
             offset = 0
         sha = hashlib.sha256()
         if offset:
@@ -122,19 +129,18 @@ class Registry:
                     sha.update(block)
             if progress:
                 progress(offset)
-        request = registry_service_pb2.DownloadDatasetRequest(dataset_id=dataset_id, offset=offset)
         with open(part, "ab" if offset else "wb") as out:
-            for message in self._stub.DownloadDataset(request, metadata=self._metadata):
+            for message in call(offset):
                 out.write(message.data)
                 sha.update(message.data)
                 if progress:
                     progress(len(message.data))
             out.flush()
             os.fsync(out.fileno())
-        if sha.hexdigest() != expected.sha256:
+        if sha.hexdigest() != sha256:
             part.unlink(missing_ok=True)
             raise IntegrityError(
-                f"{path}: downloaded bytes have sha256 {sha.hexdigest()}, the Registry records {expected.sha256}; "
+                f"{path}: downloaded bytes have sha256 {sha.hexdigest()}, the Registry records {sha256}; "
                 "the partial file was removed"
             )
         part.replace(path)
@@ -144,3 +150,102 @@ class Registry:
         return self._stub.GetDatasetProvenance(
             registry_service_pb2.GetDatasetProvenanceRequest(dataset_id=dataset_id), metadata=self._metadata
         )
+
+    # -- models -----------------------------------------------------------------------------
+
+    def create_model(
+        self,
+        *,
+        organization_id: str,
+        developer_id: str,
+        dataset_id: str,
+        display_name: str,
+        recipe: str | os.PathLike | None = None,
+        image_reference: str = "",
+        image_digest: str = "",
+        time_limit_seconds: int = 0,
+        memory_limit_bytes: int = 0,
+    ) -> model_pb2.Model:
+        """Registers a model trained from a recipe archive (a path) or a container image."""
+
+        def messages() -> Iterator[registry_service_pb2.CreateModelRequest]:
+            yield registry_service_pb2.CreateModelRequest(
+                organization_id=organization_id, developer_id=developer_id, dataset_id=dataset_id,
+                display_name=display_name, recipe_filename=Path(recipe).name if recipe else "",
+                image_reference=image_reference, image_digest=image_digest,
+                time_limit_seconds=time_limit_seconds, memory_limit_bytes=memory_limit_bytes,
+            )
+            if recipe:
+                with open(recipe, "rb") as f:
+                    while chunk := f.read(CHUNK_BYTES):
+                        yield registry_service_pb2.CreateModelRequest(chunk=httpbody_pb2.HttpBody(data=chunk))
+
+        return self._stub.CreateModel(messages(), metadata=self._metadata)
+
+    def get_model(self, model_id: str) -> model_pb2.Model:
+        return self._stub.GetModel(registry_service_pb2.GetModelRequest(model_id=model_id), metadata=self._metadata)
+
+    def iter_models(self, *, organization_id: str = "", dataset_id: str = "", page_size: int = 100
+                    ) -> Iterator[model_pb2.Model]:
+        token = ""
+        while True:
+            page = self._stub.ListModels(
+                registry_service_pb2.ListModelsRequest(organization_id=organization_id, dataset_id=dataset_id,
+                                                       page_size=page_size, page_token=token),
+                metadata=self._metadata)
+            yield from page.models
+            token = page.next_page_token
+            if not token:
+                return
+
+    def download_model(self, model_id: str, path: str | os.PathLike, *, progress: Progress | None = None,
+                       resume: bool = True) -> Path:
+        """Downloads a trained model into `<path>.part`, checks SHA-256 (res_sha256), renames to `path`."""
+        model = self.get_model(model_id)
+        return self._download(
+            lambda offset: self._stub.DownloadModel(
+                registry_service_pb2.DownloadModelRequest(model_id=model_id, offset=offset), metadata=self._metadata),
+            Path(path), model.size_bytes, model.res_sha256, progress, resume)
+
+    def model_provenance(self, model_id: str) -> model_pb2.ModelProvenance:
+        return self._stub.GetModelProvenance(registry_service_pb2.GetModelProvenanceRequest(model_id=model_id),
+                                             metadata=self._metadata)
+
+
+class Trainer:
+    """The Trainer's public API over native gRPC: training jobs, their state and logs."""
+
+    def __init__(self, target: str, *, token: str | None = None, channel: grpc.Channel | None = None):
+        from mlmesh.trainer.v1 import trainer_service_pb2, trainer_service_pb2_grpc
+
+        self._pb = trainer_service_pb2
+        self._channel = channel or grpc.insecure_channel(target)
+        self._stub = trainer_service_pb2_grpc.TrainerServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Trainer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def get(self, job_id: str):
+        return self._stub.GetTrainingJob(self._pb.GetTrainingJobRequest(job_id=job_id), metadata=self._metadata)
+
+    def list(self, *, model_id: str = "", page_size: int = 50, page_token: str = ""):
+        return self._stub.ListTrainingJobs(
+            self._pb.ListTrainingJobsRequest(model_id=model_id, page_size=page_size, page_token=page_token),
+            metadata=self._metadata)
+
+    def cancel(self, job_id: str):
+        return self._stub.CancelTrainingJob(self._pb.CancelTrainingJobRequest(job_id=job_id),
+                                            metadata=self._metadata)
+
+    def watch(self, job_id: str, *, after_log_sequence: int = 0):
+        """Yields TrainingJobEvent messages (job state changes and log lines) until the job ends."""
+        yield from self._stub.WatchTrainingJob(
+            self._pb.WatchTrainingJobRequest(job_id=job_id, after_log_sequence=after_log_sequence),
+            metadata=self._metadata)
