@@ -27,9 +27,9 @@ venv: $(VENV)/.stamp
 
 # The ML environment (torch CPU, scikit-learn, ONNX, TensorFlow): training recipes and the
 # Translator's conversions run in it as separate processes, as they would in their own containers.
-$(MLV)/.stamp: requirements/ml.txt
+$(MLV)/.stamp: requirements/ml.txt requirements/ml.lock
 	test -x $(MLV)/bin/python || $(PY_BOOT) -m venv $(MLV)
-	$(MLV)/bin/python -m pip install -q -r requirements/ml.txt
+	$(MLV)/bin/python -m pip install -q -r requirements/ml.txt -c requirements/ml.lock
 	touch $@
 
 ml-venv: $(MLV)/.stamp
@@ -53,7 +53,7 @@ check-gen: gen
 
 lint: $(VENV)/.stamp
 	PATH=$(VENV)/bin:$$PATH buf lint
-	$(VENV)/bin/ruff check servers clients tests bench tools
+	$(VENV)/bin/ruff check servers clients tests bench tools examples
 	@if git rev-parse -q --verify origin/main >/dev/null; then PATH=$(VENV)/bin:$$PATH buf breaking --against '.git#branch=origin/main'; fi
 
 contracts: $(VENV)/.stamp
@@ -62,7 +62,7 @@ contracts: $(VENV)/.stamp
 check-contracts: $(VENV)/.stamp
 	$(PY) -m servers.ledger.compile --check
 
-test: $(VENV)/.stamp
+test: $(VENV)/.stamp $(MLV)/.stamp
 	$(MAKE) check-gen check-contracts lint
 	$(PY) -m pytest -q
 
