@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -188,8 +189,8 @@ def _print_dataset(ds) -> None:
 def models_create(
     dataset_id: Annotated[str, typer.Option("--dataset", help="Registered dataset to train on.")],
     name: Annotated[str, typer.Option("--name", help="Display name.")],
-    recipe: Annotated[Path | None, typer.Option(help="Recipe archive (.tar.gz/.tgz/.zip).", exists=True,
-                                                dir_okay=False)] = None,
+    recipe: Annotated[Path | None, typer.Option(help="Recipe directory (packed reproducibly) or archive "
+                                                     "(.tar.gz/.tgz/.zip).", exists=True)] = None,
     image: Annotated[str, typer.Option(help="Container image reference, instead of a recipe.")] = "",
     digest: Annotated[str, typer.Option(help="Image digest sha256:<hex>, with --image.")] = "",
     developer: Annotated[str, typer.Option(help="Developer id.")] = "mlmesh-cli",
@@ -199,6 +200,10 @@ def models_create(
     """Register a model and schedule its training."""
     s = _settings()
     org = org or s.org
+    if recipe is not None and recipe.is_dir():
+        from clients.recipes import pack_recipe
+
+        recipe = pack_recipe(recipe, Path(tempfile.mkdtemp()) / f"{recipe.resolve().name}.tar.gz")
     with _registry(org) as reg:
         try:
             model = reg.create_model(organization_id=org, developer_id=developer, dataset_id=dataset_id,
