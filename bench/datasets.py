@@ -93,7 +93,8 @@ def run(mb: int | None = None) -> list[dict]:
     data_dir = work / "mesh"
     env = {"MLMESH_DATA_DIR": str(data_dir), "MLMESH_ENVOY_BASE_ID": "77"}
     for name in ("ENVOY_PORT", "ENVOY_ADMIN_PORT", "POSTGRES_PORT", "ANVIL_PORT", "REGISTRY_PORT",
-                 "REGISTRY_METRICS_PORT", "LEDGER_PORT", "LEDGER_METRICS_PORT"):
+                 "REGISTRY_METRICS_PORT", "LEDGER_PORT", "LEDGER_METRICS_PORT", "TRAINER_PORT",
+                 "TRAINER_METRICS_PORT"):
         env[f"MLMESH_{name}"] = str(procs.free_port())
     full_env = {**os.environ, **env}
     devstack = [sys.executable, "-m", "servers.devstack"]

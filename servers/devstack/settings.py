@@ -21,6 +21,8 @@ class DevstackSettings(BaseSettings):
     registry_metrics_port: int = Field(9101, description="Registry Prometheus /metrics.")
     ledger_port: int = Field(50052, description="Ledger gRPC (internal only; never routed by Envoy).")
     ledger_metrics_port: int = Field(9102, description="Ledger Prometheus /metrics.")
+    trainer_port: int = Field(50053, description="Trainer gRPC (public RPCs through Envoy).")
+    trainer_metrics_port: int = Field(9103, description="Trainer Prometheus /metrics.")
     database_url: str | None = Field(None, description="Use this PostgreSQL instead of the embedded one.")
     chain_rpc_url: str | None = Field(None, description="Use this EVM JSON-RPC endpoint instead of Anvil.")
     jwt_issuer: str = Field("mlmesh-local", description="Issuer of tokens Envoy accepts (embedded identity).")

@@ -1,0 +1,99 @@
+"""proto <-> domain for the Trainer. Pure functions, in pairs (round-trip tested)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf import timestamp_pb2
+from mlmesh.trainer.v1 import trainer_service_pb2 as pb
+
+from servers.trainer.domain import jobs as J
+from servers.trainer.domain.jobs import Job, LogLine
+
+_STATE_TO_PROTO = {
+    J.QUEUED: pb.TrainingJob.STATE_QUEUED,
+    J.PRE_TRAINING: pb.TrainingJob.STATE_PRE_TRAINING,
+    J.TRAINING: pb.TrainingJob.STATE_TRAINING,
+    J.POST_TRAINING: pb.TrainingJob.STATE_POST_TRAINING,
+    J.SUCCEEDED: pb.TrainingJob.STATE_SUCCEEDED,
+    J.FAILED: pb.TrainingJob.STATE_FAILED,
+    J.CANCELLED: pb.TrainingJob.STATE_CANCELLED,
+}
+_STATE_FROM_PROTO = {v: k for k, v in _STATE_TO_PROTO.items()}
+
+
+def state_to_proto(state: str) -> int:
+    return _STATE_TO_PROTO[state]
+
+
+def state_from_proto(value: int) -> str:
+    try:
+        return _STATE_FROM_PROTO[value]
+    except KeyError:
+        raise ValueError(f"unknown training job state {value}") from None
+
+
+def timestamp_to_proto(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
+    if value is None:
+        return None
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(value.astimezone(dt.UTC))
+    return ts
+
+
+def timestamp_from_proto(ts: timestamp_pb2.Timestamp, present: bool = True) -> dt.datetime | None:
+    return ts.ToDatetime(tzinfo=dt.UTC) if present else None
+
+
+def job_to_proto(job: Job) -> pb.TrainingJob:
+    return pb.TrainingJob(
+        job_id=job.job_id, model_id=job.model_id, dataset_id=job.dataset_id, state=state_to_proto(job.state),
+        failure_reason=job.failure_reason, executor=job.executor, time_limit_seconds=job.time_limit_seconds,
+        memory_limit_bytes=job.memory_limit_bytes, framework=job.framework,
+        create_time=timestamp_to_proto(job.create_time), start_time=timestamp_to_proto(job.start_time),
+        end_time=timestamp_to_proto(job.end_time),
+    )
+
+
+def job_from_proto(p: pb.TrainingJob) -> Job:
+    return Job(
+        job_id=p.job_id, model_id=p.model_id, dataset_id=p.dataset_id, state=state_from_proto(p.state),
+        failure_reason=p.failure_reason, executor=p.executor, time_limit_seconds=p.time_limit_seconds,
+        memory_limit_bytes=p.memory_limit_bytes, framework=p.framework,
+        create_time=timestamp_from_proto(p.create_time),
+        start_time=timestamp_from_proto(p.start_time, p.HasField("start_time")),
+        end_time=timestamp_from_proto(p.end_time, p.HasField("end_time")),
+    )
+
+
+def log_line_to_proto(line: LogLine) -> pb.LogLine:
+    return pb.LogLine(sequence=line.sequence, time=timestamp_to_proto(line.time), stream=line.stream, text=line.text)
+
+
+def log_line_from_proto(p: pb.LogLine) -> LogLine:
+    return LogLine(sequence=p.sequence, time=timestamp_from_proto(p.time), stream=p.stream, text=p.text)
+
+
+def event_to_proto(event: Job | LogLine) -> pb.TrainingJobEvent:
+    if isinstance(event, LogLine):
+        return pb.TrainingJobEvent(log=log_line_to_proto(event))
+    return pb.TrainingJobEvent(job=job_to_proto(event))
+
+
+def event_from_proto(p: pb.TrainingJobEvent) -> Job | LogLine:
+    kind = p.WhichOneof("event")
+    if kind == "log":
+        return log_line_from_proto(p.log)
+    if kind == "job":
+        return job_from_proto(p.job)
+    raise ValueError("empty training job event")
+
+
+def submit_request_from_proto(p: pb.SubmitTrainingJobRequest) -> tuple[str, int, int]:
+    return p.model_id, p.time_limit_seconds, p.memory_limit_bytes
+
+
+def submit_request_to_proto(model_id: str, time_limit_seconds: int, memory_limit_bytes: int
+                            ) -> pb.SubmitTrainingJobRequest:
+    return pb.SubmitTrainingJobRequest(model_id=model_id, time_limit_seconds=time_limit_seconds,
+                                       memory_limit_bytes=memory_limit_bytes)

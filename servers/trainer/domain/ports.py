@@ -1,0 +1,109 @@
+"""What the Trainer's core needs from the outside world. Adapters implement these."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from servers.trainer.domain.jobs import Job, LogLine, Page
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the Trainer reads of a Registry model."""
+
+    model_id: str
+    dataset_id: str
+    state: str  # PENDING | TRAINING | TRAINED | FAILED
+    training_job_id: str = ""
+    recipe_filename: str = ""
+    recipe_sha256: str = ""
+    image_reference: str = ""
+    image_digest: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    dataset_id: str
+    sha256: str
+    size_bytes: int
+    content_type: str
+    filename: str = ""
+
+
+class Registry(Protocol):
+    """The Registry RPCs the Trainer calls."""
+
+    async def get_model(self, model_id: str) -> ModelInfo: ...
+    async def get_dataset(self, dataset_id: str) -> DatasetInfo: ...
+    def download_dataset(self, dataset_id: str) -> AsyncIterator[bytes]: ...
+    def download_recipe(self, model_id: str) -> AsyncIterator[bytes]: ...
+    async def report_status(self, model_id: str, job_id: str, state: str, failure_reason: str = "") -> None: ...
+    async def submit_result(self, model_id: str, job_id: str, framework: str, input_signature: str,
+                            chunks: AsyncIterator[bytes]) -> None: ...
+
+
+class JobRepository(Protocol):
+    async def insert_or_get_live(self, job: Job) -> tuple[Job, bool]:
+        """Stores `job` unless its model has a live job; returns (the live job, created)."""
+    async def get(self, job_id: str) -> Job: ...
+    async def save(self, job: Job, expected_state: str) -> bool:
+        """Writes `job` if its stored state is still `expected_state`; False otherwise."""
+    async def list(self, page_size: int, page_token: str, model_id: str) -> Page: ...
+    async def live_jobs(self) -> list[Job]: ...
+    async def append_logs(self, job_id: str, lines: list[LogLine]) -> None: ...
+    async def logs_after(self, job_id: str, after_sequence: int, limit: int) -> list[LogLine]: ...
+    async def last_log_sequence(self, job_id: str) -> int: ...
+    async def set_report_pending(self, job_id: str, pending: bool) -> None: ...
+    async def report_pending_jobs(self) -> list[Job]: ...
+
+
+LineSink = Callable[[str, str], Awaitable[None]]  # (stream, text)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    argv: list[str]
+    cwd: Path
+    env: dict[str, str]
+    time_limit_seconds: int
+    memory_limit_bytes: int
+    pid_file: Path | None = None  # where the runner records the process, for kill_leftover
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int | None
+    limit_failure: str = ""  # set when the runner killed the process for a limit
+    peak_rss_bytes: int = 0
+    stderr_tail: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class ProcessRunner(Protocol):
+    """Runs a recipe's process with limits, streaming its lines to `on_line`. Cancelling the
+    call kills the process group."""
+
+    async def run(self, request: RunRequest, on_line: LineSink) -> RunResult: ...
+
+    def kill_leftover(self, pid_file: Path) -> bool:
+        """Kills the process group recorded in `pid_file` by a previous Trainer process, if that
+        very process still runs; True if it did."""
+
+
+class Environments(Protocol):
+    """The Python a recipe runs with: the ML base one, or one layered on it for the recipe's
+    requirements (built once per requirements hash)."""
+
+    async def python_for(self, requirements: Path | None, on_line: LineSink) -> Path: ...
+
+
+class Workflows(Protocol):
+    """A remote workflow engine (Argo) that runs all three steps itself."""
+
+    async def submit(self, job: Job, model: ModelInfo | None = None) -> str: ...
+    def watch(self, name: str) -> AsyncIterator[tuple[str, str]]:
+        """(job state, failure reason) as the workflow moves, ending with a final state."""
+    async def stop(self, name: str) -> None: ...

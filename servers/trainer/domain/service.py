@@ -1,0 +1,457 @@
+"""The Trainer's core: submits, runs, cancels and watches training jobs. Any transport can
+serve it (the gRPC servicer is a thin layer over it).
+
+Jobs live in the repository (PostgreSQL); this process runs at most `max_concurrent_jobs` at
+once. On start it fails the jobs a previous process was running ("the Trainer restarted while
+the job was running", reported to the Registry) and resumes the QUEUED ones; a job found in
+POST_TRAINING whose model the Registry already holds as TRAINED by this job is SUCCEEDED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from servers.common import errors
+from servers.trainer.domain import jobs as J
+from servers.trainer.domain.jobs import Job, Limits, LogLine
+from servers.trainer.domain.ports import Environments, JobRepository, ProcessRunner, Registry, RunRequest, Workflows
+from servers.trainer.domain.recipe import ArchiveLimits
+from servers.trainer.domain.steps import StepFailed, post_train, pre_train, read_model
+
+log = logging.getLogger("mlmesh.trainer")
+
+MAX_LINE_CHARS = 8192
+FAILURE_REASON_CHARS = 4000
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class CoreOptions:
+    work_root: Path  # <data_dir>/trainer
+    limits: Limits
+    executor: str = "local"
+    max_concurrent_jobs: int = 1
+    archive_limits: ArchiveLimits = ArchiveLimits()
+    model_grace_seconds: float = 10.0
+    stderr_tail_lines: int = 20
+    max_log_lines: int = 200_000
+    keep_job_dirs: bool = False
+    report_retry_seconds: float = 5.0
+    inherited_env: tuple[tuple[str, str], ...] = ()
+    seed: int = 0
+
+
+class _Watcher:
+    """A bounded queue of events; on overflow it is marked lagged and re-reads the database."""
+
+    def __init__(self, maxsize: int = 10_000):
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize)
+        self.lagged = False
+        self.wake = asyncio.Event()
+
+    def put(self, event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.lagged = True
+        self.wake.set()
+
+
+class _JobLog:
+    """Buffers a job's lines and writes them in batches; a line reaches watchers only once it
+    is in the database, so a replay never misses one."""
+
+    def __init__(self, core: TrainerCore, job_id: str, last_sequence: int):
+        self.core, self.job_id, self.sequence = core, job_id, last_sequence
+        self.pending: list[LogLine] = []
+        self.lock = asyncio.Lock()
+        self.flusher: asyncio.Task | None = None
+        self.dropped = False
+
+    async def write(self, stream: str, text: str) -> None:
+        if len(text) > MAX_LINE_CHARS:
+            text = text[:MAX_LINE_CHARS] + f"... [{len(text) - MAX_LINE_CHARS} more characters]"
+        if self.sequence >= self.core.options.max_log_lines:
+            if not self.dropped:
+                self.dropped = True
+                self._add("trainer", f"the log reached {self.core.options.max_log_lines} lines; later lines "
+                                     "are not stored")
+            return
+        self._add(stream, text)
+        if len(self.pending) >= 1000:
+            await self.flush()
+        elif self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush_soon())
+
+    def _add(self, stream: str, text: str) -> None:
+        self.sequence += 1
+        self.pending.append(LogLine(self.sequence, utcnow(), stream, text))
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(0.05)
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self.lock:
+            batch, self.pending = self.pending, []
+            if not batch:
+                return
+            await self.core.repo.append_logs(self.job_id, batch)
+            for line in batch:
+                self.core._publish(self.job_id, line)
+
+    async def close(self) -> None:
+        if self.flusher is not None and not self.flusher.done():
+            self.flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.flusher
+        await self.flush()
+
+
+class TrainerCore:
+    def __init__(self, repo: JobRepository, registry: Registry, runner: ProcessRunner, envs: Environments,
+                 options: CoreOptions, *, workflows: Workflows | None = None,
+                 clock: Callable[[], dt.datetime] = utcnow):
+        if options.executor == "argo" and workflows is None:
+            raise ValueError("the argo executor needs a Workflows adapter")
+        self.repo, self.registry, self.runner, self.envs = repo, registry, runner, envs
+        self.options, self.workflows, self.clock = options, workflows, clock
+        self._slots = asyncio.Semaphore(options.max_concurrent_jobs)
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._cancel_requested: set[str] = set()
+        self._watchers: dict[str, set[_Watcher]] = {}
+        self._job_locks: dict[str, asyncio.Lock] = {}
+        self._closing = False
+        self._reporter: asyncio.Task | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Recovers the jobs a previous process left behind, then starts the queued ones."""
+        for job in await self.repo.live_jobs():
+            if job.state == J.QUEUED:
+                self._spawn(job)
+                continue
+            job_dir = self.options.work_root / "jobs" / job.job_id
+            self.runner.kill_leftover(job_dir / "recipe.pid")
+            if not self.options.keep_job_dirs:
+                await asyncio.to_thread(shutil.rmtree, job_dir, True)
+            if job.state == J.POST_TRAINING and await self._registry_has_result(job):
+                await self._transition(job, J.SUCCEEDED)
+                continue
+            await self._fail(job, J.RESTART_REASON)
+        self._reporter = asyncio.create_task(self._report_pending_loop())
+
+    async def close(self) -> None:
+        """Stops running jobs (FAILED: the Trainer stopped; reported to the Registry); QUEUED jobs
+        stay queued and resume at the next start."""
+        self._closing = True
+        if self._reporter is not None:
+            self._reporter.cancel()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._reporter is not None:
+            await asyncio.gather(self._reporter, return_exceptions=True)
+
+    # -- the API ------------------------------------------------------------------------------
+
+    async def submit(self, model_id: str, time_limit_seconds: int = 0, memory_limit_bytes: int = 0) -> Job:
+        """A new QUEUED job for the model, or the model's live job if it has one (idempotent)."""
+        model_id = J.parse_id(model_id, "model_id")
+        time_limit, memory_limit = self.options.limits.resolve(time_limit_seconds, memory_limit_bytes)
+        job = Job(job_id=str(uuid.uuid4()), model_id=model_id, state=J.QUEUED, executor=self.options.executor,
+                  time_limit_seconds=time_limit, memory_limit_bytes=memory_limit, create_time=self.clock())
+        stored, created = await self.repo.insert_or_get_live(job)
+        if created:
+            log.info("job %s queued for model %s", stored.job_id, model_id)
+            self._spawn(stored)
+        return stored
+
+    async def get(self, job_id: str) -> Job:
+        return await self.repo.get(J.parse_id(job_id, "job_id"))
+
+    async def list(self, page_size: int = 0, page_token: str = "", model_id: str = "") -> J.Page:
+        if model_id:
+            model_id = J.parse_id(model_id, "model_id")
+        return await self.repo.list(page_size, page_token, model_id)
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancels a queued or running job: CANCELLED, the model FAILED. FailedPrecondition if it ended."""
+        job = await self.get(job_id)
+        if job.final:
+            J.check_transition(job.job_id, job.state, J.CANCELLED)
+        self._cancel_requested.add(job.job_id)
+        task = self._tasks.get(job.job_id)
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return await self.repo.get(job.job_id)
+        # Not running in this process (e.g. queued and not yet picked up).
+        return await self._end(job, J.CANCELLED, J.CANCEL_REASON)
+
+    async def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[Job | LogLine]:
+        """The job now, its log lines after `after_sequence`, then live events until it ends."""
+        job_id = J.parse_id(job_id, "job_id")
+        if after_sequence < 0:
+            raise errors.InvalidArgument("after_log_sequence must not be negative", reason="SEQUENCE_INVALID")
+        watcher = _Watcher()
+        self._watchers.setdefault(job_id, set()).add(watcher)
+        try:
+            job = await self.repo.get(job_id)
+            yield job
+            last = after_sequence
+            async for line in self._replay(job_id, last):
+                last = line.sequence
+                yield line
+            while not job.final:
+                await watcher.wake.wait()
+                watcher.wake.clear()
+                if watcher.lagged:
+                    watcher.lagged = False
+                    while not watcher.queue.empty():
+                        watcher.queue.get_nowait()
+                    fresh = await self.repo.get(job_id)
+                    async for line in self._replay(job_id, last):
+                        last = line.sequence
+                        yield line
+                    if fresh != job:
+                        job = fresh
+                        yield job
+                    continue
+                while not watcher.queue.empty():
+                    event = watcher.queue.get_nowait()
+                    if isinstance(event, LogLine):
+                        if event.sequence > last:
+                            last = event.sequence
+                            yield event
+                    else:
+                        job = event
+                        yield job
+        finally:
+            subs = self._watchers.get(job_id)
+            if subs is not None:
+                subs.discard(watcher)
+                if not subs:
+                    self._watchers.pop(job_id, None)
+
+    async def _replay(self, job_id: str, after: int, page: int = 1000) -> AsyncIterator[LogLine]:
+        while True:
+            lines = await self.repo.logs_after(job_id, after, page)
+            for line in lines:
+                yield line
+            if len(lines) < page:
+                return
+            after = lines[-1].sequence
+
+    # -- running a job ------------------------------------------------------------------------
+
+    def _spawn(self, job: Job) -> None:
+        task = asyncio.create_task(self._run(job), name=f"training-job-{job.job_id}")
+        self._tasks[job.job_id] = task
+        task.add_done_callback(lambda _t, job_id=job.job_id: self._tasks.pop(job_id, None))
+
+    def _publish(self, job_id: str, event) -> None:
+        for watcher in self._watchers.get(job_id, ()):
+            watcher.put(event)
+
+    def _lock(self, job_id: str) -> asyncio.Lock:
+        return self._job_locks.setdefault(job_id, asyncio.Lock())
+
+    async def _transition(self, job: Job, state: str, failure_reason: str = "", **changes) -> Job:
+        """Moves the job (checked by the state machine and against the stored state) and tells watchers."""
+        async with self._lock(job.job_id):
+            current = await self.repo.get(job.job_id)
+            new = current.moved(state, now=self.clock(), failure_reason=failure_reason[:FAILURE_REASON_CHARS],
+                                 **changes)
+            if not await self.repo.save(new, expected_state=current.state):
+                raise errors.Aborted(f"training job {job.job_id} changed while moving it to {state}",
+                                     reason="JOB_CHANGED")
+        log.info("job %s: %s -> %s%s", job.job_id, current.state, state,
+                 f" ({failure_reason})" if failure_reason else "")
+        self._publish(job.job_id, new)
+        if new.final:
+            self._job_locks.pop(job.job_id, None)
+        return new
+
+    async def _end(self, job: Job, state: str, reason: str) -> Job:
+        """FAILED or CANCELLED (if the job has not ended already), then the Registry hears FAILED."""
+        try:
+            job = await self._transition(job, state, reason)
+        except errors.FailedPrecondition:
+            return await self.repo.get(job.job_id)  # it ended meanwhile
+        await self._report_failed(job)
+        return job
+
+    async def _fail(self, job: Job, reason: str) -> Job:
+        return await self._end(job, J.FAILED, reason)
+
+    async def _report_failed(self, job: Job) -> None:
+        try:
+            await self.registry.report_status(job.model_id, job.job_id, "FAILED", job.failure_reason)
+            await self.repo.set_report_pending(job.job_id, False)
+        except errors.Unavailable as exc:
+            log.warning("job %s: the Registry did not hear FAILED yet (%s); retrying later", job.job_id, exc.message)
+            await self.repo.set_report_pending(job.job_id, True)
+        except errors.MeshError as exc:  # e.g. the model is unknown or already trained: nothing to retry
+            log.warning("job %s: the Registry refused the FAILED report: %s", job.job_id, exc.message)
+            await self.repo.set_report_pending(job.job_id, False)
+
+    async def _report_pending_loop(self) -> None:
+        while True:
+            try:
+                for job in await self.repo.report_pending_jobs():
+                    await self._report_failed(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the loop must survive a database hiccup
+                log.exception("retrying failure reports")
+            await asyncio.sleep(self.options.report_retry_seconds)
+
+    async def _registry_has_result(self, job: Job) -> bool:
+        try:
+            model = await self.registry.get_model(job.model_id)
+        except errors.MeshError:
+            return False
+        return model.state == "TRAINED" and model.training_job_id in ("", job.job_id)
+
+    async def _run(self, job: Job) -> None:
+        job_dir = self.options.work_root / "jobs" / job.job_id
+        joblog = _JobLog(self, job.job_id, await self.repo.last_log_sequence(job.job_id))
+
+        async def note(text: str) -> None:
+            await joblog.write("trainer", text)
+
+        try:
+            async with self._slots:
+                if job.job_id in self._cancel_requested:
+                    raise asyncio.CancelledError
+                if self.options.executor == "argo":
+                    await self._run_on_argo(job, note, joblog)
+                else:
+                    await self._run_locally(job, job_dir, note, joblog)
+        except asyncio.CancelledError:
+            await joblog.close()
+            if job.job_id in self._cancel_requested:
+                await self._end(job, J.CANCELLED, J.CANCEL_REASON)
+            else:
+                await self._fail(job, "the Trainer stopped while the job was running" if self._closing
+                                 else "the job was interrupted")
+        except StepFailed as exc:
+            await note(f"failed: {exc.reason}")
+            await joblog.close()
+            await self._fail(job, exc.reason)
+        except errors.MeshError as exc:
+            await note(f"failed: {exc.message}")
+            await joblog.close()
+            await self._fail(job, exc.message)
+        except Exception as exc:  # noqa: BLE001 - a bug must still end the job
+            log.exception("job %s: internal error", job.job_id)
+            await joblog.close()
+            await self._fail(job, f"internal error in the Trainer ({type(exc).__name__}); see the Trainer's log")
+        else:
+            await joblog.close()
+        finally:
+            self._cancel_requested.discard(job.job_id)
+            if not self.options.keep_job_dirs:
+                await asyncio.to_thread(shutil.rmtree, job_dir, True)
+
+    async def _run_locally(self, job: Job, job_dir: Path, note, joblog: _JobLog) -> None:
+        await joblog.flush()
+        job = await self._transition(job, J.PRE_TRAINING)
+        if job_dir.exists():
+            await asyncio.to_thread(shutil.rmtree, job_dir, True)
+        job_dir.mkdir(parents=True)
+        prepared = await pre_train(self.registry, job, job_dir, note, archive_limits=self.options.archive_limits,
+                                   model_grace_seconds=self.options.model_grace_seconds)
+        spec = prepared.spec
+        job = replace(job, dataset_id=prepared.dataset.dataset_id)
+        requirements = prepared.recipe_root / spec.requirements if spec.requirements else None
+        python = await self.envs.python_for(requirements, joblog.write)
+        output_dir = job_dir / "output"
+        output_dir.mkdir()
+        tmp_dir = job_dir / "tmp"
+        tmp_dir.mkdir()
+        artifact = output_dir / spec.artifact_name
+        env = dict(self.options.inherited_env)
+        env.update({
+            "TMPDIR": str(tmp_dir),
+            "PYTHONUNBUFFERED": "1",
+            "MLMESH_DATASET_PATH": str(prepared.dataset_path),
+            "MLMESH_DATASET_CONTENT_TYPE": prepared.dataset.content_type,
+            "MLMESH_OUTPUT_PATH": str(artifact),
+            "MLMESH_PARAMS": spec.params_json(),
+            "MLMESH_SEED": str(self.options.seed),
+            "MLMESH_WORK_DIR": str(prepared.recipe_root),
+        })
+        await joblog.flush()
+        job = await self._transition(job, J.TRAINING, framework=spec.framework,
+                                     dataset_id=prepared.dataset.dataset_id)
+        try:
+            await self.registry.report_status(job.model_id, job.job_id, "TRAINING")
+        except errors.MeshError as exc:
+            await note(f"train: could not tell the Registry that training started: {exc.message}")
+        await note(f"train: running {python.name} {spec.entrypoint} (time limit {job.time_limit_seconds} s, "
+                   f"memory limit {job.memory_limit_bytes} bytes)")
+        result = await self.runner.run(
+            RunRequest(argv=[str(python), spec.entrypoint], cwd=prepared.recipe_root, env=env,
+                       time_limit_seconds=job.time_limit_seconds, memory_limit_bytes=job.memory_limit_bytes,
+                       pid_file=job_dir / "recipe.pid"),
+            joblog.write,
+        )
+        if result.limit_failure:
+            raise StepFailed(result.limit_failure)
+        if result.exit_code != 0:
+            tail = "\n".join(result.stderr_tail[-self.options.stderr_tail_lines:]).strip()
+            what = f"the recipe exited with status {result.exit_code}"
+            if result.exit_code is not None and result.exit_code < 0:
+                what = f"the recipe was killed by signal {-result.exit_code}"
+            raise StepFailed(f"{what}: {tail}" if tail else what)
+        await note(f"train: the recipe finished in {result.seconds:.1f} s (peak memory {result.peak_rss_bytes} bytes)")
+        await joblog.flush()
+        job = await self._transition(job, J.POST_TRAINING)
+        await post_train(self.registry, job, spec, artifact, note)
+        await joblog.flush()
+        await self._transition(job, J.SUCCEEDED)
+
+    async def _run_on_argo(self, job: Job, note, joblog: _JobLog) -> None:
+        """The whole job runs as an Argo workflow; the Trainer follows its steps."""
+        assert self.workflows is not None
+        model = await read_model(self.registry, job.model_id, grace_seconds=self.options.model_grace_seconds)
+        name = await self.workflows.submit(job, model)
+        await note(f"submitted Argo workflow {name}")
+        path = (J.PRE_TRAINING, J.TRAINING, J.POST_TRAINING, J.SUCCEEDED)
+        try:
+            async for state, reason in self.workflows.watch(name):
+                if state in (J.FAILED, J.CANCELLED):
+                    raise StepFailed(reason or f"the Argo workflow {name} failed")
+                if state not in path:
+                    continue
+                current = await self.repo.get(job.job_id)
+                # Walk every step up to `state` (a short step may end between two polls).
+                for step in path[:path.index(state) + 1]:
+                    if J.can_transition(current.state, step):
+                        await joblog.flush()
+                        current = await self._transition(current, step, dataset_id=model.dataset_id)
+                        if step == J.TRAINING:
+                            with contextlib.suppress(errors.MeshError):
+                                await self.registry.report_status(job.model_id, job.job_id, "TRAINING")
+                if state == J.SUCCEEDED:
+                    return
+            raise StepFailed(f"lost track of the Argo workflow {name}")
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self.workflows.stop(name)
+            raise
