@@ -147,3 +147,83 @@ class ChainInfo(_message.Message):
     signer_address: str
     node_version: str
     def __init__(self, chain_id: _Optional[int] = ..., block_number: _Optional[int] = ..., signer_address: _Optional[str] = ..., node_version: _Optional[str] = ...) -> None: ...
+
+class TranslationContract(_message.Message):
+    __slots__ = ("address", "translation_id", "model_id", "model_contract", "source_sha256", "onnx_md5", "onnx_sha256", "converter", "opset", "max_abs_diff", "max_rel_diff", "atol", "rtol", "parity_passed", "block_number", "chain_id")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    TRANSLATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ONNX_MD5_FIELD_NUMBER: _ClassVar[int]
+    ONNX_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CONVERTER_FIELD_NUMBER: _ClassVar[int]
+    OPSET_FIELD_NUMBER: _ClassVar[int]
+    MAX_ABS_DIFF_FIELD_NUMBER: _ClassVar[int]
+    MAX_REL_DIFF_FIELD_NUMBER: _ClassVar[int]
+    ATOL_FIELD_NUMBER: _ClassVar[int]
+    RTOL_FIELD_NUMBER: _ClassVar[int]
+    PARITY_PASSED_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    translation_id: str
+    model_id: str
+    model_contract: str
+    source_sha256: str
+    onnx_md5: str
+    onnx_sha256: str
+    converter: str
+    opset: int
+    max_abs_diff: str
+    max_rel_diff: str
+    atol: str
+    rtol: str
+    parity_passed: bool
+    block_number: int
+    chain_id: int
+    def __init__(self, address: _Optional[str] = ..., translation_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model_contract: _Optional[str] = ..., source_sha256: _Optional[str] = ..., onnx_md5: _Optional[str] = ..., onnx_sha256: _Optional[str] = ..., converter: _Optional[str] = ..., opset: _Optional[int] = ..., max_abs_diff: _Optional[str] = ..., max_rel_diff: _Optional[str] = ..., atol: _Optional[str] = ..., rtol: _Optional[str] = ..., parity_passed: bool = ..., block_number: _Optional[int] = ..., chain_id: _Optional[int] = ...) -> None: ...
+
+class DeployTranslationContractRequest(_message.Message):
+    __slots__ = ("translation_id", "model_id", "model_contract", "source_sha256", "onnx_md5", "onnx_sha256", "converter", "opset", "max_abs_diff", "max_rel_diff", "atol", "rtol", "parity_passed")
+    TRANSLATION_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_SHA256_FIELD_NUMBER: _ClassVar[int]
+    ONNX_MD5_FIELD_NUMBER: _ClassVar[int]
+    ONNX_SHA256_FIELD_NUMBER: _ClassVar[int]
+    CONVERTER_FIELD_NUMBER: _ClassVar[int]
+    OPSET_FIELD_NUMBER: _ClassVar[int]
+    MAX_ABS_DIFF_FIELD_NUMBER: _ClassVar[int]
+    MAX_REL_DIFF_FIELD_NUMBER: _ClassVar[int]
+    ATOL_FIELD_NUMBER: _ClassVar[int]
+    RTOL_FIELD_NUMBER: _ClassVar[int]
+    PARITY_PASSED_FIELD_NUMBER: _ClassVar[int]
+    translation_id: str
+    model_id: str
+    model_contract: str
+    source_sha256: str
+    onnx_md5: str
+    onnx_sha256: str
+    converter: str
+    opset: int
+    max_abs_diff: str
+    max_rel_diff: str
+    atol: str
+    rtol: str
+    parity_passed: bool
+    def __init__(self, translation_id: _Optional[str] = ..., model_id: _Optional[str] = ..., model_contract: _Optional[str] = ..., source_sha256: _Optional[str] = ..., onnx_md5: _Optional[str] = ..., onnx_sha256: _Optional[str] = ..., converter: _Optional[str] = ..., opset: _Optional[int] = ..., max_abs_diff: _Optional[str] = ..., max_rel_diff: _Optional[str] = ..., atol: _Optional[str] = ..., rtol: _Optional[str] = ..., parity_passed: bool = ...) -> None: ...
+
+class DeployTranslationContractResponse(_message.Message):
+    __slots__ = ("contract", "tx_hash")
+    CONTRACT_FIELD_NUMBER: _ClassVar[int]
+    TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    contract: TranslationContract
+    tx_hash: str
+    def __init__(self, contract: _Optional[_Union[TranslationContract, _Mapping]] = ..., tx_hash: _Optional[str] = ...) -> None: ...
+
+class GetTranslationContractRequest(_message.Message):
+    __slots__ = ("address",)
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    address: str
+    def __init__(self, address: _Optional[str] = ...) -> None: ...

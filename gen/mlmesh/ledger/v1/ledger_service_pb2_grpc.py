@@ -46,6 +46,16 @@ class LedgerServiceStub(object):
                 request_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.GetChainInfoRequest.SerializeToString,
                 response_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.ChainInfo.FromString,
                 )
+        self.DeployTranslationContract = channel.unary_unary(
+                '/mlmesh.ledger.v1.LedgerService/DeployTranslationContract',
+                request_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.DeployTranslationContractRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.DeployTranslationContractResponse.FromString,
+                )
+        self.GetTranslationContract = channel.unary_unary(
+                '/mlmesh.ledger.v1.LedgerService/GetTranslationContract',
+                request_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.GetTranslationContractRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.TranslationContract.FromString,
+                )
 
 
 class LedgerServiceServicer(object):
@@ -96,6 +106,21 @@ class LedgerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeployTranslationContract(self, request, context):
+        """Deploys a Translation contract (an ONNX translation of a trained model, with its
+        parity figures) and waits for its receipt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTranslationContract(self, request, context):
+        """Reads a Translation contract's fields.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +153,16 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.GetChainInfo,
                     request_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.GetChainInfoRequest.FromString,
                     response_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.ChainInfo.SerializeToString,
+            ),
+            'DeployTranslationContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeployTranslationContract,
+                    request_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.DeployTranslationContractRequest.FromString,
+                    response_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.DeployTranslationContractResponse.SerializeToString,
+            ),
+            'GetTranslationContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTranslationContract,
+                    request_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.GetTranslationContractRequest.FromString,
+                    response_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.TranslationContract.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -240,5 +275,39 @@ class LedgerService(object):
         return grpc.experimental.unary_unary(request, target, '/mlmesh.ledger.v1.LedgerService/GetChainInfo',
             mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.GetChainInfoRequest.SerializeToString,
             mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.ChainInfo.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DeployTranslationContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.ledger.v1.LedgerService/DeployTranslationContract',
+            mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.DeployTranslationContractRequest.SerializeToString,
+            mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.DeployTranslationContractResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetTranslationContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.ledger.v1.LedgerService/GetTranslationContract',
+            mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.GetTranslationContractRequest.SerializeToString,
+            mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.TranslationContract.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
