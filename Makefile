@@ -11,7 +11,7 @@ export MLMESH_DATA_DIR ?= $(abspath $(DATA_DIR))
 .PHONY: help venv ml-venv gen check-gen lint contracts check-contracts test test-fast up down demo bench clean
 
 help:
-	@echo "make demo   start the mesh on embedded defaults and walk a dataset through Envoy"
+	@echo "make demo   start the mesh on embedded defaults: a dataset, then the seed's model walk-through, through Envoy"
 	@echo "make test   run every test (unit, integration, end-to-end through Envoy)"
 	@echo "make up / make down / make gen / make lint / make bench / make contracts"
 
@@ -66,13 +66,13 @@ test: $(VENV)/.stamp $(MLV)/.stamp
 	$(MAKE) check-gen check-contracts lint
 	$(PY) -m pytest -q
 
-up: $(VENV)/.stamp
+up: $(VENV)/.stamp $(MLV)/.stamp
 	$(PY) -m servers.devstack up
 
 down:
 	@if [ -x $(PY) ]; then $(PY) -m servers.devstack down; fi
 
-demo: $(VENV)/.stamp
+demo: $(VENV)/.stamp $(MLV)/.stamp
 	$(PY) -m servers.devstack up
 	$(VENV)/bin/mlmesh demo
 

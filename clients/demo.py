@@ -147,4 +147,9 @@ def run_demo(settings: ClientSettings, console: Console) -> int:
         say("the front door without a token — GET /v1/datasets")
         r = http.get("/v1/datasets")
         console.print(f"HTTP {r.status_code}: {r.text.strip()[:120]}")
-        return 0 if consistent and r.status_code == 401 else 1
+        consistent = consistent and r.status_code == 401
+
+        from clients.demo_models import run_models_demo
+
+        models_ok = run_models_demo(http, auth, console, say, org=org, work=work)
+        return 0 if consistent and models_ok else 1

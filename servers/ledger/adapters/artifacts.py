@@ -16,7 +16,8 @@ BUILD_DIR = CONTRACTS_DIR / "build"
 
 DATASET = "Dataset"
 MODEL = "Model"
-CONTRACT_NAMES = (DATASET, MODEL)
+TRANSLATION = "Translation"
+CONTRACT_NAMES = (DATASET, MODEL, TRANSLATION)
 
 
 class ArtifactError(RuntimeError):

@@ -74,6 +74,50 @@ class ModelContract:
 
 
 @dataclass(frozen=True)
+class TranslationSpec:
+    """The fields of a Translation contract to deploy: a verified model translated to ONNX.
+
+    `source_sha256` must equal the Model contract's res_sha256. The parity figures are decimal
+    text (e.g. "3.4e-07"): the chain has no floating point."""
+
+    translation_id: str
+    model_id: str
+    model_contract: str
+    source_sha256: str
+    onnx_md5: str
+    onnx_sha256: str
+    converter: str
+    opset: int
+    max_abs_diff: str
+    max_rel_diff: str
+    atol: str
+    rtol: str
+    parity_passed: bool
+
+
+@dataclass(frozen=True)
+class TranslationContract:
+    """A deployed Translation contract, as read from the chain. Every field is immutable."""
+
+    address: str
+    translation_id: str
+    model_id: str
+    model_contract: str
+    source_sha256: str
+    onnx_md5: str
+    onnx_sha256: str
+    converter: str
+    opset: int
+    max_abs_diff: str
+    max_rel_diff: str
+    atol: str
+    rtol: str
+    parity_passed: bool
+    block_number: int
+    chain_id: int
+
+
+@dataclass(frozen=True)
 class Transacted(Generic[T]):
     """The outcome of a mined transaction: the contract after it, and the transaction's hash."""
 

@@ -3,17 +3,22 @@ clear INVALID_ARGUMENT instead of gas."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
+from decimal import Decimal
 
 from eth_utils import is_checksum_address, to_checksum_address
 
 from servers.common.errors import InvalidArgument
-from servers.ledger.domain.models import DatasetSpec, ModelResult, ModelSpec
+from servers.ledger.domain.models import DatasetSpec, ModelResult, ModelSpec, TranslationSpec
 
 MD5_RE = re.compile(r"[0-9a-f]{32}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 MAX_TEXT_BYTES = 256
+# A finite, non-negative decimal number as Python, JSON and numpy print one: "0", "0.001", "3.4e-07", "1E+3".
+DECIMAL_RE = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+MAX_DECIMAL_CHARS = 64
 
 
 def _invalid(field: str, message: str, reason: str) -> InvalidArgument:
@@ -96,3 +101,34 @@ def check_model_result(result: ModelResult) -> ModelResult:
     check_md5("res_hash", result.res_hash)
     check_sha256("res_sha256", result.res_sha256)
     return result
+
+
+def check_decimal(field: str, value: str) -> str:
+    """`value` if it is a finite, non-negative decimal number written as text ("0.001", "3.4e-07")."""
+    if not value:
+        raise _invalid(field, 'is required (a decimal number as text, e.g. "3.4e-07")', "MISSING_FIELD")
+    if len(value) > MAX_DECIMAL_CHARS or not DECIMAL_RE.fullmatch(value):
+        raise _invalid(
+            field,
+            f'expected a finite non-negative decimal number such as "3.4e-07" or "0.001", got {value!r}',
+            "INVALID_DECIMAL",
+        )
+    if not Decimal(value).is_finite():  # unreachable by the pattern; a guard against a looser one
+        raise _invalid(field, f"must be finite, got {value!r}", "INVALID_DECIMAL")
+    return value
+
+
+def check_translation_spec(spec: TranslationSpec) -> TranslationSpec:
+    """The spec with `model_contract` checksummed, if every field is well formed."""
+    check_text("translation_id", spec.translation_id, required=True)
+    check_text("model_id", spec.model_id, required=True)
+    model_contract = check_address(spec.model_contract, "model_contract")
+    check_sha256("source_sha256", spec.source_sha256)
+    check_md5("onnx_md5", spec.onnx_md5)
+    check_sha256("onnx_sha256", spec.onnx_sha256)
+    check_text("converter", spec.converter, required=True)
+    if spec.opset < 1:
+        raise _invalid("opset", f"must be a positive ONNX opset version, got {spec.opset}", "INVALID_OPSET")
+    for field in ("max_abs_diff", "max_rel_diff", "atol", "rtol"):
+        check_decimal(field, getattr(spec, field))
+    return dataclasses.replace(spec, model_contract=model_contract)

@@ -1,0 +1,78 @@
+"""Translator settings: env prefix MLMESH_TRANSLATOR_ (nested with `__`, e.g.
+MLMESH_TRANSLATOR_STORAGE__BACKEND=s3). MLMESH_DATA_DIR and MLMESH_DATABASE_URL are mesh-wide."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from servers.common.settings import ServerSettings, _mesh, settings_config
+from servers.common.storage import StorageSettings
+
+TRANSLATOR_PORT = 50054
+TRANSLATOR_METRICS_PORT = 9104
+REPO = Path(__file__).resolve().parents[2]
+# What the conversion worker inherits from the Translator's environment; it also gets
+# TF_CPP_MIN_LOG_LEVEL=3 (TensorFlow's start-up chatter would bury the worker's error line).
+INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "TMPDIR")
+
+
+def _inherited_env() -> dict[str, str]:
+    return {k: os.environ[k] for k in INHERITED_VARIABLES if k in os.environ}
+
+
+class TranslatorSettings(ServerSettings):
+    model_config = settings_config("TRANSLATOR")
+
+    port: int = Field(TRANSLATOR_PORT, ge=0, le=65535, description="gRPC port of the Translator.")
+    metrics_port: int = Field(TRANSLATOR_METRICS_PORT, ge=-1, le=65535, description="Prometheus port; -1 off.")
+    database_url: str | None = Field(
+        default_factory=lambda: _mesh().database_url,
+        description="PostgreSQL DSN for translations (default: MLMESH_DATABASE_URL). The Translator's tables are "
+        "prefixed translator_ and can share the Registry's database.")
+    registry_target: str = Field("127.0.0.1:50051", description="host:port of the Registry's gRPC server.")
+    ledger_target: str = Field("127.0.0.1:50052", description="host:port of the Ledger's gRPC server.")
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings,
+        description="Object storage for ONNX files (key translations/<translation_id>): filesystem under "
+        "<data_dir>/translator/objects (default) or S3/MinIO.")
+    work_dir: Path | None = Field(
+        None, description="Where translations run (<work_dir>/<translation_id>/: the model, its dataset, the "
+        "ONNX file and the worker's report); removed when the call ends. Default: <data_dir>/translator/work.")
+    ml_python: Path = Field(REPO / ".venv-ml" / "bin" / "python",
+                            description="Python of the ML environment the conversion worker runs in "
+                            "(`make ml-venv`).")
+    worker_time_limit_seconds: float = Field(
+        600.0, gt=0, description="Wall-clock limit of one conversion (load, convert, parity check); the worker "
+        "is killed when it is hit.")
+    default_opset: int = Field(18, ge=7, le=23, description="ONNX opset when TranslateModel leaves it at 0.")
+    max_opset: int = Field(23, ge=7, le=30, description="Largest opset a request may ask for.")
+    parity_rows: str = Field(
+        "-256:", pattern=r"^-?\d*:-?\d*$",
+        description="Dataset rows the parity batch is drawn from, START:STOP (half-open; negatives count from "
+        "the end). The default, the last 256 rows, lies inside the held-out rows of the demo recipes (they test "
+        "on the last 20%).")
+    max_concurrent_translations: int = Field(
+        1, ge=1, le=64, description="Conversions run at once; further TranslateModel calls wait their turn.")
+    max_model_bytes: int = Field(32 << 30, ge=1, description="Largest source model the Translator downloads.")
+    max_dataset_bytes: int = Field(64 << 30, ge=1, description="Largest dataset the Translator downloads.")
+    read_chunk_bytes: int = Field(1 << 20, ge=4096, le=4 << 20, description="Bytes per download message.")
+    keep_work_dirs: bool = Field(False, description="Keep <work_dir>/<translation_id>/ after the call (debugging).")
+    registry_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of a unary Registry call.")
+    ledger_deploy_timeout_seconds: float = Field(120.0, gt=0, description="Timeout of a contract deployment.")
+    ledger_read_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of a contract read.")
+    inherited_env: dict[str, str] = Field(
+        default_factory=_inherited_env,
+        description="Variables the conversion worker inherits from the Translator's environment.")
+
+    @model_validator(mode="after")
+    def _defaults_under_data_dir(self) -> TranslatorSettings:
+        if self.storage.backend == "filesystem" and self.storage.root is None:
+            self.storage = self.storage.model_copy(update={"root": self.data_dir / "translator" / "objects"})
+        if self.work_dir is None:
+            self.work_dir = self.data_dir / "translator" / "work"
+        if self.default_opset > self.max_opset:
+            raise ValueError("default_opset is above max_opset")
+        return self
