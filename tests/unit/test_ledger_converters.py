@@ -15,6 +15,8 @@ from servers.ledger.domain.models import (
     ModelContract,
     ModelResult,
     ModelSpec,
+    TranslationContract,
+    TranslationSpec,
 )
 
 DATASET_SPEC = DatasetSpec(
@@ -48,6 +50,27 @@ MODEL_CONTRACT = ModelContract(
     block_number=9,
     chain_id=31337,
 )
+TRANSLATION_SPEC = TranslationSpec(
+    translation_id="0b8e5ad4-5f0e-4f43-9a77-51a0f2b8c1de",
+    model_id="model-1",
+    model_contract=MODEL_CONTRACT.address,
+    source_sha256=MODEL_CONTRACT.res_sha256,
+    onnx_md5="d41d8cd98f00b204e9800998ecf8427e",
+    onnx_sha256="e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    converter="torch.onnx (TorchScript exporter) torch 2.13.0",
+    opset=17,
+    max_abs_diff="3.4e-07",
+    max_rel_diff="1.2e-06",
+    atol="1e-05",
+    rtol="0.001",
+    parity_passed=True,
+)
+TRANSLATION_CONTRACT = TranslationContract(
+    address="0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
+    **dataclasses.asdict(TRANSLATION_SPEC),
+    block_number=11,
+    chain_id=31337,
+)
 CHAIN_INFO = ChainInfo(
     chain_id=31337, block_number=42, signer_address="0x9c419c09Af9F6EDaf44011b31B8dD518331C09A0",
     node_version="anvil/v1.7.1",
@@ -67,9 +90,12 @@ def _no_default_values(value) -> None:
         (DATASET_CONTRACT, conv.dataset_contract_to_proto, conv.dataset_contract_from_proto),
         (MODEL_SPEC, conv.model_spec_to_proto, conv.model_spec_from_proto),
         (MODEL_CONTRACT, conv.model_contract_to_proto, conv.model_contract_from_proto),
+        (TRANSLATION_SPEC, conv.translation_spec_to_proto, conv.translation_spec_from_proto),
+        (TRANSLATION_CONTRACT, conv.translation_contract_to_proto, conv.translation_contract_from_proto),
         (CHAIN_INFO, conv.chain_info_to_proto, conv.chain_info_from_proto),
     ],
-    ids=["dataset_spec", "dataset_contract", "model_spec", "model_contract", "chain_info"],
+    ids=["dataset_spec", "dataset_contract", "model_spec", "model_contract", "translation_spec",
+         "translation_contract", "chain_info"],
 )
 def test_domain_proto_domain_round_trip(value, to_proto, from_proto):
     _no_default_values(value)
@@ -87,8 +113,18 @@ def test_domain_proto_domain_round_trip(value, to_proto, from_proto):
             conv.model_contract_from_proto,
             conv.model_contract_to_proto,
         ),
+        (
+            conv.translation_spec_to_proto(TRANSLATION_SPEC),
+            conv.translation_spec_from_proto,
+            conv.translation_spec_to_proto,
+        ),
+        (
+            conv.translation_contract_to_proto(TRANSLATION_CONTRACT),
+            conv.translation_contract_from_proto,
+            conv.translation_contract_to_proto,
+        ),
     ],
-    ids=["dataset_contract", "model_contract"],
+    ids=["dataset_contract", "model_contract", "translation_spec", "translation_contract"],
 )
 def test_proto_domain_proto_round_trip(msg, from_proto, to_proto):
     # Every proto field is set, so a field the converters forget shows up here.
@@ -113,3 +149,12 @@ def test_unverified_model_keeps_empty_result():
 
     assert (msg.res_hash, msg.res_sha256, msg.verified) == ("", "", False)
     assert conv.model_contract_from_proto(msg) == unverified
+
+
+def test_failed_parity_keeps_its_verdict():
+    failed = dataclasses.replace(TRANSLATION_CONTRACT, parity_passed=False, max_abs_diff="0.5")
+
+    msg = conv.translation_contract_to_proto(failed)
+
+    assert (msg.parity_passed, msg.max_abs_diff) == (False, "0.5")
+    assert conv.translation_contract_from_proto(msg) == failed

@@ -1,4 +1,4 @@
-"""The chain adapter: Dataset and Model contracts on any EVM node over JSON-RPC (web3 AsyncWeb3).
+"""The chain adapter: Dataset, Model and Translation contracts on any EVM node over JSON-RPC (web3 AsyncWeb3).
 
 One code path for the embedded Anvil and a production Quorum / Besu node. Transactions are
 signed locally by the Ledger's key and sent raw; every write waits for its receipt. Failures
@@ -6,7 +6,8 @@ become domain errors with a message a person can act on:
 
     node unreachable / too slow ........ Unavailable  (CHAIN_UNAVAILABLE, RECEIPT_TIMEOUT)
     no code at the address ............. NotFound     (CONTRACT_NOT_FOUND)
-    code, but not our kind of contract . NotFound     (NOT_A_DATASET_CONTRACT / NOT_A_MODEL_CONTRACT)
+    code, but not our kind of contract . NotFound     (NOT_A_DATASET_CONTRACT / NOT_A_MODEL_CONTRACT /
+                                                        NOT_A_TRANSLATION_CONTRACT)
     second verify ...................... FailedPrecondition (MODEL_ALREADY_VERIFIED)
     revert / status-0 receipt .......... FailedPrecondition (CONTRACT_REVERTED / TRANSACTION_REVERTED)
     signer cannot pay .................. FailedPrecondition (SIGNER_INSUFFICIENT_FUNDS)
@@ -39,7 +40,7 @@ from web3.exceptions import (
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from servers.common.errors import Aborted, FailedPrecondition, MeshError, NotFound, Unavailable
-from servers.ledger.adapters.artifacts import DATASET, MODEL, ContractArtifact, load_artifact
+from servers.ledger.adapters.artifacts import DATASET, MODEL, TRANSLATION, ContractArtifact, load_artifact
 from servers.ledger.adapters.signer import load_or_create_signer
 from servers.ledger.domain.ledger import already_verified
 from servers.ledger.domain.models import (
@@ -50,6 +51,8 @@ from servers.ledger.domain.models import (
     ModelResult,
     ModelSpec,
     Transacted,
+    TranslationContract,
+    TranslationSpec,
 )
 from servers.ledger.domain.nonces import NonceManager, StaleNonce
 from servers.ledger.settings import LedgerSettings
@@ -58,13 +61,32 @@ log = logging.getLogger(__name__)
 
 DATASET_KIND = "mlmesh.Dataset/1"
 MODEL_KIND = "mlmesh.Model/1"
-_KIND_NAMES = {DATASET_KIND: "Dataset", MODEL_KIND: "Model"}
+TRANSLATION_KIND = "mlmesh.Translation/1"
+_KIND_NAMES = {DATASET_KIND: "Dataset", MODEL_KIND: "Model", TRANSLATION_KIND: "Translation"}
 # anvil_setBalance tops the signer up to this when it holds less than the minimum.
 _DEV_BALANCE_WEI = 10**24
 _DEV_MIN_BALANCE_WEI = 10**21
 _CONNECTION_ERRORS = (aiohttp.ClientError, TimeoutError, ProviderConnectionError, ConnectionError)
 # Calls that cannot be decoded: the address holds some other contract.
 _FOREIGN_CONTRACT_ERRORS = (ContractLogicError, BadFunctionCallOutput, DecodingError)
+
+
+# Translation.Params, in the contract's order (the constructor's tuple and the getter's result).
+_TRANSLATION_FIELDS = (
+    "translation_id",
+    "model_id",
+    "model_contract",
+    "source_sha256",
+    "onnx_md5",
+    "onnx_sha256",
+    "converter",
+    "opset",
+    "max_abs_diff",
+    "max_rel_diff",
+    "atol",
+    "rtol",
+    "parity_passed",
+)
 
 
 def _rpc_message(exc: Web3RPCError) -> str:
@@ -94,6 +116,7 @@ class EvmChain:
         self._w3 = AsyncWeb3(provider)
         self._dataset: ContractArtifact = load_artifact(DATASET)
         self._model: ContractArtifact = load_artifact(MODEL)
+        self._translation: ContractArtifact = load_artifact(TRANSLATION)
         self._nonces = NonceManager(self._pending_nonce)
         self._ready_lock = asyncio.Lock()
         self._chain_id: int | None = None
@@ -331,6 +354,37 @@ class EvmChain:
             raise
         return Transacted(await self.get_model(address), tx_hash)
 
+    async def deploy_translation(self, spec: TranslationSpec) -> Transacted[TranslationContract]:
+        factory = self._w3.eth.contract(abi=self._translation.abi, bytecode=self._translation.bytecode)
+        # The constructor takes one tuple (Translation.Params), in get_translation_params' order.
+        constructor = factory.constructor(
+            (
+                spec.translation_id,
+                spec.model_id,
+                spec.model_contract,
+                spec.source_sha256,
+                spec.onnx_md5,
+                spec.onnx_sha256,
+                spec.converter,
+                spec.opset,
+                spec.max_abs_diff,
+                spec.max_rel_diff,
+                spec.atol,
+                spec.rtol,
+                spec.parity_passed,
+            )
+        )
+        receipt, tx_hash = await self._transact(
+            constructor, f"deploying the Translation contract of translation {spec.translation_id}"
+        )
+        contract = TranslationContract(
+            address=receipt["contractAddress"],
+            **{f: getattr(spec, f) for f in _TRANSLATION_FIELDS},
+            block_number=receipt["blockNumber"],
+            chain_id=await self._ready(),
+        )
+        return Transacted(contract, tx_hash)
+
     # -- reads ------------------------------------------------------------------------------
 
     async def _read(
@@ -413,6 +467,18 @@ class EvmChain:
             verified=bool(verified),
             block_number=block,
             chain_id=await self._ready(),
+        )
+
+    async def get_translation(self, address: str) -> TranslationContract:
+        values, block = await self._read(
+            address, self._translation, TRANSLATION_KIND, "get_translation_params"
+        )
+        (params,) = values if len(values) == 1 and isinstance(values[0], tuple | list) else (values,)
+        fields = dict(zip(_TRANSLATION_FIELDS, params, strict=True))
+        fields["opset"] = int(fields["opset"])
+        fields["parity_passed"] = bool(fields["parity_passed"])
+        return TranslationContract(
+            address=address, **fields, block_number=block, chain_id=await self._ready()
         )
 
     async def chain_info(self) -> ChainInfo:

@@ -11,6 +11,8 @@ from servers.ledger.domain.models import (
     ModelContract,
     ModelResult,
     ModelSpec,
+    TranslationContract,
+    TranslationSpec,
 )
 
 
@@ -126,6 +128,84 @@ def verify_request_from_proto(msg: pb.VerifyModelRequest) -> tuple[str, ModelRes
 
 def verify_request_to_proto(address: str, result: ModelResult) -> pb.VerifyModelRequest:
     return pb.VerifyModelRequest(address=address, res_hash=result.res_hash, res_sha256=result.res_sha256)
+
+
+def translation_spec_from_proto(msg: pb.DeployTranslationContractRequest) -> TranslationSpec:
+    return TranslationSpec(
+        translation_id=msg.translation_id,
+        model_id=msg.model_id,
+        model_contract=msg.model_contract,
+        source_sha256=msg.source_sha256,
+        onnx_md5=msg.onnx_md5,
+        onnx_sha256=msg.onnx_sha256,
+        converter=msg.converter,
+        opset=msg.opset,
+        max_abs_diff=msg.max_abs_diff,
+        max_rel_diff=msg.max_rel_diff,
+        atol=msg.atol,
+        rtol=msg.rtol,
+        parity_passed=msg.parity_passed,
+    )
+
+
+def translation_spec_to_proto(spec: TranslationSpec) -> pb.DeployTranslationContractRequest:
+    return pb.DeployTranslationContractRequest(
+        translation_id=spec.translation_id,
+        model_id=spec.model_id,
+        model_contract=spec.model_contract,
+        source_sha256=spec.source_sha256,
+        onnx_md5=spec.onnx_md5,
+        onnx_sha256=spec.onnx_sha256,
+        converter=spec.converter,
+        opset=spec.opset,
+        max_abs_diff=spec.max_abs_diff,
+        max_rel_diff=spec.max_rel_diff,
+        atol=spec.atol,
+        rtol=spec.rtol,
+        parity_passed=spec.parity_passed,
+    )
+
+
+def translation_contract_to_proto(contract: TranslationContract) -> pb.TranslationContract:
+    return pb.TranslationContract(
+        address=contract.address,
+        translation_id=contract.translation_id,
+        model_id=contract.model_id,
+        model_contract=contract.model_contract,
+        source_sha256=contract.source_sha256,
+        onnx_md5=contract.onnx_md5,
+        onnx_sha256=contract.onnx_sha256,
+        converter=contract.converter,
+        opset=contract.opset,
+        max_abs_diff=contract.max_abs_diff,
+        max_rel_diff=contract.max_rel_diff,
+        atol=contract.atol,
+        rtol=contract.rtol,
+        parity_passed=contract.parity_passed,
+        block_number=contract.block_number,
+        chain_id=contract.chain_id,
+    )
+
+
+def translation_contract_from_proto(msg: pb.TranslationContract) -> TranslationContract:
+    return TranslationContract(
+        address=msg.address,
+        translation_id=msg.translation_id,
+        model_id=msg.model_id,
+        model_contract=msg.model_contract,
+        source_sha256=msg.source_sha256,
+        onnx_md5=msg.onnx_md5,
+        onnx_sha256=msg.onnx_sha256,
+        converter=msg.converter,
+        opset=msg.opset,
+        max_abs_diff=msg.max_abs_diff,
+        max_rel_diff=msg.max_rel_diff,
+        atol=msg.atol,
+        rtol=msg.rtol,
+        parity_passed=msg.parity_passed,
+        block_number=msg.block_number,
+        chain_id=msg.chain_id,
+    )
 
 
 def chain_info_to_proto(info: ChainInfo) -> pb.ChainInfo:

@@ -50,6 +50,19 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
             contract=conv.model_contract_to_proto(done.contract), tx_hash=done.tx_hash
         )
 
+    async def DeployTranslationContract(
+        self, request: pb.DeployTranslationContractRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeployTranslationContractResponse:
+        done = await self._ledger.deploy_translation(conv.translation_spec_from_proto(request))
+        return pb.DeployTranslationContractResponse(
+            contract=conv.translation_contract_to_proto(done.contract), tx_hash=done.tx_hash
+        )
+
+    async def GetTranslationContract(
+        self, request: pb.GetTranslationContractRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TranslationContract:
+        return conv.translation_contract_to_proto(await self._ledger.get_translation(request.address))
+
     async def GetChainInfo(
         self, request: pb.GetChainInfoRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChainInfo:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from servers.common.errors import FailedPrecondition
+from servers.common.errors import FailedPrecondition, NotFound
 from servers.ledger.domain.models import (
     ChainInfo,
     DatasetContract,
@@ -15,12 +15,15 @@ from servers.ledger.domain.models import (
     ModelResult,
     ModelSpec,
     Transacted,
+    TranslationContract,
+    TranslationSpec,
 )
 from servers.ledger.domain.validation import (
     check_address,
     check_dataset_spec,
     check_model_result,
     check_model_spec,
+    check_translation_spec,
 )
 
 log = logging.getLogger(__name__)
@@ -42,6 +45,10 @@ class ChainPort(Protocol):
 
     async def verify_model(self, address: str, result: ModelResult) -> Transacted[ModelContract]: ...
 
+    async def deploy_translation(self, spec: TranslationSpec) -> Transacted[TranslationContract]: ...
+
+    async def get_translation(self, address: str) -> TranslationContract: ...
+
     async def chain_info(self) -> ChainInfo: ...
 
 
@@ -57,6 +64,40 @@ def already_verified(contract: ModelContract) -> FailedPrecondition:
             "res_sha256": contract.res_sha256,
         },
     )
+
+
+def _source_refused(spec: TranslationSpec, message: str, reason: str, **metadata: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"model_contract {spec.model_contract}: {message}",
+        reason=reason,
+        metadata={"field": "model_contract", "model_contract": spec.model_contract, **metadata},
+    )
+
+
+def check_translation_source(spec: TranslationSpec, model: ModelContract) -> None:
+    """Refuse a translation whose source is not the verified model it claims to be."""
+    if not model.verified:
+        raise _source_refused(
+            spec,
+            f"the model {model.model_id} is not verified yet (no training result on chain); "
+            "verify it before recording a translation of it",
+            "MODEL_NOT_VERIFIED",
+        )
+    if model.res_sha256 != spec.source_sha256:
+        raise _source_refused(
+            spec,
+            f"source_sha256 {spec.source_sha256} does not match the model's res_sha256 {model.res_sha256}; "
+            "the translated bytes are not the verified training result",
+            "SOURCE_SHA256_MISMATCH",
+            source_sha256=spec.source_sha256,
+            res_sha256=model.res_sha256,
+        )
+    if model.model_id != spec.model_id:
+        raise _source_refused(
+            spec,
+            f"model_id {spec.model_id!r} does not match the Model contract's model_id {model.model_id!r}",
+            "MODEL_ID_MISMATCH",
+        )
 
 
 class Ledger:
@@ -97,6 +138,31 @@ class Ledger:
         done = await self._chain.verify_model(address, result)
         log.info("verified Model contract %s res_hash=%s tx=%s", address, result.res_hash, done.tx_hash)
         return done
+
+    async def deploy_translation(self, spec: TranslationSpec) -> Transacted[TranslationContract]:
+        spec = check_translation_spec(spec)
+        # Refuse before spending gas; the contract's constructor checks the same again.
+        try:
+            model = await self._chain.get_model(spec.model_contract)
+        except NotFound as exc:
+            # The address is an argument pointing at the wrong thing, not the resource asked for.
+            reason = "MODEL_CONTRACT_NOT_FOUND" if exc.reason == "CONTRACT_NOT_FOUND" else "NOT_A_MODEL_CONTRACT"
+            raise FailedPrecondition(
+                f"model_contract: {exc.message}; a translation needs a verified mlmesh Model contract",
+                reason=reason,
+                metadata={"field": "model_contract", "model_contract": spec.model_contract},
+            ) from exc
+        check_translation_source(spec, model)
+        done = await self._chain.deploy_translation(spec)
+        log.info(
+            "deployed Translation contract %s translation_id=%s model_contract=%s block=%d tx=%s",
+            done.contract.address, spec.translation_id, spec.model_contract, done.contract.block_number,
+            done.tx_hash,
+        )
+        return done
+
+    async def get_translation(self, address: str) -> TranslationContract:
+        return await self._chain.get_translation(check_address(address))
 
     async def chain_info(self) -> ChainInfo:
         return await self._chain.chain_info()

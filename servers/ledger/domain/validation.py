@@ -18,7 +18,8 @@ ADDRESS_RE = re.compile(r"0x[0-9a-fA-F]{40}")
 MAX_TEXT_BYTES = 256
 # A finite, non-negative decimal number as Python, JSON and numpy print one: "0", "0.001", "3.4e-07", "1E+3".
 DECIMAL_RE = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-MAX_DECIMAL_CHARS = 64
+# Room for any float64 in plain fixed-point notation (5e-324 is "0." and 324 digits; 1.8e308 has 309).
+MAX_DECIMAL_CHARS = 400
 
 
 def _invalid(field: str, message: str, reason: str) -> InvalidArgument:
