@@ -76,7 +76,7 @@ demo: $(VENV)/.stamp $(MLV)/.stamp
 	$(PY) -m servers.devstack up
 	$(VENV)/bin/mlmesh demo
 
-bench: $(VENV)/.stamp
+bench: $(VENV)/.stamp $(MLV)/.stamp
 	$(PY) -m bench.run
 
 clean: down

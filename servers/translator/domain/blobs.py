@@ -1,0 +1,154 @@
+"""Bytes moved with their hashes: downloads to local files checked against the Registry's
+SHA-256, ONNX files into object storage hashed while written, and reads checked before the
+first byte is served.
+
+A small equivalent of servers/registry/domain/blobs.py, kept here so the Translator does not
+depend on the Registry's package (it runs as its own process and container).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from servers.common import errors
+from servers.common.storage import ObjectStore
+
+log = logging.getLogger("mlmesh.translator.blobs")
+BLOCK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Stored:
+    key: str
+    size_bytes: int
+    md5: str
+    sha256: str
+
+
+async def download_to_file(chunks: AsyncIterator[bytes], path: Path, *, sha256: str, size_bytes: int,
+                           max_bytes: int, what: str) -> None:
+    """Streams `chunks` into `path`, hashing on the way; DataLoss unless the bytes hash to `sha256`
+    (and, when `size_bytes` > 0, have that size)."""
+    h = hashlib.sha256()
+    size = 0
+    f = await asyncio.to_thread(open, path, "wb")
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise errors.ResourceExhausted(f"{what} is larger than the Translator's limit of {max_bytes} bytes",
+                                               reason="SOURCE_TOO_LARGE")
+            await asyncio.to_thread(_write_and_hash, f, h, chunk)
+    finally:
+        await asyncio.to_thread(f.close)
+    actual = h.hexdigest()
+    if actual != sha256 or (size_bytes and size != size_bytes):
+        raise errors.DataLoss(
+            f"{what}: the downloaded bytes (sha256 {actual}, {size} bytes) do not match the Registry's record "
+            f"(sha256 {sha256}, {size_bytes} bytes)", reason="SOURCE_HASH_MISMATCH")
+
+
+def _write_and_hash(f, h, chunk: bytes) -> None:
+    h.update(chunk)
+    f.write(chunk)
+
+
+async def store_file(store: ObjectStore, key: str, path: Path) -> Stored:
+    """Copies the local file `path` to `key`, hashing MD5 + SHA-256 as the bytes go; the object
+    becomes visible only once it is complete."""
+    md5, sha = hashlib.md5(), hashlib.sha256()
+    size = 0
+    writer = await store.open_writer(key)
+    try:
+        f = await asyncio.to_thread(open, path, "rb")
+        try:
+            while True:
+                block = await asyncio.to_thread(f.read, BLOCK_BYTES)
+                if not block:
+                    break
+                await asyncio.gather(asyncio.to_thread(md5.update, block), asyncio.to_thread(sha.update, block))
+                size += len(block)
+                await writer.write(block)
+        finally:
+            await asyncio.to_thread(f.close)
+        committed = await writer.commit()
+    except BaseException:
+        await asyncio.shield(_abort(writer, key))
+        raise
+    stored = Stored(key, size, md5.hexdigest(), sha.hexdigest())
+    if committed != size:
+        await discard(store, key)
+        raise errors.DataLoss(f"storage recorded {committed} bytes of {key} but {size} were written",
+                              reason="SIZE_MISMATCH")
+    return stored
+
+
+async def _abort(writer, key: str) -> None:
+    try:
+        await writer.abort()
+    except Exception:  # noqa: BLE001
+        log.exception("could not abort the upload of %s", key)
+
+
+async def discard(store: ObjectStore, key: str) -> None:
+    """Removes an object no row references (a later step failed); never raises."""
+    try:
+        await asyncio.shield(store.delete(key))
+    except Exception:  # noqa: BLE001 - an unreferenced object is invisible; log and go on
+        log.exception("could not remove %s after a failed translation", key)
+
+
+async def verify_stored(store: ObjectStore, key: str, *, sha256: str, size_bytes: int, what: str,
+                        chunk_bytes: int = BLOCK_BYTES) -> None:
+    """DataLoss unless the object under `key` hashes to `sha256` with `size_bytes` bytes."""
+    h = hashlib.sha256()
+    size = 0
+    try:
+        async for chunk in store.read(key, 0, chunk_bytes):
+            await asyncio.to_thread(h.update, chunk)
+            size += len(chunk)
+    except errors.NotFound:
+        raise errors.DataLoss(f"{what}: its bytes are missing from object storage", reason="OBJECT_MISSING") from None
+    if h.hexdigest() != sha256 or size != size_bytes:
+        log.error("%s: stored sha256=%s size=%d, expected sha256=%s size=%d", what, h.hexdigest(), size, sha256,
+                  size_bytes)
+        raise errors.DataLoss(
+            f"{what}: the stored bytes (sha256 {h.hexdigest()}, {size} bytes) do not match the ledger (sha256 "
+            f"{sha256}, {size_bytes} bytes); refusing to serve them", reason="HASH_MISMATCH")
+
+
+async def stream_checked(store: ObjectStore, key: str, *, offset: int, sha256: str, size_bytes: int, what: str,
+                         chunk_bytes: int = BLOCK_BYTES) -> AsyncIterator[bytes]:
+    """The bytes of `key` from `offset`; a full read is hashed again on the way and ends in DataLoss
+    if the object changed while it was being sent."""
+    sha = hashlib.sha256() if offset == 0 else None
+    size = 0
+    async for chunk in store.read(key, offset, chunk_bytes):
+        if sha is not None:
+            await asyncio.to_thread(sha.update, chunk)
+        size += len(chunk)
+        yield chunk
+    if sha is not None and (sha.hexdigest() != sha256 or size != size_bytes):
+        raise errors.DataLoss(f"{what} changed in storage while it was being sent; discard what you received",
+                              reason="HASH_MISMATCH")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(BLOCK_BYTES), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def remove_tree(path: Path) -> None:
+    import shutil
+
+    if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)

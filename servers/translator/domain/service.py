@@ -1,0 +1,257 @@
+"""The Translator's core: TranslateModel, GetTranslation, ListTranslations, DownloadTranslation.
+
+A translation runs in its own work directory: the source model and its dataset are downloaded
+from the Registry and checked against the SHA-256 it records, the conversion worker runs in the
+ML environment, and then, in this order, the ONNX file goes to object storage (hashed while it
+is written), its Translation contract is deployed on the ledger, and its row is inserted. A step
+that fails removes the object, so nothing is half-registered: a row exists only for a translation
+whose bytes are stored and whose contract is on the chain. (A contract deployed before a failed
+insert stays on the chain, immutable and unreferenced; nothing lists it.)
+
+A parity failure is not a conversion failure: the translation is registered with passed=false,
+which is the honest answer, and its figures are on the ledger for anyone to judge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import math
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from servers.common import errors
+from servers.common.storage import ObjectStore
+from servers.translator.domain import blobs
+from servers.translator.domain.ports import (
+    ContractRequest,
+    Ledger,
+    Registry,
+    TranslationRepository,
+    WorkerOutcome,
+    WorkerRequest,
+    WorkerRunner,
+)
+from servers.translator.domain.translations import (
+    Page,
+    Translation,
+    check_uuid,
+    converter_text,
+    decimal_text,
+    object_key,
+    parity_from_report,
+)
+
+log = logging.getLogger("mlmesh.translator")
+
+REPORT_SCHEMA = "mlmesh.translator.report/v1"
+MODEL_SUFFIX = {"pytorch": ".pt", "sklearn": ".pkl", "tensorflow": ".keras"}
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class CoreOptions:
+    work_root: Path
+    default_opset: int = 18
+    max_opset: int = 23
+    parity_rows: str = "-256:"
+    max_concurrent: int = 1
+    max_model_bytes: int = 32 << 30
+    max_dataset_bytes: int = 64 << 30
+    read_chunk_bytes: int = 1 << 20
+    keep_work_dirs: bool = False
+    worker_time_limit_seconds: float = 600.0
+
+
+class TranslatorCore:
+    def __init__(self, registry: Registry, ledger: Ledger, repo: TranslationRepository, store: ObjectStore,
+                 worker: WorkerRunner, options: CoreOptions):
+        self.registry, self.ledger, self.repo, self.store, self.worker = registry, ledger, repo, store, worker
+        self.options = options
+        self._slots = asyncio.Semaphore(options.max_concurrent)
+
+    # -- TranslateModel ------------------------------------------------------------------------
+
+    async def translate(self, model_id: str, opset: int = 0) -> Translation:
+        model_id = check_uuid(model_id, "model_id")
+        if opset < 0 or opset > self.options.max_opset or 0 < opset < 7:
+            raise errors.InvalidArgument(
+                f"opset {opset} is out of range: 0 (the default, {self.options.default_opset}) or 7.."
+                f"{self.options.max_opset}", reason="OPSET_INVALID")
+        opset = opset or self.options.default_opset
+
+        model = await self.registry.get_model(model_id)
+        if model.state != "TRAINED":
+            raise errors.FailedPrecondition(
+                f"Model {model_id} is {model.state}, not TRAINED: only a trained model can be translated; "
+                "try again once its training job has finished", reason="MODEL_NOT_TRAINED",
+                metadata={"model_id": model_id, "state": model.state})
+        if not model.res_sha256:
+            raise errors.FailedPrecondition(f"Model {model_id} is TRAINED but has no result hash",
+                                            reason="MODEL_NOT_TRAINED")
+        dataset = await self.registry.get_dataset(model.dataset_id)
+
+        translation_id = str(uuid.uuid4())
+        work = self.options.work_root / translation_id
+        async with self._slots:
+            log.info("translating model %s (%s) as %s", model_id, model.framework, translation_id)
+            try:
+                await asyncio.to_thread(work.mkdir, parents=True, exist_ok=False)
+                return await self._translate_in(work, translation_id, model, dataset, opset)
+            finally:
+                if not self.options.keep_work_dirs:
+                    await asyncio.to_thread(blobs.remove_tree, work)
+
+    async def _translate_in(self, work: Path, translation_id: str, model, dataset, opset: int) -> Translation:
+        model_path = work / f"model{MODEL_SUFFIX.get(model.framework, '.bin')}"
+        dataset_path = work / ("dataset" + _dataset_suffix(dataset.filename, dataset.content_type))
+        await blobs.download_to_file(
+            self.registry.download_model(model.model_id), model_path, sha256=model.res_sha256,
+            size_bytes=model.size_bytes, max_bytes=self.options.max_model_bytes,
+            what=f"the trained artifact of model {model.model_id}")
+        await blobs.download_to_file(
+            self.registry.download_dataset(dataset.dataset_id), dataset_path, sha256=dataset.sha256,
+            size_bytes=dataset.size_bytes, max_bytes=self.options.max_dataset_bytes,
+            what=f"dataset {dataset.dataset_id}")
+
+        onnx_path, report_path = work / "model.onnx", work / "report.json"
+        outcome = await self.worker.run(WorkerRequest(
+            framework=model.framework, model_path=model_path, signature=model.input_signature or "{}",
+            dataset_path=dataset_path, out_path=onnx_path, report_path=report_path,
+            rows=self.options.parity_rows, opset=opset))
+        report = self._accepted_report(model.model_id, outcome)
+        if not await asyncio.to_thread(onnx_path.is_file):
+            raise errors.FailedPrecondition(
+                f"the conversion worker reported success for model {model.model_id} but wrote no ONNX file",
+                reason="WORKER_FAILED")
+
+        parity = parity_from_report(report)
+        figures = (parity.max_abs_diff, parity.max_rel_diff, parity.atol, parity.rtol)
+        if not all(math.isfinite(v) and v >= 0 for v in figures):
+            raise errors.FailedPrecondition(
+                f"the parity figures of model {model.model_id} are not finite numbers ({figures}): the source or the "
+                "ONNX model produced NaN or infinity on the parity batch, so nothing can be anchored",
+                reason="PARITY_NOT_FINITE", metadata={"model_id": model.model_id})
+        converter = converter_text(report)
+        actual_opset = int(report.get("opset") or opset)
+        key = object_key(translation_id)
+        stored = await blobs.store_file(self.store, key, onnx_path)
+        try:
+            reported = (report.get("onnx") or {}).get("sha256")
+            if reported and reported != stored.sha256:
+                raise errors.DataLoss(
+                    f"the ONNX file changed between the worker's report (sha256 {reported}) and storage (sha256 "
+                    f"{stored.sha256})", reason="HASH_MISMATCH")
+            address, tx_hash = await self._deploy(ContractRequest(
+                translation_id=translation_id, model_id=model.model_id, model_contract=model.contract_address,
+                source_sha256=model.res_sha256, onnx_md5=stored.md5, onnx_sha256=stored.sha256,
+                converter=converter, opset=actual_opset,
+                max_abs_diff=decimal_text(parity.max_abs_diff), max_rel_diff=decimal_text(parity.max_rel_diff),
+                atol=decimal_text(parity.atol), rtol=decimal_text(parity.rtol), parity_passed=parity.passed))
+            translation = Translation(
+                translation_id=translation_id, model_id=model.model_id, framework=model.framework,
+                source_sha256=model.res_sha256, converter=converter, opset=actual_opset,
+                size_bytes=stored.size_bytes, md5=stored.md5, sha256=stored.sha256, parity=parity,
+                report_json=json.dumps(_public_report(report), sort_keys=False), object_key=key,
+                contract_address=address, contract_tx_hash=tx_hash,
+                create_time=dt.datetime.now(dt.UTC))
+            await self.repo.insert(translation)
+        except BaseException:
+            await blobs.discard(self.store, key)
+            raise
+        log.info("translation %s of model %s: parity %s (max_abs_diff %s), contract %s", translation_id,
+                 model.model_id, "passed" if parity.passed else "FAILED", parity.max_abs_diff, address)
+        return translation
+
+    async def _deploy(self, request: ContractRequest) -> tuple[str, str]:
+        """Deploys the Translation contract. The client's request was valid, so a contract the Ledger
+        refuses (e.g. the Model contract is not verified, or its res_sha256 differs) is a precondition
+        of the source model that does not hold, not a bad argument."""
+        try:
+            return await self.ledger.deploy_translation_contract(request)
+        except (errors.InvalidArgument, errors.NotFound) as exc:
+            raise errors.FailedPrecondition(
+                f"the ledger refused the Translation contract of model {request.model_id}: {exc.message}",
+                reason=exc.reason, metadata=exc.metadata) from None
+
+    @staticmethod
+    def _accepted_report(model_id: str, outcome: WorkerOutcome) -> dict:
+        """The worker's report if it converted the model; otherwise the domain error to answer with."""
+        if outcome.timed_out:
+            raise errors.FailedPrecondition(
+                f"translating model {model_id} did not finish within the Translator's time limit "
+                f"({outcome.reason})", reason="TRANSLATION_TIMEOUT", metadata={"model_id": model_id})
+        if outcome.returncode == 2:
+            raise errors.FailedPrecondition(
+                f"model {model_id} cannot be translated: {outcome.reason or 'the conversion worker refused it'}",
+                reason="MODEL_UNCONVERTIBLE", metadata={"model_id": model_id})
+        if outcome.returncode != 0:
+            detail = outcome.reason or outcome.stderr_tail.strip().splitlines()[-1:] or ["no error message"]
+            detail = detail if isinstance(detail, str) else detail[0]
+            raise errors.FailedPrecondition(
+                f"the conversion worker failed on model {model_id} (exit status {outcome.returncode}): {detail}",
+                reason="WORKER_FAILED", metadata={"model_id": model_id})
+        report = outcome.report
+        if not isinstance(report, dict) or report.get("schema") != REPORT_SCHEMA or not report.get("ok"):
+            raise errors.FailedPrecondition(
+                f"the conversion worker ended without a valid {REPORT_SCHEMA} report for model {model_id}",
+                reason="WORKER_FAILED", metadata={"model_id": model_id})
+        return report
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    async def get(self, translation_id: str) -> Translation:
+        return await self.repo.get(check_uuid(translation_id, "translation_id"))
+
+    async def list(self, *, page_size: int = 0, page_token: str = "", model_id: str = "") -> Page:
+        if page_size < 0:
+            raise errors.InvalidArgument("page_size must be >= 0", reason="PAGE_SIZE_INVALID")
+        size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        model_filter = check_uuid(model_id, "model_id") if model_id else ""
+        return await self.repo.list(page_size=size, page_token=page_token, model_id=model_filter)
+
+    async def download(self, translation_id: str, offset: int = 0) -> tuple[Translation, AsyncIterator[bytes]]:
+        """Checks the stored bytes against the Translation contract's onnx_sha256, then returns the
+        translation and its bytes from `offset`. Every error is raised before the first byte."""
+        t = await self.get(translation_id)
+        if offset < 0:
+            raise errors.InvalidArgument("offset must be >= 0", reason="OFFSET_NEGATIVE")
+        if offset > t.size_bytes:
+            raise errors.InvalidArgument(f"offset {offset} is past the end of translation {t.translation_id} "
+                                         f"({t.size_bytes} bytes)", reason="OFFSET_PAST_END")
+        what = f"translation {t.translation_id}"
+        contract = await self.ledger.get_translation_contract(t.contract_address)
+        if contract.onnx_sha256 != t.sha256 or contract.translation_id != t.translation_id:
+            raise errors.DataLoss(
+                f"{what}: the database (sha256 {t.sha256}) and its contract {t.contract_address} (translation "
+                f"{contract.translation_id}, sha256 {contract.onnx_sha256}) disagree; refusing to serve it",
+                reason="LEDGER_MISMATCH")
+        await blobs.verify_stored(self.store, t.object_key, sha256=contract.onnx_sha256, size_bytes=t.size_bytes,
+                                  what=what, chunk_bytes=self.options.read_chunk_bytes)
+        return t, blobs.stream_checked(self.store, t.object_key, offset=offset, sha256=contract.onnx_sha256,
+                                       size_bytes=t.size_bytes, what=what, chunk_bytes=self.options.read_chunk_bytes)
+
+
+def _dataset_suffix(filename: str, content_type: str) -> str:
+    """The worker reads a CSV parity batch only from a file it recognises as CSV."""
+    lower = (filename or "").lower()
+    for suffix in (".csv", ".tsv", ".txt", ".npy", ".npz", ".json"):
+        if lower.endswith(suffix):
+            return suffix
+    if "csv" in (content_type or "").lower():
+        return ".csv"
+    return ".bin"
+
+
+def _public_report(report: dict) -> dict:
+    """The worker's report without the Translator's local paths (they name a removed work dir)."""
+    doc = json.loads(json.dumps(report))
+    for part in ("source", "onnx"):
+        if isinstance(doc.get(part), dict):
+            doc[part].pop("path", None)
+    return doc
