@@ -100,6 +100,20 @@ def test_walkthrough_cnn_recipe_trains_and_the_ledger_proves_it(stack, digits, t
                        timeout=60)
     assert recipe.content == archive
 
+    # Translate (the seed's POST /translate/{model_id}) and fetch the ONNX file.
+    r = httpx.post(f"{stack.base_url}/translate/{model['model_id']}", json={}, headers=stack.auth(), timeout=600)
+    assert r.status_code == 200, r.text
+    translation = r.json()
+    assert translation["model_id"] == model["model_id"] and translation["source_sha256"] == trained["res_sha256"]
+    assert translation["parity"]["passed"] is True and translation["parity"]["max_abs_diff"] < 1e-4
+    assert translation["contract_address"].startswith("0x")
+    onnx = httpx.get(f"{stack.base_url}/v1/translations/{translation['translation_id']}:download",
+                     headers=stack.auth(), timeout=60)
+    assert onnx.status_code == 200 and hashlib.sha256(onnx.content).hexdigest() == translation["sha256"]
+    listed = httpx.get(f"{stack.base_url}/v1/translations", params={"model_id": model["model_id"]},
+                       headers=stack.auth(), timeout=30).json()["translations"]
+    assert [t["translation_id"] for t in listed] == [translation["translation_id"]]
+
 
 def test_download_before_training_is_failed_precondition_with_the_seed_message(stack, digits):
     slow = sklearn_recipe("import time\ntime.sleep(20)\n")
@@ -107,6 +121,9 @@ def test_download_before_training_is_failed_precondition_with_the_seed_message(s
     r = httpx.get(f"{stack.base_url}/model/{model['model_id']}", headers=stack.auth(), timeout=30)
     assert r.status_code == 400 and r.json()["code"] == 9  # FAILED_PRECONDITION
     assert r.json()["message"] == f"Model {model['model_id']} has not been trained yet. Please, try again later."
+    t = httpx.post(f"{stack.base_url}/v1/models/{model['model_id']}:translate", json={}, headers=stack.auth(),
+                   timeout=60)
+    assert t.status_code == 400 and t.json()["code"] == 9, t.text  # an untrained model cannot be translated
     job = model["training_job_id"]
     cancelled = httpx.post(f"{stack.base_url}/v1/trainingJobs/{job}:cancel", json={}, headers=stack.auth(),
                            timeout=30)

@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from google.protobuf import timestamp_pb2
 from mlmesh.registry.v1 import dataset_pb2 as pb
 from mlmesh.registry.v1 import model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 
+from servers.common.timestamps import timestamp_from_proto, timestamp_to_proto
 from servers.registry.domain.datasets import Provenance, UploadMetadata
 from servers.registry.domain.models import DatasetRecord, ModelRecord
 from servers.registry.domain.models_service import CreateModel, ModelProvenance, TrainingResult
 from servers.registry.domain.ports import DatasetContractFields, ModelContractFields
-
-
-def timestamp_to_proto(value: dt.datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value.astimezone(dt.UTC))
-    return ts
-
-
-def timestamp_from_proto(ts: timestamp_pb2.Timestamp) -> dt.datetime:
-    return ts.ToDatetime(tzinfo=dt.UTC)
 
 
 def dataset_to_proto(r: DatasetRecord) -> pb.Dataset:

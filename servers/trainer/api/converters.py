@@ -7,6 +7,7 @@ import datetime as dt
 from google.protobuf import timestamp_pb2
 from mlmesh.trainer.v1 import trainer_service_pb2 as pb
 
+from servers.common import timestamps
 from servers.trainer.domain import jobs as J
 from servers.trainer.domain.jobs import Job, LogLine
 
@@ -34,15 +35,12 @@ def state_from_proto(value: int) -> str:
 
 
 def timestamp_to_proto(value: dt.datetime | None) -> timestamp_pb2.Timestamp | None:
-    if value is None:
-        return None
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value.astimezone(dt.UTC))
-    return ts
+    """Optional timestamps (a job that has not started has no start_time)."""
+    return None if value is None else timestamps.timestamp_to_proto(value)
 
 
 def timestamp_from_proto(ts: timestamp_pb2.Timestamp, present: bool = True) -> dt.datetime | None:
-    return ts.ToDatetime(tzinfo=dt.UTC) if present else None
+    return timestamps.timestamp_from_proto(ts) if present else None
 
 
 def job_to_proto(job: Job) -> pb.TrainingJob:

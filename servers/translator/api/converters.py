@@ -2,22 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
-from google.protobuf import timestamp_pb2
 from mlmesh.translator.v1 import translator_service_pb2 as pb
 
+from servers.common.timestamps import timestamp_from_proto, timestamp_to_proto
 from servers.translator.domain.translations import Page, Parity, Translation, object_key
-
-
-def timestamp_to_proto(value: dt.datetime) -> timestamp_pb2.Timestamp:
-    ts = timestamp_pb2.Timestamp()
-    ts.FromDatetime(value.astimezone(dt.UTC))
-    return ts
-
-
-def timestamp_from_proto(ts: timestamp_pb2.Timestamp) -> dt.datetime:
-    return ts.ToDatetime(tzinfo=dt.UTC)
 
 
 def parity_to_proto(p: Parity) -> pb.ParityReport:
