@@ -334,6 +334,12 @@ class TrainerCore:
         async def note(text: str) -> None:
             await joblog.write("trainer", text)
 
+        # The job's directory goes before its terminal state is published, so whoever sees a job
+        # end (Watch, Get) never finds its working files, dataset copy included, still on disk.
+        async def cleanup() -> None:
+            if not self.options.keep_job_dirs:
+                await asyncio.to_thread(shutil.rmtree, job_dir, True)
+
         try:
             async with self._slots:
                 if job.job_id in self._cancel_requested:
@@ -341,9 +347,10 @@ class TrainerCore:
                 if self.options.executor == "argo":
                     await self._run_on_argo(job, note, joblog)
                 else:
-                    await self._run_locally(job, job_dir, note, joblog)
+                    await self._run_locally(job, job_dir, note, joblog, cleanup)
         except asyncio.CancelledError:
             await joblog.close()
+            await cleanup()
             if job.job_id in self._cancel_requested:
                 await self._end(job, J.CANCELLED, J.CANCEL_REASON)
             else:
@@ -352,23 +359,25 @@ class TrainerCore:
         except StepFailed as exc:
             await note(f"failed: {exc.reason}")
             await joblog.close()
+            await cleanup()
             await self._fail(job, exc.reason)
         except errors.MeshError as exc:
             await note(f"failed: {exc.message}")
             await joblog.close()
+            await cleanup()
             await self._fail(job, exc.message)
         except Exception as exc:  # noqa: BLE001 - a bug must still end the job
             log.exception("job %s: internal error", job.job_id)
             await joblog.close()
+            await cleanup()
             await self._fail(job, f"internal error in the Trainer ({type(exc).__name__}); see the Trainer's log")
         else:
             await joblog.close()
         finally:
             self._cancel_requested.discard(job.job_id)
-            if not self.options.keep_job_dirs:
-                await asyncio.to_thread(shutil.rmtree, job_dir, True)
+            await cleanup()
 
-    async def _run_locally(self, job: Job, job_dir: Path, note, joblog: _JobLog) -> None:
+    async def _run_locally(self, job: Job, job_dir: Path, note, joblog: _JobLog, cleanup) -> None:
         await joblog.flush()
         job = await self._transition(job, J.PRE_TRAINING)
         if job_dir.exists():
@@ -424,6 +433,7 @@ class TrainerCore:
         job = await self._transition(job, J.POST_TRAINING)
         await post_train(self.registry, job, spec, artifact, note)
         await joblog.flush()
+        await cleanup()
         await self._transition(job, J.SUCCEEDED)
 
     async def _run_on_argo(self, job: Job, note, joblog: _JobLog) -> None:
