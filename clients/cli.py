@@ -293,6 +293,30 @@ def models_verify(model_id: str, org: OrgOpt = None) -> None:
         raise typer.Exit(1)
 
 
+@models.command("translate")
+def models_translate(model_id: str, org: OrgOpt = None,
+                     output: Annotated[Path | None, typer.Option("-o", "--output", help="Also download the .onnx "
+                                                                 "file here.")] = None) -> None:
+    """Translate a trained model to ONNX; print the parity report (and download the file)."""
+    from clients.sdk import Translator
+
+    s = _settings()
+    with Translator(s.front_door, token=_token(s, org or s.org)) as tr:
+        try:
+            t = tr.translate(model_id)
+            if output is not None:
+                tr.download_file(t.translation_id, output)
+        except grpc.RpcError as exc:
+            raise _fail(exc) from None
+    p = t.parity
+    console.print(f"translation {t.translation_id}: {t.converter}, opset {t.opset}, {t.size_bytes:,} bytes, "
+                  f"contract {t.contract_address}")
+    console.print(f"parity on {p.batch_source}: max |Δ| {p.max_abs_diff:.2e}, max rel {p.max_rel_diff:.2e} "
+                  f"(atol {p.atol:g}, rtol {p.rtol:g}) → " + ("passed" if p.passed else "FAILED"))
+    if output is not None:
+        console.print(f"wrote {output} (sha256 verified)")
+
+
 def _trainer(org: str):
     from clients.sdk import Trainer
 

@@ -116,7 +116,8 @@ class Registry:
                 metadata=self._metadata),
             Path(path), expected.size_bytes, expected.sha256, progress, resume)
 
-    def _download(self, call, path: Path, size_bytes: int, sha256: str, progress: Progress | None,
+    @staticmethod
+    def _download(call, path: Path, size_bytes: int, sha256: str, progress: Progress | None,
                   resume: bool) -> Path:
         part = path.with_name(path.name + ".part")
         offset = part.stat().st_size if resume and part.exists() else 0
@@ -249,3 +250,43 @@ class Trainer:
         yield from self._stub.WatchTrainingJob(
             self._pb.WatchTrainingJobRequest(job_id=job_id, after_log_sequence=after_log_sequence),
             metadata=self._metadata)
+
+
+class Translator:
+    """The Translator's public API over native gRPC: ONNX translations with parity reports."""
+
+    def __init__(self, target: str, *, token: str | None = None, channel: grpc.Channel | None = None):
+        from mlmesh.translator.v1 import translator_service_pb2, translator_service_pb2_grpc
+
+        self._pb = translator_service_pb2
+        self._channel = channel or grpc.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", 16 << 20)])
+        self._stub = translator_service_pb2_grpc.TranslatorServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Translator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def translate(self, model_id: str, *, opset: int = 0, timeout: float = 900):
+        return self._stub.TranslateModel(self._pb.TranslateModelRequest(model_id=model_id, opset=opset),
+                                         metadata=self._metadata, timeout=timeout)
+
+    def get(self, translation_id: str):
+        return self._stub.GetTranslation(self._pb.GetTranslationRequest(translation_id=translation_id),
+                                         metadata=self._metadata)
+
+    def download_file(self, translation_id: str, path: str | os.PathLike, *, progress: Progress | None = None,
+                      resume: bool = True) -> Path:
+        """Downloads the ONNX file into `<path>.part`, checks its SHA-256, renames to `path`."""
+        t = self.get(translation_id)
+        return Registry._download(
+            lambda offset: self._stub.DownloadTranslation(
+                self._pb.DownloadTranslationRequest(translation_id=translation_id, offset=offset),
+                metadata=self._metadata),
+            Path(path), t.size_bytes, t.sha256, progress, resume)

@@ -1,0 +1,22 @@
+"""`make demo`'s walk-through as a test: `mlmesh demo` against the stack, exactly as a user runs it
+after `make up` (its exit status is 0 only if every proof and parity check in it holds)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_mlmesh_demo_runs_the_whole_walkthrough(stack):
+    result = subprocess.run([str(REPO / ".venv/bin/mlmesh"), "demo"], cwd=REPO, env={**os.environ, **stack.env,
+                            "COLUMNS": "200"}, capture_output=True, text=True, timeout=600)
+    out = result.stdout
+    assert result.returncode == 0, out[-3000:] + result.stderr[-2000:]
+    assert "verified: bytes, database and ledger agree" in out
+    assert out.count("the ledger alone proves which dataset and which recipe made these bytes") == 2
+    assert out.count("(= ledger)") == 2
+    assert "pytorch" in out and "sklearn" in out and "onnxruntime" in out
+    assert "HTTP 401" in out
