@@ -58,6 +58,12 @@ def _registry(org: str):
 
 def _fail(exc: grpc.RpcError) -> typer.Exit:
     err.print(f"[red]{exc.code().name}[/red]: {exc.details()}")
+    if exc.code() == grpc.StatusCode.UNAVAILABLE and "failed to connect" in (exc.details() or ""):
+        err.print(f"is the mesh running at {_settings().front_door}? `make up` starts it (MLMESH_TARGET points "
+                  "elsewhere)")
+    elif exc.code() == grpc.StatusCode.UNAUTHENTICATED:
+        err.print("the front door refused the token: unset MLMESH_TOKEN to mint one from the local identity, or "
+                  "get a fresh one")
     return typer.Exit(1)
 
 
