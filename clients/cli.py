@@ -146,21 +146,35 @@ def download(
     org: OrgOpt = None,
 ) -> None:
     """Download a dataset (resumes a partial download; checks its SHA-256)."""
-    from clients.sdk import IntegrityError
-
     s = _settings()
     with _registry(org or s.org) as reg:
         try:
             size = reg.get(dataset_id).size_bytes
-            with _bar() as bar:
-                task = bar.add_task(f"download {dataset_id[:8]}", total=size)
-                reg.download_file(dataset_id, output, progress=lambda n: bar.advance(task, n))
+            _download_with_bar(dataset_id, size, lambda progress: reg.download_file(dataset_id, output,
+                                                                                    progress=progress))
         except grpc.RpcError as exc:
             raise _fail(exc) from None
-        except IntegrityError as exc:
-            err.print(f"[red]DATA_LOSS[/red]: {exc}")
-            raise typer.Exit(1) from None
     console.print(f"wrote {output} ({size:,} bytes, sha256 verified)")
+
+
+def _download_with_bar(ident: str, size: int, download) -> None:
+    """Runs `download(progress)` under a progress bar; a hash mismatch exits 1 with DATA_LOSS."""
+    from clients.sdk import IntegrityError
+
+    try:
+        with _bar() as bar:
+            task = bar.add_task(f"download {ident[:8]}", total=size)
+            download(lambda n: bar.advance(task, n))
+    except IntegrityError as exc:
+        err.print(f"[red]DATA_LOSS[/red]: {exc}")
+        raise typer.Exit(1) from None
+
+
+def _print_checks(title: str, checks) -> None:
+    table = Table("check", "result", "detail", title=title)
+    for c in checks:
+        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]MISMATCH[/red]", c.detail)
+    console.print(table)
 
 
 @datasets.command("verify")
@@ -178,10 +192,7 @@ def verify(dataset_id: str, org: OrgOpt = None) -> None:
 
 
 def print_provenance(prov) -> None:
-    table = Table("check", "result", "detail", title=f"provenance of {prov.dataset.dataset_id}")
-    for c in prov.checks:
-        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]MISMATCH[/red]", c.detail)
-    console.print(table)
+    _print_checks(f"provenance of {prov.dataset.dataset_id}", prov.checks)
     console.print(f"contract {prov.on_chain.contract_address} on chain {prov.on_chain.chain_id}, "
                   f"block {prov.on_chain.block_number}: "
                   + ("[green]consistent[/green]" if prov.consistent else "[red]INCONSISTENT[/red]"))
@@ -262,20 +273,14 @@ def models_download(
     org: OrgOpt = None,
 ) -> None:
     """Download a trained model (checked against res_hash on the ledger)."""
-    from clients.sdk import IntegrityError
-
     s = _settings()
     with _registry(org or s.org) as reg:
         try:
             size = reg.get_model(model_id).size_bytes
-            with _bar() as bar:
-                task = bar.add_task(f"download {model_id[:8]}", total=size)
-                reg.download_model(model_id, output, progress=lambda n: bar.advance(task, n))
+            _download_with_bar(model_id, size, lambda progress: reg.download_model(model_id, output,
+                                                                                   progress=progress))
         except grpc.RpcError as exc:
             raise _fail(exc) from None
-        except IntegrityError as exc:
-            err.print(f"[red]DATA_LOSS[/red]: {exc}")
-            raise typer.Exit(1) from None
     console.print(f"wrote {output} ({size:,} bytes, sha256 verified)")
 
 
@@ -288,10 +293,7 @@ def models_verify(model_id: str, org: OrgOpt = None) -> None:
             prov = reg.model_provenance(model_id)
         except grpc.RpcError as exc:
             raise _fail(exc) from None
-    table = Table("check", "result", "detail", title=f"provenance of model {model_id}")
-    for c in prov.checks:
-        table.add_row(c.name, "[green]ok[/green]" if c.ok else "[red]MISMATCH[/red]", c.detail)
-    console.print(table)
+    _print_checks(f"provenance of model {model_id}", prov.checks)
     chain = prov.on_chain
     console.print(f"contract {chain.contract_address}: dataset {chain.dataset_id}, train_image_hash "
                   f"{chain.train_image_hash}, res_hash {chain.res_hash or '(not verified yet)'}")
