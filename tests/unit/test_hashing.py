@@ -3,7 +3,7 @@
 import hashlib
 import os
 
-from servers.registry.domain import hashing
+from servers.common import hashing
 
 
 async def _aiter(items):

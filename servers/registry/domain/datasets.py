@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from servers.common import errors
 from servers.common.storage import ObjectStore
-from servers.registry.domain import blobs, hashing
+from servers.common import blobs, hashing
 from servers.registry.domain.models import DatasetRecord, Page
 from servers.registry.domain.ports import DatasetContractFields, DatasetRepository, Ledger
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from servers.common import errors
 from servers.common.storage import ObjectStore
-from servers.registry.domain import blobs, hashing
+from servers.common import blobs, hashing
 from servers.registry.domain.datasets import MAX_TEXT, Check, DatasetService
 from servers.registry.domain.models import FAILED, PENDING, TRAINED, TRAINING, ModelRecord, Page
 from servers.registry.domain.ports import ModelContractFields, ModelLedger, ModelRepository, Trainer

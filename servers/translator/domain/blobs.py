@@ -1,9 +1,6 @@
-"""Bytes moved with their hashes: downloads to local files checked against the Registry's
-SHA-256, ONNX files into object storage hashed while written, and reads checked before the
-first byte is served.
-
-A small equivalent of servers/registry/domain/blobs.py, kept here so the Translator does not
-depend on the Registry's package (it runs as its own process and container).
+"""The Translator's file-based steps: downloads to local files checked against the Registry's
+SHA-256, and ONNX files (written by the worker) into object storage, hashed while stored.
+Checked reads of stored objects come from servers.common.blobs, shared with the Registry.
 """
 
 from __future__ import annotations
@@ -102,41 +99,6 @@ async def discard(store: ObjectStore, key: str) -> None:
         await asyncio.shield(store.delete(key))
     except Exception:  # noqa: BLE001 - an unreferenced object is invisible; log and go on
         log.exception("could not remove %s after a failed translation", key)
-
-
-async def verify_stored(store: ObjectStore, key: str, *, sha256: str, size_bytes: int, what: str,
-                        chunk_bytes: int = BLOCK_BYTES) -> None:
-    """DataLoss unless the object under `key` hashes to `sha256` with `size_bytes` bytes."""
-    h = hashlib.sha256()
-    size = 0
-    try:
-        async for chunk in store.read(key, 0, chunk_bytes):
-            await asyncio.to_thread(h.update, chunk)
-            size += len(chunk)
-    except errors.NotFound:
-        raise errors.DataLoss(f"{what}: its bytes are missing from object storage", reason="OBJECT_MISSING") from None
-    if h.hexdigest() != sha256 or size != size_bytes:
-        log.error("%s: stored sha256=%s size=%d, expected sha256=%s size=%d", what, h.hexdigest(), size, sha256,
-                  size_bytes)
-        raise errors.DataLoss(
-            f"{what}: the stored bytes (sha256 {h.hexdigest()}, {size} bytes) do not match the ledger (sha256 "
-            f"{sha256}, {size_bytes} bytes); refusing to serve them", reason="HASH_MISMATCH")
-
-
-async def stream_checked(store: ObjectStore, key: str, *, offset: int, sha256: str, size_bytes: int, what: str,
-                         chunk_bytes: int = BLOCK_BYTES) -> AsyncIterator[bytes]:
-    """The bytes of `key` from `offset`; a full read is hashed again on the way and ends in DataLoss
-    if the object changed while it was being sent."""
-    sha = hashlib.sha256() if offset == 0 else None
-    size = 0
-    async for chunk in store.read(key, offset, chunk_bytes):
-        if sha is not None:
-            await asyncio.to_thread(sha.update, chunk)
-        size += len(chunk)
-        yield chunk
-    if sha is not None and (sha.hexdigest() != sha256 or size != size_bytes):
-        raise errors.DataLoss(f"{what} changed in storage while it was being sent; discard what you received",
-                              reason="HASH_MISMATCH")
 
 
 def file_sha256(path: Path) -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from servers.common import errors
 from servers.common.storage import ObjectStore
+from servers.common import blobs as common_blobs
 from servers.translator.domain import blobs
 from servers.translator.domain.ports import (
     ContractRequest,
@@ -231,9 +232,9 @@ class TranslatorCore:
                 f"{what}: the database (sha256 {t.sha256}) and its contract {t.contract_address} (translation "
                 f"{contract.translation_id}, sha256 {contract.onnx_sha256}) disagree; refusing to serve it",
                 reason="LEDGER_MISMATCH")
-        await blobs.verify_stored(self.store, t.object_key, sha256=contract.onnx_sha256, size_bytes=t.size_bytes,
+        await common_blobs.verify_stored(self.store, t.object_key, sha256=contract.onnx_sha256, size_bytes=t.size_bytes,
                                   what=what, chunk_bytes=self.options.read_chunk_bytes)
-        return t, blobs.stream_checked(self.store, t.object_key, offset=offset, sha256=contract.onnx_sha256,
+        return t, common_blobs.stream_checked(self.store, t.object_key, offset=offset, sha256=contract.onnx_sha256,
                                        size_bytes=t.size_bytes, what=what, chunk_bytes=self.options.read_chunk_bytes)
 
 

@@ -1,5 +1,5 @@
-"""Bytes in object storage, hashed on the way in and checked on the way out. Shared by
-datasets, recipe archives and trained models."""
+"""Bytes in object storage, hashed on the way in and checked on the way out. Shared by every
+server that keeps artifacts: datasets, recipe archives, trained models, ONNX translations."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from servers.common import errors
+from servers.common import errors, hashing
 from servers.common.storage import ObjectStore, ObjectWriter
-from servers.registry.domain import hashing
 
 log = logging.getLogger("mlmesh.registry.blobs")
 
