@@ -8,3 +8,17 @@ pytest_plugins = [
     "tests.fixtures.trainer",
     "tests.fixtures.translator",
 ]
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("mlmesh")
+    group.addoption("--target", default=None, metavar="HOST:PORT",
+                    help="run tests/e2e against this running front door (e.g. one `make up` started) instead of "
+                         "starting a stack; tests that stop or kill its processes are skipped")
+    group.addoption("--data-dir", default=".mlmesh", metavar="DIR",
+                    help="with --target: the deployment's data dir (its identity keys mint the tokens)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "controls_processes: stops, kills or restarts the stack's processes, or "
+                                       "edits its files; runs only on a stack the tests start")

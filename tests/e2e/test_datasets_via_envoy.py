@@ -42,8 +42,11 @@ def list_ids(stack) -> set[str]:
         return {d.dataset_id for d in reg.iter_all()}
 
 
-def object_files(stack) -> set[str]:
+def object_files(stack) -> set[str] | None:
+    """The Registry's stored objects; None for a --target deployment whose files are not here."""
     root = stack.data_dir / "objects"
+    if stack.external and not root.is_dir():
+        return None
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file() and ".partial" not in p.parts}
 
 

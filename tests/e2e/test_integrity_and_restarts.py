@@ -22,6 +22,7 @@ from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 from clients.sdk import Registry
 
 ORG = "smart-energy-ll"
+pytestmark = pytest.mark.controls_processes
 
 
 def _upload(stack, data: bytes, name: str) -> dict:

@@ -161,6 +161,7 @@ def test_unknown_dataset_is_404_and_registers_nothing(stack):
     assert len(after) == len(before)
 
 
+@pytest.mark.controls_processes
 def test_kill_9_of_the_trainer_mid_job_fails_the_job_and_never_trains_the_model(stack, digits):
     model = create(stack, digits["dataset_id"], sklearn_recipe("import time\ntime.sleep(60)\n"), "orphaned").json()
     deadline = time.monotonic() + 60
