@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import grpc
 from mlmesh.ledger.v1 import ledger_service_pb2 as ledger_pb
 from mlmesh.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from servers.common.grpc_errors import error_from_rpc
+from servers.common.peer import PeerClient
 from servers.registry.domain.ports import Anchor, DatasetContractFields, ModelContractFields
 
 
@@ -41,14 +40,12 @@ def model_fields_from_proto(c: ledger_pb.ModelContract) -> ModelContractFields:
     )
 
 
-class LedgerClient:
-    """Implements the domain's Ledger port over gRPC."""
+class LedgerClient(PeerClient):
+    """Implements the domain's Ledger ports over gRPC."""
 
     def __init__(self, target: str, *, deploy_timeout: float = 120.0, read_timeout: float = 30.0):
-        self.target = target
-        self._channel = grpc.aio.insecure_channel(target)
-        self._stub = ledger_grpc.LedgerServiceStub(self._channel)
-        self.deploy_timeout, self.read_timeout = deploy_timeout, read_timeout
+        super().__init__(target, "ledger", ledger_grpc.LedgerServiceStub, timeout=read_timeout)
+        self.deploy_timeout = deploy_timeout
 
     async def deploy_dataset_contract(
         self, *, dataset_id: str, organization_id: str, samples_dimension: str, size_bytes: int, md5: str,
@@ -58,19 +55,12 @@ class LedgerClient:
             dataset_id=dataset_id, organization_id=organization_id, samples_dimension=samples_dimension,
             size_bytes=size_bytes, md5=md5, sha256=sha256,
         )
-        try:
-            response = await self._stub.DeployDatasetContract(request, timeout=self.deploy_timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, f"ledger at {self.target}") from None
+        response = await self.call(self._stub.DeployDatasetContract, request, timeout=self.deploy_timeout)
         return Anchor(contract_address=response.contract.address, tx_hash=response.tx_hash)
 
     async def get_dataset_contract(self, address: str) -> DatasetContractFields:
         request = ledger_pb.GetDatasetContractRequest(address=address)
-        try:
-            contract = await self._stub.GetDatasetContract(request, timeout=self.read_timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, f"ledger at {self.target}") from None
-        return dataset_fields_from_proto(contract)
+        return dataset_fields_from_proto(await self.call(self._stub.GetDatasetContract, request))
 
     async def deploy_model_contract(
         self, *, model_id: str, organization_id: str, developer_id: str, dataset_id: str, train_image_hash: str,
@@ -80,23 +70,14 @@ class LedgerClient:
             model_id=model_id, organization_id=organization_id, developer_id=developer_id, dataset_id=dataset_id,
             train_image_hash=train_image_hash, train_image_sha256=train_image_sha256,
         )
-        response = await self._call(self._stub.DeployModelContract, request, self.deploy_timeout)
+        response = await self.call(self._stub.DeployModelContract, request, timeout=self.deploy_timeout)
         return Anchor(contract_address=response.contract.address, tx_hash=response.tx_hash)
 
     async def get_model_contract(self, address: str) -> ModelContractFields:
         request = ledger_pb.GetModelContractRequest(address=address)
-        return model_fields_from_proto(await self._call(self._stub.GetModelContract, request, self.read_timeout))
+        return model_fields_from_proto(await self.call(self._stub.GetModelContract, request))
 
     async def verify_model(self, address: str, *, res_hash: str, res_sha256: str) -> Anchor:
         request = ledger_pb.VerifyModelRequest(address=address, res_hash=res_hash, res_sha256=res_sha256)
-        response = await self._call(self._stub.VerifyModel, request, self.deploy_timeout)
+        response = await self.call(self._stub.VerifyModel, request, timeout=self.deploy_timeout)
         return Anchor(contract_address=response.contract.address, tx_hash=response.tx_hash)
-
-    async def _call(self, method, request, timeout: float):
-        try:
-            return await method(request, timeout=timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, f"ledger at {self.target}") from None
-
-    async def close(self) -> None:
-        await self._channel.close()

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 from google.api import httpbody_pb2
 from mlmesh.registry.v1 import model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 from mlmesh.registry.v1 import registry_service_pb2_grpc as reg_grpc
 
-from servers.common.grpc_errors import error_from_rpc
+from servers.common.peer import PeerClient
 from servers.trainer.domain.ports import DatasetInfo, ModelInfo
 
 _MODEL_STATES = {
@@ -36,62 +35,34 @@ def model_info_from_proto(m: model_pb2.Model) -> ModelInfo:
     )
 
 
-class RegistryClient:
+class RegistryClient(PeerClient):
     """Implements `domain.ports.Registry` over gRPC."""
 
     def __init__(self, target: str, *, timeout: float = 30.0, stream_timeout: float | None = None,
                  max_message_bytes: int = 8 << 20):
-        self.target = target
-        self.timeout, self.stream_timeout = timeout, stream_timeout
-        options = [("grpc.max_receive_message_length", max_message_bytes),
-                   ("grpc.max_send_message_length", max_message_bytes)]
-        self._channel = grpc.aio.insecure_channel(target, options=options)
-        self._stub = reg_grpc.RegistryServiceStub(self._channel)
-
-    @property
-    def _peer(self) -> str:
-        return f"registry at {self.target}"
+        super().__init__(target, "registry", reg_grpc.RegistryServiceStub, timeout=timeout,
+                         stream_timeout=stream_timeout, max_message_bytes=max_message_bytes)
 
     async def get_model(self, model_id: str) -> ModelInfo:
-        try:
-            m = await self._stub.GetModel(reg_pb.GetModelRequest(model_id=model_id), timeout=self.timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, self._peer) from None
+        m = await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id))
         return model_info_from_proto(m)
 
     async def get_dataset(self, dataset_id: str) -> DatasetInfo:
-        try:
-            d = await self._stub.GetDataset(reg_pb.GetDatasetRequest(dataset_id=dataset_id), timeout=self.timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, self._peer) from None
+        d = await self.call(self._stub.GetDataset, reg_pb.GetDatasetRequest(dataset_id=dataset_id))
         return DatasetInfo(dataset_id=d.dataset_id, sha256=d.sha256, size_bytes=d.size_bytes,
                            content_type=d.content_type, filename=d.filename)
 
-    async def _download(self, call) -> AsyncIterator[bytes]:
-        try:
-            async for body in call:
-                if body.data:
-                    yield body.data
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, self._peer) from None
-        finally:
-            call.cancel()
-
     def download_dataset(self, dataset_id: str) -> AsyncIterator[bytes]:
-        return self._download(self._stub.DownloadDataset(reg_pb.DownloadDatasetRequest(dataset_id=dataset_id),
-                                                         timeout=self.stream_timeout))
+        return self.stream_bytes(self._stub.DownloadDataset, reg_pb.DownloadDatasetRequest(dataset_id=dataset_id))
 
     def download_recipe(self, model_id: str) -> AsyncIterator[bytes]:
-        return self._download(self._stub.DownloadModelRecipe(reg_pb.DownloadModelRecipeRequest(model_id=model_id),
-                                                             timeout=self.stream_timeout))
+        return self.stream_bytes(self._stub.DownloadModelRecipe,
+                                 reg_pb.DownloadModelRecipeRequest(model_id=model_id))
 
     async def report_status(self, model_id: str, job_id: str, state: str, failure_reason: str = "") -> None:
         request = reg_pb.ReportTrainingStatusRequest(model_id=model_id, training_job_id=job_id,
                                                      state=_REPORT_STATES[state], failure_reason=failure_reason)
-        try:
-            await self._stub.ReportTrainingStatus(request, timeout=self.timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, self._peer) from None
+        await self.call(self._stub.ReportTrainingStatus, request)
 
     async def submit_result(self, model_id: str, job_id: str, framework: str, input_signature: str,
                             chunks: AsyncIterator[bytes]) -> None:
@@ -101,10 +72,4 @@ class RegistryClient:
             async for chunk in chunks:
                 yield reg_pb.SubmitTrainingResultRequest(chunk=httpbody_pb2.HttpBody(data=chunk))
 
-        try:
-            await self._stub.SubmitTrainingResult(requests(), timeout=self.stream_timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, self._peer) from None
-
-    async def close(self) -> None:
-        await self._channel.close()
+        await self.call(self._stub.SubmitTrainingResult, requests(), timeout=self.stream_timeout)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import grpc
 from mlmesh.ledger.v1 import ledger_service_pb2 as ledger_pb
 from mlmesh.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
-from servers.common.grpc_errors import error_from_rpc
+from servers.common.peer import PeerClient
 from servers.translator.domain.ports import ContractFields, ContractRequest
 
 
@@ -24,30 +23,19 @@ def contract_fields_from_proto(c: ledger_pb.TranslationContract) -> ContractFiel
                           onnx_md5=c.onnx_md5, onnx_sha256=c.onnx_sha256, parity_passed=c.parity_passed)
 
 
-class LedgerClient:
+class LedgerClient(PeerClient):
     """Implements `domain.ports.Ledger` over gRPC."""
 
     def __init__(self, target: str, *, deploy_timeout: float = 120.0, read_timeout: float = 30.0):
-        self.target = target
-        self._channel = grpc.aio.insecure_channel(target)
-        self._stub = ledger_grpc.LedgerServiceStub(self._channel)
-        self.deploy_timeout, self.read_timeout = deploy_timeout, read_timeout
+        super().__init__(target, "ledger", ledger_grpc.LedgerServiceStub, timeout=read_timeout)
+        self.deploy_timeout = deploy_timeout
 
     async def deploy_translation_contract(self, request: ContractRequest) -> tuple[str, str]:
-        try:
-            response = await self._stub.DeployTranslationContract(contract_request_to_proto(request),
-                                                                  timeout=self.deploy_timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, f"ledger at {self.target}") from None
+        response = await self.call(self._stub.DeployTranslationContract, contract_request_to_proto(request),
+                                   timeout=self.deploy_timeout)
         return response.contract.address, response.tx_hash
 
     async def get_translation_contract(self, address: str) -> ContractFields:
-        try:
-            contract = await self._stub.GetTranslationContract(
-                ledger_pb.GetTranslationContractRequest(address=address), timeout=self.read_timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, f"ledger at {self.target}") from None
+        contract = await self.call(self._stub.GetTranslationContract,
+                                   ledger_pb.GetTranslationContractRequest(address=address))
         return contract_fields_from_proto(contract)
-
-    async def close(self) -> None:
-        await self._channel.close()

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 from mlmesh.registry.v1 import model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 from mlmesh.registry.v1 import registry_service_pb2_grpc as reg_grpc
 
-from servers.common.grpc_errors import error_from_rpc
+from servers.common.peer import PeerClient
 from servers.translator.domain.ports import SourceDataset, SourceModel
 
 _MODEL_STATES = {
@@ -30,54 +29,25 @@ def source_model_from_proto(m: model_pb2.Model) -> SourceModel:
     )
 
 
-class RegistryClient:
+class RegistryClient(PeerClient):
     """Implements `domain.ports.Registry` over gRPC."""
 
     def __init__(self, target: str, *, timeout: float = 30.0, stream_timeout: float | None = None,
                  max_message_bytes: int = 8 << 20):
-        self.target = target
-        self.timeout, self.stream_timeout = timeout, stream_timeout
-        options = [("grpc.max_receive_message_length", max_message_bytes),
-                   ("grpc.max_send_message_length", max_message_bytes)]
-        self._channel = grpc.aio.insecure_channel(target, options=options)
-        self._stub = reg_grpc.RegistryServiceStub(self._channel)
-
-    @property
-    def _peer(self) -> str:
-        return f"registry at {self.target}"
+        super().__init__(target, "registry", reg_grpc.RegistryServiceStub, timeout=timeout,
+                         stream_timeout=stream_timeout, max_message_bytes=max_message_bytes)
 
     async def get_model(self, model_id: str) -> SourceModel:
-        try:
-            m = await self._stub.GetModel(reg_pb.GetModelRequest(model_id=model_id), timeout=self.timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, self._peer) from None
+        m = await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id))
         return source_model_from_proto(m)
 
     async def get_dataset(self, dataset_id: str) -> SourceDataset:
-        try:
-            d = await self._stub.GetDataset(reg_pb.GetDatasetRequest(dataset_id=dataset_id), timeout=self.timeout)
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, self._peer) from None
+        d = await self.call(self._stub.GetDataset, reg_pb.GetDatasetRequest(dataset_id=dataset_id))
         return SourceDataset(dataset_id=d.dataset_id, sha256=d.sha256, size_bytes=d.size_bytes,
                              content_type=d.content_type, filename=d.filename)
 
-    async def _download(self, call) -> AsyncIterator[bytes]:
-        try:
-            async for body in call:
-                if body.data:
-                    yield body.data
-        except grpc.RpcError as err:
-            raise error_from_rpc(err, self._peer) from None
-        finally:
-            call.cancel()
-
     def download_model(self, model_id: str) -> AsyncIterator[bytes]:
-        return self._download(self._stub.DownloadModel(reg_pb.DownloadModelRequest(model_id=model_id),
-                                                       timeout=self.stream_timeout))
+        return self.stream_bytes(self._stub.DownloadModel, reg_pb.DownloadModelRequest(model_id=model_id))
 
     def download_dataset(self, dataset_id: str) -> AsyncIterator[bytes]:
-        return self._download(self._stub.DownloadDataset(reg_pb.DownloadDatasetRequest(dataset_id=dataset_id),
-                                                         timeout=self.stream_timeout))
-
-    async def close(self) -> None:
-        await self._channel.close()
+        return self.stream_bytes(self._stub.DownloadDataset, reg_pb.DownloadDatasetRequest(dataset_id=dataset_id))
