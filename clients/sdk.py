@@ -132,10 +132,11 @@ class Registry:
                 progress(offset)
         with open(part, "ab" if offset else "wb") as out:
             for message in call(offset):
-                out.write(message.data)
-                sha.update(message.data)
+                data = message.data  # read once: each read of a bytes field copies it
+                out.write(data)
+                sha.update(data)
                 if progress:
-                    progress(len(message.data))
+                    progress(len(data))
             out.flush()
             os.fsync(out.fileno())
         if sha.hexdigest() != sha256:

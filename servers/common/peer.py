@@ -36,8 +36,8 @@ class PeerClient:
         call = method(request, timeout=self.stream_timeout)
         try:
             async for body in call:
-                if body.data:
-                    yield body.data
+                if data := body.data:  # one read: each read of a bytes field copies it
+                    yield data
         except grpc.RpcError as err:
             raise error_from_rpc(err, self.peer) from None
         finally:

@@ -37,14 +37,15 @@ async def _split_stream(request_iterator, has_metadata, what: str):
                                      reason="METADATA_MISSING") from None
 
     async def chunks() -> AsyncIterator[bytes]:
-        if first.chunk.data:
-            yield first.chunk.data
+        # Each read of a bytes field makes a new copy of it, so every chunk is read once.
+        if data := first.chunk.data:
+            yield data
         async for message in messages:
             if has_metadata(message):
                 raise errors.InvalidArgument(f"metadata fields are allowed only in the first message of a {what}",
                                              reason="METADATA_AFTER_FIRST_MESSAGE")
-            if message.chunk.data:
-                yield message.chunk.data
+            if data := message.chunk.data:
+                yield data
 
     return first, chunks()
 
