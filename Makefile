@@ -30,6 +30,8 @@ venv: $(VENV)/.stamp
 $(MLV)/.stamp: requirements/ml.txt requirements/ml.lock
 	test -x $(MLV)/bin/python || $(PY_BOOT) -m venv $(MLV)
 	$(MLV)/bin/python -m pip install -q -r requirements/ml.txt -c requirements/ml.lock
+	$(MLV)/bin/python -m pip install -q --no-deps -e . --config-settings editable_mode=compat
+	echo "$(abspath gen)" > "$$($(MLV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mlmesh-gen.pth"
 	touch $@
 
 ml-venv: $(MLV)/.stamp
@@ -41,7 +43,7 @@ $(GENV)/.stamp: requirements/gen.txt
 
 # Regenerates gen/: Python messages, typing stubs, gRPC stubs and the descriptor set Envoy reads.
 gen: $(VENV)/.stamp $(GENV)/.stamp
-	rm -rf gen/mlmesh gen/descriptors
+	rm -rf gen/mlmesh gen/kserve gen/descriptors
 	PATH=$(VENV)/bin:$$PATH buf generate
 	mkdir -p gen/descriptors
 	PATH=$(VENV)/bin:$$PATH buf build -o gen/descriptors/mlmesh.binpb
@@ -65,6 +67,7 @@ check-contracts: $(VENV)/.stamp
 test: $(VENV)/.stamp $(MLV)/.stamp
 	$(MAKE) check-gen check-contracts lint
 	$(PY) -m pytest -q
+	$(MLV)/bin/python -m pytest -q --confcutdir=tests/learner tests/learner
 
 up: $(VENV)/.stamp $(MLV)/.stamp
 	$(PY) -m servers.devstack up

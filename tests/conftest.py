@@ -1,5 +1,8 @@
 """Shared fixtures. Each real component has its own fixture module."""
 
+# tests/learner runs in the ML environment (.venv-ml/), in its own pytest run (see its conftest).
+collect_ignore = ["learner"]
+
 pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.chain",

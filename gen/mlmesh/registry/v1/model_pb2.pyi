@@ -9,7 +9,7 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Model(_message.Message):
-    __slots__ = ("model_id", "display_name", "organization_id", "developer_id", "dataset_id", "training_source", "state", "failure_reason", "training_job_id", "framework", "size_bytes", "res_md5", "res_sha256", "contract_address", "contract_tx_hash", "verify_tx_hash", "create_time", "update_time", "input_signature")
+    __slots__ = ("model_id", "display_name", "organization_id", "developer_id", "dataset_id", "training_source", "state", "failure_reason", "training_job_id", "framework", "size_bytes", "res_md5", "res_sha256", "contract_address", "contract_tx_hash", "verify_tx_hash", "create_time", "update_time", "input_signature", "parent_model_id", "version")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[Model.State]
@@ -41,6 +41,8 @@ class Model(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     INPUT_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    PARENT_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     display_name: str
     organization_id: str
@@ -60,15 +62,33 @@ class Model(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
     input_signature: str
-    def __init__(self, model_id: _Optional[str] = ..., display_name: _Optional[str] = ..., organization_id: _Optional[str] = ..., developer_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., training_source: _Optional[_Union[TrainingSource, _Mapping]] = ..., state: _Optional[_Union[Model.State, str]] = ..., failure_reason: _Optional[str] = ..., training_job_id: _Optional[str] = ..., framework: _Optional[str] = ..., size_bytes: _Optional[int] = ..., res_md5: _Optional[str] = ..., res_sha256: _Optional[str] = ..., contract_address: _Optional[str] = ..., contract_tx_hash: _Optional[str] = ..., verify_tx_hash: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., input_signature: _Optional[str] = ...) -> None: ...
+    parent_model_id: str
+    version: int
+    def __init__(self, model_id: _Optional[str] = ..., display_name: _Optional[str] = ..., organization_id: _Optional[str] = ..., developer_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., training_source: _Optional[_Union[TrainingSource, _Mapping]] = ..., state: _Optional[_Union[Model.State, str]] = ..., failure_reason: _Optional[str] = ..., training_job_id: _Optional[str] = ..., framework: _Optional[str] = ..., size_bytes: _Optional[int] = ..., res_md5: _Optional[str] = ..., res_sha256: _Optional[str] = ..., contract_address: _Optional[str] = ..., contract_tx_hash: _Optional[str] = ..., verify_tx_hash: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., input_signature: _Optional[str] = ..., parent_model_id: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class TrainingSource(_message.Message):
-    __slots__ = ("recipe", "image")
+    __slots__ = ("recipe", "image", "online")
     RECIPE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ONLINE_FIELD_NUMBER: _ClassVar[int]
     recipe: RecipeArchive
     image: ContainerImage
-    def __init__(self, recipe: _Optional[_Union[RecipeArchive, _Mapping]] = ..., image: _Optional[_Union[ContainerImage, _Mapping]] = ...) -> None: ...
+    online: OnlineLearning
+    def __init__(self, recipe: _Optional[_Union[RecipeArchive, _Mapping]] = ..., image: _Optional[_Union[ContainerImage, _Mapping]] = ..., online: _Optional[_Union[OnlineLearning, _Mapping]] = ...) -> None: ...
+
+class OnlineLearning(_message.Message):
+    __slots__ = ("learner_id", "observations", "observations_sha256", "validation_loss", "record")
+    LEARNER_ID_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATIONS_SHA256_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_LOSS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    learner_id: str
+    observations: int
+    observations_sha256: str
+    validation_loss: float
+    record: RecipeArchive
+    def __init__(self, learner_id: _Optional[str] = ..., observations: _Optional[int] = ..., observations_sha256: _Optional[str] = ..., validation_loss: _Optional[float] = ..., record: _Optional[_Union[RecipeArchive, _Mapping]] = ...) -> None: ...
 
 class RecipeArchive(_message.Message):
     __slots__ = ("filename", "size_bytes", "md5", "sha256")

@@ -164,3 +164,35 @@ class SubmitTrainingResultRequest(_message.Message):
     input_signature: str
     chunk: _httpbody_pb2.HttpBody
     def __init__(self, model_id: _Optional[str] = ..., training_job_id: _Optional[str] = ..., framework: _Optional[str] = ..., input_signature: _Optional[str] = ..., chunk: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+
+class CreateModelVersionRequest(_message.Message):
+    __slots__ = ("organization_id", "developer_id", "display_name", "dataset_id", "parent_model_id", "version", "framework", "input_signature", "learner_id", "observations", "observations_sha256", "validation_loss", "learning_record", "chunk")
+    ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    DEVELOPER_ID_FIELD_NUMBER: _ClassVar[int]
+    DISPLAY_NAME_FIELD_NUMBER: _ClassVar[int]
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    PARENT_MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    FRAMEWORK_FIELD_NUMBER: _ClassVar[int]
+    INPUT_SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    LEARNER_ID_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATIONS_FIELD_NUMBER: _ClassVar[int]
+    OBSERVATIONS_SHA256_FIELD_NUMBER: _ClassVar[int]
+    VALIDATION_LOSS_FIELD_NUMBER: _ClassVar[int]
+    LEARNING_RECORD_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_FIELD_NUMBER: _ClassVar[int]
+    organization_id: str
+    developer_id: str
+    display_name: str
+    dataset_id: str
+    parent_model_id: str
+    version: int
+    framework: str
+    input_signature: str
+    learner_id: str
+    observations: int
+    observations_sha256: str
+    validation_loss: float
+    learning_record: bytes
+    chunk: _httpbody_pb2.HttpBody
+    def __init__(self, organization_id: _Optional[str] = ..., developer_id: _Optional[str] = ..., display_name: _Optional[str] = ..., dataset_id: _Optional[str] = ..., parent_model_id: _Optional[str] = ..., version: _Optional[int] = ..., framework: _Optional[str] = ..., input_signature: _Optional[str] = ..., learner_id: _Optional[str] = ..., observations: _Optional[int] = ..., observations_sha256: _Optional[str] = ..., validation_loss: _Optional[float] = ..., learning_record: _Optional[bytes] = ..., chunk: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...

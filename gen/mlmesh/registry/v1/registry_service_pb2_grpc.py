@@ -84,6 +84,11 @@ class RegistryServiceStub(object):
                 request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SubmitTrainingResultRequest.SerializeToString,
                 response_deserializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
                 )
+        self.CreateModelVersion = channel.stream_unary(
+                '/mlmesh.registry.v1.RegistryService/CreateModelVersion',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
+                )
 
 
 class RegistryServiceServicer(object):
@@ -198,6 +203,17 @@ class RegistryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateModelVersion(self, request_iterator, context):
+        """Internal (the Learner; never routed by Envoy): stores a model version learned
+        online. The first message carries the metadata and the learning record, the
+        artifact's bytes follow in `chunk.data`. The Registry stores both, deploys the
+        version's Model contract, records the result hashes (write-once verify) and
+        returns the model TRAINED. The parent must exist and belong to the organization.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -264,6 +280,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
             'SubmitTrainingResult': grpc.stream_unary_rpc_method_handler(
                     servicer.SubmitTrainingResult,
                     request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SubmitTrainingResultRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.SerializeToString,
+            ),
+            'CreateModelVersion': grpc.stream_unary_rpc_method_handler(
+                    servicer.CreateModelVersion,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionRequest.FromString,
                     response_serializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.SerializeToString,
             ),
     }
@@ -495,6 +516,23 @@ class RegistryService(object):
             metadata=None):
         return grpc.experimental.stream_unary(request_iterator, target, '/mlmesh.registry.v1.RegistryService/SubmitTrainingResult',
             mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SubmitTrainingResultRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def CreateModelVersion(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(request_iterator, target, '/mlmesh.registry.v1.RegistryService/CreateModelVersion',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionRequest.SerializeToString,
             mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
