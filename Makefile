@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= .mlmesh
 export MLMESH_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: help venv ml-venv gen check-gen lint contracts check-contracts test test-fast up down demo bench clean
+.PHONY: help venv ml-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean
 
 help:
 	@echo "make demo   start the mesh on embedded defaults: a dataset, then the seed's model walk-through, through Envoy"
@@ -35,6 +35,12 @@ $(MLV)/.stamp: requirements/ml.txt requirements/ml.lock
 	touch $@
 
 ml-venv: $(MLV)/.stamp
+
+# The MQTT broker the sensor tests and the demo's bridge talk to: Debian's mosquitto package.
+mosquitto:
+	@test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || \
+		{ echo "installing mosquitto (Debian package)"; apt-get install -y -q mosquitto >/dev/null || \
+		  { apt-get update -q >/dev/null && apt-get install -y -q mosquitto >/dev/null; }; }
 
 $(GENV)/.stamp: requirements/gen.txt
 	test -x $(GENV)/bin/python || $(PY_BOOT) -m venv $(GENV)
@@ -64,18 +70,18 @@ contracts: $(VENV)/.stamp
 check-contracts: $(VENV)/.stamp
 	$(PY) -m servers.ledger.compile --check
 
-test: $(VENV)/.stamp $(MLV)/.stamp
+test: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 	$(MAKE) check-gen check-contracts lint
 	$(PY) -m pytest -q
 	$(MLV)/bin/python -m pytest -q --confcutdir=tests/learner tests/learner
 
-up: $(VENV)/.stamp $(MLV)/.stamp
+up: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 	$(PY) -m servers.devstack up
 
 down:
 	@if [ -x $(PY) ]; then $(PY) -m servers.devstack down; fi
 
-demo: $(VENV)/.stamp $(MLV)/.stamp
+demo: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 	$(PY) -m servers.devstack up
 	$(VENV)/bin/mlmesh demo
 
