@@ -29,6 +29,7 @@ def _record(row: asyncpg.Record) -> ModelRecord:
     values = dict(row)
     values["model_id"] = str(values["model_id"])
     values["dataset_id"] = str(values["dataset_id"])
+    values["parent_model_id"] = str(values["parent_model_id"]) if values["parent_model_id"] else ""
     values["create_time"] = values["create_time"].astimezone(dt.UTC)
     values["update_time"] = values["update_time"].astimezone(dt.UTC)
     return ModelRecord(**values)
@@ -49,11 +50,17 @@ class ModelRepository:
         values = [getattr(record, c) for c in _COLUMNS]
         values[_COLUMNS.index("model_id")] = _uuid(record.model_id, "model_id")
         values[_COLUMNS.index("dataset_id")] = _uuid(record.dataset_id, "dataset_id")
+        values[_COLUMNS.index("parent_model_id")] = (_uuid(record.parent_model_id, "parent_model_id")
+                                                     if record.parent_model_id else None)
         placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
         try:
             async with self.db.connection(f"storing model {record.model_id}") as conn:
                 await conn.execute(f"INSERT INTO models ({', '.join(_COLUMNS)}) VALUES ({placeholders})", *values)
-        except asyncpg.UniqueViolationError:
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "models_parent_version_idx":
+                raise errors.AlreadyExists(
+                    f"model {record.parent_model_id} already has a version {record.version}: another saver got "
+                    "there first", reason="VERSION_EXISTS") from None
             raise errors.AlreadyExists(f"model {record.model_id} already exists", reason="MODEL_EXISTS") from None
         except asyncpg.ForeignKeyViolationError:
             raise errors.NotFound(f"dataset {record.dataset_id} does not exist", reason="DATASET_NOT_FOUND") from None

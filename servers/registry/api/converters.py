@@ -9,7 +9,7 @@ from mlmesh.registry.v1 import registry_service_pb2 as svc
 from servers.common.timestamps import timestamp_from_proto, timestamp_to_proto
 from servers.registry.domain.datasets import Provenance, UploadMetadata
 from servers.registry.domain.models import DatasetRecord, ModelRecord
-from servers.registry.domain.models_service import CreateModel, ModelProvenance, TrainingResult
+from servers.registry.domain.models_service import CreateModel, ModelProvenance, ModelVersion, TrainingResult
 from servers.registry.domain.ports import DatasetContractFields, ModelContractFields
 
 
@@ -135,6 +135,12 @@ def model_to_proto(r: ModelRecord) -> model_pb2.Model:
     if r.source_kind == "recipe":
         source = model_pb2.TrainingSource(recipe=model_pb2.RecipeArchive(
             filename=r.recipe_filename, size_bytes=r.recipe_size_bytes, md5=r.recipe_md5, sha256=r.recipe_sha256))
+    elif r.source_kind == "online":
+        source = model_pb2.TrainingSource(online=model_pb2.OnlineLearning(
+            learner_id=r.learner_id, observations=r.observations, observations_sha256=r.observations_sha256,
+            validation_loss=r.validation_loss, record=model_pb2.RecipeArchive(
+                filename=r.recipe_filename, size_bytes=r.recipe_size_bytes, md5=r.recipe_md5,
+                sha256=r.recipe_sha256)))
     else:
         source = model_pb2.TrainingSource(image=model_pb2.ContainerImage(reference=r.image_reference,
                                                                          digest=r.image_digest))
@@ -145,8 +151,17 @@ def model_to_proto(r: ModelRecord) -> model_pb2.Model:
         framework=r.framework, size_bytes=r.size_bytes, res_md5=r.res_md5, res_sha256=r.res_sha256,
         contract_address=r.contract_address, contract_tx_hash=r.contract_tx_hash, verify_tx_hash=r.verify_tx_hash,
         create_time=timestamp_to_proto(r.create_time), update_time=timestamp_to_proto(r.update_time),
-        input_signature=r.input_signature,
+        input_signature=r.input_signature, parent_model_id=r.parent_model_id, version=r.version,
     )
+
+
+def model_version_from_proto(first: svc.CreateModelVersionRequest) -> ModelVersion:
+    return ModelVersion(
+        organization_id=first.organization_id, developer_id=first.developer_id, display_name=first.display_name,
+        dataset_id=first.dataset_id, parent_model_id=first.parent_model_id, version=first.version,
+        framework=first.framework, input_signature=first.input_signature, learner_id=first.learner_id,
+        observations=first.observations, observations_sha256=first.observations_sha256,
+        validation_loss=first.validation_loss, learning_record=first.learning_record)
 
 
 def create_model_from_proto(first: svc.CreateModelRequest) -> CreateModel:

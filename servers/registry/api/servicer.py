@@ -117,7 +117,9 @@ class RegistryServicer(svc_grpc.RegistryServiceServicer):
 
     async def DownloadModelRecipe(self, request: svc.DownloadModelRecipeRequest, context):  # noqa: N802
         record, chunks = await self.models.download_recipe(request.model_id)
-        content_type = "application/zip" if record.recipe_filename.lower().endswith(".zip") else "application/gzip"
+        name = record.recipe_filename.lower()
+        content_type = ("application/zip" if name.endswith(".zip") else
+                        "application/json" if name.endswith(".json") else "application/gzip")
         async for message in _send_stream(context, content_type, record.recipe_sha256, record.recipe_size_bytes, 0,
                                           chunks):
             yield message
@@ -135,6 +137,16 @@ class RegistryServicer(svc_grpc.RegistryServiceServicer):
         first, chunks = await _split_stream(request_iterator, _has_result_metadata, "training result")
         record = await self.models.submit_result(conv.training_result_from_proto(first), chunks)
         return conv.model_to_proto(record)
+
+    async def CreateModelVersion(self, request_iterator, context):  # noqa: N802
+        first, chunks = await _split_stream(request_iterator, _has_version_metadata, "model version")
+        record = await self.models.create_version(conv.model_version_from_proto(first), chunks,
+                                                  caller_org=caller_org(context))
+        return conv.model_to_proto(record)
+
+
+def _has_version_metadata(message: svc.CreateModelVersionRequest) -> bool:
+    return any((message.organization_id, message.learner_id, message.learning_record, message.framework))
 
 
 def _has_result_metadata(message: svc.SubmitTrainingResultRequest) -> bool:

@@ -42,7 +42,8 @@ MODEL_STATES = (PENDING, TRAINING, TRAINED, FAILED)
 @dataclass(frozen=True)
 class ModelRecord:
     """A registered model. `source_kind` is "recipe" (an archive stored under
-    `recipe_object_key`) or "image" (a container image pinned by `image_digest`)."""
+    `recipe_object_key`), "image" (a container image pinned by `image_digest`) or "online" (a
+    version a Learner saved; its learning record is stored under `recipe_object_key`)."""
 
     model_id: str
     display_name: str
@@ -73,12 +74,20 @@ class ModelRecord:
     verify_tx_hash: str
     create_time: dt.datetime
     update_time: dt.datetime
+    # Online-learned versions (source_kind "online"; the learning record is the "recipe").
+    parent_model_id: str = ""
+    version: int = 0
+    learner_id: str = ""
+    observations: int = 0
+    observations_sha256: str = ""
+    validation_loss: float = 0.0
 
     @property
     def train_image_hash(self) -> str:
-        """What the Model contract records as train_image_hash (MD5 of the recipe, or the image digest)."""
-        return self.recipe_md5 if self.source_kind == "recipe" else self.image_digest
+        """What the Model contract records as train_image_hash (MD5 of the recipe or learning record,
+        or the image digest)."""
+        return self.image_digest if self.source_kind == "image" else self.recipe_md5
 
     @property
     def train_image_sha256(self) -> str:
-        return self.recipe_sha256 if self.source_kind == "recipe" else self.image_digest.removeprefix("sha256:")
+        return self.image_digest.removeprefix("sha256:") if self.source_kind == "image" else self.recipe_sha256

@@ -23,6 +23,9 @@ log = logging.getLogger("mlmesh.registry.models")
 
 RECIPE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
 FRAMEWORKS = ("pytorch", "sklearn", "tensorflow")
+# Frameworks of versions a Learner saves (its backends).
+ONLINE_FRAMEWORKS = ("pytorch", "sklearn", "tensorflow", "river", "vowpalwabbit")
+MAX_LEARNING_RECORD_BYTES = 1 << 20
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
@@ -46,6 +49,25 @@ class TrainingResult:
     training_job_id: str
     framework: str
     input_signature: str
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A model version a Learner learned online (CreateModelVersion's metadata)."""
+
+    organization_id: str
+    developer_id: str
+    display_name: str
+    dataset_id: str
+    parent_model_id: str
+    version: int
+    framework: str
+    input_signature: str
+    learner_id: str
+    observations: int
+    observations_sha256: str
+    validation_loss: float
+    learning_record: bytes
 
 
 @dataclass(frozen=True)
@@ -240,7 +262,7 @@ class ModelService:
 
     async def download_recipe(self, model_id: str) -> tuple[ModelRecord, AsyncIterator[bytes]]:
         record = await self.get(model_id)
-        if record.source_kind != "recipe":
+        if record.source_kind == "image":
             raise errors.FailedPrecondition(
                 f"model {record.model_id} is trained from the container image {record.image_reference}@"
                 f"{record.image_digest}; it has no recipe archive", reason="NO_RECIPE")
@@ -331,11 +353,7 @@ class ModelService:
         if result.framework not in FRAMEWORKS:
             raise errors.InvalidArgument(f"framework {result.framework!r} is not one of {', '.join(FRAMEWORKS)}",
                                          reason="FRAMEWORK_INVALID")
-        if result.input_signature:
-            try:
-                json.loads(result.input_signature)
-            except ValueError:
-                raise errors.InvalidArgument("input_signature is not JSON", reason="SIGNATURE_INVALID") from None
+        _check_signature(result.input_signature)
         key = f"models/{model_id}/{uuid.uuid4().hex}"
         pending = await blobs.write_hashed(self.store, key, chunks, max_bytes=self.max_model_bytes,
                                            what="training result")
@@ -365,3 +383,122 @@ class ModelService:
             if exc.reason == "MODEL_ALREADY_VERIFIED" and exc.metadata.get("res_sha256") == stored.sha256:
                 return "already-verified"
             raise
+
+    # -- the Learner's side -------------------------------------------------------------------
+
+    async def create_version(self, req: ModelVersion, chunks: AsyncIterator[bytes], *,
+                             caller_org: str | None = None) -> ModelRecord:
+        """Stores a version learned online: the learning record as its recipe, the artifact as its
+        result, both anchored (contract deploy, then write-once verify) before the row is TRAINED."""
+        req = _validate_version(req, caller_org)
+        dataset = await self.datasets.get(req.dataset_id)
+        if req.parent_model_id:
+            parent = await self.get(req.parent_model_id)
+            if parent.organization_id != req.organization_id:
+                raise errors.PermissionDenied(
+                    f"model {parent.model_id} belongs to organization {parent.organization_id!r}, not "
+                    f"{req.organization_id!r}", reason="ORGANIZATION_MISMATCH")
+            if parent.state != TRAINED:
+                raise errors.FailedPrecondition(f"parent model {parent.model_id} is {parent.state}, not TRAINED",
+                                                reason="PARENT_NOT_TRAINED")
+            if req.version != parent.version + 1:
+                raise errors.FailedPrecondition(
+                    f"parent model {parent.model_id} is version {parent.version}; its successor must be version "
+                    f"{parent.version + 1}, not {req.version}", reason="VERSION_NOT_NEXT")
+        elif req.version != 1:
+            raise errors.FailedPrecondition(f"a version without a parent must be version 1, not {req.version}",
+                                            reason="VERSION_NOT_NEXT")
+        model_id = str(uuid.uuid4())
+
+        async def record_bytes() -> AsyncIterator[bytes]:
+            yield req.learning_record
+
+        learning = await blobs.write_hashed(self.store, f"recipes/{model_id}", record_bytes(),
+                                            max_bytes=MAX_LEARNING_RECORD_BYTES, what="learning record")
+        try:
+            artifact = await blobs.write_hashed(self.store, f"models/{model_id}/{uuid.uuid4().hex}", chunks,
+                                                max_bytes=self.max_model_bytes, what="model version")
+        except BaseException:
+            await learning.discard()
+            raise
+        try:
+            now = self.clock()
+            rec, res = learning.stored, artifact.stored
+            record = ModelRecord(
+                model_id=model_id, display_name=req.display_name, organization_id=req.organization_id,
+                developer_id=req.developer_id, dataset_id=dataset.dataset_id, source_kind="online",
+                recipe_filename="learning-record.json", recipe_size_bytes=rec.size_bytes, recipe_md5=rec.md5,
+                recipe_sha256=rec.sha256, recipe_object_key=rec.key, image_reference="", image_digest="",
+                time_limit_seconds=0, memory_limit_bytes=0, state=TRAINED, failure_reason="", training_job_id="",
+                framework=req.framework, input_signature=req.input_signature, size_bytes=res.size_bytes,
+                res_md5=res.md5, res_sha256=res.sha256, object_key=res.key, contract_address="",
+                contract_tx_hash="", verify_tx_hash="", create_time=now, update_time=now,
+                parent_model_id=req.parent_model_id, version=req.version, learner_id=req.learner_id,
+                observations=req.observations, observations_sha256=req.observations_sha256,
+                validation_loss=req.validation_loss,
+            )
+            anchor = await self.ledger.deploy_model_contract(
+                model_id=model_id, organization_id=record.organization_id, developer_id=record.developer_id,
+                dataset_id=record.dataset_id, train_image_hash=record.train_image_hash,
+                train_image_sha256=record.train_image_sha256)
+            record = replace(record, contract_address=anchor.contract_address, contract_tx_hash=anchor.tx_hash)
+            verify_tx = await self._verify_on_chain(record, res)
+            record = replace(record, verify_tx_hash=verify_tx)
+            await self.repo.insert(record)
+        except BaseException:
+            await learning.discard()
+            await artifact.discard()
+            raise
+        log.info("model_id=%s version=%d of learner %s parent=%s res_hash=%s", model_id, req.version,
+                 req.learner_id, req.parent_model_id or "-", res.md5)
+        return record
+
+
+def _check_signature(signature: str) -> None:
+    if signature:
+        try:
+            json.loads(signature)
+        except ValueError:
+            raise errors.InvalidArgument("input_signature is not JSON", reason="SIGNATURE_INVALID") from None
+
+
+def _validate_version(req: ModelVersion, caller_org: str | None) -> ModelVersion:
+    org = req.organization_id.strip() or (caller_org or "")
+    missing = [name for name, value in (("organization_id", org), ("developer_id", req.developer_id),
+                                        ("display_name", req.display_name), ("dataset_id", req.dataset_id),
+                                        ("learner_id", req.learner_id), ("framework", req.framework))
+               if not value.strip()]
+    if not req.learning_record:
+        missing.append("learning_record")
+    if missing:
+        raise errors.InvalidArgument(f"{', '.join(missing)} required in the first message",
+                                     reason="METADATA_MISSING", metadata={"fields": ",".join(missing)})
+    if caller_org and org != caller_org:
+        raise errors.PermissionDenied(f"your token is for organization {caller_org!r}; it cannot store versions "
+                                      f"for {org!r}", reason="ORGANIZATION_MISMATCH")
+    if req.framework not in ONLINE_FRAMEWORKS:
+        raise errors.InvalidArgument(f"framework {req.framework!r} is not one of {', '.join(ONLINE_FRAMEWORKS)}",
+                                     reason="FRAMEWORK_INVALID")
+    if req.version < 1:
+        raise errors.InvalidArgument("version must be at least 1", reason="VERSION_INVALID")
+    if req.observations < 0:
+        raise errors.InvalidArgument("observations must be >= 0", reason="OBSERVATIONS_INVALID")
+    sha = req.observations_sha256.strip().lower()
+    if sha and not hashing.is_sha256(sha):
+        raise errors.InvalidArgument("observations_sha256 must be 64 hex digits", reason="OBSERVATIONS_HASH_MALFORMED")
+    if len(req.learning_record) > MAX_LEARNING_RECORD_BYTES:
+        raise errors.InvalidArgument(f"learning_record is larger than {MAX_LEARNING_RECORD_BYTES} bytes",
+                                     reason="LEARNING_RECORD_TOO_LARGE")
+    try:
+        json.loads(req.learning_record)
+    except ValueError:
+        raise errors.InvalidArgument("learning_record is not JSON", reason="LEARNING_RECORD_INVALID") from None
+    _check_signature(req.input_signature)
+    for field in ("developer_id", "display_name", "learner_id"):
+        if len(getattr(req, field)) > MAX_TEXT:
+            raise errors.InvalidArgument(f"{field} is longer than {MAX_TEXT} characters", reason="FIELD_TOO_LONG")
+    if req.parent_model_id:
+        parse_model_id(req.parent_model_id)
+    return replace(req, organization_id=org, developer_id=req.developer_id.strip(),
+                   display_name=req.display_name.strip(), observations_sha256=sha,
+                   parent_model_id=req.parent_model_id.strip())
