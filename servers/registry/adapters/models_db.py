@@ -56,11 +56,7 @@ class ModelRepository:
         try:
             async with self.db.connection(f"storing model {record.model_id}") as conn:
                 await conn.execute(f"INSERT INTO models ({', '.join(_COLUMNS)}) VALUES ({placeholders})", *values)
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name == "models_parent_version_idx":
-                raise errors.AlreadyExists(
-                    f"model {record.parent_model_id} already has a version {record.version}: another saver got "
-                    "there first", reason="VERSION_EXISTS") from None
+        except asyncpg.UniqueViolationError:
             raise errors.AlreadyExists(f"model {record.model_id} already exists", reason="MODEL_EXISTS") from None
         except asyncpg.ForeignKeyViolationError:
             raise errors.NotFound(f"dataset {record.dataset_id} does not exist", reason="DATASET_NOT_FOUND") from None

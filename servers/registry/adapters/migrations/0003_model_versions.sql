@@ -14,6 +14,8 @@ ALTER TABLE models
         CHECK (observations_sha256 ~ '^([0-9a-f]{64})?$'),
     ADD COLUMN validation_loss     double precision NOT NULL DEFAULT 0;
 
--- One version number per lineage position: two savers cannot both create version N of a parent.
-CREATE UNIQUE INDEX models_parent_version_idx ON models (parent_model_id, version) WHERE parent_model_id IS NOT NULL;
+-- Versions form a tree: a Learner that crashed after the Registry stored a version but before it
+-- recorded it resumes from the parent and saves another child with the same number (the first
+-- stays, anchored, as a dead branch). So (parent, version) is indexed, not unique.
+CREATE INDEX models_parent_idx ON models (parent_model_id, version) WHERE parent_model_id IS NOT NULL;
 CREATE INDEX models_learner_idx ON models (learner_id, version DESC) WHERE learner_id <> '';
