@@ -1,0 +1,540 @@
+"""MQTT → Learner bridge: sensor readings from a broker feed one learner; its forecasts go back.
+
+    MLMESH_MQTT_BRIDGE_LEARNER_ID=<uuid> MLMESH_MQTT_BRIDGE_BROKER_URL=mqtt://127.0.0.1:1883 \\
+        .venv-ml/bin/python -m servers.learner.mqtt_bridge
+
+The seed's Camel-K binding (D3.4 2.1.1, step 6: a broker, its topics and the prediction service
+the data goes to) as one small process. It subscribes to `<topic_prefix>/+` (QoS 1, a persistent
+session, so the broker keeps readings for it while it restarts), keeps ONE Learn stream open to
+the Learner and writes every reading into it as an `Observation(reading=SensorReading(...))`,
+readings that arrive within `batch_window_ms` of each other in one message. It reads the
+acknowledgements (running and validation loss, saved versions) and, once the message carrying a
+sensor's every `predict_every`-th reading is acknowledged, calls `Predict(sensor_id=...)` and
+publishes the forecast on `<response_prefix>/<sensor_id>`. The message format is in
+docs/sensors.md; `parse_reading` and `forecast_payload` are it in code.
+
+A malformed message is logged and counted, never fatal. When the broker or the Learner goes away
+the bridge reconnects with exponential backoff; readings that arrive meanwhile wait in memory (at
+most `max_buffered_readings`, oldest dropped first). A reading is written into the Learn stream
+at most once: if the stream breaks before a message is acknowledged, its readings may or may not
+have been learned (the count is logged). SIGTERM or SIGINT: stop reading the broker, write what
+is buffered, wait for the last acknowledgements and forecasts, disconnect, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import json
+import logging
+import math
+import signal
+import ssl
+import time
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+import grpc
+from mlmesh.learner.v1 import learner_service_pb2 as pb
+from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings
+
+from servers.common.settings import _mesh, settings_config
+from servers.common.timestamps import timestamp_from_proto, timestamp_to_proto
+
+log = logging.getLogger("mlmesh.mqtt_bridge")
+
+LEARNER_PORT = 50055
+
+
+class MqttBridgeSettings(BaseSettings):
+    """Env prefix MLMESH_MQTT_BRIDGE_."""
+
+    model_config = settings_config("MQTT_BRIDGE")
+
+    learner_id: str = Field(..., min_length=1, description="UUID of the learner the readings feed. Required.")
+    broker_url: str = Field("mqtt://127.0.0.1:1883",
+                            description="MQTT broker: mqtt://[user:password@]host[:port] (1883), or mqtts:// "
+                            "(TLS, 8883).")
+    learner_target: str = Field(f"127.0.0.1:{LEARNER_PORT}",
+                                description="host:port of the Learner's gRPC server, or of Envoy (then set token).")
+    token: str | None = Field(None, description="Bearer token sent to the Learner (needed through Envoy).")
+    topic_prefix: str = Field("mlmesh/sensors", description="Readings arrive on <topic_prefix>/<sensor_id>.")
+    subscription: str = Field("", description="Topic filter to subscribe to (default <topic_prefix>/+). "
+                              "Topics outside <topic_prefix>/ are counted as malformed.")
+    response_prefix: str = Field("mlmesh/predictions",
+                                 description="Forecasts are published on <response_prefix>/<sensor_id>.")
+    predict_every: int = Field(1, ge=0, description="Publish a sensor's forecast after every Nth reading of "
+                               "it (0: never).")
+    qos: int = Field(1, ge=0, le=2, description="MQTT QoS of the subscription and of published forecasts.")
+    client_id: str = Field("", description="MQTT client id of the subscriber (default mlmesh-bridge-<learner_id>); "
+                           "the broker keeps its session (and queued readings) across restarts.")
+    persistent_session: bool = Field(True, description="Ask the broker to keep the subscriber's session while "
+                                     "the bridge is away (MQTT clean session off).")
+    flush: bool = Field(False, description="Ask the Learner to learn every message at once instead of waiting "
+                        "for a full micro-batch (for slow sensors and demos).")
+    batch_window_ms: float = Field(5.0, ge=0, description="Readings arriving within this many ms share one "
+                                   "Learn message.")
+    max_batch: int = Field(500, ge=1, description="At most this many readings in one Learn message.")
+    max_buffered_readings: int = Field(100_000, ge=1, description="Readings kept while the Learner is away; "
+                                       "beyond this the oldest are dropped (and counted).")
+    backoff_initial_seconds: float = Field(0.5, gt=0, description="First reconnection delay.")
+    backoff_max_seconds: float = Field(30.0, gt=0, description="Longest reconnection delay (it doubles).")
+    rpc_timeout_seconds: float = Field(10.0, gt=0, description="Deadline of GetLearner and Predict calls.")
+    shutdown_timeout_seconds: float = Field(10.0, ge=0, description="On SIGTERM: how long the last "
+                                            "acknowledgements and forecasts may take.")
+    summary_seconds: float = Field(60.0, gt=0, description="Interval of the INFO summary line.")
+    log_level: str = Field(default_factory=lambda: _mesh().log_level, description="Python logging level.")
+
+    @field_validator("topic_prefix", "response_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.strip("/")
+        if not value or any(c in value for c in "+#"):
+            raise ValueError(f"must be a non-empty topic without wildcards, got {value!r}")
+        return value
+
+    @property
+    def topic_filter(self) -> str:
+        return self.subscription or f"{self.topic_prefix}/+"
+
+    @property
+    def subscriber_id(self) -> str:
+        return self.client_id or f"mlmesh-bridge-{self.learner_id}"
+
+
+# -- the message format (docs/sensors.md) -------------------------------------------------------
+
+
+class MalformedMessage(ValueError):
+    """A broker message that is not a reading; the bridge logs, counts and drops it."""
+
+
+@dataclass(frozen=True)
+class SensorMessage:
+    sensor_id: str
+    time: dt.datetime  # tz-aware
+    value: float
+
+
+def parse_time(text: str) -> dt.datetime:
+    """An RFC 3339 / ISO 8601 time; one without an offset is taken as UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        raise MalformedMessage(f"time {text!r} is not an RFC 3339 time such as 2024-03-04T00:15:00Z") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _number(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedMessage(f"{what} must be a number, got {json.dumps(value)[:60]}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise MalformedMessage(f"{what} must be finite, got {value}")
+    return value
+
+
+def parse_reading(topic: str, payload: bytes, prefix: str, now: dt.datetime | None = None) -> SensorMessage:
+    """The reading in a message on `<prefix>/<sensor_id>`: JSON `{"time": "<RFC 3339>", "value": <number>}`
+    (no "time": now) or a bare JSON number (measured now). Raises MalformedMessage saying what is wrong."""
+    head = prefix.strip("/") + "/"
+    if not topic.startswith(head) or not topic[len(head):]:
+        raise MalformedMessage(f"topic {topic!r} is not {head}<sensor_id>")
+    sensor_id = topic[len(head):]
+    try:
+        body = json.loads(payload, parse_constant=lambda c: float(c))
+    except (UnicodeDecodeError, ValueError):
+        raise MalformedMessage(f"payload {bytes(payload[:60])!r} is not JSON") from None
+    when = now or dt.datetime.now(dt.UTC)
+    if isinstance(body, dict):
+        if "value" not in body:
+            raise MalformedMessage(f"payload has no \"value\" (keys: {', '.join(sorted(body)) or 'none'})")
+        value = _number(body["value"], '"value"')
+        if body.get("time") is not None:
+            if not isinstance(body["time"], str):
+                raise MalformedMessage(f"\"time\" must be an RFC 3339 string, got {json.dumps(body['time'])[:40]}")
+            when = parse_time(body["time"])
+    else:
+        value = _number(body, "payload")
+    return SensorMessage(sensor_id, when, value)
+
+
+def rfc3339(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def forecast_payload(sensor_id: str, target_time: dt.datetime | None, value: float, model_id: str,
+                     learner_id: str) -> bytes:
+    """The JSON published on `<response_prefix>/<sensor_id>`."""
+    return json.dumps({"sensor_id": sensor_id, "target_time": rfc3339(target_time) if target_time else None,
+                       "value": value, "model_id": model_id, "learner_id": learner_id}).encode()
+
+
+def broker_params(url: str) -> dict:
+    """aiomqtt.Client keyword arguments for mqtt://[user:password@]host[:port] or mqtts://..."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
+        raise ValueError(f"broker URL {url!r} is not mqtt://host[:port] or mqtts://host[:port]")
+    tls = parts.scheme in ("mqtts", "ssl")
+    params: dict = {"hostname": parts.hostname, "port": parts.port or (8883 if tls else 1883)}
+    if parts.username:
+        params["username"] = unquote(parts.username)
+        params["password"] = unquote(parts.password or "")
+    if tls:
+        params["tls_context"] = ssl.create_default_context()
+    return params
+
+
+# -- the bridge --------------------------------------------------------------------------------
+
+
+@dataclass
+class Stats:
+    received: int = 0
+    malformed: int = 0
+    dropped_overflow: int = 0
+    sent: int = 0
+    unacknowledged_lost: int = 0
+    acks: int = 0
+    learned: int = 0
+    pending: int = 0
+    running_loss: float = math.nan
+    validation_loss: float = math.nan
+    saved: list[str] = field(default_factory=list)
+    forecasts: int = 0
+    forecasts_not_ready: int = 0
+    forecast_errors: int = 0
+
+    def line(self) -> str:
+        return (f"readings received {self.received}, malformed {self.malformed}, dropped {self.dropped_overflow}, "
+                f"sent {self.sent}; learner learned {self.learned} (pending {self.pending}), running loss "
+                f"{self.running_loss:.4g}, validation loss {self.validation_loss:.4g}, versions saved "
+                f"{len(self.saved)}; forecasts published {self.forecasts}, not ready {self.forecasts_not_ready}, "
+                f"failed {self.forecast_errors}")
+
+
+class Backoff:
+    def __init__(self, initial: float, maximum: float):
+        self.initial, self.maximum = initial, maximum
+        self.delay = initial
+
+    def reset(self) -> None:
+        self.delay = self.initial
+
+    def next(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 2, self.maximum)
+        return delay
+
+
+class Bridge:
+    def __init__(self, settings: MqttBridgeSettings):
+        self.s = settings
+        self.stats = Stats()
+        self._buffer: collections.deque[SensorMessage] = collections.deque()
+        self._have_readings = asyncio.Event()
+        self._counts: collections.Counter[str] = collections.Counter()
+        self._predict_queue: asyncio.Queue[str] = asyncio.Queue()
+        self._predict_waiting: set[str] = set()
+        self._stop = asyncio.Event()  # SIGTERM: stop taking readings
+        self._draining = False  # the buffer will not grow any more; the writer ends when it is empty
+        self._publisher: aiomqtt.Client | None = None
+        self._broker = broker_params(settings.broker_url)
+        self._metadata = (("authorization", f"Bearer {settings.token}"),) if settings.token else ()
+        self._channel = grpc.aio.insecure_channel(settings.learner_target, options=[
+            ("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_timeout_ms", 10_000)])
+        self._stub = pb_grpc.LearnerServiceStub(self._channel)
+        self._learn_backoff = Backoff(settings.backoff_initial_seconds, settings.backoff_max_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- readings in -------------------------------------------------------------------------
+
+    def accept(self, topic: str, payload: bytes) -> None:
+        """Parses one broker message into the buffer (malformed ones are logged and counted)."""
+        try:
+            reading = parse_reading(topic, payload, self.s.topic_prefix)
+        except MalformedMessage as exc:
+            self.stats.malformed += 1
+            log.warning("dropped a malformed message on %s (%d so far): %s", topic, self.stats.malformed, exc)
+            return
+        self.stats.received += 1
+        if len(self._buffer) >= self.s.max_buffered_readings:
+            self._buffer.popleft()
+            self.stats.dropped_overflow += 1
+            if self.stats.dropped_overflow in (1, 10, 100) or self.stats.dropped_overflow % 1000 == 0:
+                log.warning("the learner is not keeping up: %d readings dropped (oldest first, buffer %d)",
+                            self.stats.dropped_overflow, self.s.max_buffered_readings)
+        self._buffer.append(reading)
+        self._have_readings.set()
+
+    async def _subscriber(self) -> None:
+        backoff = Backoff(self.s.backoff_initial_seconds, self.s.backoff_max_seconds)
+        while not self._stop.is_set():
+            try:
+                client = aiomqtt.Client(**self._broker, identifier=self.s.subscriber_id,
+                                        clean_session=not self.s.persistent_session, logger=log.getChild("mqtt"))
+                async with client:
+                    await client.subscribe(self.s.topic_filter, qos=self.s.qos)
+                    log.info("subscribed to %s on %s as %s", self.s.topic_filter, self.s.broker_url,
+                             self.s.subscriber_id)
+                    backoff.reset()
+                    async for message in client.messages:
+                        payload = message.payload
+                        self.accept(message.topic.value, bytes(payload) if isinstance(payload, bytes | bytearray)
+                                    else str(payload).encode())
+            except aiomqtt.MqttError as exc:
+                delay = backoff.next()
+                log.warning("broker %s: %s; reconnecting in %.1f s", self.s.broker_url, exc, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+
+    async def _publisher_loop(self) -> None:
+        backoff = Backoff(self.s.backoff_initial_seconds, self.s.backoff_max_seconds)
+        while True:
+            try:
+                client = aiomqtt.Client(**self._broker, identifier=f"{self.s.subscriber_id}-pub-{uuid.uuid4().hex[:8]}",
+                                        logger=log.getChild("mqtt"))
+                async with client:
+                    self._publisher = client
+                    backoff.reset()
+                    try:
+                        # aiomqtt has no public "wait until the connection is lost"; shielded so a cancel
+                        # leaves the future to __aexit__, which then disconnects cleanly
+                        await asyncio.shield(client._disconnected)  # noqa: SLF001
+                    finally:
+                        self._publisher = None
+                raise aiomqtt.MqttError("connection lost")
+            except aiomqtt.MqttError as exc:
+                delay = backoff.next()
+                log.warning("broker %s (publisher): %s; reconnecting in %.1f s", self.s.broker_url, exc, delay)
+                await asyncio.sleep(delay)
+
+    # -- the Learn stream --------------------------------------------------------------------
+
+    async def _next_batch(self) -> list[SensorMessage]:
+        """The next readings to write (waits for one, then `batch_window_ms` for more); [] when draining
+        and nothing is left."""
+        while not self._buffer:
+            if self._draining:
+                return []
+            self._have_readings.clear()
+            await self._have_readings.wait()
+        if self.s.batch_window_ms and len(self._buffer) < self.s.max_batch and not self._draining:
+            await asyncio.sleep(self.s.batch_window_ms / 1000)
+        n = min(len(self._buffer), self.s.max_batch)
+        return [self._buffer.popleft() for _ in range(n)]
+
+    def _request(self, batch: list[SensorMessage]) -> tuple[pb.LearnRequest, list[str]]:
+        observations, predict = [], []
+        for r in batch:
+            observations.append(pb.Observation(reading=pb.SensorReading(
+                sensor_id=r.sensor_id, time=timestamp_to_proto(r.time), value=r.value)))
+            self._counts[r.sensor_id] += 1
+            every = self.s.predict_every
+            if every and self._counts[r.sensor_id] % every == 0 and r.sensor_id not in predict:
+                predict.append(r.sensor_id)
+        return pb.LearnRequest(learner_id=self.s.learner_id, observations=observations, flush=self.s.flush), predict
+
+    async def _learn_session(self) -> None:
+        """One Learn stream, until draining is done (returns) or the stream fails (raises)."""
+        learner = await self._stub.GetLearner(pb.GetLearnerRequest(learner_id=self.s.learner_id),
+                                              metadata=self._metadata, timeout=self.s.rpc_timeout_seconds)
+        log.info("learner %s (%s): %s learned so far; opening its Learn stream at %s", learner.learner_id,
+                 learner.display_name, learner.observations_learned, self.s.learner_target)
+        self._learn_backoff.reset()
+        call = self._stub.Learn(metadata=self._metadata)
+        in_flight: collections.deque[tuple[int, list[str]]] = collections.deque()
+
+        async def write() -> None:
+            while batch := await self._next_batch():
+                request, predict = self._request(batch)
+                try:
+                    await call.write(request)
+                except BaseException:
+                    self._buffer.extendleft(reversed(batch))  # never written: they go out on the next stream
+                    for r in batch:
+                        self._counts[r.sensor_id] -= 1
+                    raise
+                self.stats.sent += len(batch)
+                in_flight.append((len(batch), predict))
+            await call.done_writing()
+
+        async def read() -> None:
+            last_summary = time.monotonic()
+            async for ack in call:
+                _, predict = in_flight.popleft()
+                self._on_ack(ack)
+                for sensor_id in predict:
+                    self._want_forecast(sensor_id)
+                if time.monotonic() - last_summary >= self.s.summary_seconds:
+                    last_summary = time.monotonic()
+                    log.info("%s", self.stats.line())
+
+        writer, reader = asyncio.create_task(write()), asyncio.create_task(read())
+        try:
+            done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()  # raises the stream's error
+            await reader
+            await writer
+        finally:
+            for task in (writer, reader):
+                task.cancel()
+            await asyncio.gather(writer, reader, return_exceptions=True)
+            call.cancel()
+            if in_flight:
+                lost = sum(n for n, _ in in_flight)
+                self.stats.unacknowledged_lost += lost
+                log.warning("%d readings were written but not acknowledged before the stream ended; the learner "
+                            "may or may not have learned them", lost)
+
+    def _on_ack(self, ack: pb.LearnResponse) -> None:
+        self.stats.acks += 1
+        self.stats.learned, self.stats.pending = ack.observations_learned, ack.pending
+        self.stats.running_loss, self.stats.validation_loss = ack.running_loss, ack.validation_loss
+        log.debug("ack: received %d, learned %d, pending %d, batch loss %.4g, running loss %.4g, validation "
+                  "loss %.4g", ack.observations_received, ack.observations_learned, ack.pending, ack.batch_loss,
+                  ack.running_loss, ack.validation_loss)
+        if ack.HasField("saved"):
+            self.stats.saved.append(ack.saved.model_id)
+            log.info("learner saved version %d: model %s, validation loss %.4g", ack.saved.version,
+                     ack.saved.model_id, ack.saved.validation_loss)
+
+    async def _learn_loop(self) -> None:
+        backoff = self._learn_backoff
+        while True:
+            try:
+                await self._learn_session()
+                return  # drained
+            except grpc.aio.AioRpcError as exc:
+                if self._draining and not self._buffer:
+                    return
+                delay = backoff.next()
+                hint = {grpc.StatusCode.NOT_FOUND: " (no such learner: check MLMESH_MQTT_BRIDGE_LEARNER_ID)",
+                        grpc.StatusCode.UNAUTHENTICATED: " (set MLMESH_MQTT_BRIDGE_TOKEN to a valid token)"}
+                level = logging.ERROR if exc.code() in hint else logging.WARNING
+                log.log(level, "learner at %s: %s: %s%s; retrying in %.1f s (%d readings buffered)",
+                        self.s.learner_target, exc.code().name, exc.details(), hint.get(exc.code(), ""), delay,
+                        len(self._buffer))
+                await asyncio.sleep(min(delay, 1.0) if self._draining else delay)
+            except Exception:  # anything else: log it, retry; never leave the readings unread
+                delay = backoff.next()
+                log.exception("Learn stream to %s failed; retrying in %.1f s", self.s.learner_target, delay)
+                await asyncio.sleep(min(delay, 1.0) if self._draining else delay)
+
+    # -- forecasts out -----------------------------------------------------------------------
+
+    def _want_forecast(self, sensor_id: str) -> None:
+        if sensor_id not in self._predict_waiting:
+            self._predict_waiting.add(sensor_id)
+            self._predict_queue.put_nowait(sensor_id)
+
+    async def _predict_loop(self) -> None:
+        while True:
+            sensor_id = await self._predict_queue.get()
+            self._predict_waiting.discard(sensor_id)
+            try:
+                await self._forecast(sensor_id)
+            except Exception:  # a forecast must never stop the bridge
+                self.stats.forecast_errors += 1
+                log.exception("forecast for %s failed", sensor_id)
+            finally:
+                self._predict_queue.task_done()
+
+    async def _forecast(self, sensor_id: str) -> None:
+        try:
+            response = await self._stub.Predict(pb.PredictRequest(learner_id=self.s.learner_id, sensor_id=sensor_id),
+                                                metadata=self._metadata, timeout=self.s.rpc_timeout_seconds)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:  # too few readings yet: normal at the start
+                self.stats.forecasts_not_ready += 1
+                log.debug("no forecast for %s yet: %s", sensor_id, exc.details())
+            else:
+                self.stats.forecast_errors += 1
+                log.warning("Predict for %s: %s: %s", sensor_id, exc.code().name, exc.details())
+            return
+        if not response.predictions or not response.predictions[0].values:
+            self.stats.forecast_errors += 1
+            log.warning("Predict for %s returned no value", sensor_id)
+            return
+        prediction = response.predictions[0]
+        target = timestamp_from_proto(prediction.target_time) if prediction.HasField("target_time") else None
+        payload = forecast_payload(sensor_id, target, prediction.values[0], response.model_id, self.s.learner_id)
+        topic = f"{self.s.response_prefix}/{sensor_id}"
+        publisher = self._publisher
+        if publisher is None:
+            self.stats.forecast_errors += 1
+            log.warning("forecast for %s not published: not connected to the broker", sensor_id)
+            return
+        try:
+            await publisher.publish(topic, payload, qos=self.s.qos, timeout=self.s.rpc_timeout_seconds)
+        except aiomqtt.MqttError as exc:
+            self.stats.forecast_errors += 1
+            log.warning("forecast for %s not published on %s: %s", sensor_id, topic, exc)
+            return
+        self.stats.forecasts += 1
+        log.debug("published %s", payload.decode())
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Runs until `stop()` (SIGTERM), then drains and returns."""
+        subscriber = asyncio.create_task(self._subscriber(), name="subscriber")
+        publisher = asyncio.create_task(self._publisher_loop(), name="publisher")
+        learner = asyncio.create_task(self._learn_loop(), name="learn")
+        predictor = asyncio.create_task(self._predict_loop(), name="predict")
+        stop = asyncio.create_task(self._stop.wait())
+        try:
+            done, _ = await asyncio.wait({subscriber, publisher, learner, predictor, stop},
+                                         return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stop}:
+                task.result()  # a loop that ended by itself has a bug: surface it
+            log.info("stopping: no more readings from the broker; writing the %d buffered", len(self._buffer))
+            subscriber.cancel()
+            await asyncio.gather(subscriber, return_exceptions=True)
+            self._draining = True
+            self._have_readings.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(learner), self.s.shutdown_timeout_seconds)
+                await asyncio.wait_for(self._predict_queue.join(), self.s.shutdown_timeout_seconds)
+            except TimeoutError:
+                log.warning("shutdown: gave up waiting after %.0f s", self.s.shutdown_timeout_seconds)
+        finally:
+            for task in (subscriber, publisher, learner, predictor, stop):
+                task.cancel()
+            await asyncio.gather(subscriber, publisher, learner, predictor, stop, return_exceptions=True)
+            await self._channel.close()
+            log.info("stopped: %s", self.stats.line())
+
+
+async def serve(settings: MqttBridgeSettings) -> None:
+    bridge = Bridge(settings)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, bridge.stop)
+    await bridge.run()
+
+
+def main() -> None:
+    from servers.common.observability import configure_logging
+
+    try:
+        settings = MqttBridgeSettings()
+    except ValidationError as exc:
+        problems = "; ".join(f"MLMESH_MQTT_BRIDGE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                             for e in exc.errors())
+        raise SystemExit(f"mqtt bridge: bad settings: {problems}") from None
+    configure_logging(settings.log_level, "mqtt-bridge")
+    logging.getLogger("mlmesh.mqtt_bridge.mqtt").setLevel(logging.WARNING)
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()
