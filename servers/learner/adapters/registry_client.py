@@ -1,0 +1,99 @@
+"""The Learner's view of the Registry: starting models and reference datasets in (downloads the
+Registry checks against the ledger before the first byte), saved versions out (CreateModelVersion,
+streamed from the file the backend wrote). Peer errors become domain errors with their reason."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from google.api import httpbody_pb2
+from mlmesh.registry.v1 import model_pb2
+from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
+from mlmesh.registry.v1 import registry_service_pb2_grpc as reg_grpc
+
+from servers.common import errors
+from servers.common.grpc_errors import error_from_rpc
+from servers.common.peer import PeerClient
+
+import grpc
+
+
+@dataclass(frozen=True)
+class VersionToSave:
+    organization_id: str
+    developer_id: str
+    display_name: str
+    dataset_id: str
+    parent_model_id: str
+    version: int
+    framework: str
+    input_signature: str
+    learner_id: str
+    observations: int
+    observations_sha256: str
+    validation_loss: float
+    learning_record: bytes
+
+
+class RegistryClient(PeerClient):
+    def __init__(self, target: str, *, timeout: float = 30.0, stream_timeout: float | None = None,
+                 chunk_bytes: int = 1 << 20):
+        super().__init__(target, "registry", reg_grpc.RegistryServiceStub, timeout=timeout,
+                         stream_timeout=stream_timeout, max_message_bytes=max(8 << 20, 2 * chunk_bytes))
+        self.chunk_bytes = chunk_bytes
+
+    async def get_model(self, model_id: str) -> model_pb2.Model:
+        return await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id))
+
+    async def get_dataset(self, dataset_id: str):
+        return await self.call(self._stub.GetDataset, reg_pb.GetDatasetRequest(dataset_id=dataset_id))
+
+    async def download_model(self, model_id: str, path: Path) -> str:
+        """Writes the model to `path`; returns its SHA-256 (the Registry checked it against the ledger)."""
+        return await _write(self.stream_bytes(self._stub.DownloadModel,
+                                              reg_pb.DownloadModelRequest(model_id=model_id)), path)
+
+    async def download_dataset(self, dataset_id: str, path: Path) -> str:
+        return await _write(self.stream_bytes(self._stub.DownloadDataset,
+                                              reg_pb.DownloadDatasetRequest(dataset_id=dataset_id)), path)
+
+    async def create_version(self, v: VersionToSave, artifact: Path) -> model_pb2.Model:
+        chunk_bytes = self.chunk_bytes
+
+        async def messages():
+            yield reg_pb.CreateModelVersionRequest(
+                organization_id=v.organization_id, developer_id=v.developer_id, display_name=v.display_name,
+                dataset_id=v.dataset_id, parent_model_id=v.parent_model_id, version=v.version,
+                framework=v.framework, input_signature=v.input_signature, learner_id=v.learner_id,
+                observations=v.observations, observations_sha256=v.observations_sha256,
+                validation_loss=v.validation_loss, learning_record=v.learning_record)
+            with artifact.open("rb") as f:
+                while data := await asyncio.to_thread(f.read, chunk_bytes):
+                    yield reg_pb.CreateModelVersionRequest(chunk=httpbody_pb2.HttpBody(data=data))
+
+        try:
+            return await self._stub.CreateModelVersion(messages(), timeout=self.stream_timeout)
+        except grpc.RpcError as err:
+            raise error_from_rpc(err, self.peer) from None
+
+
+async def _write(chunks: AsyncIterator[bytes], path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    digest = hashlib.sha256()
+    try:
+        with tmp.open("wb") as f:
+            async for data in chunks:
+                digest.update(data)
+                await asyncio.to_thread(f.write, data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if not path.stat().st_size:
+        raise errors.FailedPrecondition(f"{path.name}: the Registry sent no bytes", reason="EMPTY_DOWNLOAD")
+    return digest.hexdigest()

@@ -1,0 +1,139 @@
+"""The Open Inference Protocol (KServe V2, `inference.GRPCInferenceService`) on the Learner: every
+ready learner is a model named by its display name (or id), so KServe and Triton clients
+(`tritonclient.grpc`) call it unchanged. Inputs go through the learner's transformer, as Predict's
+do: a tabular or power-forecast learner takes one FP32/FP64 tensor [n, features] (power-forecast:
+[n, window] readings in kW), an image learner one BYTES tensor [n] of encoded images."""
+
+from __future__ import annotations
+
+import numpy as np
+from kserve import grpc_predict_v2_pb2 as v2
+from kserve import grpc_predict_v2_pb2_grpc as v2_grpc
+
+from servers.common import errors
+from servers.learner.domain.live import LiveLearner
+from servers.learner.domain.records import READY
+from servers.learner.domain.service import LearnerCore
+from servers.learner.ml.base import Obs
+
+SERVER_NAME = "mlmesh-learner"
+SERVER_VERSION = "0.1.0"
+_NUMERIC = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8")}
+_CONTENTS = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT32": "int_contents", "INT64": "int64_contents"}
+
+
+class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
+    def __init__(self, core: LearnerCore):
+        self.core = core
+
+    async def ServerLive(self, request, context):  # noqa: N802
+        return v2.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request, context):  # noqa: N802
+        return v2.ServerReadyResponse(ready=True)
+
+    async def ServerMetadata(self, request, context):  # noqa: N802
+        return v2.ServerMetadataResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=[])
+
+    async def ModelReady(self, request, context):  # noqa: N802
+        try:
+            live = self.core.by_name(request.name)
+        except errors.NotFound:
+            return v2.ModelReadyResponse(ready=False)
+        return v2.ModelReadyResponse(ready=live.record.state == READY and _version_ok(live, request.version))
+
+    async def ModelMetadata(self, request, context):  # noqa: N802
+        live = self._model(request.name, request.version)
+        shape = list(live.transformer.input_shape)
+        if live.spec.transformer == "image":
+            inputs = [v2.ModelMetadataResponse.TensorMetadata(name="input-0", datatype="BYTES", shape=[-1])]
+        else:
+            inputs = [v2.ModelMetadataResponse.TensorMetadata(name="input-0", datatype="FP64",
+                                                              shape=[-1, int(np.prod(shape))])]
+        return v2.ModelMetadataResponse(
+            name=live.record.display_name, versions=[str(live.record.version)],
+            platform=f"mlmesh-{live.spec.backend}", inputs=inputs, outputs=[_output_metadata(live)])
+
+    def _model(self, name: str, version: str) -> LiveLearner:
+        live = self.core.by_name(name)
+        if not _version_ok(live, version):
+            raise errors.NotFound(f"model {name!r} serves version {live.record.version} only, not {version!r}",
+                                  reason="MODEL_VERSION_NOT_FOUND")
+        return live
+
+    async def ModelInfer(self, request: v2.ModelInferRequest, context):  # noqa: N802
+        live = self._model(request.model_name, request.model_version)
+        if len(request.inputs) != 1:
+            raise errors.InvalidArgument(f"model {request.model_name!r} takes exactly one input tensor, got "
+                                         f"{len(request.inputs)}", reason="INPUT_COUNT")
+        tensor = request.inputs[0]
+        raw = request.raw_input_contents[0] if request.raw_input_contents else None
+        inputs = _observations(live, tensor, raw)
+        prediction = await live.predict(inputs, "")
+        outputs = prediction.outputs
+        if live.classification:
+            values = np.asarray([o.values for o in outputs], dtype=np.float64)
+            name = "predict_proba"
+        else:
+            values = np.asarray([o.values[0] for o in outputs], dtype=np.float64).reshape(-1, 1)
+            name = "predict"
+        out = v2.ModelInferResponse.InferOutputTensor(name=name, datatype="FP64", shape=list(values.shape))
+        response = v2.ModelInferResponse(model_name=live.record.display_name,
+                                         model_version=str(live.record.version), id=request.id, outputs=[out])
+        if request.raw_input_contents:
+            response.raw_output_contents.append(values.astype("<f8").tobytes())
+        else:
+            response.outputs[0].contents.fp64_contents.extend(values.reshape(-1).tolist())
+        return response
+
+
+def _version_ok(live: LiveLearner, version: str) -> bool:
+    return not version or version == str(live.record.version)
+
+
+def _output_metadata(live: LiveLearner) -> v2.ModelMetadataResponse.TensorMetadata:
+    if live.classification:
+        return v2.ModelMetadataResponse.TensorMetadata(name="predict_proba", datatype="FP64",
+                                                       shape=[-1, live.transformer.n_classes or -1])
+    return v2.ModelMetadataResponse.TensorMetadata(name="predict", datatype="FP64", shape=[-1, 1])
+
+
+def _observations(live: LiveLearner, tensor, raw: bytes | None) -> list[Obs]:
+    shape = list(tensor.shape)
+    if live.spec.transformer == "image":
+        if tensor.datatype != "BYTES":
+            raise errors.InvalidArgument(f"an image model takes a BYTES tensor of encoded images, got "
+                                         f"{tensor.datatype}", reason="DATATYPE")
+        items = _bytes_elements(raw) if raw is not None else list(tensor.contents.bytes_contents)
+        return [Obs(image=item) for item in items]
+    dtype = _NUMERIC.get(tensor.datatype)
+    if dtype is None:
+        raise errors.InvalidArgument(f"input datatype {tensor.datatype!r} is not one of {', '.join(_NUMERIC)}",
+                                     reason="DATATYPE")
+    if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
+        raise errors.InvalidArgument(f"input shape must be [rows, features], got {shape}", reason="SHAPE")
+    if raw is not None:
+        if len(raw) != shape[0] * shape[1] * dtype.itemsize:
+            raise errors.InvalidArgument(f"raw input holds {len(raw)} bytes; shape {shape} of {tensor.datatype} "
+                                         f"needs {shape[0] * shape[1] * dtype.itemsize}", reason="SHAPE")
+        values = np.frombuffer(raw, dtype=dtype)
+    else:
+        values = np.asarray(getattr(tensor.contents, _CONTENTS[tensor.datatype]), dtype=dtype)
+        if values.size != shape[0] * shape[1]:
+            raise errors.InvalidArgument(f"input has {values.size} values; shape {shape} needs "
+                                         f"{shape[0] * shape[1]}", reason="SHAPE")
+    rows = values.astype(np.float64).reshape(shape)
+    return [Obs(row=row) for row in rows]
+
+
+def _bytes_elements(raw: bytes) -> list[bytes]:
+    """BYTES elements in raw form: each a 4-byte little-endian length, then the bytes."""
+    items, offset = [], 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            raise errors.InvalidArgument("raw BYTES input is truncated", reason="SHAPE")
+        size = int.from_bytes(raw[offset:offset + 4], "little")
+        offset += 4
+        items.append(raw[offset:offset + size])
+        offset += size
+    return items

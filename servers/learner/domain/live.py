@@ -1,0 +1,315 @@
+"""One learner in memory: its backend, transformer and monitor, the prequential validation window,
+the save policy, and its event subscribers.
+
+Every call into the model (learn, predict, explain, save) runs on the learner's own single worker
+thread, so the model is never touched by two threads and the event loop never waits on numpy,
+torch or TensorFlow. `lock` orders learning steps and saves: a save snapshots exactly what was
+acknowledged before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from servers.common import errors
+from servers.learner.domain.records import CLASSIFICATION_TASK, LearnerRecord, spec_to_json
+from servers.learner.ml.base import Backend, Obs, Output, Transformer
+
+log = logging.getLogger("mlmesh.learner")
+T = TypeVar("T")
+
+
+@dataclass
+class LearnStep:
+    """What one Learn request message achieved."""
+
+    observations_learned: int
+    pending: int
+    batch_loss: float
+    running_loss: float
+    validation_loss: float
+    saved: SavedVersion | None = None
+
+
+@dataclass(frozen=True)
+class SavedVersion:
+    model_id: str
+    version: int
+    parent_model_id: str
+    validation_loss: float
+    res_sha256: str
+
+
+@dataclass(frozen=True)
+class Event:
+    learner_id: str
+    kind: str  # "drift_detected" | "drift_cleared" | "version_saved"
+    time: dt.datetime
+    drift: Any = None  # monitoring.DataDrift
+    saved: SavedVersion | None = None
+
+
+@dataclass
+class Prediction:
+    outputs: list[Output]
+    model_id: str
+    observations_learned: int
+
+
+@dataclass
+class Counters:
+    observations_learned: int = 0
+    since_save: int = 0
+    predictions_served: int = 0
+    running_loss: float = math.nan
+    batch_loss: float = math.nan
+    digest: Any = field(default_factory=hashlib.sha256)
+
+
+class LiveLearner:
+    def __init__(self, record: LearnerRecord, backend: Backend, transformer: Transformer, monitor: Any,
+                 executor: ThreadPoolExecutor, *, work_dir: Path, running_loss_alpha: float):
+        self.record = record
+        self.backend, self.transformer, self.monitor = backend, transformer, monitor
+        self.executor = executor
+        self.work_dir = work_dir
+        self.alpha = running_loss_alpha
+        self.lock = asyncio.Lock()
+        self.spec = record.spec
+        self.counters = Counters(observations_learned=record.observations_learned)
+        self.validation: deque[float] = deque(maxlen=self.spec.save_policy.validation_window)
+        self._pending_x: list[np.ndarray] = []
+        self._pending_y: list[np.ndarray] = []
+        self._pending_n = 0
+        self.subscribers: set[asyncio.Queue] = set()
+        self._monitor_task: asyncio.Task | None = None
+        self.closed = False
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    @property
+    def learner_id(self) -> str:
+        return self.record.learner_id
+
+    @property
+    def classification(self) -> bool:
+        return self.spec.task == CLASSIFICATION_TASK
+
+    async def run(self, fn: Callable[..., T], *args) -> T:
+        if self.closed:
+            raise errors.NotFound(f"learner {self.learner_id} was deleted", reason="LEARNER_NOT_FOUND")
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    def validation_loss(self) -> float:
+        return float(np.mean(self.validation)) if self.validation else math.nan
+
+    def pending(self) -> int:
+        return self._pending_n + self.transformer.pending()
+
+    def buffered_pairs(self) -> int:
+        """Training pairs waiting for a full micro-batch."""
+        return self._pending_n
+
+    # -- learning --------------------------------------------------------------------------------
+
+    async def learn(self, observations: list[Obs], flush: bool, on_saved: Callable[[], Any]) -> LearnStep:
+        async with self.lock:
+            monitor_due = await self.run(self._learn_sync, observations, flush)
+            if monitor_due:
+                self.schedule_monitoring()
+            saved = await on_saved() if self._save_due() else None
+            c = self.counters
+            return LearnStep(observations_learned=c.observations_learned, pending=self.pending(),
+                             batch_loss=c.batch_loss, running_loss=c.running_loss,
+                             validation_loss=self.validation_loss(), saved=saved)
+
+    def _learn_sync(self, observations: list[Obs], flush: bool) -> bool:
+        X, y = self.transformer.learn_pairs(observations)  # InvalidArgument keeps nothing of the message
+        if len(X):
+            self._pending_x.append(np.asarray(X, dtype=np.float32))
+            self._pending_y.append(np.asarray(y, dtype=np.float32))
+            self._pending_n += len(X)
+        size = self.spec.micro_batch_size
+        due = False
+        while self._pending_n >= size or (flush and self._pending_n):
+            X_all = np.concatenate(self._pending_x)
+            y_all = np.concatenate(self._pending_y)
+            take = min(size, len(X_all))
+            Xb, yb = X_all[:take], y_all[:take]
+            rest_x, rest_y = X_all[take:], y_all[take:]
+            self._pending_x, self._pending_y = ([rest_x], [rest_y]) if len(rest_x) else ([], [])
+            self._pending_n = len(rest_x)
+            due = self._step(Xb, yb) or due
+        return due
+
+    def _step(self, X: np.ndarray, y: np.ndarray) -> bool:
+        """Test, then train (prequential): the batch's loss is measured before the model learns it."""
+        predictions = self.backend.predict(X)
+        if self.classification:
+            probs = np.clip(np.asarray(predictions, dtype=np.float64), 1e-12, 1.0)
+            losses = -np.log(probs[np.arange(len(y)), y.astype(np.int64)])
+        else:
+            pred = np.asarray(predictions, dtype=np.float64).reshape(-1)
+            losses = (pred - y.astype(np.float64)) ** 2
+            self.monitor.observe_errors(self.transformer.to_units(pred), self.transformer.to_units(
+                y.astype(np.float64)))
+        due = self.monitor.observe_inputs(self.transformer.monitor_rows(X))
+        self.backend.learn(X, y)
+        c = self.counters
+        batch_loss = float(np.mean(losses))
+        c.batch_loss = batch_loss
+        c.running_loss = batch_loss if math.isnan(c.running_loss) else (
+            self.alpha * batch_loss + (1 - self.alpha) * c.running_loss)
+        self.validation.extend(float(v) for v in losses)
+        c.observations_learned += len(X)
+        c.since_save += len(X)
+        c.digest.update(np.ascontiguousarray(X).tobytes())
+        c.digest.update(np.ascontiguousarray(y).tobytes())
+        return due
+
+    def _save_due(self) -> bool:
+        policy = self.spec.save_policy
+        if policy.disabled or self.counters.since_save < policy.min_observations:
+            return False
+        if len(self.validation) < min(policy.validation_window, policy.min_observations):
+            return False
+        loss = self.validation_loss()
+        if not math.isfinite(loss):
+            return False
+        saved = self.record.saved_validation_loss
+        if saved is None:
+            return True
+        return loss < saved * (1 - policy.min_relative_improvement)
+
+    # -- saving ----------------------------------------------------------------------------------
+
+    def snapshot_sync(self) -> tuple[Path, dict, dict]:
+        """Writes the model file and returns it with the transformer's state and the learning record."""
+        c = self.counters
+        path = self.work_dir / f"save-{uuid.uuid4().hex}-{self.backend.artifact_name}"
+        self.backend.save(path)
+        record = {
+            "kind": "mlmesh.LearningRecord/1",
+            "learner_id": self.learner_id, "display_name": self.record.display_name,
+            "spec": spec_to_json(self.spec),
+            "parent_model_id": self.record.current_model_id or self.spec.starting_model_id,
+            "observations": c.since_save, "observations_sha256": c.digest.hexdigest(),
+            "observations_learned_total": c.observations_learned,
+            "validation_loss": self.validation_loss(), "validation_window": len(self.validation),
+            "running_loss": c.running_loss,
+            "saved_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+        return path, self.transformer.state(), record
+
+    def saved(self, model_id: str, version: int, res_sha256: str, loss: float, when: dt.datetime) -> SavedVersion:
+        parent = self.record.current_model_id or self.spec.starting_model_id
+        self.record = replace(self.record, current_model_id=model_id, version=version,
+                              saved_validation_loss=loss, observations_learned=self.counters.observations_learned,
+                              save_time=when)
+        self.counters.since_save = 0
+        self.counters.digest = hashlib.sha256()
+        return SavedVersion(model_id=model_id, version=version, parent_model_id=parent, validation_loss=loss,
+                            res_sha256=res_sha256)
+
+    # -- predicting and explaining ---------------------------------------------------------------
+
+    async def predict(self, inputs: list[Obs], sensor_id: str) -> Prediction:
+        outputs, due = await self.run(self._predict_sync, inputs, sensor_id)
+        if due:
+            self.schedule_monitoring()
+        return Prediction(outputs, self.record.current_model_id, self.counters.observations_learned)
+
+    def _predict_sync(self, inputs: list[Obs], sensor_id: str) -> tuple[list[Output], bool]:
+        X, ctx = self.transformer.model_inputs(inputs, sensor_id)
+        predictions = self.backend.predict(X)
+        outputs = self.transformer.outputs(predictions, ctx)
+        self.counters.predictions_served += len(outputs)
+        # Forecasts from a sensor's buffer repeat windows the learner already monitored while learning.
+        due = False if sensor_id else self.monitor.observe_inputs(self.transformer.monitor_rows(X))
+        return outputs, due
+
+    def predict_rows_sync(self, X: np.ndarray) -> np.ndarray:
+        """Raw model predictions for already-shaped inputs (the Open Inference Protocol)."""
+        predictions = self.backend.predict(X)
+        self.counters.predictions_served += len(X)
+        return predictions
+
+    async def explain(self, obs: Obs | None, sensor_id: str, method: str, steps: int, target_class: int | None):
+        return await self.run(self._explain_sync, obs, sensor_id, method, steps, target_class)
+
+    def _explain_sync(self, obs: Obs | None, sensor_id: str, method: str, steps: int, target_class: int | None):
+        from servers.learner.ml.explain import explain
+
+        module = self.backend.torch_module()
+        if module is None:
+            raise errors.FailedPrecondition(
+                f"the {self.spec.backend} backend has no differentiable model for Captum; explanations need the "
+                "pytorch backend", reason="EXPLAINER_UNAVAILABLE")
+        X, _ = self.transformer.model_inputs([obs] if obs is not None else [], sensor_id)
+        if len(X) != 1:
+            raise errors.InvalidArgument("Explain takes exactly one input (or a sensor_id)", reason="ONE_INPUT")
+        result = explain(module, X[0], self.transformer.feature_names, method or self.spec.explainer, steps or 50,
+                         target_class, self.classification)
+        return result, X[0].reshape(-1)
+
+    # -- monitoring and events -------------------------------------------------------------------
+
+    def schedule_monitoring(self) -> None:
+        if self._monitor_task is None or self._monitor_task.done():
+            self._monitor_task = asyncio.get_running_loop().create_task(self._compute_monitoring())
+
+    async def _compute_monitoring(self) -> None:
+        try:
+            await asyncio.to_thread(self.monitor.compute)
+        except Exception:  # a monitoring failure must never break learning; it is logged
+            log.exception("learner_id=%s: drift computation failed", self.learner_id)
+            return
+        transition = self.monitor.last_transition
+        if transition:
+            report = self.monitor.report()
+            self.emit(Event(self.learner_id, f"drift_{transition}", dt.datetime.now(dt.UTC), drift=report.drift))
+
+    async def refresh_monitoring(self) -> None:
+        if self._monitor_task is not None and not self._monitor_task.done():
+            await self._monitor_task
+        self._monitor_task = asyncio.get_running_loop().create_task(self._compute_monitoring())
+        await self._monitor_task
+
+    def emit(self, event: Event) -> None:
+        for queue in list(self.subscribers):
+            if queue.full():
+                queue.get_nowait()  # a slow watcher loses its oldest event, never blocks the learner
+            queue.put_nowait(event)
+
+    def subscribe(self) -> asyncio.Queue:
+        queue: asyncio.Queue = asyncio.Queue(maxsize=256)
+        self.subscribers.add(queue)
+        return queue
+
+    def close(self) -> None:
+        self.closed = True
+        for queue in list(self.subscribers):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)  # ends the watch
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def learning_record_bytes(record: dict) -> bytes:
+    return json.dumps(record, sort_keys=True, allow_nan=True).encode()

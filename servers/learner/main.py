@@ -1,0 +1,68 @@
+"""Runs the Learner: `python -m servers.learner.main` in the ML environment (settings from
+MLMESH_LEARNER_*). It serves LearnerService and the Open Inference Protocol on one port."""
+
+from __future__ import annotations
+
+import logging
+
+from kserve import grpc_predict_v2_pb2 as v2
+from kserve import grpc_predict_v2_pb2_grpc as v2_grpc
+from mlmesh.learner.v1 import learner_service_pb2 as pb
+from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
+
+from servers.common import errors
+from servers.common.server import MeshServer, run
+from servers.learner.adapters.db import connect
+from servers.learner.adapters.registry_client import RegistryClient
+from servers.learner.api.oip import InferenceServicer
+from servers.learner.api.servicer import LearnerServicer
+from servers.learner.domain.service import CoreOptions, LearnerCore
+from servers.learner.settings import LearnerSettings
+
+log = logging.getLogger("mlmesh.learner")
+
+
+async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
+    """The Learner server and its core, every stored learner loaded (not started)."""
+    if not settings.database_url:
+        raise errors.FailedPrecondition(
+            "no database: set MLMESH_DATABASE_URL (or MLMESH_LEARNER_DATABASE_URL); `make up` does this for the "
+            "embedded PostgreSQL")
+    assert settings.work_dir is not None
+    db = await connect(settings.database_url)
+    registry = RegistryClient(settings.registry_target, timeout=settings.registry_timeout_seconds,
+                              stream_timeout=settings.registry_stream_timeout_seconds,
+                              chunk_bytes=settings.transfer_chunk_bytes)
+    core = LearnerCore(db, registry, CoreOptions(
+        work_dir=settings.work_dir.resolve(), max_learners=settings.max_learners,
+        max_reference_rows=settings.max_reference_rows, running_loss_alpha=settings.running_loss_alpha))
+    try:
+        await core.start()
+    except BaseException:
+        await registry.close()
+        await db.close()
+        raise
+    server = MeshServer("learner", settings)
+    servicer = LearnerServicer(core, max_observations=settings.max_observations_per_message)
+    server.add_service(pb.DESCRIPTOR.services_by_name["LearnerService"],
+                       lambda s: pb_grpc.add_LearnerServiceServicer_to_server(servicer, s))
+    inference = InferenceServicer(core)
+    server.add_service(v2.DESCRIPTOR.services_by_name["GRPCInferenceService"],
+                       lambda s: v2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, s))
+    server.on_shutdown(db.close)
+    server.on_shutdown(registry.close)
+    server.on_shutdown(core.close)
+    return server, core
+
+
+async def main() -> None:
+    settings = LearnerSettings()
+    from servers.common.observability import configure_logging
+
+    configure_logging(settings.log_level, "learner")
+    server, _core = await build(settings)
+    await server.serve_forever()
+
+
+if __name__ == "__main__":
+    run(main)

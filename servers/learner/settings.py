@@ -1,0 +1,43 @@
+"""Learner settings: env prefix MLMESH_LEARNER_ (nested with `__`). MLMESH_DATA_DIR and
+MLMESH_DATABASE_URL are mesh-wide. The Learner runs in the ML environment (`.venv-ml/`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from servers.common.settings import ServerSettings, _mesh, settings_config
+
+LEARNER_PORT = 50055
+LEARNER_METRICS_PORT = 9105
+
+
+class LearnerSettings(ServerSettings):
+    model_config = settings_config("LEARNER")
+
+    port: int = Field(LEARNER_PORT, ge=0, le=65535, description="gRPC port of the Learner (LearnerService and "
+                      "the Open Inference Protocol's inference.GRPCInferenceService).")
+    metrics_port: int = Field(LEARNER_METRICS_PORT, ge=-1, le=65535, description="Prometheus port; -1 off.")
+    database_url: str | None = Field(
+        default_factory=lambda: _mesh().database_url,
+        description="PostgreSQL DSN for learners (default: MLMESH_DATABASE_URL). Tables are prefixed learner_.")
+    registry_target: str = Field("127.0.0.1:50051", description="host:port of the Registry's gRPC server.")
+    registry_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of a unary Registry call.")
+    registry_stream_timeout_seconds: float = Field(
+        600.0, gt=0, description="Timeout of a model or dataset transfer to or from the Registry.")
+    work_dir: Path | None = Field(None, description="Model files and reference datasets, per learner. Default: "
+                                  "<data_dir>/learner.")
+    max_observations_per_message: int = Field(
+        10_000, ge=1, description="Observations one Learn or Predict message may carry (RESOURCE_EXHAUSTED above).")
+    max_reference_rows: int = Field(5_000, ge=30, description="Most recent reference rows the drift monitor keeps.")
+    max_learners: int = Field(100, ge=1, description="Learners one server holds (each keeps its model in memory).")
+    running_loss_alpha: float = Field(0.1, gt=0, le=1, description="Weight of the newest micro-batch in the "
+                                      "exponentially weighted running loss.")
+    transfer_chunk_bytes: int = Field(1 << 20, ge=4096, le=4 << 20, description="Bytes per upload message.")
+
+    @model_validator(mode="after")
+    def _defaults_under_data_dir(self) -> LearnerSettings:
+        if self.work_dir is None:
+            self.work_dir = self.data_dir / "learner"
+        return self
