@@ -31,6 +31,7 @@ INTEGRATED_GRADIENTS = "integrated_gradients"
 DEEPLIFT = "deeplift"
 METHODS = (INTEGRATED_GRADIENTS, DEEPLIFT)
 MAX_STEPS = 1000
+_IG_BATCH_VALUES = 1 << 22
 
 
 @dataclass
@@ -138,8 +139,11 @@ def explain(module, x: np.ndarray, feature_names: list[str], method: str = "", s
         target = _output_target(out[:1], classification, target_class)
         prediction, baseline_prediction = _select(out[:1], target), _select(out[1:], target)
         if chosen == INTEGRATED_GRADIENTS:
+            # the path's points are evaluated in batches of at most ~4M input values (bounded memory)
+            batch = max(1, min(int(steps), _IG_BATCH_VALUES // x.size))
             attr, delta = IntegratedGradients(module).attribute(
-                inputs, baselines=baseline, target=target, n_steps=int(steps), return_convergence_delta=True)
+                inputs, baselines=baseline, target=target, n_steps=int(steps), internal_batch_size=batch,
+                return_convergence_delta=True)
         else:
             attr, delta = DeepLift(module).attribute(
                 inputs, baselines=baseline, target=target, return_convergence_delta=True)
