@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.mesh",
     "tests.fixtures.trainer",
     "tests.fixtures.translator",
+    "tests.fixtures.learner",
 ]
 
 

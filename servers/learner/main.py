@@ -43,6 +43,9 @@ async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
         await db.close()
         raise
     server = MeshServer("learner", settings)
+    from servers.learner.monitoring import expose_on
+
+    expose_on(server.metrics.registry)
     servicer = LearnerServicer(core, max_observations=settings.max_observations_per_message)
     server.add_service(pb.DESCRIPTOR.services_by_name["LearnerService"],
                        lambda s: pb_grpc.add_LearnerServiceServicer_to_server(servicer, s))

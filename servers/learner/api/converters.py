@@ -138,7 +138,7 @@ def _fill(message, obj) -> None:
         value = getattr(obj, f.name)
         if value is None:
             continue
-        if f.label == f.LABEL_REPEATED:
+        if f.is_repeated:
             target = getattr(message, f.name)
             for item in value:
                 if f.message_type is not None:

@@ -1,0 +1,160 @@
+"""The real Learner (a subprocess in .venv-ml, as `make up` runs it) beside our real Registry,
+Ledger on Anvil and embedded PostgreSQL: create, learn from streamed readings, save versions,
+predict, explain, monitor, bad inputs, and kill -9 → resume from the last saved version."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import math
+
+import grpc
+import pytest
+from google.protobuf import timestamp_pb2
+from mlmesh.learner.v1 import learner_service_pb2 as lpb
+from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
+
+from tests.fixtures.learner import power_csv
+
+
+def readings(path, sensor="meter-1", limit=None):
+    with open(path) as f:
+        rows = list(csv.DictReader(f))[:limit]
+    out = []
+    for row in rows:
+        ts = timestamp_pb2.Timestamp()
+        ts.FromDatetime(dt.datetime.fromisoformat(row["timestamp"]).replace(tzinfo=dt.UTC))
+        out.append(lpb.Observation(reading=lpb.SensorReading(sensor_id=sensor, time=ts,
+                                                             value=float(row["power_kw"]))))
+    return out
+
+
+async def learn(stub, learner_id, observations, per_message=48):
+    async def gen():
+        for i in range(0, len(observations), per_message):
+            yield lpb.LearnRequest(learner_id=learner_id, observations=observations[i:i + per_message])
+    return [ack async for ack in stub.Learn(gen())]
+
+
+async def test_learner_learns_saves_predicts_explains_and_monitors(learner_server, tmp_path):
+    h = learner_server
+    reference = await h.upload_power_csv(days=3, seed=1)
+    learner = await h.create_power_learner(
+        "uc10-meter-1", reference, backend="pytorch",
+        backend_params={"architecture": "gru", "hidden_size": 16, "lr": 0.005, "seed": 0},
+        save_policy=lpb.SavePolicy(min_observations=128, validation_window=128, min_relative_improvement=0.05),
+        monitoring=lpb.MonitoringPolicy(window=200, every=100))
+    assert learner.state == lpb.Learner.STATE_READY
+    assert list(learner.feature_names)[-1] == "lag_1"
+
+    events = h.stub.WatchLearnerEvents(lpb.WatchLearnerEventsRequest(learner_id=learner.learner_id))
+    data = await asyncio.to_thread(power_csv, tmp_path / "stream.csv", 5, 2)
+    obs = readings(data)
+    acks = await learn(h.stub, learner.learner_id, obs)
+    assert acks[-1].observations_received == len(obs)
+    pairs = len(obs) - 36 - 96 + 1
+    assert acks[-1].observations_learned == pairs  # the stream's end flushes the partial micro-batch
+    saves = [a.saved for a in acks if a.HasField("saved")]
+    assert saves, "a fresh learner saves its first version after min_observations"
+    assert [s.version for s in saves] == list(range(1, len(saves) + 1))
+    assert all(math.isfinite(a.running_loss) for a in acks[10:])
+
+    event = await asyncio.wait_for(events.read(), 10)
+    assert event.kind == lpb.LearnerEvent.KIND_VERSION_SAVED and event.saved.model_id == saves[0].model_id
+    events.cancel()
+
+    last = saves[-1]
+    model = await h.registry.GetModel(reg_pb.GetModelRequest(model_id=last.model_id))
+    assert model.framework == "pytorch" and model.version == last.version
+    assert model.parent_model_id == (saves[-2].model_id if len(saves) > 1 else "")
+    assert model.training_source.online.learner_id == learner.learner_id
+    prov = await h.registry.GetModelProvenance(reg_pb.GetModelProvenanceRequest(model_id=last.model_id))
+    assert prov.consistent
+
+    got = await h.stub.GetLearner(lpb.GetLearnerRequest(learner_id=learner.learner_id))
+    assert got.current_model_id == last.model_id and got.version == last.version
+
+    forecast = await h.stub.Predict(lpb.PredictRequest(learner_id=learner.learner_id, sensor_id="meter-1"))
+    assert len(forecast.predictions) == 1 and 0 < forecast.predictions[0].values[0] < 120
+    assert forecast.predictions[0].HasField("target_time")
+    window = [o.reading.value for o in obs[-36:]]
+    direct = await h.stub.Predict(lpb.PredictRequest(learner_id=learner.learner_id, inputs=[
+        lpb.Observation(row=lpb.FeatureRow(values=window))]))
+    assert direct.predictions[0].values[0] == pytest.approx(forecast.predictions[0].values[0], rel=1e-5)
+
+    explanation = await h.stub.Explain(lpb.ExplainRequest(learner_id=learner.learner_id, sensor_id="meter-1"))
+    assert explanation.method == "integrated_gradients"  # a GRU: DeepLift would degrade to input x gradient
+    assert len(explanation.attributions) == 36 and explanation.attributions[-1].name == "lag_1"
+
+    report = await h.stub.GetMonitoring(lpb.GetMonitoringRequest(learner_id=learner.learner_id, refresh=True))
+    assert report.errors.count > 0 and report.errors.mae > 0
+    assert report.drift.feature_count > 0
+
+
+@pytest.mark.parametrize(("observation", "code", "words"), [
+    (lpb.Observation(row=lpb.FeatureRow(values=[1.0, 2.0])), grpc.StatusCode.INVALID_ARGUMENT, "36"),
+    (lpb.Observation(row=lpb.FeatureRow(values=[float("nan")] * 36), target=3.0),
+     grpc.StatusCode.INVALID_ARGUMENT, "finite"),
+    (lpb.Observation(), grpc.StatusCode.INVALID_ARGUMENT, "empty"),
+])
+async def test_bad_observations_fail_clearly_and_keep_the_learner(learner_server, observation, code, words):
+    h = learner_server
+    reference = await h.upload_power_csv(days=2, seed=1)
+    learner = await h.create_power_learner("bad-inputs", reference)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await learn(h.stub, learner.learner_id, [observation])
+    assert info.value.code() == code, info.value.details()
+    assert words in info.value.details().lower() or words in info.value.details()
+    got = await h.stub.GetLearner(lpb.GetLearnerRequest(learner_id=learner.learner_id))
+    assert got.observations_learned == 0 and got.state == lpb.Learner.STATE_READY
+
+
+async def test_unknown_learner_and_bad_specs(learner_server):
+    h = learner_server
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await h.stub.Predict(lpb.PredictRequest(learner_id="6f1c2d0e-1111-4a2b-9c3d-000000000000", sensor_id="x"))
+    assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await h.stub.GetLearner(lpb.GetLearnerRequest(learner_id="not-a-uuid"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    reference = await h.upload_power_csv(days=2, seed=1)
+    for spec, code in [({"backend": "caffe"}, grpc.StatusCode.INVALID_ARGUMENT),
+                       ({"backend_params": {"no_such_param": 1}}, grpc.StatusCode.INVALID_ARGUMENT),
+                       ({"reference_dataset_id": "6f1c2d0e-1111-4a2b-9c3d-000000000000"}, grpc.StatusCode.NOT_FOUND)]:
+        kwargs = dict(spec)
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            if "backend_params" in kwargs:
+                await h.create_power_learner("x", reference, backend_params=kwargs["backend_params"])
+            elif "reference_dataset_id" in kwargs:
+                await h.create_power_learner("x", kwargs["reference_dataset_id"])
+            else:
+                await h.create_power_learner("x", reference, backend=kwargs["backend"])
+        assert info.value.code() == code, (spec, info.value.details())
+    listed = await h.stub.ListLearners(lpb.ListLearnersRequest())
+    assert list(listed.learners) == []  # nothing half-created
+
+
+async def test_kill_9_resumes_from_the_last_saved_version(learner_server, tmp_path):
+    h = learner_server
+    reference = await h.upload_power_csv(days=2, seed=1)
+    learner = await h.create_power_learner(
+        "restart-me", reference, save_policy=lpb.SavePolicy(min_observations=64, validation_window=64))
+    data = await asyncio.to_thread(power_csv, tmp_path / "s.csv", 3, 4)
+    acks = await learn(h.stub, learner.learner_id, readings(data))
+    saved = [a.saved for a in acks if a.HasField("saved")]
+    assert saved
+    learned_at_save = [a.observations_learned for a in acks if a.HasField("saved")][-1]
+    before = await h.stub.Predict(lpb.PredictRequest(learner_id=learner.learner_id, sensor_id="meter-1"))
+
+    await asyncio.to_thread(h.process.kill)
+    await asyncio.to_thread(h.process.start)
+
+    got = await h.stub.GetLearner(lpb.GetLearnerRequest(learner_id=learner.learner_id))
+    assert got.state == lpb.Learner.STATE_READY, got.failure_reason
+    assert got.current_model_id == saved[-1].model_id and got.version == saved[-1].version
+    assert got.observations_learned == learned_at_save  # what was learned after the last save is gone
+    after = await h.stub.Predict(lpb.PredictRequest(learner_id=learner.learner_id, sensor_id="meter-1"))
+    assert after.model_id == saved[-1].model_id
+    if before.observations_learned == learned_at_save:  # nothing learned after the last save: the same answer
+        assert after.predictions[0].values[0] == pytest.approx(before.predictions[0].values[0], rel=1e-6)
