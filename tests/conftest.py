@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.trainer",
     "tests.fixtures.translator",
     "tests.fixtures.learner",
+    "tests.fixtures.mosquitto",
 ]
 
 
