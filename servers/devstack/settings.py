@@ -25,6 +25,8 @@ class DevstackSettings(BaseSettings):
     trainer_metrics_port: int = Field(9103, description="Trainer Prometheus /metrics.")
     translator_port: int = Field(50054, description="Translator gRPC (public RPCs through Envoy).")
     translator_metrics_port: int = Field(9104, description="Translator Prometheus /metrics.")
+    learner_port: int = Field(50055, description="Learner gRPC (LearnerService and the Open Inference Protocol).")
+    learner_metrics_port: int = Field(9105, description="Learner Prometheus /metrics.")
     database_url: str | None = Field(None, description="Use this PostgreSQL instead of the embedded one.")
     chain_rpc_url: str | None = Field(None, description="Use this EVM JSON-RPC endpoint instead of Anvil.")
     jwt_issuer: str = Field("mlmesh-local", description="Issuer of tokens Envoy accepts (embedded identity).")

@@ -82,8 +82,9 @@ def validate_spec(spec: Spec) -> Spec:
     if not 1 <= policy.min_observations <= 100_000_000:
         raise _bad("spec.save_policy.min_observations must be at least 1")
     m = spec.monitoring
-    monitoring = MonitoringSettings(window=m.window or 500, every=m.every or 100, drift_share=m.drift_share or 0.5,
-                                    stattest_threshold=m.stattest_threshold or 0.05)
+    window = m.window or 500
+    monitoring = MonitoringSettings(window=window, every=m.every or min(100, window),
+                                    drift_share=m.drift_share or 0.5, stattest_threshold=m.stattest_threshold or 0.05)
     return Spec(backend=spec.backend, task=spec.task, transformer=spec.transformer,
                 backend_params=dict(spec.backend_params), transformer_params=dict(spec.transformer_params),
                 starting_model_id=spec.starting_model_id.strip(),
