@@ -34,7 +34,7 @@ from rich.table import Table
 
 sensors_app = typer.Typer(help="Sensor readings: replay a CSV into a learner over gRPC or through an MQTT "
                                "broker.", no_args_is_help=True)
-console = Console()
+console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # errors stay one line each, for grep and logs
 
 
@@ -71,6 +71,7 @@ def read_rows(path: Path, time_column: str, value_column: str, limit: int | None
                            "(choose them with --time-column and --value-column)")
         ti, vi = header.index(time_column), header.index(value_column)
         count = 0
+        previous: Row | None = None
         for row in reader:
             if limit is not None and count >= limit:
                 return
@@ -90,8 +91,13 @@ def read_rows(path: Path, time_column: str, value_column: str, limit: int | None
                 raise CsvError(f"{path} line {line}: {value_column} {row[vi]!r} is not a number") from None
             if not math.isfinite(value):
                 raise CsvError(f"{path} line {line}: {value_column} {row[vi]!r} is not a finite number")
+            if previous is not None and when <= previous.time:
+                raise CsvError(f"{path} line {line}: {time_column} {row[ti]!r} is not after the previous reading's "
+                               f"({previous.time.isoformat()}, line {previous.line}); a learner takes a sensor's "
+                               "readings in time order")
             count += 1
-            yield Row(line, when, value)
+            previous = Row(line, when, value)
+            yield previous
 
 
 def check_csv(path: Path, time_column: str, value_column: str, limit: int | None = None) -> int:
@@ -334,7 +340,7 @@ def _replay_grpc(rows: Iterator[Row], total: int, learner_id: str, sensor: str, 
         raise typer.Exit(1)
     console.print(f"learner: {last.observations_learned} training pairs learned in total "
                   f"({last.observations_learned - learner.observations_learned} from this replay), "
-                  f"{last.pending} pending; running loss {last.running_loss:.6g}, validation loss "
+                  f"{last.pending} pending (waiting for their target or a micro-batch); running loss {last.running_loss:.6g}, validation loss "
                   f"{last.validation_loss:.6g}")
     if result.saved:
         table = Table("version", "model_id", "validation loss", "parent", title="saved versions")

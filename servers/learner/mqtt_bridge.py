@@ -111,6 +111,10 @@ class MqttBridgeSettings(BaseSettings):
 # -- the message format (docs/sensors.md) -------------------------------------------------------
 
 
+class BridgeConfigError(Exception):
+    """The bridge cannot work with this configuration (e.g. the learner takes no readings)."""
+
+
 class MalformedMessage(ValueError):
     """A broker message that is not a reading; the bridge logs, counts and drops it."""
 
@@ -198,6 +202,7 @@ def broker_params(url: str) -> dict:
 class Stats:
     received: int = 0
     malformed: int = 0
+    refused: int = 0  # out of time order, or a sensor the learner does not take
     dropped_overflow: int = 0
     sent: int = 0
     unacknowledged_lost: int = 0
@@ -212,11 +217,18 @@ class Stats:
     forecast_errors: int = 0
 
     def line(self) -> str:
-        return (f"readings received {self.received}, malformed {self.malformed}, dropped {self.dropped_overflow}, "
+        return (f"readings received {self.received}, malformed {self.malformed}, refused {self.refused}, dropped "
+                f"{self.dropped_overflow}, "
                 f"sent {self.sent}; learner learned {self.learned} (pending {self.pending}), running loss "
                 f"{self.running_loss:.4g}, validation loss {self.validation_loss:.4g}, versions saved "
                 f"{len(self.saved)}; forecasts published {self.forecasts}, not ready {self.forecasts_not_ready}, "
                 f"failed {self.forecast_errors}")
+
+
+def _level(count: int) -> int:
+    """WARNING for the first ten of a kind and every hundredth after; DEBUG otherwise (a misbehaving
+    device must not drown the log)."""
+    return logging.WARNING if count <= 10 or count % 100 == 0 else logging.DEBUG
 
 
 class Backoff:
@@ -239,6 +251,8 @@ class Bridge:
         self._buffer: collections.deque[SensorMessage] = collections.deque()
         self._have_readings = asyncio.Event()
         self._counts: collections.Counter[str] = collections.Counter()
+        self._last_time: dict[str, dt.datetime] = {}  # per sensor: the latest reading taken
+        self._sensors: set[str] | None = None  # the learner's `sensors` transformer parameter, when it has one
         self._predict_queue: asyncio.Queue[str] = asyncio.Queue()
         self._predict_waiting: set[str] = set()
         self._stop = asyncio.Event()  # SIGTERM: stop taking readings
@@ -262,9 +276,22 @@ class Bridge:
             reading = parse_reading(topic, payload, self.s.topic_prefix)
         except MalformedMessage as exc:
             self.stats.malformed += 1
-            log.warning("dropped a malformed message on %s (%d so far): %s", topic, self.stats.malformed, exc)
+            log.log(_level(self.stats.malformed), "dropped a malformed message on %s (%d so far): %s", topic,
+                    self.stats.malformed, exc)
             return
         self.stats.received += 1
+        if self._sensors is not None and reading.sensor_id not in self._sensors:
+            self._refuse(f"sensor {reading.sensor_id!r} is not one of the learner's sensors "
+                         f"({', '.join(sorted(self._sensors))})")
+            return
+        last = self._last_time.get(reading.sensor_id)
+        if last is not None and reading.time <= last:
+            # the Learner refuses a reading not after the sensor's previous one (and with it the whole
+            # message), so a QoS 1 redelivery or a late reading stops here
+            self._refuse(f"sensor {reading.sensor_id!r} reading at {rfc3339(reading.time)} is not after its "
+                         f"previous one at {rfc3339(last)}")
+            return
+        self._last_time[reading.sensor_id] = reading.time
         if len(self._buffer) >= self.s.max_buffered_readings:
             self._buffer.popleft()
             self.stats.dropped_overflow += 1
@@ -273,6 +300,10 @@ class Bridge:
                             self.stats.dropped_overflow, self.s.max_buffered_readings)
         self._buffer.append(reading)
         self._have_readings.set()
+
+    def _refuse(self, why: str) -> None:
+        self.stats.refused += 1
+        log.log(_level(self.stats.refused), "dropped a reading (%d so far): %s", self.stats.refused, why)
 
     async def _subscriber(self) -> None:
         backoff = Backoff(self.s.backoff_initial_seconds, self.s.backoff_max_seconds)
@@ -346,6 +377,12 @@ class Bridge:
         """One Learn stream, until draining is done (returns) or the stream fails (raises)."""
         learner = await self._stub.GetLearner(pb.GetLearnerRequest(learner_id=self.s.learner_id),
                                               metadata=self._metadata, timeout=self.s.rpc_timeout_seconds)
+        if learner.spec.transformer != "power-forecast":
+            raise BridgeConfigError(f"learner {learner.learner_id} ({learner.display_name}) has transformer "
+                                    f"{learner.spec.transformer!r}; the bridge feeds sensor readings, which only "
+                                    "a power-forecast learner takes")
+        sensors = learner.spec.transformer_params.fields.get("sensors")
+        self._sensors = {v.string_value for v in sensors.list_value.values} if sensors is not None else None
         log.info("learner %s (%s): %s learned so far; opening its Learn stream at %s", learner.learner_id,
                  learner.display_name, learner.observations_learned, self.s.learner_target)
         self._learn_backoff.reset()
@@ -355,21 +392,23 @@ class Bridge:
         async def write() -> None:
             while batch := await self._next_batch():
                 request, predict = self._request(batch)
+                in_flight.append((len(batch), predict))  # before the write: its ack may beat the write's return
                 try:
                     await call.write(request)
                 except BaseException:
+                    in_flight.pop()
                     self._buffer.extendleft(reversed(batch))  # never written: they go out on the next stream
                     for r in batch:
                         self._counts[r.sensor_id] -= 1
                     raise
                 self.stats.sent += len(batch)
-                in_flight.append((len(batch), predict))
             await call.done_writing()
 
         async def read() -> None:
             last_summary = time.monotonic()
             async for ack in call:
-                _, predict = in_flight.popleft()
+                # one ack per message written, and one more at the end for what the close flushed
+                _, predict = in_flight.popleft() if in_flight else (0, [])
                 self._on_ack(ack)
                 for sensor_id in predict:
                     self._want_forecast(sensor_id)
@@ -413,6 +452,8 @@ class Bridge:
             try:
                 await self._learn_session()
                 return  # drained
+            except BridgeConfigError:
+                raise
             except grpc.aio.AioRpcError as exc:
                 if self._draining and not self._buffer:
                     return
@@ -514,12 +555,18 @@ class Bridge:
             log.info("stopped: %s", self.stats.line())
 
 
-async def serve(settings: MqttBridgeSettings) -> None:
+async def serve(settings: MqttBridgeSettings) -> int:
+    """Runs the bridge until SIGTERM/SIGINT; returns the exit status (2: a configuration error)."""
     bridge = Bridge(settings)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, bridge.stop)
-    await bridge.run()
+    try:
+        await bridge.run()
+    except BridgeConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    return 0
 
 
 def main() -> None:
@@ -532,8 +579,9 @@ def main() -> None:
                              for e in exc.errors())
         raise SystemExit(f"mqtt bridge: bad settings: {problems}") from None
     configure_logging(settings.log_level, "mqtt-bridge")
-    logging.getLogger("mlmesh.mqtt_bridge.mqtt").setLevel(logging.WARNING)
-    asyncio.run(serve(settings))
+    for noisy in ("mlmesh.mqtt_bridge.mqtt", "grpc", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    raise SystemExit(asyncio.run(serve(settings)))
 
 
 if __name__ == "__main__":
