@@ -200,6 +200,17 @@ def test_sklearn_keeps_learning_a_starting_sgd_model(tmp_path):
         load_backend("sklearn", path, "classification", {}, (6,), K)
 
 
+def test_river_models_without_mini_batch_methods_learn_row_by_row():
+    for task, model, data in (("regression", "HoeffdingTreeRegressor", regression_data),
+                              ("classification", "HoeffdingTreeClassifier", classification_data)):
+        backend = make_backend("river", task, {"model": model}, SHAPE, K if task == "classification" else None)
+        X_test, y_test = data(200, 99)
+        start = backend.loss(X_test, y_test).mean()
+        for X, y in stream(data, n_batches=20):
+            backend.learn(X, y)
+        assert backend.loss(X_test, y_test).mean() < 0.8 * start, model
+
+
 class UC10Forecaster(nn.Module):
     """The UC10 recipe's shape of model: two stacked GRU layers (separate modules), a linear head,
     (batch, 36) -> (batch, 1)."""

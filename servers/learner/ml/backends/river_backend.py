@@ -41,6 +41,14 @@ def _models(task: str) -> dict[str, type]:
     return found
 
 
+def _has(model: Any, method: str) -> bool:
+    """Whether the model (every step of a Pipeline, which always has the mini-batch methods) has `method`."""
+    steps = getattr(model, "steps", None)
+    if steps is not None:
+        return all(hasattr(step, method) for step in steps.values())
+    return hasattr(model, method)
+
+
 class RiverBackend(Backend):
     framework = NAME
     artifact_name = "model.pkl"
@@ -105,7 +113,7 @@ class RiverBackend(Backend):
         if len(Xf) == 0:
             return
         targets = yv.astype(np.int64).tolist() if self.task == CLASSIFICATION else yv.astype(np.float64).tolist()
-        if hasattr(self.model, "learn_many"):
+        if _has(self.model, "learn_many"):
             import pandas as pd
 
             self.model.learn_many(pd.DataFrame(Xf, columns=self._columns), pd.Series(targets))
@@ -118,7 +126,7 @@ class RiverBackend(Backend):
         n = len(Xf)
         if self.task == REGRESSION:
             out = np.zeros(n, dtype=np.float64)
-            if n and hasattr(self.model, "predict_many"):
+            if n > 8 and _has(self.model, "predict_many"):  # pandas costs more than a few predict_one
                 import pandas as pd
 
                 out[:] = np.asarray(self.model.predict_many(pd.DataFrame(Xf, columns=self._columns)), dtype=float)
