@@ -56,7 +56,7 @@ class Row:
 
 def _time(text: str) -> dt.datetime:
     value = dt.datetime.fromisoformat(text.strip())
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def read_rows(path: Path, time_column: str, value_column: str, limit: int | None = None) -> Iterator[Row]:
@@ -82,7 +82,7 @@ def read_rows(path: Path, time_column: str, value_column: str, limit: int | None
                 raise CsvError(f"{path} line {line}: {len(row)} fields, the header has {len(header)}")
             try:
                 when = _time(row[ti])
-            except ValueError:
+            except (ValueError, OverflowError):
                 raise CsvError(f"{path} line {line}: {time_column} {row[ti]!r} is not an ISO 8601 time such as "
                                "2024-03-04T00:15:00") from None
             try:

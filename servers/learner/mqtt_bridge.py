@@ -130,9 +130,9 @@ def parse_time(text: str) -> dt.datetime:
     """An RFC 3339 / ISO 8601 time; one without an offset is taken as UTC."""
     try:
         value = dt.datetime.fromisoformat(text)
-    except (TypeError, ValueError):
+        return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    except (TypeError, ValueError, OverflowError):
         raise MalformedMessage(f"time {text!r} is not an RFC 3339 time such as 2024-03-04T00:15:00Z") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _number(value, what: str) -> float:
@@ -274,7 +274,7 @@ class Bridge:
         """Parses one broker message into the buffer (malformed ones are logged and counted)."""
         try:
             reading = parse_reading(topic, payload, self.s.topic_prefix)
-        except MalformedMessage as exc:
+        except Exception as exc:  # MalformedMessage, or a surprise: either way one message, never the bridge
             self.stats.malformed += 1
             log.log(_level(self.stats.malformed), "dropped a malformed message on %s (%d so far): %s", topic,
                     self.stats.malformed, exc)

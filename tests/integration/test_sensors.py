@@ -153,6 +153,7 @@ def test_bridge_reads_the_documented_format(topic, payload, expected):
     ("mlmesh/sensors/W4", b"not json", "is not JSON"),
     ("mlmesh/sensors/W4", b'{"time": "2024-03-04T00:15:00Z"}', 'no "value"'),
     ("mlmesh/sensors/W4", b'{"time": "noon", "value": 1}', "not an RFC 3339 time"),
+    ("mlmesh/sensors/W4", b'{"time": "0001-01-01T00:00:00+01:00", "value": 1}', "not an RFC 3339 time"),
     ("mlmesh/sensors/W4", b'{"value": "1.5"}', "must be a number"),
     ("mlmesh/sensors/W4", b"NaN", "must be finite"),
     ("mlmesh/sensors/W4", b"true", "must be a number"),
