@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= .mlmesh
 export MLMESH_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: help venv ml-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean
+.PHONY: demo-learner help venv ml-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean
 
 help:
 	@echo "make demo   start the mesh on embedded defaults: a dataset, then the seed's model walk-through, through Envoy"
@@ -84,6 +84,11 @@ down:
 demo: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 	$(PY) -m servers.devstack up
 	$(VENV)/bin/mlmesh demo
+
+# A UC10 forecaster learning online from a streamed meter, with explanations and drift figures.
+demo-learner: $(VENV)/.stamp $(MLV)/.stamp mosquitto
+	$(PY) -m servers.devstack up
+	$(VENV)/bin/mlmesh demo-learner
 
 bench: $(VENV)/.stamp $(MLV)/.stamp
 	$(PY) -m bench.run

@@ -396,6 +396,24 @@ def demo() -> None:
     sys.exit(run_demo(_settings(), console))
 
 
+@app.command("demo-learner")
+def demo_learner() -> None:
+    """A forecaster learning from a streamed smart meter, with explanations and drift (run `make up` first)."""
+    from clients.demo_learner import run_demo_learner
+
+    settings = _settings()
+    sys.exit(run_demo_learner(settings, console, _token(settings, settings.org)))
+
+
+def _register_sensors() -> None:
+    from clients.sensors import sensors_app
+
+    app.add_typer(sensors_app, name="sensors")
+
+
+_register_sensors()
+
+
 def main() -> None:
     app()
 
