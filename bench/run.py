@@ -24,6 +24,15 @@ def main() -> None:
     print()
     print("== ONNX vs PyTorch eager (the digits CNN), translation time ==")
     subprocess.run([str(REPO / ".venv-ml/bin/python"), "-m", "bench.onnx_inference"], cwd=REPO, check=True)
+    print()
+    print("== Learner predict path vs MLServer 1.7 (Open Inference Protocol over gRPC, same model shape) ==")
+    from bench import learner_predict, learner_serving
+
+    result = learner_predict.run(others={"Learner": learner_serving.learner})
+    print(learner_predict.report(result))
+    print(f"Learner learn stream: {learner_serving.LEARNED['samples_per_s']:.0f} samples/s "
+          f"({learner_serving.LEARN_ROWS} rows, micro-batches of 32, prequential validation MSE "
+          f"{learner_serving.LEARNED['final_validation_mse']:.4f})")
 
 
 if __name__ == "__main__":
