@@ -8,6 +8,7 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from servers.common import errors, hashing
 from servers.common.storage import ObjectStore, ObjectWriter
@@ -122,3 +123,43 @@ def check_offset(offset: int, size_bytes: int, what: str) -> None:
         raise errors.InvalidArgument(f"offset {offset} is past the end of {what} ({size_bytes} bytes)",
                                      reason="OFFSET_PAST_END")
 
+
+async def download_to_file(chunks: AsyncIterator[bytes], path: Path, *, sha256: str, size_bytes: int,
+                           max_bytes: int, what: str, limit_setting: str = "") -> None:
+    """Streams `chunks` into `path`, hashing on the way; DataLoss unless the bytes hash to `sha256`
+    (and, when `size_bytes` > 0, have that size). The bytes go to a sibling `.part` file renamed
+    into place only once checked, so `path` exists only complete and verified."""
+    h = hashlib.sha256()
+    size = 0
+    part = path.with_name(path.name + ".part")
+    f = await asyncio.to_thread(open, part, "wb")
+    try:
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise errors.ResourceExhausted(
+                        f"{what} is larger than the limit of {max_bytes} bytes"
+                        + (f" ({limit_setting})" if limit_setting else ""), reason="SOURCE_TOO_LARGE")
+                await asyncio.to_thread(_write_and_hash, f, h, chunk)
+        finally:
+            await asyncio.to_thread(f.close)
+        actual = h.hexdigest()
+        if actual != sha256 or (size_bytes and size != size_bytes):
+            raise errors.DataLoss(
+                f"{what}: the downloaded bytes (sha256 {actual}, {size} bytes) do not match the Registry's record "
+                f"(sha256 {sha256}, {size_bytes} bytes)", reason="SOURCE_HASH_MISMATCH")
+        part.replace(path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def _write_and_hash(f, h, chunk: bytes) -> None:
+    h.update(chunk)
+    f.write(chunk)
+
+
+def _write_and_hash(f, h, chunk: bytes) -> None:
+    h.update(chunk)
+    f.write(chunk)

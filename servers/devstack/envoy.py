@@ -35,6 +35,7 @@ import yaml
 from google.protobuf import descriptor_pb2, descriptor_pool
 
 from servers.common import identity
+from servers.common.caller import ORG_HEADER
 from servers.devstack import procs
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +49,6 @@ DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # gets through: Envoy 1.40's jwt_authn sanitizes them itself, and the header_mutation filter
 # removes them first anyway (older jwt_authn appended to a client's copy, and left it alone
 # on routes without a JWT requirement).
-ORG_HEADER = "x-mlmesh-org"
 SUBJECT_HEADER = "x-mlmesh-subject"
 PAYLOAD_HEADER = "x-mlmesh-jwt-payload"
 IDENTITY_HEADERS = (ORG_HEADER, SUBJECT_HEADER, PAYLOAD_HEADER)

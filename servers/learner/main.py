@@ -20,6 +20,12 @@ from servers.learner.domain.service import CoreOptions, LearnerCore
 from servers.learner.settings import LearnerSettings
 
 log = logging.getLogger("mlmesh.learner")
+# Per-prediction calls: their successful calls are not access-logged at INFO (see LearnerSettings).
+PREDICTION_METHODS = frozenset({
+    "/mlmesh.learner.v1.LearnerService/Predict", "/inference.GRPCInferenceService/ModelInfer",
+    "/inference.GRPCInferenceService/ModelReady", "/inference.GRPCInferenceService/ServerLive",
+    "/inference.GRPCInferenceService/ServerReady",
+})
 
 
 async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
@@ -35,14 +41,16 @@ async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
                               chunk_bytes=settings.transfer_chunk_bytes)
     core = LearnerCore(db, registry, CoreOptions(
         work_dir=settings.work_dir.resolve(), max_learners=settings.max_learners,
-        max_reference_rows=settings.max_reference_rows, running_loss_alpha=settings.running_loss_alpha))
+        max_reference_rows=settings.max_reference_rows, running_loss_alpha=settings.running_loss_alpha,
+        max_download_bytes=settings.max_download_bytes))
     try:
         await core.start()
     except BaseException:
         await registry.close()
         await db.close()
         raise
-    server = MeshServer("learner", settings)
+    server = MeshServer("learner", settings, quiet_methods=frozenset() if settings.access_log_predictions
+                        else PREDICTION_METHODS)
     from servers.learner.monitoring import expose_on
 
     expose_on(server.metrics.registry)

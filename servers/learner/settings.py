@@ -31,9 +31,14 @@ class LearnerSettings(ServerSettings):
     max_observations_per_message: int = Field(
         10_000, ge=1, description="Observations one Learn or Predict message may carry (RESOURCE_EXHAUSTED above).")
     max_reference_rows: int = Field(5_000, ge=30, description="Most recent reference rows the drift monitor keeps.")
+    max_download_bytes: int = Field(8 << 30, ge=1, description="Largest starting model or reference dataset the "
+                                    "Learner downloads from the Registry.")
     max_learners: int = Field(100, ge=1, description="Learners one server holds (each keeps its model in memory).")
     running_loss_alpha: float = Field(0.1, gt=0, le=1, description="Weight of the newest micro-batch in the "
                                       "exponentially weighted running loss.")
+    access_log_predictions: bool = Field(
+        False, description="Access-log every successful prediction call (Predict, ModelInfer, ...) at INFO. "
+        "Off: they are logged at DEBUG; errors are always logged, and every call is counted in the metrics.")
     transfer_chunk_bytes: int = Field(1 << 20, ge=4096, le=4 << 20, description="Bytes per upload message.")
 
     @model_validator(mode="after")

@@ -5,21 +5,20 @@ streamed from the file the backend wrote). Peer errors become domain errors with
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 from google.api import httpbody_pb2
 from mlmesh.registry.v1 import model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 from mlmesh.registry.v1 import registry_service_pb2_grpc as reg_grpc
 
-from servers.common import errors
+from servers.common import blobs
 from servers.common.grpc_errors import error_from_rpc
 from servers.common.peer import PeerClient
 
-import grpc
+LIMIT_SETTING = "MLMESH_LEARNER_MAX_DOWNLOAD_BYTES"
 
 
 @dataclass(frozen=True)
@@ -52,14 +51,19 @@ class RegistryClient(PeerClient):
     async def get_dataset(self, dataset_id: str):
         return await self.call(self._stub.GetDataset, reg_pb.GetDatasetRequest(dataset_id=dataset_id))
 
-    async def download_model(self, model_id: str, path: Path) -> str:
-        """Writes the model to `path`; returns its SHA-256 (the Registry checked it against the ledger)."""
-        return await _write(self.stream_bytes(self._stub.DownloadModel,
-                                              reg_pb.DownloadModelRequest(model_id=model_id)), path)
+    async def download_model(self, model: model_pb2.Model, path: Path, *, max_bytes: int) -> None:
+        """Writes the model to `path`, checked against the hash the Registry recorded (which the
+        Registry itself checked against the ledger before the first byte)."""
+        await blobs.download_to_file(
+            self.stream_bytes(self._stub.DownloadModel, reg_pb.DownloadModelRequest(model_id=model.model_id)), path,
+            sha256=model.res_sha256, size_bytes=model.size_bytes, max_bytes=max_bytes, what=f"model {model.model_id}",
+            limit_setting=LIMIT_SETTING)
 
-    async def download_dataset(self, dataset_id: str, path: Path) -> str:
-        return await _write(self.stream_bytes(self._stub.DownloadDataset,
-                                              reg_pb.DownloadDatasetRequest(dataset_id=dataset_id)), path)
+    async def download_dataset(self, dataset, path: Path, *, max_bytes: int) -> None:
+        await blobs.download_to_file(
+            self.stream_bytes(self._stub.DownloadDataset, reg_pb.DownloadDatasetRequest(dataset_id=dataset.dataset_id)),
+            path, sha256=dataset.sha256, size_bytes=dataset.size_bytes, max_bytes=max_bytes,
+            what=f"dataset {dataset.dataset_id}", limit_setting=LIMIT_SETTING)
 
     async def create_version(self, v: VersionToSave, artifact: Path) -> model_pb2.Model:
         chunk_bytes = self.chunk_bytes
@@ -80,20 +84,3 @@ class RegistryClient(PeerClient):
         except grpc.RpcError as err:
             raise error_from_rpc(err, self.peer) from None
 
-
-async def _write(chunks: AsyncIterator[bytes], path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".part")
-    digest = hashlib.sha256()
-    try:
-        with tmp.open("wb") as f:
-            async for data in chunks:
-                digest.update(data)
-                await asyncio.to_thread(f.write, data)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if not path.stat().st_size:
-        raise errors.FailedPrecondition(f"{path.name}: the Registry sent no bytes", reason="EMPTY_DOWNLOAD")
-    return digest.hexdigest()

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
 from mlmesh.learner.v1 import learner_service_pb2 as pb
 from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
 
 from servers.common import errors
+from servers.common.caller import caller_org
 from servers.learner.api import converters as conv
 from servers.learner.domain.live import LearnStep, LiveLearner
 from servers.learner.domain.service import LearnerCore, _canonical
 
-ORG_HEADER = "x-mlmesh-org"
-
-
-def caller_org(context: grpc.aio.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == ORG_HEADER:
-            return value
-    return None
 
 
 def _check_org(live: LiveLearner, context) -> None:

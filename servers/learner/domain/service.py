@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import shutil
 import uuid
@@ -30,6 +31,7 @@ class CoreOptions:
     max_learners: int
     max_reference_rows: int
     running_loss_alpha: float
+    max_download_bytes: int = 8 << 30
 
 
 class LearnerCore:
@@ -124,8 +126,8 @@ class LearnerCore:
                 transformer.load_state(record.transformer_state)
             reference_csv = work / "reference.csv"
             if not reference_csv.exists():
-                await self.registry.get_dataset(spec.reference_dataset_id)  # NotFound names the dataset
-                await self.registry.download_dataset(spec.reference_dataset_id, reference_csv)
+                dataset = await self.registry.get_dataset(spec.reference_dataset_id)  # NotFound names it
+                await self.registry.download_dataset(dataset, reference_csv, max_bytes=self.options.max_download_bytes)
             reference = await loop.run_in_executor(executor, transformer.reference_rows, reference_csv,
                                                    self.options.max_reference_rows)
             m = spec.monitoring
@@ -164,7 +166,7 @@ class LearnerCore:
                 f"{wanted} models only", reason="STARTING_MODEL_FRAMEWORK")
         path = work / f"model-{model_id}"
         if not path.exists():
-            await self.registry.download_model(model_id, path)
+            await self.registry.download_model(model, path, max_bytes=self.options.max_download_bytes)
         return path
 
     # -- read / delete ---------------------------------------------------------------------------
@@ -271,6 +273,4 @@ def _canonical(learner_id: str) -> str:
 
 
 def _json(value: Any) -> str:
-    import json
-
     return json.dumps(value)

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import grpc
 from google.api import httpbody_pb2
 from mlmesh.registry.v1 import dataset_pb2 as pb
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
 from servers.common import errors
+from servers.common.caller import caller_org
 from servers.registry.api import converters as conv
 from servers.registry.domain.datasets import DatasetService
 from servers.registry.domain.models_service import ModelService
 
 # Envoy's jwt_authn filter puts the verified token's organization claim here.
-ORG_HEADER = "x-mlmesh-org"
-
-
-def caller_org(context: grpc.aio.ServicerContext) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key == ORG_HEADER:
-            return value
-    return None
 
 
 async def _split_stream(request_iterator, has_metadata, what: str):

@@ -9,11 +9,11 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from servers.common import errors
+from servers.common.blobs import _write_and_hash, download_to_file  # noqa: F401  (re-exported)
 from servers.common.storage import ObjectStore
 
 log = logging.getLogger("mlmesh.translator.blobs")
@@ -26,34 +26,6 @@ class Stored:
     size_bytes: int
     md5: str
     sha256: str
-
-
-async def download_to_file(chunks: AsyncIterator[bytes], path: Path, *, sha256: str, size_bytes: int,
-                           max_bytes: int, what: str) -> None:
-    """Streams `chunks` into `path`, hashing on the way; DataLoss unless the bytes hash to `sha256`
-    (and, when `size_bytes` > 0, have that size)."""
-    h = hashlib.sha256()
-    size = 0
-    f = await asyncio.to_thread(open, path, "wb")
-    try:
-        async for chunk in chunks:
-            size += len(chunk)
-            if size > max_bytes:
-                raise errors.ResourceExhausted(f"{what} is larger than the Translator's limit of {max_bytes} bytes",
-                                               reason="SOURCE_TOO_LARGE")
-            await asyncio.to_thread(_write_and_hash, f, h, chunk)
-    finally:
-        await asyncio.to_thread(f.close)
-    actual = h.hexdigest()
-    if actual != sha256 or (size_bytes and size != size_bytes):
-        raise errors.DataLoss(
-            f"{what}: the downloaded bytes (sha256 {actual}, {size} bytes) do not match the Registry's record "
-            f"(sha256 {sha256}, {size_bytes} bytes)", reason="SOURCE_HASH_MISMATCH")
-
-
-def _write_and_hash(f, h, chunk: bytes) -> None:
-    h.update(chunk)
-    f.write(chunk)
 
 
 async def store_file(store: ObjectStore, key: str, path: Path) -> Stored:

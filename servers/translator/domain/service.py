@@ -114,11 +114,11 @@ class TranslatorCore:
         await blobs.download_to_file(
             self.registry.download_model(model.model_id), model_path, sha256=model.res_sha256,
             size_bytes=model.size_bytes, max_bytes=self.options.max_model_bytes,
-            what=f"the trained artifact of model {model.model_id}")
+            what=f"the trained artifact of model {model.model_id}", limit_setting="MLMESH_TRANSLATOR_MAX_MODEL_BYTES")
         await blobs.download_to_file(
             self.registry.download_dataset(dataset.dataset_id), dataset_path, sha256=dataset.sha256,
             size_bytes=dataset.size_bytes, max_bytes=self.options.max_dataset_bytes,
-            what=f"dataset {dataset.dataset_id}")
+            what=f"dataset {dataset.dataset_id}", limit_setting="MLMESH_TRANSLATOR_MAX_DATASET_BYTES")
 
         onnx_path, report_path = work / "model.onnx", work / "report.json"
         outcome = await self.worker.run(WorkerRequest(
