@@ -78,9 +78,10 @@ def _split(method: str) -> tuple[str, str]:
 class MeshInterceptor(grpc.aio.ServerInterceptor):
     """Request id, access log, metrics and error mapping around every handler."""
 
-    def __init__(self, server: str, metrics: Metrics):
+    def __init__(self, server: str, metrics: Metrics, quiet_methods: frozenset[str] = frozenset()):
         self.domain = f"{server}.mlmesh"
         self.metrics = metrics
+        self.quiet_methods = quiet_methods
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
@@ -171,6 +172,7 @@ class _Call:
         self.short = f"{service.rsplit('.', 1)[-1]}.{method}"
         self.started = time.perf_counter()
         self.token: contextvars.Token | None = None
+        self.quiet = f"/{service}/{method}" in ic.quiet_methods
 
     async def begin(self) -> None:
         self.token = request_id_var.set(self.request_id)
@@ -186,7 +188,12 @@ class _Call:
         m.latency.labels(self.service, self.method).observe(elapsed)
         if self.streaming:
             m.in_flight.labels(self.service, self.method).dec()
-        level = logging.INFO if code in ("OK", "CANCELLED") or not code.startswith("INTERNAL") else logging.ERROR
+        if code == "OK" and self.quiet:
+            level = logging.DEBUG
+        else:
+            level = logging.INFO if code in ("OK", "CANCELLED") or not code.startswith("INTERNAL") else logging.ERROR
+        if not log.isEnabledFor(level):
+            return
         log.log(level, "[%s] code=%s %.1fms%s", self.short, code, elapsed * 1000, f" {note}" if note else "")
 
     async def fail(self, exc: BaseException) -> None:

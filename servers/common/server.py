@@ -35,8 +35,12 @@ log = logging.getLogger("mlmesh.server")
 class MeshServer:
     """One gRPC server with the mesh's cross-cutting concerns."""
 
-    def __init__(self, name: str, settings: ServerSettings, *, configure_logs: bool = False):
+    def __init__(self, name: str, settings: ServerSettings, *, configure_logs: bool = False,
+                 quiet_methods: frozenset[str] = frozenset()):
+        """`quiet_methods`: "/pkg.Service/Method" paths on a hot path (per-prediction calls) whose
+        successful calls are access-logged at DEBUG; their errors, metrics and request ids stay."""
         self.name = name
+        self.quiet_methods = frozenset(quiet_methods)
         self.settings = settings
         if configure_logs:
             configure_logging(settings.log_level, name)
@@ -67,7 +71,7 @@ class MeshServer:
             ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        server = grpc.aio.server(interceptors=[MeshInterceptor(self.name, self.metrics)], options=options)
+        server = grpc.aio.server(interceptors=[MeshInterceptor(self.name, self.metrics, self.quiet_methods)], options=options)
         for _, add in self._services:
             add(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -335,3 +335,19 @@ def test_tensorflow_keeps_learning_a_channels_last_keras_classifier(tmp_path):
     assert backend.loss(X, y).mean() < start
     with pytest.raises(FailedPrecondition, match="takes input"):
         load_backend("tensorflow", path, "classification", {}, (1, 6, 6), K)
+
+
+@pytest.mark.parametrize("estimator", ["SGDRegressor", "PassiveAggressiveRegressor"])
+def test_sklearn_linear_regressors_predict_exactly_what_sklearn_predicts(estimator):
+    # The backend computes X @ coef_ + intercept_ itself for these (skipping sklearn's per-call
+    # validation); it must give sklearn's own answer.
+    rng = np.random.default_rng(3)
+    backend = make_backend("sklearn", "regression", {"estimator": estimator, "random_state": 0}, (36,), None)
+    X = rng.normal(size=(200, 36)).astype(np.float32)
+    y = (X @ rng.normal(size=36)).astype(np.float32)
+    for i in range(0, 200, 32):
+        backend.learn(X[i:i + 32], y[i:i + 32])
+    ours = backend.predict(X[:50])
+    theirs = backend.estimator.predict(X[:50].astype(np.float64))
+    np.testing.assert_allclose(ours, theirs.astype(np.float32), rtol=1e-5, atol=1e-5)
+    assert ours.shape == (50,) and ours.dtype == np.float32

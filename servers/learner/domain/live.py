@@ -97,6 +97,8 @@ class LiveLearner:
         self._pending_n = 0
         self.subscribers: set[asyncio.Queue] = set()
         self._monitor_task: asyncio.Task | None = None
+        self._predict_queue: list[tuple[list[Obs], str, asyncio.Future]] = []
+        self._predict_drainer: asyncio.Task | None = None
         self.closed = False
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -228,25 +230,64 @@ class LiveLearner:
     # -- predicting and explaining ---------------------------------------------------------------
 
     async def predict(self, inputs: list[Obs], sensor_id: str) -> Prediction:
-        outputs, due = await self.run(self._predict_sync, inputs, sensor_id)
-        if due:
-            self.schedule_monitoring()
+        """Predictions that arrive while the worker thread is busy are answered together: one hop to
+        the thread and one call into the model for all of them (no waiting added when it is idle)."""
+        if self.closed:
+            raise errors.NotFound(f"learner {self.learner_id} was deleted", reason="LEARNER_NOT_FOUND")
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._predict_queue.append((inputs, sensor_id, future))
+        if self._predict_drainer is None or self._predict_drainer.done():
+            self._predict_drainer = loop.create_task(self._drain_predictions())
+        outputs = await future
         return Prediction(outputs, self.record.current_model_id, self.counters.observations_learned)
 
-    def _predict_sync(self, inputs: list[Obs], sensor_id: str) -> tuple[list[Output], bool]:
-        X, ctx = self.transformer.model_inputs(inputs, sensor_id)
-        predictions = self.backend.predict(X)
-        outputs = self.transformer.outputs(predictions, ctx)
-        self.counters.predictions_served += len(outputs)
-        # Forecasts from a sensor's buffer repeat windows the learner already monitored while learning.
-        due = False if sensor_id else self.monitor.observe_inputs(self.transformer.monitor_rows(X))
-        return outputs, due
+    async def _drain_predictions(self) -> None:
+        while self._predict_queue:
+            batch, self._predict_queue = self._predict_queue, []
+            try:
+                results, due = await self.run(self._predict_batch_sync, [(i, s) for i, s, _ in batch])
+            except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch
+                results, due = [exc] * len(batch), False
+            for (_inputs, _sensor, future), result in zip(batch, results):
+                if future.done():  # the caller went away
+                    continue
+                if isinstance(result, BaseException):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+            if due:
+                self.schedule_monitoring()
 
-    def predict_rows_sync(self, X: np.ndarray) -> np.ndarray:
-        """Raw model predictions for already-shaped inputs (the Open Inference Protocol)."""
-        predictions = self.backend.predict(X)
-        self.counters.predictions_served += len(X)
-        return predictions
+    def _predict_batch_sync(self, requests: list[tuple[list[Obs], str]]) -> tuple[list, bool]:
+        """One model call for several requests; a request whose inputs are bad gets its own error."""
+        results: list = [None] * len(requests)
+        prepared: list[tuple[int, np.ndarray, Any, str]] = []
+        for i, (inputs, sensor_id) in enumerate(requests):
+            try:
+                X, ctx = self.transformer.model_inputs(inputs, sensor_id)
+            except errors.MeshError as exc:
+                results[i] = exc
+                continue
+            prepared.append((i, X, ctx, sensor_id))
+        if not prepared:
+            return results, False
+        X_all = prepared[0][1] if len(prepared) == 1 else np.concatenate([p[1] for p in prepared])
+        predictions = self.backend.predict(X_all)
+        start = 0
+        monitored = []
+        for i, X, ctx, sensor_id in prepared:
+            results[i] = self.transformer.outputs(predictions[start:start + len(X)], ctx)
+            start += len(X)
+            self.counters.predictions_served += len(results[i])
+            # Forecasts from a sensor's buffer repeat windows the learner already monitored while learning.
+            if not sensor_id:
+                monitored.append(X)
+        due = False
+        if monitored:
+            rows = monitored[0] if len(monitored) == 1 else np.concatenate(monitored)
+            due = self.monitor.observe_inputs(self.transformer.monitor_rows(rows))
+        return results, due
 
     async def explain(self, obs: Obs | None, sensor_id: str, method: str, steps: int, target_class: int | None):
         return await self.run(self._explain_sync, obs, sensor_id, method, steps, target_class)
