@@ -237,7 +237,9 @@ class TrainerCore:
                         if event.sequence > last:
                             last = event.sequence
                             yield event
-                    else:
+                    elif J.can_transition(job.state, event.state):
+                        # Only a move on from what was last sent: a change published between this
+                        # watcher's registration and its first read of the job is already in that read.
                         job = event
                         yield job
         finally:
