@@ -70,3 +70,28 @@ async def test_a_deleted_learner_answers_not_found(tmp_path):
     with pytest.raises(Exception) as info:
         await live.predict([Obs(row=np.zeros(FEATURES))], "")
     assert getattr(info.value, "reason", "") == "LEARNER_NOT_FOUND"
+
+
+async def test_a_fast_idle_model_answers_on_the_event_loop_and_a_busy_one_on_its_thread(tmp_path):
+    live = _live(tmp_path)
+    threads = []
+    predict = live.backend.predict
+
+    def spy(X):
+        import threading
+
+        threads.append(threading.current_thread().name)
+        return predict(X)
+
+    live.backend.predict = spy
+    row = [Obs(row=np.zeros(FEATURES))]
+    await live.predict(row, "")  # first call: not measured yet, goes to the worker thread
+    await live.predict(row, "")  # measured fast, worker idle: on the event loop
+    learning = asyncio.ensure_future(live.learn([Obs(row=np.ones(FEATURES), target=1.0)] * 64, False,
+                                                lambda: None))
+    await asyncio.sleep(0)  # the learning step is now on the worker thread
+    await live.predict(row, "")  # so this prediction waits its turn there
+    await learning
+    assert threads[0].startswith("ThreadPoolExecutor") and threads[1] == "MainThread"
+    assert threads.count("MainThread") == 1  # the prediction during learning did not run on the loop
+    live.close()

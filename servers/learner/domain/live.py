@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import math
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -30,6 +31,9 @@ from servers.learner.domain.records import CLASSIFICATION_TASK, LearnerRecord, s
 from servers.learner.ml.base import Backend, Obs, Output, Transformer
 
 log = logging.getLogger("mlmesh.learner")
+# A model whose recent predict calls all took less than this answers on the event loop when the
+# worker thread is idle (a linear model: ~10 us); slower ones (a GRU: ms) always use the thread.
+INLINE_PREDICT_SECONDS = 200e-6
 T = TypeVar("T")
 
 
@@ -99,6 +103,8 @@ class LiveLearner:
         self._monitor_task: asyncio.Task | None = None
         self._predict_queue: list[tuple[list[Obs], str, asyncio.Future]] = []
         self._predict_drainer: asyncio.Task | None = None
+        self._in_worker = 0  # calls on (or queued for) the worker thread
+        self._predict_seconds = math.inf  # until measured on the worker thread, predictions go there
         self.closed = False
 
     # -- plumbing --------------------------------------------------------------------------------
@@ -114,7 +120,11 @@ class LiveLearner:
     async def run(self, fn: Callable[..., T], *args) -> T:
         if self.closed:
             raise errors.NotFound(f"learner {self.learner_id} was deleted", reason="LEARNER_NOT_FOUND")
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        self._in_worker += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        finally:
+            self._in_worker -= 1
 
     def validation_loss(self) -> float:
         return float(np.mean(self.validation)) if self.validation else math.nan
@@ -234,6 +244,15 @@ class LiveLearner:
         the thread and one call into the model for all of them (no waiting added when it is idle)."""
         if self.closed:
             raise errors.NotFound(f"learner {self.learner_id} was deleted", reason="LEARNER_NOT_FOUND")
+        if not self._in_worker and self._predict_seconds < INLINE_PREDICT_SECONDS:
+            # Nothing runs on the worker thread and this model answers in microseconds: answering on
+            # the event loop saves two thread switches, and nothing else can touch the model meanwhile.
+            [result], due = self._predict_batch_sync([(inputs, sensor_id)])
+            if due:
+                self.schedule_monitoring()
+            if isinstance(result, BaseException):
+                raise result
+            return Prediction(result, self.record.current_model_id, self.counters.observations_learned)
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         self._predict_queue.append((inputs, sensor_id, future))
@@ -273,7 +292,12 @@ class LiveLearner:
         if not prepared:
             return results, False
         X_all = prepared[0][1] if len(prepared) == 1 else np.concatenate([p[1] for p in prepared])
+        started = time.perf_counter()
         predictions = self.backend.predict(X_all)
+        # Slowest recent model call (decays): decides whether a prediction may run on the event loop.
+        elapsed = time.perf_counter() - started
+        self._predict_seconds = elapsed if math.isinf(self._predict_seconds) else max(
+            elapsed, 0.9 * self._predict_seconds)
         start = 0
         monitored = []
         for i, X, ctx, sensor_id in prepared:
