@@ -12,7 +12,6 @@ error figures move.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import math
 import subprocess
 import time
@@ -20,12 +19,13 @@ from pathlib import Path
 
 import grpc
 import httpx
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2
 from mlmesh.learner.v1 import learner_service_pb2 as lpb
 from mlmesh.learner.v1 import learner_service_pb2_grpc as lgrpc
 from rich.console import Console
 from rich.table import Table
 
+from clients.sensors import Row, observation, read_rows
 from clients.settings import ClientSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,31 +39,16 @@ def _power_csv(path: Path, days: int, seed: int) -> Path:
     return path
 
 
-def _split(path: Path, days: tuple[int, int]) -> list[dict]:
-    with open(path) as f:
-        return list(csv.DictReader(f))[days[0] * 96:days[1] * 96]
+def _days(path: Path, days: tuple[int, int]) -> list[Row]:
+    return list(read_rows(path, "timestamp", "power_kw"))[days[0] * 96:days[1] * 96]
 
 
-def _write(rows: list[dict], path: Path) -> Path:
+def _write(rows: list[Row], path: Path) -> Path:
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=["timestamp", "power_kw"])
-        writer.writeheader()
-        writer.writerows(rows)
+        writer = csv.writer(f)
+        writer.writerow(["timestamp", "power_kw"])
+        writer.writerows((r.time.isoformat(), f"{r.value:.3f}") for r in rows)
     return path
-
-
-def _readings(rows: list[dict], scale: float = 1.0, start: dt.datetime | None = None) -> list[lpb.Observation]:
-    first = dt.datetime.fromisoformat(rows[0]["timestamp"]).replace(tzinfo=dt.UTC)
-    out = []
-    for row in rows:
-        when = dt.datetime.fromisoformat(row["timestamp"]).replace(tzinfo=dt.UTC)
-        if start is not None:
-            when = start + (when - first)
-        ts = timestamp_pb2.Timestamp()
-        ts.FromDatetime(when)
-        out.append(lpb.Observation(reading=lpb.SensorReading(sensor_id=SENSOR, time=ts,
-                                                             value=float(row["power_kw"]) * scale)))
-    return out
 
 
 def run_demo_learner(settings: ClientSettings, console: Console, token: str) -> int:
@@ -78,7 +63,7 @@ def run_demo_learner(settings: ClientSettings, console: Console, token: str) -> 
 
     say("1. reference dataset: meter-7's first week (kW, every 15 minutes)")
     history = _power_csv(work / "meter-7.csv", 16, 12)
-    reference = _write(_split(history, (0, 7)), work / "reference.csv")
+    reference = _write(_days(history, (0, 7)), work / "reference.csv")
     r = httpx.post(f"{base}/v1/datasets:upload", params={"organization_id": settings.org,
                    "display_name": "uc10-reference"}, content=reference.read_bytes(),
                    headers={**auth, "content-type": "text/csv"}, timeout=60)
@@ -104,7 +89,7 @@ def run_demo_learner(settings: ClientSettings, console: Console, token: str) -> 
                       f"{learner.feature_names[0]}..{learner.feature_names[-1]}")
 
         say("3. stream the next 8 days of meter-7 over one Learn stream")
-        stream = _readings(_split(history, (7, 15)))
+        stream = [observation(r, SENSOR) for r in _days(history, (7, 15))]
 
         def requests(observations):
             for i in range(0, len(observations), 96):
@@ -143,8 +128,8 @@ def run_demo_learner(settings: ClientSettings, console: Console, token: str) -> 
         before = stub.GetMonitoring(lpb.GetMonitoringRequest(learner_id=learner.learner_id, refresh=True),
                                     metadata=metadata)
         say("6. the meter's level shifts (+60%): one more day")
-        last = stream[-1].reading.time.ToDatetime().replace(tzinfo=dt.UTC) + dt.timedelta(minutes=15)
-        shifted = _readings(_split(history, (15, 16)), scale=1.6, start=last)
+        # The meter's 16th day, at +60%, right after the streamed days.
+        shifted = [observation(r, SENSOR, scale=1.6) for r in _days(history, (15, 16))]
         for _ack in stub.Learn(requests(shifted), metadata=metadata):
             pass
         after = stub.GetMonitoring(lpb.GetMonitoringRequest(learner_id=learner.learner_id, refresh=True),

@@ -100,6 +100,16 @@ def read_rows(path: Path, time_column: str, value_column: str, limit: int | None
             yield previous
 
 
+def observation(row: Row, sensor_id: str, *, scale: float = 1.0):
+    """A reading as a learner observation (`scale` multiplies the value, for what-if replays)."""
+    from mlmesh.learner.v1 import learner_service_pb2 as pb
+
+    from servers.common.timestamps import timestamp_to_proto
+
+    return pb.Observation(reading=pb.SensorReading(sensor_id=sensor_id, time=timestamp_to_proto(row.time),
+                                                   value=row.value * scale))
+
+
 def check_csv(path: Path, time_column: str, value_column: str, limit: int | None = None) -> int:
     """Reads the whole CSV once (memory stays flat) and returns its number of readings; raises CsvError."""
     n = sum(1 for _ in read_rows(path, time_column, value_column, limit))
@@ -158,7 +168,6 @@ async def replay_grpc(rows: Iterator[Row], *, target: str, token: str | None, le
     from mlmesh.learner.v1 import learner_service_pb2 as pb
     from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
 
-    from servers.common.timestamps import timestamp_to_proto
 
     metadata = (("authorization", f"Bearer {token}"),) if token else ()
     result = LearnResult()
@@ -188,8 +197,7 @@ async def replay_grpc(rows: Iterator[Row], *, target: str, token: str | None, le
                         taken.append(row)
                 if taken:
                     await call.write(pb.LearnRequest(learner_id=learner_id, observations=[
-                        pb.Observation(reading=pb.SensorReading(sensor_id=sensor_id, time=timestamp_to_proto(r.time),
-                                                                value=r.value)) for r in taken]))
+                        observation(r, sensor_id) for r in taken]))
                     result.sent += len(taken)
                     result.messages += 1
                     if on_sent:

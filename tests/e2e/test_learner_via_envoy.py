@@ -4,8 +4,6 @@ environment, as a separate process)."""
 
 from __future__ import annotations
 
-import csv
-import datetime as dt
 import json
 import subprocess
 from pathlib import Path
@@ -13,9 +11,11 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2
 from mlmesh.learner.v1 import learner_service_pb2 as lpb
 from mlmesh.learner.v1 import learner_service_pb2_grpc as lgrpc
+
+from clients.sensors import observation, read_rows
 
 REPO = Path(__file__).resolve().parents[2]
 ML_PYTHON = REPO / ".venv-ml" / "bin" / "python"
@@ -45,14 +45,7 @@ print(json.dumps(out))
 
 
 def _readings(path: Path, sensor: str) -> list[lpb.Observation]:
-    out = []
-    with open(path) as f:
-        for row in csv.DictReader(f):
-            ts = timestamp_pb2.Timestamp()
-            ts.FromDatetime(dt.datetime.fromisoformat(row["timestamp"]).replace(tzinfo=dt.UTC))
-            out.append(lpb.Observation(reading=lpb.SensorReading(sensor_id=sensor, time=ts,
-                                                                 value=float(row["power_kw"]))))
-    return out
+    return [observation(r, sensor) for r in read_rows(path, "timestamp", "power_kw")]
 
 
 @pytest.fixture(scope="module")

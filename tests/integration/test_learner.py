@@ -5,29 +5,19 @@ predict, explain, monitor, bad inputs, and kill -9 → resume from the last save
 from __future__ import annotations
 
 import asyncio
-import csv
-import datetime as dt
 import math
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
 from mlmesh.learner.v1 import learner_service_pb2 as lpb
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 
+from clients.sensors import observation, read_rows
 from tests.fixtures.learner import power_csv
 
 
 def readings(path, sensor="meter-1", limit=None):
-    with open(path) as f:
-        rows = list(csv.DictReader(f))[:limit]
-    out = []
-    for row in rows:
-        ts = timestamp_pb2.Timestamp()
-        ts.FromDatetime(dt.datetime.fromisoformat(row["timestamp"]).replace(tzinfo=dt.UTC))
-        out.append(lpb.Observation(reading=lpb.SensorReading(sensor_id=sensor, time=ts,
-                                                             value=float(row["power_kw"]))))
-    return out
+    return [observation(r, sensor) for r in read_rows(path, "timestamp", "power_kw", limit)]
 
 
 async def learn(stub, learner_id, observations, per_message=48):
