@@ -40,6 +40,12 @@ try:
     client.infer("no-such-model", [inp], headers=headers)
 except tg.InferenceServerException as exc:
     out["unknown"] = exc.status()
+other = {"authorization": "Bearer " + sys.argv[5]}
+out["other_org_ready"] = client.is_model_ready(name, headers=other)
+try:
+    client.infer(name, [inp], headers=other)
+except tg.InferenceServerException as exc:
+    out["other_org"] = exc.status()
 print(json.dumps(out))
 """
 
@@ -107,7 +113,8 @@ def test_learner_through_envoy_grpc_rest_and_tritonclient(stack, power_dataset, 
                            params={"refresh": "true"}, timeout=60)
     assert monitoring.status_code == 200 and int(monitoring.json()["errors"]["count"]) > 0
 
-    proc = subprocess.run([str(ML_PYTHON), "-c", TRITON_CLIENT, stack.envoy, token, name, json.dumps([window])],
+    proc = subprocess.run([str(ML_PYTHON), "-c", TRITON_CLIENT, stack.envoy, token, name, json.dumps([window]),
+                           stack.token("another-org")],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     triton = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -115,3 +122,4 @@ def test_learner_through_envoy_grpc_rest_and_tritonclient(stack, power_dataset, 
     assert triton["inputs"][0]["shape"] == ["-1", "36"]
     assert triton["predict"][0] == pytest.approx(rest_value, rel=1e-6)
     assert triton["unknown"] == "StatusCode.NOT_FOUND"
+    assert not triton["other_org_ready"] and triton["other_org"] == "StatusCode.PERMISSION_DENIED"

@@ -11,6 +11,7 @@ from kserve import grpc_predict_v2_pb2 as v2
 from kserve import grpc_predict_v2_pb2_grpc as v2_grpc
 
 from servers.common import errors
+from servers.common.caller import caller_org
 from servers.learner.domain.live import LiveLearner
 from servers.learner.domain.records import READY
 from servers.learner.domain.service import LearnerCore
@@ -37,13 +38,13 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
 
     async def ModelReady(self, request, context):  # noqa: N802
         try:
-            live = self.core.by_name(request.name)
-        except errors.NotFound:
+            live = self._model(request.name, request.version, context)
+        except (errors.NotFound, errors.PermissionDenied):
             return v2.ModelReadyResponse(ready=False)
-        return v2.ModelReadyResponse(ready=live.record.state == READY and _version_ok(live, request.version))
+        return v2.ModelReadyResponse(ready=live.record.state == READY)
 
     async def ModelMetadata(self, request, context):  # noqa: N802
-        live = self._model(request.name, request.version)
+        live = self._model(request.name, request.version, context)
         shape = list(live.transformer.input_shape)
         if live.spec.transformer == "image":
             inputs = [v2.ModelMetadataResponse.TensorMetadata(name="input-0", datatype="BYTES", shape=[-1])]
@@ -54,15 +55,19 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
             name=live.record.display_name, versions=[str(live.record.version)],
             platform=f"mlmesh-{live.spec.backend}", inputs=inputs, outputs=[_output_metadata(live)])
 
-    def _model(self, name: str, version: str) -> LiveLearner:
+    def _model(self, name: str, version: str, context) -> LiveLearner:
         live = self.core.by_name(name)
+        org = caller_org(context)
+        if org and org != live.record.organization_id:
+            raise errors.PermissionDenied(f"model {name!r} belongs to another organization",
+                                          reason="ORGANIZATION_MISMATCH")
         if not _version_ok(live, version):
             raise errors.NotFound(f"model {name!r} serves version {live.record.version} only, not {version!r}",
                                   reason="MODEL_VERSION_NOT_FOUND")
         return live
 
     async def ModelInfer(self, request: v2.ModelInferRequest, context):  # noqa: N802
-        live = self._model(request.model_name, request.model_version)
+        live = self._model(request.model_name, request.model_version, context)
         if len(request.inputs) != 1:
             raise errors.InvalidArgument(f"model {request.model_name!r} takes exactly one input tensor, got "
                                          f"{len(request.inputs)}", reason="INPUT_COUNT")
