@@ -40,6 +40,11 @@ def _mesh() -> MeshSettings:
     return MeshSettings()
 
 
+def mesh_setting(name: str):
+    """A default factory for a field that falls back to the mesh-wide `MLMESH_<NAME>`."""
+    return lambda: getattr(_mesh(), name)
+
+
 class ServerSettings(BaseSettings):
     """What every gRPC server needs. Subclass it; do not instantiate it directly."""
 
@@ -69,3 +74,25 @@ class ServerSettings(BaseSettings):
     max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest single gRPC message accepted or sent."
     )
+
+
+class DatabaseSettings(BaseSettings):
+    """Mixin for a server that keeps state in PostgreSQL: `database_url` defaults to the mesh-wide
+    `MLMESH_DATABASE_URL`; `MLMESH_<NAME>_DATABASE_URL` overrides it for one server."""
+
+    database_url: str | None = Field(
+        default_factory=mesh_setting("database_url"),
+        description="PostgreSQL DSN of this server's tables (default: MLMESH_DATABASE_URL). Every server prefixes "
+        "its tables, so all can share one database.",
+    )
+
+    def require_database_url(self) -> str:
+        """The DSN, or FailedPrecondition naming the variables to set (a server's start-up check)."""
+        if not self.database_url:
+            from servers.common import errors
+
+            prefix = self.model_config.get("env_prefix", "MLMESH_")
+            raise errors.FailedPrecondition(
+                f"no database: set MLMESH_DATABASE_URL (or {prefix}DATABASE_URL); `make up` does this for the "
+                "embedded PostgreSQL")
+        return self.database_url
