@@ -158,8 +158,3 @@ async def download_to_file(chunks: AsyncIterator[bytes], path: Path, *, sha256: 
 def _write_and_hash(f, h, chunk: bytes) -> None:
     h.update(chunk)
     f.write(chunk)
-
-
-def _write_and_hash(f, h, chunk: bytes) -> None:
-    h.update(chunk)
-    f.write(chunk)
