@@ -66,7 +66,7 @@ def ensure_mlserver_venv(venv: Path = VENV, requirements: Path = REQUIREMENTS, p
 
 def _grpc_model_ready(target: str, model_name: str) -> bool:
     import grpc
-    from kserve import grpc_predict_v2_pb2 as pb
+    from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2 as pb
 
     with grpc.insecure_channel(target) as channel:
         ready = channel.unary_unary("/inference.GRPCInferenceService/ModelReady",

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-from kserve import grpc_predict_v2_pb2 as pb
+from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2 as pb
 
 N_FEATURES = 36
 INFER = "/inference.GRPCInferenceService/ModelInfer"

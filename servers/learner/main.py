@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import logging
 
-from kserve import grpc_predict_v2_pb2 as v2
-from kserve import grpc_predict_v2_pb2_grpc as v2_grpc
 from mlmesh.learner.v1 import learner_service_pb2 as pb
 from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
+from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2 as v2
+from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2_grpc as v2_grpc
 
 from servers.common import errors
 from servers.common.server import MeshServer, run

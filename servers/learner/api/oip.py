@@ -7,8 +7,8 @@ do: a tabular or power-forecast learner takes one FP32/FP64 tensor [n, features]
 from __future__ import annotations
 
 import numpy as np
-from kserve import grpc_predict_v2_pb2 as v2
-from kserve import grpc_predict_v2_pb2_grpc as v2_grpc
+from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2 as v2
+from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2_grpc as v2_grpc
 
 from servers.common import errors
 from servers.common.caller import caller_org

@@ -2,7 +2,7 @@
 """Client and server classes corresponding to protobuf-defined services."""
 import grpc
 
-from kserve import grpc_predict_v2_pb2 as kserve_dot_grpc__predict__v2__pb2
+from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2 as mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2
 
 
 class GRPCInferenceServiceStub(object):
@@ -17,33 +17,33 @@ class GRPCInferenceServiceStub(object):
         """
         self.ServerLive = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerLive',
-                request_serializer=kserve_dot_grpc__predict__v2__pb2.ServerLiveRequest.SerializeToString,
-                response_deserializer=kserve_dot_grpc__predict__v2__pb2.ServerLiveResponse.FromString,
+                request_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerLiveRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerLiveResponse.FromString,
                 )
         self.ServerReady = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerReady',
-                request_serializer=kserve_dot_grpc__predict__v2__pb2.ServerReadyRequest.SerializeToString,
-                response_deserializer=kserve_dot_grpc__predict__v2__pb2.ServerReadyResponse.FromString,
+                request_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerReadyRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerReadyResponse.FromString,
                 )
         self.ModelReady = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelReady',
-                request_serializer=kserve_dot_grpc__predict__v2__pb2.ModelReadyRequest.SerializeToString,
-                response_deserializer=kserve_dot_grpc__predict__v2__pb2.ModelReadyResponse.FromString,
+                request_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelReadyRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelReadyResponse.FromString,
                 )
         self.ServerMetadata = channel.unary_unary(
                 '/inference.GRPCInferenceService/ServerMetadata',
-                request_serializer=kserve_dot_grpc__predict__v2__pb2.ServerMetadataRequest.SerializeToString,
-                response_deserializer=kserve_dot_grpc__predict__v2__pb2.ServerMetadataResponse.FromString,
+                request_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerMetadataRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerMetadataResponse.FromString,
                 )
         self.ModelMetadata = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelMetadata',
-                request_serializer=kserve_dot_grpc__predict__v2__pb2.ModelMetadataRequest.SerializeToString,
-                response_deserializer=kserve_dot_grpc__predict__v2__pb2.ModelMetadataResponse.FromString,
+                request_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelMetadataRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelMetadataResponse.FromString,
                 )
         self.ModelInfer = channel.unary_unary(
                 '/inference.GRPCInferenceService/ModelInfer',
-                request_serializer=kserve_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
-                response_deserializer=kserve_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
+                request_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
                 )
 
 
@@ -105,33 +105,33 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'ServerLive': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerLive,
-                    request_deserializer=kserve_dot_grpc__predict__v2__pb2.ServerLiveRequest.FromString,
-                    response_serializer=kserve_dot_grpc__predict__v2__pb2.ServerLiveResponse.SerializeToString,
+                    request_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerLiveRequest.FromString,
+                    response_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerLiveResponse.SerializeToString,
             ),
             'ServerReady': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerReady,
-                    request_deserializer=kserve_dot_grpc__predict__v2__pb2.ServerReadyRequest.FromString,
-                    response_serializer=kserve_dot_grpc__predict__v2__pb2.ServerReadyResponse.SerializeToString,
+                    request_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerReadyRequest.FromString,
+                    response_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerReadyResponse.SerializeToString,
             ),
             'ModelReady': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelReady,
-                    request_deserializer=kserve_dot_grpc__predict__v2__pb2.ModelReadyRequest.FromString,
-                    response_serializer=kserve_dot_grpc__predict__v2__pb2.ModelReadyResponse.SerializeToString,
+                    request_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelReadyRequest.FromString,
+                    response_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelReadyResponse.SerializeToString,
             ),
             'ServerMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.ServerMetadata,
-                    request_deserializer=kserve_dot_grpc__predict__v2__pb2.ServerMetadataRequest.FromString,
-                    response_serializer=kserve_dot_grpc__predict__v2__pb2.ServerMetadataResponse.SerializeToString,
+                    request_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerMetadataRequest.FromString,
+                    response_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerMetadataResponse.SerializeToString,
             ),
             'ModelMetadata': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelMetadata,
-                    request_deserializer=kserve_dot_grpc__predict__v2__pb2.ModelMetadataRequest.FromString,
-                    response_serializer=kserve_dot_grpc__predict__v2__pb2.ModelMetadataResponse.SerializeToString,
+                    request_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelMetadataRequest.FromString,
+                    response_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelMetadataResponse.SerializeToString,
             ),
             'ModelInfer': grpc.unary_unary_rpc_method_handler(
                     servicer.ModelInfer,
-                    request_deserializer=kserve_dot_grpc__predict__v2__pb2.ModelInferRequest.FromString,
-                    response_serializer=kserve_dot_grpc__predict__v2__pb2.ModelInferResponse.SerializeToString,
+                    request_deserializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelInferRequest.FromString,
+                    response_serializer=mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelInferResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -156,8 +156,8 @@ class GRPCInferenceService(object):
             timeout=None,
             metadata=None):
         return grpc.experimental.unary_unary(request, target, '/inference.GRPCInferenceService/ServerLive',
-            kserve_dot_grpc__predict__v2__pb2.ServerLiveRequest.SerializeToString,
-            kserve_dot_grpc__predict__v2__pb2.ServerLiveResponse.FromString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerLiveRequest.SerializeToString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerLiveResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
@@ -173,8 +173,8 @@ class GRPCInferenceService(object):
             timeout=None,
             metadata=None):
         return grpc.experimental.unary_unary(request, target, '/inference.GRPCInferenceService/ServerReady',
-            kserve_dot_grpc__predict__v2__pb2.ServerReadyRequest.SerializeToString,
-            kserve_dot_grpc__predict__v2__pb2.ServerReadyResponse.FromString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerReadyRequest.SerializeToString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerReadyResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
@@ -190,8 +190,8 @@ class GRPCInferenceService(object):
             timeout=None,
             metadata=None):
         return grpc.experimental.unary_unary(request, target, '/inference.GRPCInferenceService/ModelReady',
-            kserve_dot_grpc__predict__v2__pb2.ModelReadyRequest.SerializeToString,
-            kserve_dot_grpc__predict__v2__pb2.ModelReadyResponse.FromString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelReadyRequest.SerializeToString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelReadyResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
@@ -207,8 +207,8 @@ class GRPCInferenceService(object):
             timeout=None,
             metadata=None):
         return grpc.experimental.unary_unary(request, target, '/inference.GRPCInferenceService/ServerMetadata',
-            kserve_dot_grpc__predict__v2__pb2.ServerMetadataRequest.SerializeToString,
-            kserve_dot_grpc__predict__v2__pb2.ServerMetadataResponse.FromString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerMetadataRequest.SerializeToString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ServerMetadataResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
@@ -224,8 +224,8 @@ class GRPCInferenceService(object):
             timeout=None,
             metadata=None):
         return grpc.experimental.unary_unary(request, target, '/inference.GRPCInferenceService/ModelMetadata',
-            kserve_dot_grpc__predict__v2__pb2.ModelMetadataRequest.SerializeToString,
-            kserve_dot_grpc__predict__v2__pb2.ModelMetadataResponse.FromString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelMetadataRequest.SerializeToString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelMetadataResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 
@@ -241,7 +241,7 @@ class GRPCInferenceService(object):
             timeout=None,
             metadata=None):
         return grpc.experimental.unary_unary(request, target, '/inference.GRPCInferenceService/ModelInfer',
-            kserve_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
-            kserve_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
+            mlmesh_dot_thirdparty_dot_kserve_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
