@@ -73,7 +73,7 @@ check-contracts: $(VENV)/.stamp
 test: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 	$(MAKE) check-gen check-contracts lint
 	$(PY) -m pytest -q
-	$(MLV)/bin/python -m pytest -q --confcutdir=tests/learner tests/learner
+	$(MLV)/bin/python -m pytest -q --confcutdir=tests/ml_venv tests/ml_venv
 
 up: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 	$(PY) -m servers.devstack up

@@ -1,7 +1,7 @@
 """Shared fixtures. Each real component has its own fixture module."""
 
-# tests/learner runs in the ML environment (.venv-ml/), in its own pytest run (see its conftest).
-collect_ignore = ["learner"]
+# tests/ml_venv runs inside the ML virtualenv (.venv-ml/), in its own pytest run (see its conftest).
+collect_ignore = ["ml_venv"]
 
 pytest_plugins = [
     "tests.fixtures.postgres",
