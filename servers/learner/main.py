@@ -10,7 +10,6 @@ from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
 from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2 as v2
 from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2_grpc as v2_grpc
 
-from servers.common import errors
 from servers.common.server import MeshServer, run
 from servers.learner.adapters.db import connect
 from servers.learner.adapters.registry_client import RegistryClient
@@ -30,12 +29,9 @@ PREDICTION_METHODS = frozenset({
 
 async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
     """The Learner server and its core, every stored learner loaded (not started)."""
-    if not settings.database_url:
-        raise errors.FailedPrecondition(
-            "no database: set MLMESH_DATABASE_URL (or MLMESH_LEARNER_DATABASE_URL); `make up` does this for the "
-            "embedded PostgreSQL")
+    database_url = settings.require_database_url()
     assert settings.work_dir is not None
-    db = await connect(settings.database_url)
+    db = await connect(database_url)
     registry = RegistryClient(settings.registry_target, timeout=settings.registry_timeout_seconds,
                               stream_timeout=settings.registry_stream_timeout_seconds,
                               chunk_bytes=settings.transfer_chunk_bytes)

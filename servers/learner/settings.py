@@ -7,22 +7,19 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from servers.common.settings import ServerSettings, _mesh, settings_config
-
-LEARNER_PORT = 50055
-LEARNER_METRICS_PORT = 9105
+from servers.common.endpoints import PORTS, local_target
+from servers.common.settings import DatabaseSettings, ServerSettings, settings_config
 
 
-class LearnerSettings(ServerSettings):
+class LearnerSettings(DatabaseSettings, ServerSettings):
     model_config = settings_config("LEARNER")
 
-    port: int = Field(LEARNER_PORT, ge=0, le=65535, description="gRPC port of the Learner (LearnerService and "
-                      "the Open Inference Protocol's inference.GRPCInferenceService).")
-    metrics_port: int = Field(LEARNER_METRICS_PORT, ge=-1, le=65535, description="Prometheus port; -1 off.")
-    database_url: str | None = Field(
-        default_factory=lambda: _mesh().database_url,
-        description="PostgreSQL DSN for learners (default: MLMESH_DATABASE_URL). Tables are prefixed learner_.")
-    registry_target: str = Field("127.0.0.1:50051", description="host:port of the Registry's gRPC server.")
+    port: int = Field(PORTS["learner"].grpc, ge=0, le=65535, description="gRPC port of the Learner "
+                      "(LearnerService and the Open Inference Protocol's inference.GRPCInferenceService).")
+    metrics_port: int = Field(PORTS["learner"].metrics, ge=-1, le=65535,
+                              description="Prometheus port; -1 off.")
+    registry_target: str = Field(local_target("registry"),
+                                 description="host:port of the Registry's gRPC server.")
     registry_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of a unary Registry call.")
     registry_stream_timeout_seconds: float = Field(
         600.0, gt=0, description="Timeout of a model or dataset transfer to or from the Registry.")
