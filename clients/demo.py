@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from clients import session
 from clients.settings import ClientSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,8 +61,6 @@ def read_dataset_contract(settings: ClientSettings, address: str) -> tuple | Non
 
 
 def run_demo(settings: ClientSettings, console: Console) -> int:
-    from clients.cli import mint
-
     base = f"http://{settings.front_door}"
     org = settings.org
     step = 0
@@ -72,7 +71,7 @@ def run_demo(settings: ClientSettings, console: Console) -> int:
         console.rule(f"[bold]{step}. {text}")
 
     say(f"mint a JWT for organization {org!r} (embedded identity; Envoy checks it)")
-    token = settings.token or mint(settings, org)
+    token = session.bearer_token(settings, org)
     console.print(f"{token[:40]}…")
     auth = {"authorization": f"Bearer {token}"}
     work = settings.data_dir.resolve() / "demo"

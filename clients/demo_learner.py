@@ -25,6 +25,7 @@ from mlmesh.learner.v1 import learner_service_pb2_grpc as lgrpc
 from rich.console import Console
 from rich.table import Table
 
+from clients import session
 from clients.sensors import Row, observation, read_rows
 from clients.settings import ClientSettings
 
@@ -55,7 +56,7 @@ def run_demo_learner(settings: ClientSettings, console: Console, token: str) -> 
     work = settings.data_dir.resolve() / "demo-learner"
     work.mkdir(parents=True, exist_ok=True)
     auth = {"authorization": f"Bearer {token}"}
-    metadata = (("authorization", f"Bearer {token}"),)
+    metadata = session.metadata(token)
     base = f"http://{settings.front_door}"
 
     def say(text: str) -> None:

@@ -32,6 +32,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from clients import session
+
 sensors_app = typer.Typer(help="Sensor readings: replay a CSV into a learner over gRPC or through an MQTT "
                                "broker.", no_args_is_help=True)
 console = Console(soft_wrap=True)
@@ -168,8 +170,7 @@ async def replay_grpc(rows: Iterator[Row], *, target: str, token: str | None, le
     from mlmesh.learner.v1 import learner_service_pb2 as pb
     from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
 
-
-    metadata = (("authorization", f"Bearer {token}"),) if token else ()
+    metadata = session.metadata(token)
     result = LearnResult()
     async with grpc.aio.insecure_channel(target) as channel:
         stub = pb_grpc.LearnerServiceStub(channel)
@@ -318,11 +319,9 @@ def _replay_mqtt(rows: Iterator[Row], total: int, url: str, topic: str, rate: fl
 
 def _replay_grpc(rows: Iterator[Row], total: int, learner_id: str, sensor: str, rate: float | None, batch: int,
                  target: str | None, org: str | None) -> None:
-    from clients.cli import _fail, _settings, _token
-
-    s = _settings()
+    s = session.load_settings()
     target = target or s.front_door
-    token = _token(s, org or s.org)
+    token = session.bearer_token(s, org or s.org)
     with _bar() as bar:
         task = bar.add_task(f"learn {sensor}", total=total, status="")
 
@@ -339,7 +338,7 @@ def _replay_grpc(rows: Iterator[Row], total: int, learner_id: str, sensor: str, 
                 err.print(f"[red]NOT_FOUND[/red]: {exc.details()}")
                 err.print(f"no learner {learner_id} at {target}: check --learner (the learner's UUID) and --target")
                 raise typer.Exit(1) from None
-            raise _fail(exc) from None
+            raise session.fail(exc) from None
     last = result.last
     console.print(f"sent {result.sent} readings of {sensor} in {result.messages} messages to learner "
                   f"{learner.learner_id} ({learner.display_name})")
