@@ -1,11 +1,21 @@
-"""Bytes in object storage, hashed on the way in and checked on the way out. Shared by every
-server that keeps artifacts: datasets, recipe archives, trained models, ONNX translations."""
+"""Bytes in object storage, hashed on the way in and checked on the way out: the one artifact
+pipeline of every server that keeps artifacts (datasets, recipe archives, trained models, ONNX
+translations, learner versions).
+
+In: `write_hashed` (a stream, e.g. an upload) and `write_file` (a local file, e.g. a converter's
+output) give a `PendingObject` to `discard()` if a later step (ledger, database) fails.
+Out: `check_offset`, then `open_verified` (the stored bytes are hashed against the recorded SHA-256
+before the first byte is sent, and again on the way). From a peer: `download_to_file`.
+The gRPC half (HttpBody streams in and out of a servicer) is `servers.common.httpbody`; this module
+stays free of transport so domain code can use it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +23,7 @@ from pathlib import Path
 from servers.common import errors, hashing
 from servers.common.storage import ObjectStore, ObjectWriter
 
-log = logging.getLogger("mlmesh.registry.blobs")
+log = logging.getLogger("mlmesh.blobs")
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,21 @@ async def write_hashed(
     return pending
 
 
+async def write_file(store: ObjectStore, key: str, path: Path, *, what: str,
+                     chunk_bytes: int = 1 << 20) -> PendingObject:
+    """`write_hashed` for the local file `path` (an empty file is allowed: its size is recorded)."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        f = await asyncio.to_thread(open, path, "rb")
+        try:
+            while block := await asyncio.to_thread(f.read, chunk_bytes):
+                yield block
+        finally:
+            await asyncio.to_thread(f.close)
+
+    return await write_hashed(store, key, chunks(), max_bytes=sys.maxsize, what=what, allow_empty=True)
+
+
 async def _abort(writer: ObjectWriter, key: str) -> None:
     try:
         await writer.abort()
@@ -114,6 +139,16 @@ async def stream_checked(store: ObjectStore, key: str, *, offset: int, sha256: s
     if sha is not None and (sha.hexdigest() != sha256 or size != size_bytes):
         raise errors.DataLoss(f"{what} changed in storage while it was being sent; discard what you received",
                               reason="HASH_MISMATCH")
+
+
+async def open_verified(store: ObjectStore, key: str, *, offset: int, sha256: str, size_bytes: int, what: str,
+                        chunk_bytes: int = 1 << 20) -> AsyncIterator[bytes]:
+    """A download: `verify_stored` (every error is raised before the first byte), then the bytes of
+    `key` from `offset` as `stream_checked` sends them. Check the offset (`check_offset`) and the
+    ledger's record first; `sha256` is the ledger's."""
+    await verify_stored(store, key, sha256=sha256, size_bytes=size_bytes, what=what, chunk_bytes=chunk_bytes)
+    return stream_checked(store, key, offset=offset, sha256=sha256, size_bytes=size_bytes, what=what,
+                          chunk_bytes=chunk_bytes)
 
 
 def check_offset(offset: int, size_bytes: int, what: str) -> None:

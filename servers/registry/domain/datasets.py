@@ -216,12 +216,9 @@ class DatasetService:
                 f"({chain.size_bytes} bytes); refusing to serve it",
                 reason="LEDGER_MISMATCH",
             )
-        what = f"dataset {record.dataset_id}"
-        await blobs.verify_stored(self.store, record.object_key, sha256=chain.sha256, size_bytes=record.size_bytes,
-                                  what=what, chunk_bytes=self.read_chunk_bytes)
-        return record, blobs.stream_checked(
+        return record, await blobs.open_verified(
             self.store, record.object_key, offset=offset, sha256=chain.sha256, size_bytes=record.size_bytes,
-            what=what, chunk_bytes=self.read_chunk_bytes,
+            what=f"dataset {record.dataset_id}", chunk_bytes=self.read_chunk_bytes,
         )
 
     # -- provenance ---------------------------------------------------------------------------

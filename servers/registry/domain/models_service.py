@@ -253,12 +253,9 @@ class ModelService:
                 f"model {record.model_id}: the database records res_hash {record.res_md5} but its ledger contract "
                 f"{record.contract_address} records {chain.res_hash or 'nothing'}; refusing to serve it",
                 reason="LEDGER_MISMATCH")
-        what = f"model {record.model_id}"
-        await blobs.verify_stored(self.store, record.object_key, sha256=chain.res_sha256,
-                                  size_bytes=record.size_bytes, what=what, chunk_bytes=self.read_chunk_bytes)
-        return record, blobs.stream_checked(self.store, record.object_key, offset=offset, sha256=chain.res_sha256,
-                                            size_bytes=record.size_bytes, what=what,
-                                            chunk_bytes=self.read_chunk_bytes)
+        return record, await blobs.open_verified(
+            self.store, record.object_key, offset=offset, sha256=chain.res_sha256, size_bytes=record.size_bytes,
+            what=f"model {record.model_id}", chunk_bytes=self.read_chunk_bytes)
 
     async def download_recipe(self, model_id: str) -> tuple[ModelRecord, AsyncIterator[bytes]]:
         record = await self.get(model_id)
@@ -270,12 +267,10 @@ class ModelService:
         if chain.train_image_sha256 != record.recipe_sha256:
             raise errors.DataLoss(f"model {record.model_id}: the recipe recorded in the database does not match "
                                   "its ledger contract", reason="LEDGER_MISMATCH")
-        what = f"the recipe of model {record.model_id}"
-        await blobs.verify_stored(self.store, record.recipe_object_key, sha256=chain.train_image_sha256,
-                                  size_bytes=record.recipe_size_bytes, what=what, chunk_bytes=self.read_chunk_bytes)
-        return record, blobs.stream_checked(self.store, record.recipe_object_key, offset=0,
-                                            sha256=chain.train_image_sha256, size_bytes=record.recipe_size_bytes,
-                                            what=what, chunk_bytes=self.read_chunk_bytes)
+        return record, await blobs.open_verified(
+            self.store, record.recipe_object_key, offset=0, sha256=chain.train_image_sha256,
+            size_bytes=record.recipe_size_bytes, what=f"the recipe of model {record.model_id}",
+            chunk_bytes=self.read_chunk_bytes)
 
     async def provenance(self, model_id: str) -> ModelProvenance:
         record = await self.get(model_id)

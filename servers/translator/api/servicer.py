@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from google.api import httpbody_pb2
 from mlmesh.translator.v1 import translator_service_pb2 as pb
 from mlmesh.translator.v1 import translator_service_pb2_grpc as pb_grpc
 
+from servers.common.httpbody import send_download
 from servers.translator.api import converters as conv
 from servers.translator.domain.service import TranslatorCore
 
@@ -29,14 +29,6 @@ class TranslatorServicer(pb_grpc.TranslatorServiceServicer):
 
     async def DownloadTranslation(self, request: pb.DownloadTranslationRequest, context):  # noqa: N802
         translation, chunks = await self.core.download(request.translation_id, request.offset)
-        # Before the first byte, as the Registry does: a REST client sees these as response headers.
-        await context.send_initial_metadata((
-            ("x-mlmesh-sha256", translation.sha256), ("x-mlmesh-size-bytes", str(translation.size_bytes)),
-            ("x-mlmesh-offset", str(request.offset)),
-        ))
-        first = True
-        async for chunk in chunks:
-            yield httpbody_pb2.HttpBody(content_type=ONNX_CONTENT_TYPE if first else "", data=chunk)
-            first = False
-        if first:
-            yield httpbody_pb2.HttpBody(content_type=ONNX_CONTENT_TYPE)
+        async for message in send_download(context, ONNX_CONTENT_TYPE, translation.sha256, translation.size_bytes,
+                                           request.offset, chunks):
+            yield message

@@ -19,15 +19,14 @@ import datetime as dt
 import json
 import logging
 import math
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers.common import errors
+from servers.common import blobs, errors
 from servers.common.storage import ObjectStore
-from servers.common import blobs as common_blobs
-from servers.translator.domain import blobs
 from servers.translator.domain.ports import (
     ContractRequest,
     Ledger,
@@ -106,7 +105,7 @@ class TranslatorCore:
                 return await self._translate_in(work, translation_id, model, dataset, opset)
             finally:
                 if not self.options.keep_work_dirs:
-                    await asyncio.to_thread(blobs.remove_tree, work)
+                    await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
 
     async def _translate_in(self, work: Path, translation_id: str, model, dataset, opset: int) -> Translation:
         model_path = work / f"model{MODEL_SUFFIX.get(model.framework, '.bin')}"
@@ -141,7 +140,8 @@ class TranslatorCore:
         converter = converter_text(report)
         actual_opset = int(report.get("opset") or opset)
         key = object_key(translation_id)
-        stored = await blobs.store_file(self.store, key, onnx_path)
+        pending = await blobs.write_file(self.store, key, onnx_path, what=f"the ONNX file of model {model.model_id}")
+        stored = pending.stored
         try:
             reported = (report.get("onnx") or {}).get("sha256")
             if reported and reported != stored.sha256:
@@ -163,7 +163,7 @@ class TranslatorCore:
                 create_time=dt.datetime.now(dt.UTC))
             await self.repo.insert(translation)
         except BaseException:
-            await blobs.discard(self.store, key)
+            await pending.discard()
             raise
         log.info("translation %s of model %s: parity %s (max_abs_diff %s), contract %s", translation_id,
                  model.model_id, "passed" if parity.passed else "FAILED", parity.max_abs_diff, address)
@@ -220,22 +220,17 @@ class TranslatorCore:
         """Checks the stored bytes against the Translation contract's onnx_sha256, then returns the
         translation and its bytes from `offset`. Every error is raised before the first byte."""
         t = await self.get(translation_id)
-        if offset < 0:
-            raise errors.InvalidArgument("offset must be >= 0", reason="OFFSET_NEGATIVE")
-        if offset > t.size_bytes:
-            raise errors.InvalidArgument(f"offset {offset} is past the end of translation {t.translation_id} "
-                                         f"({t.size_bytes} bytes)", reason="OFFSET_PAST_END")
         what = f"translation {t.translation_id}"
+        blobs.check_offset(offset, t.size_bytes, what)
         contract = await self.ledger.get_translation_contract(t.contract_address)
         if contract.onnx_sha256 != t.sha256 or contract.translation_id != t.translation_id:
             raise errors.DataLoss(
                 f"{what}: the database (sha256 {t.sha256}) and its contract {t.contract_address} (translation "
                 f"{contract.translation_id}, sha256 {contract.onnx_sha256}) disagree; refusing to serve it",
                 reason="LEDGER_MISMATCH")
-        await common_blobs.verify_stored(self.store, t.object_key, sha256=contract.onnx_sha256, size_bytes=t.size_bytes,
-                                  what=what, chunk_bytes=self.options.read_chunk_bytes)
-        return t, common_blobs.stream_checked(self.store, t.object_key, offset=offset, sha256=contract.onnx_sha256,
-                                       size_bytes=t.size_bytes, what=what, chunk_bytes=self.options.read_chunk_bytes)
+        return t, await blobs.open_verified(self.store, t.object_key, offset=offset, sha256=contract.onnx_sha256,
+                                            size_bytes=t.size_bytes, what=what,
+                                            chunk_bytes=self.options.read_chunk_bytes)
 
 
 def _dataset_suffix(filename: str, content_type: str) -> str:
