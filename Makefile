@@ -59,10 +59,13 @@ check-gen: gen
 	git diff --exit-code --stat -- gen/ || (echo "gen/ is stale: run 'make gen' and commit it" >&2; exit 1)
 	test -z "$$(git status --porcelain -- gen/)" || (git status --short -- gen/; echo "gen/ has uncommitted files: run 'make gen' and commit it" >&2; exit 1)
 
+# lint-imports checks the layer rules in .importlinter: no domain imports gRPC, generated code or an
+# adapter; no server imports another; no import cycles.
 lint: $(VENV)/.stamp
 	PATH=$(VENV)/bin:$$PATH buf lint
 	$(VENV)/bin/ruff check servers clients tests bench tools examples
 	@if git rev-parse -q --verify origin/main >/dev/null; then PATH=$(VENV)/bin:$$PATH buf breaking --against '.git#branch=origin/main'; fi
+	$(VENV)/bin/lint-imports --config .importlinter --no-cache --no-logo
 
 contracts: $(VENV)/.stamp
 	$(PY) -m servers.ledger.compile
