@@ -190,22 +190,26 @@ async def test_tampered_onnx_fails_download_with_data_loss(
 async def test_unknown_and_malformed_ids(translator_server):
     stub, _, _ = translator_server
     missing = str(uuid.uuid4())
+    invalid = grpc.StatusCode.INVALID_ARGUMENT
     cases = [
-        (stub.GetTranslation(pb.GetTranslationRequest(translation_id=missing)), grpc.StatusCode.NOT_FOUND),
-        (stub.GetTranslation(pb.GetTranslationRequest(translation_id="nope")), grpc.StatusCode.INVALID_ARGUMENT),
-        (stub.GetTranslation(pb.GetTranslationRequest()), grpc.StatusCode.INVALID_ARGUMENT),
-        (stub.TranslateModel(pb.TranslateModelRequest(model_id=missing)), grpc.StatusCode.NOT_FOUND),
-        (stub.TranslateModel(pb.TranslateModelRequest(model_id="../etc")), grpc.StatusCode.INVALID_ARGUMENT),
-        (stub.TranslateModel(pb.TranslateModelRequest(model_id=missing, opset=3)), grpc.StatusCode.INVALID_ARGUMENT),
-        (stub.ListTranslations(pb.ListTranslationsRequest(page_token="garbage")), grpc.StatusCode.INVALID_ARGUMENT),
-        (stub.ListTranslations(pb.ListTranslationsRequest(model_id="x")), grpc.StatusCode.INVALID_ARGUMENT),
-        (stub.ListTranslations(pb.ListTranslationsRequest(page_size=-1)), grpc.StatusCode.INVALID_ARGUMENT),
+        (stub.GetTranslation(pb.GetTranslationRequest(translation_id=missing)), grpc.StatusCode.NOT_FOUND,
+         "TRANSLATION_NOT_FOUND"),
+        (stub.GetTranslation(pb.GetTranslationRequest(translation_id="nope")), invalid, "TRANSLATION_ID_MALFORMED"),
+        (stub.GetTranslation(pb.GetTranslationRequest()), invalid, "TRANSLATION_ID_MISSING"),
+        (stub.TranslateModel(pb.TranslateModelRequest(model_id=missing)), grpc.StatusCode.NOT_FOUND,
+         "MODEL_NOT_FOUND"),
+        (stub.TranslateModel(pb.TranslateModelRequest(model_id="../etc")), invalid, "MODEL_ID_MALFORMED"),
+        (stub.TranslateModel(pb.TranslateModelRequest()), invalid, "MODEL_ID_MISSING"),
+        (stub.TranslateModel(pb.TranslateModelRequest(model_id=missing, opset=3)), invalid, "OPSET_INVALID"),
+        (stub.ListTranslations(pb.ListTranslationsRequest(page_token="garbage")), invalid, "PAGE_TOKEN_INVALID"),
+        (stub.ListTranslations(pb.ListTranslationsRequest(model_id="x")), invalid, "MODEL_ID_MALFORMED"),
+        (stub.ListTranslations(pb.ListTranslationsRequest(page_size=-1)), invalid, "PAGE_SIZE_INVALID"),
     ]
-    for call, code in cases:
+    for call, code, reason in cases:
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await call
-        assert info.value.code() == code, info.value.details()
-    for translation_id, code in ((missing, grpc.StatusCode.NOT_FOUND), ("nope", grpc.StatusCode.INVALID_ARGUMENT)):
+        assert (info.value.code(), error_info(info.value).reason) == (code, reason), info.value.details()
+    for translation_id, code in ((missing, grpc.StatusCode.NOT_FOUND), ("nope", invalid)):
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await _download(stub, translation_id)
         assert info.value.code() == code

@@ -3,17 +3,7 @@
 import pytest
 
 from servers.common import errors
-from servers.registry.domain.datasets import UploadMetadata, parse_dataset_id, validate_metadata
-
-
-def test_parse_dataset_id_canonicalises():
-    assert parse_dataset_id("5D066D58-06DE-47AB-A2F6-C8F413E21947") == "5d066d58-06de-47ab-a2f6-c8f413e21947"
-
-
-@pytest.mark.parametrize("bad", ["", "nope", "5d066d58", "../etc/passwd"])
-def test_parse_dataset_id_rejects_malformed(bad):
-    with pytest.raises(errors.InvalidArgument):
-        parse_dataset_id(bad)
+from servers.registry.domain.datasets import UploadMetadata, validate_metadata
 
 
 def test_metadata_defaults():

@@ -58,14 +58,6 @@ def test_limits_default_and_cap():
         assert info.value.reason == reason
 
 
-def test_ids():
-    assert J.parse_id("0B5E9A8E-5D1E-4A57-9A53-0F7D7E3F5D11", "job_id") == "0b5e9a8e-5d1e-4a57-9a53-0f7d7e3f5d11"
-    with pytest.raises(errors.InvalidArgument, match="job_id 'x' is not a UUID"):
-        J.parse_id("x", "job_id")
-    with pytest.raises(errors.InvalidArgument, match="model_id is required"):
-        J.parse_id("", "model_id")
-
-
 @pytest.mark.parametrize("j", [
     job(),
     job(state=J.FAILED, failure_reason="boom", framework="sklearn", dataset_id="d", start_time=T0, end_time=T0),

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
 import asyncpg
 from asyncpg.exceptions._base import DataError as ArgumentDataError  # a value asyncpg cannot encode
 
-from servers.common import errors, postgres
+from servers.common import errors, ids, postgres
 from servers.common.postgres import (  # noqa: F401  (re-exported: tests and callers import them from here)
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -92,15 +91,6 @@ _DATASET_COLUMNS = (
 _SELECT_DATASET = f"SELECT {', '.join(_DATASET_COLUMNS)} FROM datasets"
 
 
-def _parse_uuid(value: str, field: str = "dataset_id") -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        raise errors.InvalidArgument(
-            f"{field} {str(value)[:80]!r} is not a UUID", reason="DATASET_ID_MALFORMED"
-        ) from None
-
-
 def _record(row: asyncpg.Record) -> DatasetRecord:
     values = dict(row)
     values["dataset_id"] = str(values["dataset_id"])
@@ -145,7 +135,7 @@ class DatasetRepository:
 
     async def insert(self, record: DatasetRecord) -> None:
         """Stores a new dataset; AlreadyExists if its id (or object key) is taken."""
-        dataset_id = _parse_uuid(record.dataset_id)
+        dataset_id = ids.parse_uuid(record.dataset_id, "dataset_id")
         if record.create_time.tzinfo is None:
             raise errors.InvalidArgument("create_time must be timezone-aware", reason="CREATE_TIME_NAIVE")
         values = [getattr(record, c) for c in _DATASET_COLUMNS]
@@ -173,7 +163,7 @@ class DatasetRepository:
 
     async def get(self, dataset_id: str) -> DatasetRecord:
         """The dataset; NotFound if there is none with this id."""
-        ident = _parse_uuid(dataset_id)
+        ident = ids.parse_uuid(dataset_id, "dataset_id")
         async with self.db.connection(f"reading dataset {ident}") as conn:
             row = await conn.fetchrow(f"{_SELECT_DATASET} WHERE dataset_id = $1", ident)
         if row is None:
@@ -197,7 +187,7 @@ class DatasetRepository:
 
     async def delete(self, dataset_id: str) -> None:
         """Removes the dataset's row; NotFound if there is none."""
-        ident = _parse_uuid(dataset_id)
+        ident = ids.parse_uuid(dataset_id, "dataset_id")
         async with self.db.connection(f"deleting dataset {ident}") as conn:
             status = await conn.execute("DELETE FROM datasets WHERE dataset_id = $1", ident)
         if status != "DELETE 1":

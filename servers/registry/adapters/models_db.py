@@ -5,24 +5,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import uuid
 
 import asyncpg
 
-from servers.common import errors
+from servers.common import errors, ids
 from servers.registry.adapters.db import Database, keyset_page
 from servers.registry.domain.models import ModelRecord, Page
 
 _COLUMNS = tuple(f.name for f in dataclasses.fields(ModelRecord))
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM models"
-
-
-def _uuid(value: str, field: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        raise errors.InvalidArgument(f"{field} {str(value)[:80]!r} is not a UUID",
-                                     reason=f"{field.upper()}_MALFORMED") from None
 
 
 def _record(row: asyncpg.Record) -> ModelRecord:
@@ -48,9 +39,9 @@ class ModelRepository:
 
     async def insert(self, record: ModelRecord) -> None:
         values = [getattr(record, c) for c in _COLUMNS]
-        values[_COLUMNS.index("model_id")] = _uuid(record.model_id, "model_id")
-        values[_COLUMNS.index("dataset_id")] = _uuid(record.dataset_id, "dataset_id")
-        values[_COLUMNS.index("parent_model_id")] = (_uuid(record.parent_model_id, "parent_model_id")
+        values[_COLUMNS.index("model_id")] = ids.parse_uuid(record.model_id, "model_id")
+        values[_COLUMNS.index("dataset_id")] = ids.parse_uuid(record.dataset_id, "dataset_id")
+        values[_COLUMNS.index("parent_model_id")] = (ids.parse_uuid(record.parent_model_id, "parent_model_id")
                                                      if record.parent_model_id else None)
         placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
         try:
@@ -65,7 +56,7 @@ class ModelRepository:
                                          reason="MODEL_INVALID") from None
 
     async def get(self, model_id: str) -> ModelRecord:
-        ident = _uuid(model_id, "model_id")
+        ident = ids.parse_uuid(model_id, "model_id")
         async with self.db.connection(f"reading model {ident}") as conn:
             row = await conn.fetchrow(f"{_SELECT} WHERE model_id = $1", ident)
         if row is None:
@@ -75,14 +66,14 @@ class ModelRepository:
     async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str) -> Page:
         return await keyset_page(
             self.db, select=_SELECT, id_column="model_id",
-            filters={"organization_id": organization_id, "dataset_id": _uuid(dataset_id, "dataset_id")
+            filters={"organization_id": organization_id, "dataset_id": ids.parse_uuid(dataset_id, "dataset_id")
                      if dataset_id else ""},
             page_size=page_size, page_token=page_token, convert=_record, what="listing models",
         )
 
     async def update(self, model_id: str, *, from_states: tuple[str, ...], **changes) -> ModelRecord:
         """Applies `changes` if the model is in one of `from_states`; FailedPrecondition otherwise."""
-        ident = _uuid(model_id, "model_id")
+        ident = ids.parse_uuid(model_id, "model_id")
         unknown = set(changes) - set(_COLUMNS)
         if unknown:
             raise ValueError(f"unknown model columns {sorted(unknown)}")
@@ -103,6 +94,6 @@ class ModelRepository:
         )
 
     async def delete(self, model_id: str) -> None:
-        ident = _uuid(model_id, "model_id")
+        ident = ids.parse_uuid(model_id, "model_id")
         async with self.db.connection(f"deleting model {ident}") as conn:
             await conn.execute("DELETE FROM models WHERE model_id = $1", ident)

@@ -9,9 +9,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from servers.common import errors
+from servers.common import blobs, errors, hashing, ids
 from servers.common.storage import ObjectStore
-from servers.common import blobs, hashing
 from servers.registry.domain.models import DatasetRecord, Page
 from servers.registry.domain.ports import DatasetContractFields, DatasetRepository, Ledger
 
@@ -51,19 +50,6 @@ class Provenance:
     @property
     def consistent(self) -> bool:
         return all(c.ok for c in self.checks)
-
-
-def parse_dataset_id(value: str) -> str:
-    """The canonical form of a dataset UUID, or INVALID_ARGUMENT."""
-    if not value:
-        raise errors.InvalidArgument("dataset_id is required", reason="DATASET_ID_MISSING")
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise errors.InvalidArgument(
-            f"dataset_id {value[:80]!r} is not a UUID (e.g. 5d066d58-06de-47ab-a2f6-c8f413e21947)",
-            reason="DATASET_ID_MALFORMED",
-        ) from None
 
 
 def validate_metadata(meta: UploadMetadata, caller_org: str | None) -> UploadMetadata:
@@ -192,7 +178,7 @@ class DatasetService:
     # -- read ---------------------------------------------------------------------------------
 
     async def get(self, dataset_id: str) -> DatasetRecord:
-        return await self.repo.get(parse_dataset_id(dataset_id))
+        return await self.repo.get(ids.parse_id(dataset_id, "dataset_id"))
 
     async def list(self, page_size: int, page_token: str, organization_id: str) -> Page:
         return await self.repo.list(page_size, page_token, organization_id.strip())

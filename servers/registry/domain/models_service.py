@@ -12,9 +12,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
-from servers.common import errors
+from servers.common import blobs, errors, hashing, ids
 from servers.common.storage import ObjectStore
-from servers.common import blobs, hashing
 from servers.registry.domain.datasets import MAX_TEXT, Check, DatasetService
 from servers.registry.domain.models import FAILED, PENDING, TRAINED, TRAINING, ModelRecord, Page
 from servers.registry.domain.ports import ModelContractFields, ModelLedger, ModelRepository, Trainer
@@ -81,15 +80,6 @@ class ModelProvenance:
     @property
     def consistent(self) -> bool:
         return all(c.ok for c in self.checks)
-
-
-def parse_model_id(value: str) -> str:
-    if not value:
-        raise errors.InvalidArgument("model_id is required", reason="MODEL_ID_MISSING")
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise errors.InvalidArgument(f"model_id {value[:80]!r} is not a UUID", reason="MODEL_ID_MALFORMED") from None
 
 
 def not_trained_message(model_id: str) -> str:
@@ -236,7 +226,7 @@ class ModelService:
     # -- read ---------------------------------------------------------------------------------
 
     async def get(self, model_id: str) -> ModelRecord:
-        return await self.repo.get(parse_model_id(model_id))
+        return await self.repo.get(ids.parse_id(model_id, "model_id"))
 
     async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str) -> Page:
         return await self.repo.list(page_size, page_token, organization_id.strip(), dataset_id.strip())
@@ -308,7 +298,7 @@ class ModelService:
     # -- the Trainer's side -------------------------------------------------------------------
 
     async def report_status(self, model_id: str, job_id: str, state: str, reason: str) -> ModelRecord:
-        model_id = parse_model_id(model_id)
+        model_id = ids.parse_id(model_id, "model_id")
         record = await self.repo.get(model_id)
         self._check_job(record, job_id)
         if state == TRAINING:
@@ -335,7 +325,7 @@ class ModelService:
 
     async def submit_result(self, result: TrainingResult, chunks: AsyncIterator[bytes]) -> ModelRecord:
         """Stores the artifact, records its hashes with the ledger's write-once verify, then TRAINED."""
-        model_id = parse_model_id(result.model_id)
+        model_id = ids.parse_id(result.model_id, "model_id")
         record = await self.repo.get(model_id)
         self._check_job(record, result.training_job_id)
         if record.state == TRAINED:
@@ -493,7 +483,7 @@ def _validate_version(req: ModelVersion, caller_org: str | None) -> ModelVersion
         if len(getattr(req, field)) > MAX_TEXT:
             raise errors.InvalidArgument(f"{field} is longer than {MAX_TEXT} characters", reason="FIELD_TOO_LONG")
     if req.parent_model_id:
-        parse_model_id(req.parent_model_id)
+        ids.parse_id(req.parent_model_id, "parent_model_id")
     return replace(req, organization_id=org, developer_id=req.developer_id.strip(),
                    display_name=req.display_name.strip(), observations_sha256=sha,
                    parent_model_id=req.parent_model_id.strip())

@@ -13,7 +13,6 @@ SUCCEEDED, FAILED and CANCELLED are final: nothing leaves them.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass, replace
 
 from servers.common import errors
@@ -65,17 +64,6 @@ def check_transition(job_id: str, old: str, new: str) -> None:
         else:
             msg = f"training job {job_id} cannot go from {old} to {new}"
         raise errors.FailedPrecondition(msg, reason="JOB_STATE_CONFLICT", metadata={"job_id": job_id, "state": old})
-
-
-def parse_id(value: str, field: str) -> str:
-    """The canonical lowercase form of a UUID; InvalidArgument naming `field` otherwise."""
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, TypeError, AttributeError):
-        reason = f"{field.upper()}_MALFORMED"
-        if not value:
-            raise errors.InvalidArgument(f"{field} is required", reason=f"{field.upper()}_MISSING") from None
-        raise errors.InvalidArgument(f"{field} {str(value)[:80]!r} is not a UUID", reason=reason) from None
 
 
 @dataclass(frozen=True)

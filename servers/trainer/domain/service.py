@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from servers.common import errors
+from servers.common import errors, ids
 from servers.trainer.domain import jobs as J
 from servers.trainer.domain.jobs import Job, Limits, LogLine
 from servers.trainer.domain.ports import Environments, JobRepository, ProcessRunner, Registry, RunRequest, Workflows
@@ -170,7 +170,7 @@ class TrainerCore:
 
     async def submit(self, model_id: str, time_limit_seconds: int = 0, memory_limit_bytes: int = 0) -> Job:
         """A new QUEUED job for the model, or the model's live job if it has one (idempotent)."""
-        model_id = J.parse_id(model_id, "model_id")
+        model_id = ids.parse_id(model_id, "model_id")
         time_limit, memory_limit = self.options.limits.resolve(time_limit_seconds, memory_limit_bytes)
         job = Job(job_id=str(uuid.uuid4()), model_id=model_id, state=J.QUEUED, executor=self.options.executor,
                   time_limit_seconds=time_limit, memory_limit_bytes=memory_limit, create_time=self.clock())
@@ -181,11 +181,11 @@ class TrainerCore:
         return stored
 
     async def get(self, job_id: str) -> Job:
-        return await self.repo.get(J.parse_id(job_id, "job_id"))
+        return await self.repo.get(ids.parse_id(job_id, "job_id"))
 
     async def list(self, page_size: int = 0, page_token: str = "", model_id: str = "") -> J.Page:
         if model_id:
-            model_id = J.parse_id(model_id, "model_id")
+            model_id = ids.parse_id(model_id, "model_id")
         return await self.repo.list(page_size, page_token, model_id)
 
     async def cancel(self, job_id: str) -> Job:
@@ -204,7 +204,7 @@ class TrainerCore:
 
     async def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[Job | LogLine]:
         """The job now, its log lines after `after_sequence`, then live events until it ends."""
-        job_id = J.parse_id(job_id, "job_id")
+        job_id = ids.parse_id(job_id, "job_id")
         if after_sequence < 0:
             raise errors.InvalidArgument("after_log_sequence must not be negative", reason="SEQUENCE_INVALID")
         watcher = _Watcher()

@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from servers.common import blobs, errors
+from servers.common import blobs, errors, ids
 from servers.common.storage import ObjectStore
 from servers.translator.domain.ports import (
     ContractRequest,
@@ -39,7 +39,6 @@ from servers.translator.domain.ports import (
 from servers.translator.domain.translations import (
     Page,
     Translation,
-    check_uuid,
     converter_text,
     decimal_text,
     object_key,
@@ -78,7 +77,7 @@ class TranslatorCore:
     # -- TranslateModel ------------------------------------------------------------------------
 
     async def translate(self, model_id: str, opset: int = 0) -> Translation:
-        model_id = check_uuid(model_id, "model_id")
+        model_id = ids.parse_id(model_id, "model_id")
         if opset < 0 or opset > self.options.max_opset or 0 < opset < 7:
             raise errors.InvalidArgument(
                 f"opset {opset} is out of range: 0 (the default, {self.options.default_opset}) or 7.."
@@ -207,13 +206,13 @@ class TranslatorCore:
     # -- reads -----------------------------------------------------------------------------------
 
     async def get(self, translation_id: str) -> Translation:
-        return await self.repo.get(check_uuid(translation_id, "translation_id"))
+        return await self.repo.get(ids.parse_id(translation_id, "translation_id"))
 
     async def list(self, *, page_size: int = 0, page_token: str = "", model_id: str = "") -> Page:
         if page_size < 0:
             raise errors.InvalidArgument("page_size must be >= 0", reason="PAGE_SIZE_INVALID")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        model_filter = check_uuid(model_id, "model_id") if model_id else ""
+        model_filter = ids.parse_id(model_id, "model_id") if model_id else ""
         return await self.repo.list(page_size=size, page_token=page_token, model_id=model_filter)
 
     async def download(self, translation_id: str, offset: int = 0) -> tuple[Translation, AsyncIterator[bytes]]:

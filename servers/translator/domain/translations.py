@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from servers.common import errors
 
 UNKNOWN_ACCURACY = -1.0
 
@@ -67,16 +65,6 @@ def decimal_text(value: float) -> str:
         return "Infinity" if value > 0 else "-Infinity"
     text = format(Decimal(repr(float(value))), "f")
     return text
-
-
-def check_uuid(value: str, what: str) -> str:
-    """The canonical form of UUID `value`; InvalidArgument if it is not one."""
-    if not value:
-        raise errors.InvalidArgument(f"{what} is required", reason="ID_MISSING")
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, AttributeError, TypeError):
-        raise errors.InvalidArgument(f"{what} {value[:80]!r} is not a UUID", reason="ID_INVALID") from None
 
 
 def parity_from_report(report: dict) -> Parity:
