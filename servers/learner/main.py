@@ -47,9 +47,9 @@ async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
         raise
     server = MeshServer("learner", settings, quiet_methods=frozenset() if settings.access_log_predictions
                         else PREDICTION_METHODS)
-    from servers.learner.monitoring import expose_on
+    from servers.learner.monitoring import metrics
 
-    expose_on(server.metrics.registry)
+    metrics.expose_on(server.metrics.registry)
     servicer = LearnerServicer(core, max_observations=settings.max_observations_per_message)
     server.add_service(pb.DESCRIPTOR.services_by_name["LearnerService"],
                        lambda s: pb_grpc.add_LearnerServiceServicer_to_server(servicer, s))

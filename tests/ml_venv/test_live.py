@@ -16,7 +16,7 @@ from servers.learner.domain.records import LearnerRecord, Spec, validate_spec
 from servers.learner.ml.backends import make_backend
 from servers.learner.ml.base import Obs
 from servers.learner.ml.transformers import make_transformer
-from servers.learner.monitoring import Monitor, MonitoringPolicy
+from servers.learner.monitoring.drift import Monitor, MonitoringPolicy
 
 FEATURES = 6
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 from datetime import UTC
 from pathlib import Path
@@ -17,8 +19,8 @@ import yaml
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 
 from servers.common.errors import FailedPrecondition, InvalidArgument
-from servers.learner import monitoring
-from servers.learner.monitoring import Monitor, MonitoringPolicy, error_metrics
+from servers.learner.monitoring import metrics
+from servers.learner.monitoring.drift import Monitor, MonitoringPolicy, error_metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "k8s" / "monitoring" / "grafana-dashboard-learner.json"
@@ -264,12 +266,13 @@ def _series(text: str, learner_id: str) -> set[str]:
 
 def test_metrics_are_exported_with_the_learner_label_and_forgotten():
     learner_id = "prom-7e1"
-    m = Monitor(learner_id, ["power", "temp"], normal(50, 200, 2), MonitoringPolicy(window=60, every=60))
+    m = Monitor(learner_id, ["power", "temp"], normal(50, 200, 2), MonitoringPolicy(window=60, every=60),
+                sink=metrics.SINK)
     m.observe_inputs(normal(51, 60, 2, np.array([3.0, 0.0])))
     m.observe_errors(np.array([2.0, 4.0]), np.array([1.0, 5.0]))
     m.evaluate()
-    monitoring.OBSERVATIONS_LEARNED.labels(learner_id).inc(32)
-    monitoring.RUNNING_LOSS.labels(learner_id).set(0.25)
+    metrics.OBSERVATIONS_LEARNED.labels(learner_id).inc(32)
+    metrics.RUNNING_LOSS.labels(learner_id).set(0.25)
 
     text = generate_latest(REGISTRY).decode()
     names = _series(text, learner_id)
@@ -289,16 +292,27 @@ def test_metrics_are_exported_with_the_learner_label_and_forgotten():
 
     # a server's own registry serves the same series
     own = CollectorRegistry()
-    monitoring.expose_on(own)
-    monitoring.expose_on(own)  # idempotent
+    metrics.expose_on(own)
+    metrics.expose_on(own)  # idempotent
     assert _series(generate_latest(own).decode(), learner_id) == names
 
-    other = Monitor("prom-other", ["power"], normal(52, 40, 1))
-    monitoring.forget(learner_id)
+    other = Monitor("prom-other", ["power"], normal(52, 40, 1), sink=metrics.SINK)
+    metrics.forget(learner_id)
     after = generate_latest(REGISTRY).decode()
     assert _series(after, learner_id) == set()
     assert "mlmesh_learner_predictions_total" in _series(after, other.learner_id)
-    monitoring.forget(other.learner_id)
+    metrics.forget(other.learner_id)
+
+
+def test_the_drift_logic_needs_no_prometheus_and_a_monitor_without_a_sink_exports_nothing():
+    code = ("import sys; import servers.learner.monitoring.drift; "
+            "sys.exit('prometheus_client' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=False).returncode == 0
+    m = Monitor("prom-silent", ["power"], normal(50, 200, 1), MonitoringPolicy(window=60, every=60))
+    m.observe_inputs(normal(51, 60, 1))
+    m.observe_errors(np.array([2.0]), np.array([1.0]))
+    m.evaluate()
+    assert _series(generate_latest(REGISTRY).decode(), "prom-silent") == set()
 
 
 # --------------------------------------------------------------------------- dashboard and scrape config
@@ -345,7 +359,7 @@ def test_dashboard_queries_name_only_metrics_defined_in_monitoring():
     learner_query = variables["learner_id"]["query"]["query"]
     assert learner_query.startswith("label_values(") and learner_query.endswith(", learner_id)")
 
-    defined = monitoring.sample_names()
+    defined = metrics.sample_names()
     exprs = _exprs(dashboard["panels"])
     assert len(exprs) >= 20
     used: set[str] = set()

@@ -83,19 +83,17 @@ class LearnerServicer(pb_grpc.LearnerServiceServicer):
             yield _ack(received, await self._learn(live, [], True))
 
     async def _learn(self, live: LiveLearner, observations, flush: bool) -> LearnStep:
-        from servers.learner.monitoring import OBSERVATIONS_LEARNED, RUNNING_LOSS, VALIDATION_LOSS
+        from servers.learner.monitoring import metrics
 
         before = live.counters.observations_learned
         step = await live.learn(observations, flush, lambda: self.core.save(live))
-        labels = {"learner_id": live.learner_id}
         if step.observations_learned > before:
-            OBSERVATIONS_LEARNED.labels(**labels).inc(step.observations_learned - before)
-            RUNNING_LOSS.labels(**labels).set(step.running_loss)
-            VALIDATION_LOSS.labels(**labels).set(step.validation_loss)
+            metrics.learned(live.learner_id, step.observations_learned - before, step.running_loss,
+                            step.validation_loss)
         return step
 
     async def _predict(self, request: pb.PredictRequest, live: LiveLearner) -> pb.PredictResponse:
-        from servers.learner.monitoring import PREDICTIONS
+        from servers.learner.monitoring import metrics
 
         inputs = conv.observations_from_proto(request.inputs, self.max_observations)
         if not inputs and not request.sensor_id:
@@ -104,7 +102,7 @@ class LearnerServicer(pb_grpc.LearnerServiceServicer):
         if inputs and request.sensor_id:
             raise errors.InvalidArgument("give inputs or a sensor_id, not both", reason="INPUTS_AMBIGUOUS")
         prediction = await live.predict(inputs, request.sensor_id)
-        PREDICTIONS.labels(learner_id=live.learner_id).inc(len(prediction.outputs))
+        metrics.predicted(live.learner_id, len(prediction.outputs))
         return pb.PredictResponse(predictions=[conv.output_to_proto(o) for o in prediction.outputs],
                                   model_id=prediction.model_id, observations_learned=prediction.observations_learned)
 

@@ -112,7 +112,8 @@ class LearnerCore:
     async def _load(self, record: LearnerRecord, *, creating: bool = False) -> LiveLearner:
         from servers.learner.ml.backends import load_backend, make_backend
         from servers.learner.ml.transformers import make_transformer
-        from servers.learner.monitoring import Monitor, MonitoringPolicy
+        from servers.learner.monitoring import metrics
+        from servers.learner.monitoring.drift import Monitor, MonitoringPolicy
 
         spec = record.spec
         work = self._dir(record.learner_id)
@@ -132,7 +133,7 @@ class LearnerCore:
                                                    self.options.max_reference_rows)
             m = spec.monitoring
             monitor = Monitor(record.learner_id, transformer.monitor_columns, reference, MonitoringPolicy(
-                window=m.window, every=m.every, drift_share=m.drift_share, stattest_threshold=m.stattest_threshold))
+                window=m.window, every=m.every, drift_share=m.drift_share, stattest_threshold=m.stattest_threshold), sink=metrics.SINK)
             model_id = record.current_model_id or spec.starting_model_id
             if model_id:
                 path = await self._fetch_model(model_id, spec, work, check_framework=creating or
@@ -213,9 +214,9 @@ class LearnerCore:
         self.failed.pop(learner_id, None)
         if live is not None:
             live.close()
-        from servers.learner.monitoring import forget
+        from servers.learner.monitoring import metrics
 
-        forget(learner_id)
+        metrics.forget(learner_id)
         shutil.rmtree(self._dir(learner_id), ignore_errors=True)
         log.info("learner_id=%s deleted", learner_id)
 
@@ -253,9 +254,9 @@ class LearnerCore:
         if old_current is not None:
             old_current.unlink(missing_ok=True)
         saved = live.saved(model.model_id, version, model.res_sha256, loss, when)
-        from servers.learner.monitoring import VERSIONS_SAVED
+        from servers.learner.monitoring import metrics
 
-        VERSIONS_SAVED.labels(learner_id=record.learner_id).inc()
+        metrics.version_saved(record.learner_id)
         live.emit(Event(record.learner_id, "version_saved", when, saved=saved))
         log.info("learner_id=%s saved version %d as model %s (validation loss %.5g)", record.learner_id, version,
                  model.model_id, loss)

@@ -1,19 +1,20 @@
 """The Learner's monitoring (seed 2.1.2, Figures 6-7): data drift of recent inputs against a
 reference dataset (Evidently) and prediction errors of recent predictions, over a sliding window,
-exported to Prometheus for the Grafana dashboard in `k8s/monitoring/`.
+handed to a `MonitorSink` (the Prometheus series in `metrics.py`, for the Grafana dashboard in
+`k8s/monitoring/`).
 
-Pure Python and numpy/pandas/Evidently/prometheus_client: the gRPC layer converts the dataclasses
+Pure Python and numpy/pandas/Evidently, no Prometheus: the gRPC layer converts the dataclasses
 here to the `mlmesh.learner.v1` messages of the same names.
 
 Use, per learner::
 
-    monitor = Monitor(learner_id, transformer.monitor_columns, reference_rows, policy)
+    monitor = Monitor(learner_id, transformer.monitor_columns, reference_rows, policy, sink=metrics.SINK)
     if monitor.observe_inputs(transformer.monitor_rows(X)):    # cheap; True when a drift run is due
         result = await asyncio.to_thread(monitor.evaluate)     # CPU-heavy: a worker thread
         if result.transition == "detected": ...                # emit KIND_DRIFT_DETECTED
     monitor.observe_errors(predictions, targets)               # user units, regression
     monitor.report()                                           # GetMonitoring
-    forget(learner_id)                                         # DeleteLearner: drop its series
+    metrics.forget(learner_id)                                 # DeleteLearner: drop its series
 
 Drift is Evidently's per-column two-sample Kolmogorov-Smirnov test ("K-S p_value"): the policy's
 `stattest_threshold` is a significance, so every column gets the same p-value test whatever the
@@ -21,7 +22,7 @@ reference size (Evidently's automatic choice would switch to a Wasserstein dista
 reference rows, where 0.05 would mean something else). It runs through Evidently's DataDriftTable
 (`evidently.legacy`, shipped in 0.7.23) rather than the `DataDriftPreset` of the new API: the
 preset always renders plotly widgets, about 80 ms per column, 3 s for 36 columns x 500 rows,
-where the table computes the same p-values in 0.2 s (tests/learner/test_monitoring.py checks the
+where the table computes the same p-values in 0.2 s (tests/ml_venv/test_monitoring.py checks the
 two agree). See docs/monitoring.md.
 """
 
@@ -33,11 +34,10 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import pandas as pd
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from servers.common.errors import FailedPrecondition, InvalidArgument
 
@@ -162,109 +162,18 @@ class MonitoringPolicy:
         )
 
 
-# --------------------------------------------------------------------------- Prometheus
-
-_LABEL = ["learner_id"]
-DATASET_DRIFT = Gauge("mlmesh_learner_dataset_drift", "1 when the latest window drifted from the reference.", _LABEL)
-DRIFT_SHARE = Gauge("mlmesh_learner_drift_share", "Share of drifted features in the latest window.", _LABEL)
-DRIFTED_FEATURES = Gauge("mlmesh_learner_drifted_features", "Drifted features in the latest window.", _LABEL)
-FEATURE_DRIFT_SCORE = Gauge(
-    "mlmesh_learner_feature_drift_score",
-    "Drift test score of one feature in the latest window (K-S p-value: lower is more drift).",
-    [*_LABEL, "feature"],
-)
-FEATURE_DRIFTED = Gauge(
-    "mlmesh_learner_feature_drifted", "1 when the feature drifted in the latest window.", [*_LABEL, "feature"]
-)
-DRIFT_COMPUTE_SECONDS = Histogram(
-    "mlmesh_learner_drift_compute_seconds", "Time one drift computation took.", _LABEL,
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
-ERROR_ME = Gauge("mlmesh_learner_error_me", "Mean error (prediction - target) over the window.", _LABEL)
-ERROR_MAE = Gauge("mlmesh_learner_error_mae", "Mean absolute error over the window.", _LABEL)
-ERROR_MAPE = Gauge("mlmesh_learner_error_mape", "Mean absolute percentage error over the window, %.", _LABEL)
-OVER_ESTIMATION_SHARE = Gauge(
-    "mlmesh_learner_over_estimation_share", "Share of predictions above their target in the window.", _LABEL
-)
-UNDER_ESTIMATION_SHARE = Gauge(
-    "mlmesh_learner_under_estimation_share", "Share of predictions below their target in the window.", _LABEL
-)
-ERROR_COUNT = Gauge("mlmesh_learner_error_count", "Prediction/target pairs in the error window.", _LABEL)
-# Set by the Learner core.
-OBSERVATIONS_LEARNED = Counter(
-    "mlmesh_learner_observations_learned", "Observations (training pairs) learned.", _LABEL
-)
-PREDICTIONS = Counter("mlmesh_learner_predictions", "Predictions answered.", _LABEL)
-VERSIONS_SAVED = Counter("mlmesh_learner_versions_saved", "Model versions saved to the Registry.", _LABEL)
-RUNNING_LOSS = Gauge("mlmesh_learner_running_loss", "Mean training loss of recent micro-batches.", _LABEL)
-VALIDATION_LOSS = Gauge(
-    "mlmesh_learner_validation_loss", "Loss over the save policy's validation window.", _LABEL
-)
-
-METRICS: tuple[Gauge | Counter | Histogram, ...] = (
-    DATASET_DRIFT, DRIFT_SHARE, DRIFTED_FEATURES, FEATURE_DRIFT_SCORE, FEATURE_DRIFTED,
-    DRIFT_COMPUTE_SECONDS, ERROR_ME, ERROR_MAE, ERROR_MAPE, OVER_ESTIMATION_SHARE,
-    UNDER_ESTIMATION_SHARE, ERROR_COUNT, OBSERVATIONS_LEARNED, PREDICTIONS, VERSIONS_SAVED,
-    RUNNING_LOSS, VALIDATION_LOSS,
-)
-_exposed_on: set[int] = {id(REGISTRY)}
-_exposed_lock = threading.Lock()
+# --------------------------------------------------------------------------- where figures go
 
 
-def sample_names() -> set[str]:
-    """Every series name the learner metrics expose (counters with `_total`, histograms with
-    `_bucket`/`_sum`/`_count`), e.g. to check dashboard queries."""
-    names: set[str] = set()
-    for metric in METRICS:
-        for family in metric.describe():
-            suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count")}.get(family.type, ("",))
-            names.update(family.name + suffix for suffix in suffixes)
-    return names
+class MonitorSink(Protocol):
+    """Receives a monitor's figures as they are computed (`metrics.SINK` exports them to Prometheus)."""
 
+    def started(self, learner_id: str) -> None:
+        """A monitor for `learner_id` exists (its series may be created at zero)."""
 
-def expose_on(registry: CollectorRegistry) -> None:
-    """Also serve the learner metrics from `registry` (each mesh server serves its own registry,
-    `MeshServer.metrics.registry`, not the default one). Idempotent."""
-    with _exposed_lock:
-        if id(registry) in _exposed_on:
-            return
-        for metric in METRICS:
-            registry.register(metric)
-        _exposed_on.add(id(registry))
+    def drift_computed(self, learner_id: str, drift: DataDrift, seconds: float) -> None: ...
 
-
-def init_series(learner_id: str) -> None:
-    """Create a learner's counters at 0 and its error count, so it shows up in the dashboard's
-    learner list before it first learns or predicts. `Monitor` calls it."""
-    for counter in (OBSERVATIONS_LEARNED, PREDICTIONS, VERSIONS_SAVED):
-        counter.labels(learner_id)
-    ERROR_COUNT.labels(learner_id)
-
-
-def forget(learner_id: str) -> None:
-    """Remove every series of a deleted learner."""
-    for metric in METRICS:
-        metric.remove_by_labels({"learner_id": learner_id})
-
-
-def _publish_drift(learner_id: str, drift: DataDrift) -> None:
-    DATASET_DRIFT.labels(learner_id).set(1.0 if drift.dataset_drift else 0.0)
-    DRIFT_SHARE.labels(learner_id).set(drift.drift_share)
-    DRIFTED_FEATURES.labels(learner_id).set(drift.drifted_features)
-    for feature in drift.features:
-        FEATURE_DRIFT_SCORE.labels(learner_id, feature.name).set(feature.score)
-        FEATURE_DRIFTED.labels(learner_id, feature.name).set(1.0 if feature.drifted else 0.0)
-
-
-def _publish_errors(learner_id: str, errors: ErrorMetrics) -> None:
-    ERROR_COUNT.labels(learner_id).set(errors.count)
-    if errors.count == 0:  # no figures yet: leave the series absent rather than a misleading 0
-        return
-    ERROR_ME.labels(learner_id).set(errors.me)
-    ERROR_MAE.labels(learner_id).set(errors.mae)
-    ERROR_MAPE.labels(learner_id).set(errors.mape)
-    OVER_ESTIMATION_SHARE.labels(learner_id).set(errors.over_estimation_share)
-    UNDER_ESTIMATION_SHARE.labels(learner_id).set(errors.under_estimation_share)
+    def errors_computed(self, learner_id: str, errors: ErrorMetrics) -> None: ...
 
 
 # --------------------------------------------------------------------------- computations
@@ -398,6 +307,7 @@ class Monitor:
         policy: MonitoringPolicy | None = None,
         *,
         history: int = HISTORY_POINTS,
+        sink: MonitorSink | None = None,
     ):
         self.learner_id = learner_id
         self.columns = [str(c) for c in columns]
@@ -442,7 +352,9 @@ class Monitor:
         self._drift_history: deque[DataDrift] = deque(maxlen=history)
         self._error_history: deque[ErrorMetrics] = deque(maxlen=history)
         self.last_compute_seconds = 0.0
-        init_series(learner_id)
+        self._sink = sink
+        if sink is not None:
+            sink.started(learner_id)
 
     # ---- observing (cheap, any thread)
 
@@ -474,7 +386,7 @@ class Monitor:
 
     def evaluate(self) -> Computation:
         """Drift of the current input window (when it holds enough rows) and errors of the current
-        pair window; records them in the history, publishes them to Prometheus and says whether
+        pair window; records them in the history, hands them to the sink and says whether
         the dataset-drift state flipped (the state starts as 'not drifted')."""
         with self._compute_lock:
             with self._lock:
@@ -492,7 +404,6 @@ class Monitor:
                     self.policy.stattest_threshold, self.policy.drift_share, now,
                 )
                 self.last_compute_seconds = time.perf_counter() - started
-                DRIFT_COMPUTE_SECONDS.labels(self.learner_id).observe(self.last_compute_seconds)
             transition: Transition | None = None
             with self._lock:
                 if drift is not None:
@@ -503,9 +414,10 @@ class Monitor:
                     self._drift_history.append(drift.summary())
                 self._error_history.append(errors)
                 self._last_transition = transition
-            if drift is not None:
-                _publish_drift(self.learner_id, drift)
-            _publish_errors(self.learner_id, errors)
+            if self._sink is not None:
+                if drift is not None:
+                    self._sink.drift_computed(self.learner_id, drift, self.last_compute_seconds)
+                self._sink.errors_computed(self.learner_id, errors)
             return Computation(drift, errors, transition)
 
     def compute(self) -> tuple[DataDrift | None, ErrorMetrics]:
@@ -536,7 +448,8 @@ class Monitor:
             drift_history = tuple(self._drift_history)
             error_history = tuple(self._error_history)
         errors = error_metrics(pairs[:, 0], pairs[:, 1])
-        _publish_errors(self.learner_id, errors)
+        if self._sink is not None:
+            self._sink.errors_computed(self.learner_id, errors)
         return MonitoringReport(
             learner_id=self.learner_id,
             reference_size=self.reference_size,
