@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from clients import session
-from clients.sensors import Row, observation, read_rows
+from clients.sensorformat import Row, observation, read_rows
 from clients.settings import ClientSettings
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,24 +7,19 @@ Over gRPC (default, through the front door or `--target`) it opens one Learn str
 readings in batches (`--batch` per message) and reads the acknowledgements as they come; at the end
 it prints what the learner learned, its losses and any model versions it saved. With `--mqtt` it
 publishes each reading as `{"time": "<RFC 3339>", "value": <number>}` on `<prefix>/<sensor_id>`
-(QoS 1, in order), where the MQTT bridge (servers/learner/mqtt_bridge.py) picks them up. Format:
-docs/sensors.md. The CSV is checked completely before anything is sent.
+(QoS 1, in order), where the MQTT bridge (servers/learner/mqtt_bridge/) picks them up. The formats
+(CSV, MQTT messages, broker URLs) are clients/sensorformat.py, described in docs/sensors.md. The CSV
+is checked completely before anything is sent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import datetime as dt
-import json
-import math
-import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import unquote, urlsplit
 
 import grpc
 import typer
@@ -33,6 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clients import session
+from clients.sensorformat import (CsvError, Row, broker_params, check_csv, observation, reading_payload,
+                                  read_rows, sensor_topic)
 
 sensors_app = typer.Typer(help="Sensor readings: replay a CSV into a learner over gRPC or through an MQTT "
                                "broker.", no_args_is_help=True)
@@ -43,103 +40,6 @@ err = Console(stderr=True, soft_wrap=True)  # errors stay one line each, for gre
 @sensors_app.callback()
 def _group() -> None:
     """Sensor readings for online learners (power-forecast transformer)."""
-
-
-class CsvError(Exception):
-    """The CSV cannot be replayed; the message names the file, the line and what to fix."""
-
-
-@dataclass(frozen=True)
-class Row:
-    line: int
-    time: dt.datetime  # tz-aware
-    value: float
-
-
-def _time(text: str) -> dt.datetime:
-    value = dt.datetime.fromisoformat(text.strip())
-    return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
-
-
-def read_rows(path: Path, time_column: str, value_column: str, limit: int | None = None) -> Iterator[Row]:
-    """Readings of the CSV in file order; times without an offset are taken as UTC. Raises CsvError."""
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = [h.strip() for h in next(reader, [])]
-        missing = [c for c in (time_column, value_column) if c not in header]
-        if missing:
-            names = ", ".join(repr(h) for h in header if h) or "none (the file is empty)"
-            raise CsvError(f"{path}: no column {' or '.join(map(repr, missing))}; its columns are {names} "
-                           "(choose them with --time-column and --value-column)")
-        ti, vi = header.index(time_column), header.index(value_column)
-        count = 0
-        previous: Row | None = None
-        for row in reader:
-            if limit is not None and count >= limit:
-                return
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            line = reader.line_num
-            if len(row) <= max(ti, vi):
-                raise CsvError(f"{path} line {line}: {len(row)} fields, the header has {len(header)}")
-            try:
-                when = _time(row[ti])
-            except (ValueError, OverflowError):
-                raise CsvError(f"{path} line {line}: {time_column} {row[ti]!r} is not an ISO 8601 time such as "
-                               "2024-03-04T00:15:00") from None
-            try:
-                value = float(row[vi])
-            except ValueError:
-                raise CsvError(f"{path} line {line}: {value_column} {row[vi]!r} is not a number") from None
-            if not math.isfinite(value):
-                raise CsvError(f"{path} line {line}: {value_column} {row[vi]!r} is not a finite number")
-            if previous is not None and when <= previous.time:
-                raise CsvError(f"{path} line {line}: {time_column} {row[ti]!r} is not after the previous reading's "
-                               f"({previous.time.isoformat()}, line {previous.line}); a learner takes a sensor's "
-                               "readings in time order")
-            count += 1
-            previous = Row(line, when, value)
-            yield previous
-
-
-def observation(row: Row, sensor_id: str, *, scale: float = 1.0):
-    """A reading as a learner observation (`scale` multiplies the value, for what-if replays)."""
-    from mlmesh.learner.v1 import learner_service_pb2 as pb
-
-    from servers.common.timestamps import timestamp_to_proto
-
-    return pb.Observation(reading=pb.SensorReading(sensor_id=sensor_id, time=timestamp_to_proto(row.time),
-                                                   value=row.value * scale))
-
-
-def check_csv(path: Path, time_column: str, value_column: str, limit: int | None = None) -> int:
-    """Reads the whole CSV once (memory stays flat) and returns its number of readings; raises CsvError."""
-    n = sum(1 for _ in read_rows(path, time_column, value_column, limit))
-    if n == 0:
-        raise CsvError(f"{path}: no readings after the header")
-    return n
-
-
-def rfc3339(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def reading_payload(row: Row) -> bytes:
-    """The MQTT message of one reading (docs/sensors.md)."""
-    return json.dumps({"time": rfc3339(row.time), "value": row.value}).encode()
-
-
-def broker_params(url: str) -> dict:
-    """aiomqtt.Client arguments for mqtt://[user:password@]host[:port] (1883) or mqtts://... (TLS, 8883)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"{url!r} is not mqtt://host[:port] or mqtts://host[:port]")
-    params: dict = {"hostname": parts.hostname, "port": parts.port or (8883 if parts.scheme == "mqtts" else 1883)}
-    if parts.username:
-        params.update(username=unquote(parts.username), password=unquote(parts.password or ""))
-    if parts.scheme == "mqtts":
-        params["tls_context"] = ssl.create_default_context()
-    return params
 
 
 class Pacer:
@@ -292,7 +192,7 @@ def replay(
     sensor = sensor_id or file.stem
     rows = read_rows(file, time_column, value_column, limit)
     if mqtt is not None:
-        _replay_mqtt(rows, total, mqtt, f"{topic_prefix.strip('/')}/{sensor}", pace)
+        _replay_mqtt(rows, total, mqtt, sensor_topic(topic_prefix, sensor), pace)
     else:
         _replay_grpc(rows, total, learner_id, sensor, pace, batch, target, org)
 

@@ -1,6 +1,7 @@
 """Sensor inputs of the Learner against a real mosquitto broker (tests/fixtures/mosquitto.py):
-`mlmesh sensors replay` (clients/sensors.py, run as a process exactly as a user runs it) and the
-MQTT bridge's message format (servers/learner/mqtt_bridge.py)."""
+`mlmesh sensors replay` (clients/sensors.py, run as a process exactly as a user runs it), the
+message format both sides share (clients/sensorformat.py) and the MQTT bridge
+(servers/learner/mqtt_bridge/, run as a process)."""
 
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ import aiomqtt
 import pytest
 from mlmesh.learner.v1 import learner_service_pb2 as lpb
 
+from clients.sensorformat import MalformedMessage, forecast_payload, parse_reading
 from servers.devstack.procs import free_port
-from servers.learner.mqtt_bridge import MalformedMessage, forecast_payload, parse_reading
 
 REPO = Path(__file__).resolve().parents[2]
 ML_PYTHON = REPO / ".venv-ml" / "bin" / "python"
