@@ -1,24 +1,11 @@
-"""MQTT → Learner bridge: sensor readings from a broker feed one learner; its forecasts go back.
+"""The bridge itself: one subscriber, one publisher, one Learn stream and a forecast loop.
 
-    MLMESH_MQTT_BRIDGE_LEARNER_ID=<uuid> MLMESH_MQTT_BRIDGE_BROKER_URL=mqtt://127.0.0.1:1883 \\
-        .venv-ml/bin/python -m servers.learner.mqtt_bridge
-
-The seed's Camel-K binding (D3.4 2.1.1, step 6: a broker, its topics and the prediction service
-the data goes to) as one small process. It subscribes to `<topic_prefix>/+` (QoS 1, a persistent
-session, so the broker keeps readings for it while it restarts), keeps ONE Learn stream open to
-the Learner and writes every reading into it as an `Observation(reading=SensorReading(...))`,
-readings that arrive within `batch_window_ms` of each other in one message. It reads the
-acknowledgements (running and validation loss, saved versions) and, once the message carrying a
-sensor's every `predict_every`-th reading is acknowledged, calls `Predict(sensor_id=...)` and
-publishes the forecast on `<response_prefix>/<sensor_id>`. The message format is in
-docs/sensors.md; `parse_reading` and `forecast_payload` are it in code.
-
-A malformed message is logged and counted, never fatal. When the broker or the Learner goes away
-the bridge reconnects with exponential backoff; readings that arrive meanwhile wait in memory (at
-most `max_buffered_readings`, oldest dropped first). A reading is written into the Learn stream
-at most once: if the stream breaks before a message is acknowledged, its readings may or may not
-have been learned (the count is logged). SIGTERM or SIGINT: stop reading the broker, write what
-is buffered, wait for the last acknowledgements and forecasts, disconnect, exit 0.
+Readings from `<topic_prefix>/+` are parsed (clients/sensorformat.py), checked (time order, the
+learner's sensors) and buffered; the Learn stream writes them in small batches and reads one
+acknowledgement per message; once a message carrying a sensor's every `predict_every`-th reading
+is acknowledged, `Predict` is called and the forecast published on `<response_prefix>/<sensor_id>`.
+Every connection is retried with exponential backoff; `Bridge.stop()` (SIGTERM) drains. The package
+docstring (servers/learner/mqtt_bridge/__init__.py) states the guarantees.
 """
 
 from __future__ import annotations
@@ -27,175 +14,28 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
-import json
 import logging
 import math
 import signal
-import ssl
 import time
 import uuid
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import grpc
 from mlmesh.learner.v1 import learner_service_pb2 as pb
 from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings
 
-from servers.common.settings import _mesh, settings_config
-from servers.common.timestamps import timestamp_from_proto, timestamp_to_proto
+from clients.sensorformat import (SensorMessage, broker_params, forecast_payload, observation, parse_reading,
+                                  rfc3339, sensor_topic)
+from servers.common.timestamps import timestamp_from_proto
+from servers.learner.mqtt_bridge.settings import MqttBridgeSettings
 
 log = logging.getLogger("mlmesh.mqtt_bridge")
-
-LEARNER_PORT = 50055
-
-
-class MqttBridgeSettings(BaseSettings):
-    """Env prefix MLMESH_MQTT_BRIDGE_."""
-
-    model_config = settings_config("MQTT_BRIDGE")
-
-    learner_id: str = Field(..., min_length=1, description="UUID of the learner the readings feed. Required.")
-    broker_url: str = Field("mqtt://127.0.0.1:1883",
-                            description="MQTT broker: mqtt://[user:password@]host[:port] (1883), or mqtts:// "
-                            "(TLS, 8883).")
-    learner_target: str = Field(f"127.0.0.1:{LEARNER_PORT}",
-                                description="host:port of the Learner's gRPC server, or of Envoy (then set token).")
-    token: str | None = Field(None, description="Bearer token sent to the Learner (needed through Envoy).")
-    topic_prefix: str = Field("mlmesh/sensors", description="Readings arrive on <topic_prefix>/<sensor_id>.")
-    subscription: str = Field("", description="Topic filter to subscribe to (default <topic_prefix>/+). "
-                              "Topics outside <topic_prefix>/ are counted as malformed.")
-    response_prefix: str = Field("mlmesh/predictions",
-                                 description="Forecasts are published on <response_prefix>/<sensor_id>.")
-    predict_every: int = Field(1, ge=0, description="Publish a sensor's forecast after every Nth reading of "
-                               "it (0: never).")
-    qos: int = Field(1, ge=0, le=2, description="MQTT QoS of the subscription and of published forecasts.")
-    client_id: str = Field("", description="MQTT client id of the subscriber (default mlmesh-bridge-<learner_id>); "
-                           "the broker keeps its session (and queued readings) across restarts.")
-    persistent_session: bool = Field(True, description="Ask the broker to keep the subscriber's session while "
-                                     "the bridge is away (MQTT clean session off).")
-    flush: bool = Field(False, description="Ask the Learner to learn every message at once instead of waiting "
-                        "for a full micro-batch (for slow sensors and demos).")
-    batch_window_ms: float = Field(5.0, ge=0, description="Readings arriving within this many ms share one "
-                                   "Learn message.")
-    max_batch: int = Field(500, ge=1, description="At most this many readings in one Learn message.")
-    max_buffered_readings: int = Field(100_000, ge=1, description="Readings kept while the Learner is away; "
-                                       "beyond this the oldest are dropped (and counted).")
-    backoff_initial_seconds: float = Field(0.5, gt=0, description="First reconnection delay.")
-    backoff_max_seconds: float = Field(30.0, gt=0, description="Longest reconnection delay (it doubles).")
-    rpc_timeout_seconds: float = Field(10.0, gt=0, description="Deadline of GetLearner and Predict calls.")
-    shutdown_timeout_seconds: float = Field(10.0, ge=0, description="On SIGTERM: how long the last "
-                                            "acknowledgements and forecasts may take.")
-    summary_seconds: float = Field(60.0, gt=0, description="Interval of the INFO summary line.")
-    log_level: str = Field(default_factory=lambda: _mesh().log_level, description="Python logging level.")
-
-    @field_validator("topic_prefix", "response_prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        value = value.strip("/")
-        if not value or any(c in value for c in "+#"):
-            raise ValueError(f"must be a non-empty topic without wildcards, got {value!r}")
-        return value
-
-    @property
-    def topic_filter(self) -> str:
-        return self.subscription or f"{self.topic_prefix}/+"
-
-    @property
-    def subscriber_id(self) -> str:
-        return self.client_id or f"mlmesh-bridge-{self.learner_id}"
-
-
-# -- the message format (docs/sensors.md) -------------------------------------------------------
 
 
 class BridgeConfigError(Exception):
     """The bridge cannot work with this configuration (e.g. the learner takes no readings)."""
-
-
-class MalformedMessage(ValueError):
-    """A broker message that is not a reading; the bridge logs, counts and drops it."""
-
-
-@dataclass(frozen=True)
-class SensorMessage:
-    sensor_id: str
-    time: dt.datetime  # tz-aware
-    value: float
-
-
-def parse_time(text: str) -> dt.datetime:
-    """An RFC 3339 / ISO 8601 time; one without an offset is taken as UTC."""
-    try:
-        value = dt.datetime.fromisoformat(text)
-        return value.astimezone(dt.UTC) if value.tzinfo else value.replace(tzinfo=dt.UTC)
-    except (TypeError, ValueError, OverflowError):
-        raise MalformedMessage(f"time {text!r} is not an RFC 3339 time such as 2024-03-04T00:15:00Z") from None
-
-
-def _number(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise MalformedMessage(f"{what} must be a number, got {json.dumps(value)[:60]}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise MalformedMessage(f"{what} must be finite, got {value}")
-    return value
-
-
-def parse_reading(topic: str, payload: bytes, prefix: str, now: dt.datetime | None = None) -> SensorMessage:
-    """The reading in a message on `<prefix>/<sensor_id>`: JSON `{"time": "<RFC 3339>", "value": <number>}`
-    (no "time": now) or a bare JSON number (measured now). Raises MalformedMessage saying what is wrong."""
-    head = prefix.strip("/") + "/"
-    if not topic.startswith(head) or not topic[len(head):]:
-        raise MalformedMessage(f"topic {topic!r} is not {head}<sensor_id>")
-    sensor_id = topic[len(head):]
-    try:
-        body = json.loads(payload, parse_constant=lambda c: float(c))
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedMessage(f"payload {bytes(payload[:60])!r} is not JSON") from None
-    when = now or dt.datetime.now(dt.UTC)
-    if isinstance(body, dict):
-        if "value" not in body:
-            raise MalformedMessage(f"payload has no \"value\" (keys: {', '.join(sorted(body)) or 'none'})")
-        value = _number(body["value"], '"value"')
-        if body.get("time") is not None:
-            if not isinstance(body["time"], str):
-                raise MalformedMessage(f"\"time\" must be an RFC 3339 string, got {json.dumps(body['time'])[:40]}")
-            when = parse_time(body["time"])
-    else:
-        value = _number(body, "payload")
-    return SensorMessage(sensor_id, when, value)
-
-
-def rfc3339(value: dt.datetime) -> str:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def forecast_payload(sensor_id: str, target_time: dt.datetime | None, value: float, model_id: str,
-                     learner_id: str) -> bytes:
-    """The JSON published on `<response_prefix>/<sensor_id>`."""
-    return json.dumps({"sensor_id": sensor_id, "target_time": rfc3339(target_time) if target_time else None,
-                       "value": value, "model_id": model_id, "learner_id": learner_id}).encode()
-
-
-def broker_params(url: str) -> dict:
-    """aiomqtt.Client keyword arguments for mqtt://[user:password@]host[:port] or mqtts://..."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl") or not parts.hostname:
-        raise ValueError(f"broker URL {url!r} is not mqtt://host[:port] or mqtts://host[:port]")
-    tls = parts.scheme in ("mqtts", "ssl")
-    params: dict = {"hostname": parts.hostname, "port": parts.port or (8883 if tls else 1883)}
-    if parts.username:
-        params["username"] = unquote(parts.username)
-        params["password"] = unquote(parts.password or "")
-    if tls:
-        params["tls_context"] = ssl.create_default_context()
-    return params
-
-
-# -- the bridge --------------------------------------------------------------------------------
 
 
 @dataclass
@@ -365,8 +205,7 @@ class Bridge:
     def _request(self, batch: list[SensorMessage]) -> tuple[pb.LearnRequest, list[str]]:
         observations, predict = [], []
         for r in batch:
-            observations.append(pb.Observation(reading=pb.SensorReading(
-                sensor_id=r.sensor_id, time=timestamp_to_proto(r.time), value=r.value)))
+            observations.append(observation(r, r.sensor_id))
             self._counts[r.sensor_id] += 1
             every = self.s.predict_every
             if every and self._counts[r.sensor_id] % every == 0 and r.sensor_id not in predict:
@@ -508,7 +347,7 @@ class Bridge:
         prediction = response.predictions[0]
         target = timestamp_from_proto(prediction.target_time) if prediction.HasField("target_time") else None
         payload = forecast_payload(sensor_id, target, prediction.values[0], response.model_id, self.s.learner_id)
-        topic = f"{self.s.response_prefix}/{sensor_id}"
+        topic = sensor_topic(self.s.response_prefix, sensor_id)
         publisher = self._publisher
         if publisher is None:
             self.stats.forecast_errors += 1
@@ -567,22 +406,3 @@ async def serve(settings: MqttBridgeSettings) -> int:
         log.error("%s", exc)
         return 2
     return 0
-
-
-def main() -> None:
-    from servers.common.observability import configure_logging
-
-    try:
-        settings = MqttBridgeSettings()
-    except ValidationError as exc:
-        problems = "; ".join(f"MLMESH_MQTT_BRIDGE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                             for e in exc.errors())
-        raise SystemExit(f"mqtt bridge: bad settings: {problems}") from None
-    configure_logging(settings.log_level, "mqtt-bridge")
-    for noisy in ("mlmesh.mqtt_bridge.mqtt", "grpc", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    raise SystemExit(asyncio.run(serve(settings)))
-
-
-if __name__ == "__main__":
-    main()
