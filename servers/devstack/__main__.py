@@ -25,10 +25,6 @@ from servers.devstack import procs
 from servers.devstack.settings import DevstackSettings
 
 ORDER = ["postgres", "anvil", "ledger", "registry", "trainer", "translator", "learner", "envoy"]
-PUBLIC_SERVICES = ("mlmesh.registry.v1.RegistryService", "mlmesh.trainer.v1.TrainerService",
-                   "mlmesh.translator.v1.TranslatorService", "mlmesh.learner.v1.LearnerService")
-# Third-party gRPC APIs Envoy routes natively (no REST): the Open Inference Protocol on the Learner.
-NATIVE_SERVICES = {"inference.GRPCInferenceService": "learner"}
 REPO = Path(__file__).resolve().parents[2]
 ML_PYTHON = REPO / ".venv-ml" / "bin" / "python"
 console = Console(stderr=True)
@@ -68,7 +64,7 @@ def _start_server(s: DevstackSettings, name: str, port: int, env: dict[str, str]
 def up(s: DevstackSettings) -> dict:
     from servers.common import identity
     from servers.devstack.anvil import start_anvil
-    from servers.devstack.envoy import start_envoy, write_envoy_config
+    from servers.devstack.envoy import MESH_ROUTES, start_envoy, write_envoy_config
     from servers.devstack.postgres import start_postgres
 
     s.run_dir.mkdir(parents=True, exist_ok=True)
@@ -138,7 +134,7 @@ def up(s: DevstackSettings) -> dict:
             s.root / "envoy" / "envoy.yaml",
             upstreams={"registry": ("127.0.0.1", s.registry_port), "trainer": ("127.0.0.1", s.trainer_port),
                        "translator": ("127.0.0.1", s.translator_port), "learner": ("127.0.0.1", s.learner_port)},
-            public_services=PUBLIC_SERVICES, native_services=NATIVE_SERVICES,
+            routes=MESH_ROUTES,
             listen_port=s.envoy_port, admin_port=s.envoy_admin_port,
             jwks=identity.jwks(keys), issuer=s.jwt_issuer, audiences=(s.jwt_audience,),
         )

@@ -1,0 +1,102 @@
+"""The front door's route table: one row per gRPC service saying who serves it and how Envoy
+exposes it. Everything Envoy routes, transcodes or lets through without a token follows from
+this table (and, for REST services, from the descriptor set); adding a server is adding its
+rows to `MESH_ROUTES`.
+
+  REST      routed and transcoded: REST/JSON and native gRPC, one exact route per RPC that
+            has a google.api.http binding. RPCs without one are internal (server to server,
+            e.g. the Registry's ReportTrainingStatus) and get no route.
+  NATIVE    routed as native gRPC only, no transcoding (health, reflection, the Open
+            Inference Protocol): one prefix route for the service, or exact routes to the
+            listed methods.
+  INTERNAL  never routed (the Ledger): native gRPC gets UNIMPLEMENTED, REST gets 404.
+
+Every routed service needs a token unless its row says `jwt=False` (only health does).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+# A route timeout of 0 is "none": streams (uploads and downloads of large files, Watch...)
+# have no overall deadline; the stream idle timeout still ends a stalled one.
+NO_TIMEOUT = 0.0
+
+
+class Exposure(enum.Enum):
+    REST = "rest"
+    NATIVE = "native"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class ServiceRoute:
+    """One row of the route table."""
+
+    service: str  # full gRPC name, e.g. "mlmesh.registry.v1.RegistryService"
+    # The upstream (server) that serves it; None: the front door's default upstream (the
+    # first one configured), for services every server has (health, reflection).
+    upstream: str | None
+    exposure: Exposure
+    jwt: bool = True  # False: no token needed
+    # NATIVE only. Empty: one prefix route for the whole service with `timeout`; otherwise
+    # exact routes to just these (method, timeout) pairs.
+    methods: tuple[tuple[str, float], ...] = ()
+    # NATIVE prefix routes: seconds, NO_TIMEOUT for streaming services, None for the unary
+    # default. (REST routes take theirs from the descriptor set: streaming RPCs have none.)
+    timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.exposure is not Exposure.NATIVE and (self.methods or self.timeout is not None):
+            raise ValueError(f"{self.service}: methods and timeout are for NATIVE rows only")
+        if self.exposure is Exposure.INTERNAL and not self.jwt:
+            raise ValueError(f"{self.service}: an internal service is never routed, so jwt=False means nothing")
+
+    @property
+    def routed(self) -> bool:
+        return self.exposure is not Exposure.INTERNAL
+
+    @property
+    def prefix(self) -> str:
+        return f"/{self.service}/"
+
+
+# Rows every front door has, whatever servers sit behind it.
+FRONT_DOOR: tuple[ServiceRoute, ...] = (
+    ServiceRoute("grpc.health.v1.Health", None, Exposure.NATIVE, jwt=False,
+                 methods=(("Check", 10.0), ("Watch", NO_TIMEOUT))),
+    ServiceRoute("grpc.reflection.v1.ServerReflection", None, Exposure.NATIVE, timeout=NO_TIMEOUT),
+    ServiceRoute("grpc.reflection.v1alpha.ServerReflection", None, Exposure.NATIVE, timeout=NO_TIMEOUT),
+)
+
+# The mesh's services, one row each.
+MESH_ROUTES: tuple[ServiceRoute, ...] = (
+    *FRONT_DOOR,
+    ServiceRoute("mlmesh.registry.v1.RegistryService", "registry", Exposure.REST),
+    ServiceRoute("mlmesh.ledger.v1.LedgerService", "ledger", Exposure.INTERNAL),
+    ServiceRoute("mlmesh.trainer.v1.TrainerService", "trainer", Exposure.REST),
+    ServiceRoute("mlmesh.translator.v1.TranslatorService", "translator", Exposure.REST),
+    ServiceRoute("mlmesh.learner.v1.LearnerService", "learner", Exposure.REST),
+    # The Open Inference Protocol (KServe V2) on the Learner: third-party API, no REST here.
+    ServiceRoute("inference.GRPCInferenceService", "learner", Exposure.NATIVE),
+)
+
+DEFAULT_SERVICES: tuple[str, ...] = ("mlmesh.registry.v1.RegistryService",)
+
+
+def select(services: Iterable[str], table: Sequence[ServiceRoute] = MESH_ROUTES) -> tuple[ServiceRoute, ...]:
+    """The front door's own rows plus the rows of `services` (full names), in that order."""
+    rows = {row.service: row for row in table}
+    wanted = list(services)
+    unknown = [s for s in wanted if s not in rows]
+    if unknown:
+        raise ValueError(f"services {unknown} are not in the route table; known: {sorted(rows)}")
+    own = tuple(row for row in FRONT_DOOR if row.service not in wanted)
+    return own + tuple(rows[s] for s in wanted)
+
+
+def upstreams_of(table: Sequence[ServiceRoute]) -> list[str]:
+    """The named upstreams the routed rows need, in table order."""
+    return list(dict.fromkeys(r.upstream for r in table if r.routed and r.upstream is not None))
