@@ -1,5 +1,8 @@
 """`make demo`'s walk-through as a test: `mlmesh demo` against the stack, exactly as a user runs it
-after `make up` (its exit status is 0 only if every proof and parity check in it holds)."""
+after `make up` (its exit status is 0 only if every proof and parity check in it holds).
+
+Marked `runs_last`: it runs after every other test, on the stack they have stopped, killed and
+restarted (tests/e2e/conftest.py says why)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,12 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.runs_last
 def test_mlmesh_demo_runs_the_whole_walkthrough(stack):
     result = subprocess.run([str(REPO / ".venv/bin/mlmesh"), "demo"], cwd=REPO, env={**os.environ, **stack.env,
                             "COLUMNS": "200"}, capture_output=True, text=True, timeout=600)
