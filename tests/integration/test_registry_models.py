@@ -15,58 +15,15 @@ import uuid
 
 import grpc
 import pytest
-import pytest_asyncio
 from google.api import httpbody_pb2
 from mlmesh.ledger.v1 import ledger_service_pb2 as ledger_pb
 from mlmesh.registry.v1 import model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as svc
-from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
-from mlmesh.trainer.v1 import trainer_service_pb2 as trainer_pb
-from mlmesh.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
 
 from servers.registry.domain.models_service import not_trained_message
-
-ORG = "smart-agri-ll"
-
-
-class RecordingTrainer(trainer_grpc.TrainerServiceServicer):
-    def __init__(self):
-        self.submitted: list[trainer_pb.SubmitTrainingJobRequest] = []
-        self.fail_with: grpc.StatusCode | None = None
-
-    async def SubmitTrainingJob(self, request, context):  # noqa: N802
-        if self.fail_with is not None:
-            await context.abort(self.fail_with, "the stand-in trainer refuses")
-        self.submitted.append(request)
-        return trainer_pb.TrainingJob(job_id=f"job-{len(self.submitted)}", model_id=request.model_id,
-                                      state=trainer_pb.TrainingJob.STATE_QUEUED)
-
-
-@pytest_asyncio.fixture
-async def trainer():
-    servicer = RecordingTrainer()
-    server = grpc.aio.server()
-    trainer_grpc.add_TrainerServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    servicer.port = port
-    yield servicer
-    await server.stop(0)
-
-
-@pytest_asyncio.fixture
-async def registry(ledger_server, fresh_db_dsn, tmp_path, trainer):
-    from servers.registry.main import build
-    from servers.registry.settings import RegistrySettings
-
-    settings = RegistrySettings(port=0, metrics_port=-1, database_url=fresh_db_dsn, data_dir=tmp_path,
-                                ledger_target=f"127.0.0.1:{ledger_server.port}",
-                                trainer_target=f"127.0.0.1:{trainer.port}")
-    server = await build(settings)
-    await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        yield svc_grpc.RegistryServiceStub(channel), server
-    await server.stop(0, drain=0)
+from tests.fixtures.registry_models import ORG
+from tests.fixtures.registry_models import download_model as _download
+from tests.fixtures.registry_models import upload_dataset as _dataset
 
 
 def recipe_archive() -> bytes:
@@ -79,13 +36,6 @@ def recipe_archive() -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
-
-
-async def _dataset(stub) -> str:
-    async def gen():
-        yield svc.UploadDatasetRequest(organization_id=ORG, display_name="digits",
-                                       chunk=httpbody_pb2.HttpBody(data=b"p0,label\n1,2\n"))
-    return (await stub.UploadDataset(gen())).dataset_id
 
 
 def _create(dataset_id: str, archive: bytes | None = b"", **meta):
@@ -107,10 +57,6 @@ def _result(model_id: str, job_id: str, data: bytes, framework: str = "sklearn")
         for i in range(0, len(data), 100_000):
             yield svc.SubmitTrainingResultRequest(chunk=httpbody_pb2.HttpBody(data=data[i:i + 100_000]))
     return gen()
-
-
-async def _download(stub, model_id: str) -> bytes:
-    return b"".join([m.data async for m in stub.DownloadModel(svc.DownloadModelRequest(model_id=model_id))])
 
 
 async def test_model_lifecycle_from_recipe_to_verified_result(registry, trainer, ledger_stub):

@@ -1,6 +1,6 @@
 """Model versions learned online (CreateModelVersion, the Learner's internal RPC) in our real
 Registry: embedded PostgreSQL, filesystem store, the real Ledger on Anvil. The Trainer is the
-recording stand-in of test_registry_models.py (versions never reach it)."""
+recording stand-in of tests/integration/conftest.py (versions never reach it)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from mlmesh.ledger.v1 import ledger_service_pb2 as ledger_pb
 from mlmesh.registry.v1 import model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 
-from tests.integration.test_registry_models import ORG, _dataset, _download, registry, trainer  # noqa: F401
+from tests.fixtures.registry_models import ORG, download_model, upload_dataset
 
 RECORD = json.dumps({"learner_id": "L1", "spec": {"backend": "sklearn"}}).encode()
 
@@ -34,9 +34,9 @@ def _version(dataset_id: str, data: bytes, *, parent: str = "", version: int = 1
     return gen()
 
 
-async def test_versions_are_stored_anchored_and_linked(registry, trainer, ledger_stub):  # noqa: F811
+async def test_versions_are_stored_anchored_and_linked(registry, trainer, ledger_stub):
     stub, _ = registry
-    dataset_id = await _dataset(stub)
+    dataset_id = await upload_dataset(stub)
     first_bytes = os.urandom(120_000)
     v1 = await stub.CreateModelVersion(_version(dataset_id, first_bytes))
     assert v1.state == model_pb2.Model.STATE_TRAINED and v1.version == 1 and not v1.parent_model_id
@@ -49,7 +49,7 @@ async def test_versions_are_stored_anchored_and_linked(registry, trainer, ledger
     chain = await ledger_stub.GetModelContract(ledger_pb.GetModelContractRequest(address=v1.contract_address))
     assert chain.verified and chain.res_sha256 == v1.res_sha256
     assert chain.train_image_sha256 == online.record.sha256 and chain.dataset_id == dataset_id
-    assert await _download(stub, v1.model_id) == first_bytes
+    assert await download_model(stub, v1.model_id) == first_bytes
     record = b"".join([m.data async for m in stub.DownloadModelRecipe(
         svc.DownloadModelRecipeRequest(model_id=v1.model_id))])
     assert record == RECORD
@@ -65,7 +65,7 @@ async def test_versions_are_stored_anchored_and_linked(registry, trainer, ledger
     # the same number is a new branch; the first stays intact.
     rival = await stub.CreateModelVersion(_version(dataset_id, b"rival", parent=v1.model_id, version=2))
     assert rival.model_id != v2.model_id
-    assert await _download(stub, v2.model_id) == b"second"
+    assert await download_model(stub, v2.model_id) == b"second"
 
 @pytest.mark.parametrize(("meta", "code", "words"), [
     ({"framework": "caffe"}, grpc.StatusCode.INVALID_ARGUMENT, "framework"),
@@ -75,9 +75,9 @@ async def test_versions_are_stored_anchored_and_linked(registry, trainer, ledger
     ({"parent_model_id": "0b0e7c8e-5f3c-4c55-9c53-000000000000"}, grpc.StatusCode.NOT_FOUND, "does not exist"),
     ({"observations_sha256": "xyz"}, grpc.StatusCode.INVALID_ARGUMENT, "observations_sha256"),
 ])
-async def test_bad_versions_store_nothing(registry, meta, code, words):  # noqa: F811
+async def test_bad_versions_store_nothing(registry, meta, code, words):
     stub, _ = registry
-    dataset_id = await _dataset(stub)
+    dataset_id = await upload_dataset(stub)
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await stub.CreateModelVersion(_version(dataset_id, b"bytes", **meta))
     assert info.value.code() == code and words in info.value.details()
