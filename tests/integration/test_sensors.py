@@ -1,7 +1,7 @@
 """Sensor inputs of the Learner against a real mosquitto broker (tests/fixtures/mosquitto.py):
-`mlmesh sensors replay` (clients/sensors.py, run as a process exactly as a user runs it), the
-message format both sides share (clients/sensorformat.py) and the MQTT bridge
-(servers/learner/mqtt_bridge/, run as a process)."""
+`mlmesh sensors replay` (clients/sensors.py, run as a process exactly as a user runs it) and the
+MQTT bridge (servers/learner/mqtt_bridge/, run as a process). The message format both sides share
+(clients/sensorformat.py) is tested without a broker in tests/unit/test_sensorformat.py."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import aiomqtt
 import pytest
 from mlmesh.learner.v1 import learner_service_pb2 as lpb
 
-from clients.sensorformat import MalformedMessage, forecast_payload, parse_reading
+from clients.sensorformat import parse_reading
 from servers.devstack.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -135,41 +135,6 @@ def test_replay_errors_are_clear(tmp_path, power_csv):
 
     result = replay(str(power_csv))
     assert result.returncode == 2 and "--learner" in result.stderr
-
-
-@pytest.mark.parametrize(("topic", "payload", "expected"), [
-    ("mlmesh/sensors/W6", b'{"time": "2024-03-04T00:15:00Z", "value": 3.5}',
-     ("W6", dt.datetime(2024, 3, 4, 0, 15, tzinfo=UTC), 3.5)),
-    ("mlmesh/sensors/W6", b'{"time": "2024-03-04T02:15:00+02:00", "value": 2}',
-     ("W6", dt.datetime(2024, 3, 4, 0, 15, tzinfo=UTC), 2.0)),
-    ("mlmesh/sensors/3640f24ba43a423188979372bae6277a", b"17.25",
-     ("3640f24ba43a423188979372bae6277a", dt.datetime(2026, 1, 1, tzinfo=UTC), 17.25)),
-])
-def test_bridge_reads_the_documented_format(topic, payload, expected):
-    r = parse_reading(topic, payload, "mlmesh/sensors", now=dt.datetime(2026, 1, 1, tzinfo=UTC))
-    assert (r.sensor_id, r.time, r.value) == expected
-
-
-@pytest.mark.parametrize(("topic", "payload", "message"), [
-    ("mlmesh/sensors/W4", b"not json", "is not JSON"),
-    ("mlmesh/sensors/W4", b'{"time": "2024-03-04T00:15:00Z"}', 'no "value"'),
-    ("mlmesh/sensors/W4", b'{"time": "noon", "value": 1}', "not an RFC 3339 time"),
-    ("mlmesh/sensors/W4", b'{"time": "0001-01-01T00:00:00+01:00", "value": 1}', "not an RFC 3339 time"),
-    ("mlmesh/sensors/W4", b'{"value": "1.5"}', "must be a number"),
-    ("mlmesh/sensors/W4", b"NaN", "must be finite"),
-    ("mlmesh/sensors/W4", b"true", "must be a number"),
-    ("mlmesh/sensors/", b"1", "is not mlmesh/sensors/<sensor_id>"),
-    ("other/W4", b"1", "is not mlmesh/sensors/<sensor_id>"),
-])
-def test_bridge_names_what_is_wrong_with_a_message(topic, payload, message):
-    with pytest.raises(MalformedMessage, match=message):
-        parse_reading(topic, payload, "mlmesh/sensors")
-
-
-def test_forecast_payload():
-    body = json.loads(forecast_payload("W4", dt.datetime(2024, 3, 5, 12, tzinfo=UTC), 21.5, "m-1", "l-1"))
-    assert body == {"sensor_id": "W4", "target_time": "2024-03-05T12:00:00Z", "value": 21.5, "model_id": "m-1",
-                    "learner_id": "l-1"}
 
 
 # -- end to end: the real Learner (tests/fixtures/learner.py, a .venv-ml process) ------------------

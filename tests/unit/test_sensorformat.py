@@ -59,13 +59,33 @@ def test_sensor_topic_tolerates_slashes_around_the_prefix():
     assert parse_reading("a/b/W6", b"1", "/a/b/", now=T0).sensor_id == "W6"
 
 
+@pytest.mark.parametrize(("topic", "payload", "expected"), [
+    ("mlmesh/sensors/W6", b'{"time": "2024-03-04T00:15:00Z", "value": 3.5}', ("W6", T0, 3.5)),
+    ("mlmesh/sensors/W6", b'{"time": "2024-03-04T02:15:00+02:00", "value": 2}', ("W6", T0, 2.0)),
+    ("mlmesh/sensors/3640f24ba43a423188979372bae6277a", b"17.25",
+     ("3640f24ba43a423188979372bae6277a", dt.datetime(2026, 1, 1, tzinfo=UTC), 17.25)),
+])
+def test_the_documented_reading_format(topic, payload, expected):
+    r = parse_reading(topic, payload, "mlmesh/sensors", now=dt.datetime(2026, 1, 1, tzinfo=UTC))
+    assert (r.sensor_id, r.time, r.value) == expected
+
+
 @pytest.mark.parametrize("payload", [b"17.25", b'{"value": 17.25}', b'{"value": 17.25, "time": null}'])
 def test_a_reading_without_a_time_was_measured_now(payload):
     assert parse_reading("mlmesh/sensors/W4", payload, "mlmesh/sensors", now=T0) == SensorMessage("W4", T0, 17.25)
 
 
 @pytest.mark.parametrize(("topic", "payload", "message"), [
+    ("mlmesh/sensors/W4", b"not json", "is not JSON"),
     ("mlmesh/sensors/W4", b"\xff\xfe", "is not JSON"),
+    ("mlmesh/sensors/W4", b'{"time": "2024-03-04T00:15:00Z"}', 'no "value"'),
+    ("mlmesh/sensors/W4", b'{"time": "noon", "value": 1}', "not an RFC 3339 time"),
+    ("mlmesh/sensors/W4", b'{"time": "0001-01-01T00:00:00+01:00", "value": 1}', "not an RFC 3339 time"),
+    ("mlmesh/sensors/W4", b'{"value": "1.5"}', "must be a number"),
+    ("mlmesh/sensors/W4", b"NaN", "must be finite"),
+    ("mlmesh/sensors/W4", b"true", "must be a number"),
+    ("mlmesh/sensors/", b"1", "is not mlmesh/sensors/<sensor_id>"),
+    ("other/W4", b"1", "is not mlmesh/sensors/<sensor_id>"),
     ("mlmesh/sensors/W4", b"[1, 2]", "payload must be a number"),
     ("mlmesh/sensors/W4", b"{}", r'no "value" \(keys: none\)'),
     ("mlmesh/sensors/W4", b'{"v": 1}', r'no "value" \(keys: v\)'),
@@ -80,6 +100,12 @@ def test_a_reading_without_a_time_was_measured_now(payload):
 def test_malformed_readings_say_what_is_wrong(topic, payload, message):
     with pytest.raises(MalformedMessage, match=message):
         parse_reading(topic, payload, "mlmesh/sensors")
+
+
+def test_forecast_payload_is_the_documented_json():
+    body = json.loads(forecast_payload("W4", dt.datetime(2024, 3, 5, 12, tzinfo=UTC), 21.5, "m-1", "l-1"))
+    assert body == {"sensor_id": "W4", "target_time": "2024-03-05T12:00:00Z", "value": 21.5, "model_id": "m-1",
+                    "learner_id": "l-1"}
 
 
 def test_forecast_payload_without_a_target_time():
