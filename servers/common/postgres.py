@@ -284,6 +284,18 @@ class PageTokens:
     mismatch_message: str
 
 
+def model_id_page_tokens() -> PageTokens:
+    """The page tokens of a listing filtered by nothing but an optional `model_id` (the Trainer's
+    jobs, the Translator's translations)."""
+    return PageTokens(
+        scope_key="m",
+        invalid_message=("page_token is not a token this service issued; pass the previous next_page_token "
+                         "unchanged, or none for the first page"),
+        mismatch_message=("page_token belongs to a listing with a different model_id; keep the filter unchanged "
+                          "while paging"),
+    )
+
+
 @dataclass(frozen=True)
 class PageCursor:
     """Where a page starts: after the row (create_time, ident), under one filter `scope` (a token

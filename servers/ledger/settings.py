@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import Field
 
+from servers.common.endpoints import ANVIL_PORT, PORTS
 from servers.common.settings import ServerSettings, settings_config
 
 
@@ -14,8 +15,10 @@ class LedgerSettings(ServerSettings):
 
     model_config = settings_config("LEDGER")
 
+    port: int = Field(PORTS["ledger"].grpc, ge=0, le=65535, description="gRPC port of the Ledger (internal only).")
+    metrics_port: int = Field(PORTS["ledger"].metrics, ge=-1, le=65535, description="Prometheus port; -1 off.")
     rpc_url: str = Field(
-        "http://127.0.0.1:8545",
+        f"http://127.0.0.1:{ANVIL_PORT}",
         description="JSON-RPC (HTTP) endpoint of the EVM node: the embedded Anvil by default; "
         "a ConsenSys Quorum / Besu node in production.",
     )

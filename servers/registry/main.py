@@ -7,11 +7,12 @@ import logging
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
-from servers.common import errors
 from servers.common.server import MeshServer, run
 from servers.common.storage import make_object_store
-from servers.registry.adapters.db import connect
+from servers.registry.adapters.datasets_db import DatasetRepository
+from servers.registry.adapters.db import Database
 from servers.registry.adapters.ledger_client import LedgerClient
+from servers.registry.adapters.models_db import ModelRepository
 from servers.registry.adapters.trainer_client import TrainerClient
 from servers.registry.api.servicer import RegistryServicer
 from servers.registry.domain.datasets import DatasetService
@@ -23,22 +24,17 @@ log = logging.getLogger("mlmesh.registry")
 
 async def build(settings: RegistrySettings) -> MeshServer:
     """The Registry server, wired to its adapters (not started)."""
-    if not settings.database_url:
-        raise errors.FailedPrecondition(
-            "no database: set MLMESH_DATABASE_URL (or MLMESH_REGISTRY_DATABASE_URL); `make up` does this for the "
-            "embedded PostgreSQL"
-        )
     server = MeshServer("registry", settings, configure_logs=False)
-    db = await connect(settings.database_url)
+    db = await Database.connect(settings.require_database_url())
     store = make_object_store(settings.storage)
     ledger = LedgerClient(settings.ledger_target)
     datasets = DatasetService(
-        store, db.datasets, ledger,
+        store, DatasetRepository(db), ledger,
         max_upload_bytes=settings.max_upload_bytes, read_chunk_bytes=settings.read_chunk_bytes,
     )
     trainer = TrainerClient(settings.trainer_target)
     models = ModelService(
-        store, db.models, ledger, trainer, datasets, max_recipe_bytes=settings.max_recipe_bytes,
+        store, ModelRepository(db), ledger, trainer, datasets, max_recipe_bytes=settings.max_recipe_bytes,
         max_model_bytes=settings.max_model_bytes, read_chunk_bytes=settings.read_chunk_bytes,
     )
     servicer = RegistryServicer(datasets, models)

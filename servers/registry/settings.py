@@ -4,24 +4,17 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from servers.common.settings import ServerSettings, _mesh, settings_config
+from servers.common.endpoints import PORTS, local_target
+from servers.common.settings import DatabaseSettings, ServerSettings, settings_config
 from servers.common.storage import StorageSettings
 
-REGISTRY_PORT = 50051
-REGISTRY_METRICS_PORT = 9101
-
-
-class RegistrySettings(ServerSettings):
+class RegistrySettings(DatabaseSettings, ServerSettings):
     model_config = settings_config("REGISTRY")
 
-    port: int = Field(REGISTRY_PORT, ge=0, le=65535, description="gRPC port of the Registry.")
-    metrics_port: int = Field(REGISTRY_METRICS_PORT, ge=-1, le=65535, description="Prometheus port; -1 off.")
-    database_url: str | None = Field(
-        default_factory=lambda: _mesh().database_url,
-        description="PostgreSQL DSN for the Registry's metadata (default: MLMESH_DATABASE_URL).",
-    )
-    ledger_target: str = Field("127.0.0.1:50052", description="host:port of the Ledger's gRPC server.")
-    trainer_target: str = Field("127.0.0.1:50053", description="host:port of the Trainer's gRPC server.")
+    port: int = Field(PORTS["registry"].grpc, ge=0, le=65535, description="gRPC port of the Registry.")
+    metrics_port: int = Field(PORTS["registry"].metrics, ge=-1, le=65535, description="Prometheus port; -1 off.")
+    ledger_target: str = Field(local_target("ledger"), description="host:port of the Ledger's gRPC server.")
+    trainer_target: str = Field(local_target("trainer"), description="host:port of the Trainer's gRPC server.")
     storage: StorageSettings = Field(
         default_factory=StorageSettings,
         description="Object storage: filesystem under <data_dir>/objects (default) or S3/MinIO.",

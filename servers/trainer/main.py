@@ -7,9 +7,8 @@ import logging
 from mlmesh.trainer.v1 import trainer_service_pb2 as pb
 from mlmesh.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 
-from servers.common import errors
 from servers.common.server import MeshServer, run
-from servers.trainer.adapters.db import connect
+from servers.trainer.adapters.db import Database
 from servers.trainer.adapters.local_executor import LocalProcessRunner, RecipeEnvironments
 from servers.trainer.adapters.registry_client import RegistryClient
 from servers.trainer.api.servicer import TrainerServicer
@@ -43,12 +42,8 @@ def core_options(settings: TrainerSettings) -> CoreOptions:
 async def build(settings: TrainerSettings) -> tuple[MeshServer, TrainerCore]:
     """The Trainer server and its core, wired to their adapters; the core's recovery has run
     (jobs left running by a previous process are FAILED, QUEUED ones resume). Not started."""
-    if not settings.database_url:
-        raise errors.FailedPrecondition(
-            "no database: set MLMESH_DATABASE_URL (or MLMESH_TRAINER_DATABASE_URL); `make up` does this for the "
-            "embedded PostgreSQL")
     workflows = None
-    db = await connect(settings.database_url)
+    db = await Database.connect(settings.require_database_url())
     registry = RegistryClient(settings.registry_target, timeout=settings.registry_timeout_seconds,
                               max_message_bytes=settings.max_message_bytes)
     try:

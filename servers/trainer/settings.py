@@ -9,10 +9,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from servers.common.settings import ServerSettings, _mesh, settings_config
+from servers.common.endpoints import PORTS, local_target
+from servers.common.settings import DatabaseSettings, ServerSettings, settings_config
 
-TRAINER_PORT = 50053
-TRAINER_METRICS_PORT = 9103
 REPO = Path(__file__).resolve().parents[2]
 GIB = 1 << 30
 # What a recipe inherits from the Trainer's own environment; everything else it gets is set
@@ -38,7 +37,7 @@ class ArgoSettings(BaseModel):
     ca_file: Path | None = Field(None, description="CA bundle for the Argo Server's certificate.")
     template_name: str = Field("mlmesh-training", description="Name of the WorkflowTemplate to submit "
                                "(k8s/argo/training-workflowtemplate.yaml).")
-    registry_target: str = Field("mlmesh-registry:50051", description="host:port of the Registry as the "
+    registry_target: str = Field(f"mlmesh-registry:{PORTS['registry'].grpc}", description="host:port of the Registry as the "
                                  "workflow's pods reach it inside the cluster.")
     trainer_image: str = Field("ghcr.io/mlmesh/trainer:0.1.0", description="Image with this repository's code; "
                                "runs the pre-train and post-train steps (python -m servers.trainer.steps).")
@@ -48,16 +47,12 @@ class ArgoSettings(BaseModel):
     request_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of one Argo Server request.")
 
 
-class TrainerSettings(ServerSettings):
+class TrainerSettings(DatabaseSettings, ServerSettings):
     model_config = settings_config("TRAINER")
 
-    port: int = Field(TRAINER_PORT, ge=0, le=65535, description="gRPC port of the Trainer.")
-    metrics_port: int = Field(TRAINER_METRICS_PORT, ge=-1, le=65535, description="Prometheus port; -1 off.")
-    database_url: str | None = Field(
-        default_factory=lambda: _mesh().database_url,
-        description="PostgreSQL DSN for jobs and their logs (default: MLMESH_DATABASE_URL). The Trainer's tables "
-        "are prefixed trainer_ and can share the Registry's database.")
-    registry_target: str = Field("127.0.0.1:50051", description="host:port of the Registry's gRPC server.")
+    port: int = Field(PORTS["trainer"].grpc, ge=0, le=65535, description="gRPC port of the Trainer.")
+    metrics_port: int = Field(PORTS["trainer"].metrics, ge=-1, le=65535, description="Prometheus port; -1 off.")
+    registry_target: str = Field(local_target("registry"), description="host:port of the Registry's gRPC server.")
     work_dir: Path | None = Field(
         None, description="Where jobs run (jobs/<job_id>/) and recipe virtualenvs live (envs/<hash>/). "
         "Default: <data_dir>/trainer.")

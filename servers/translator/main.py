@@ -7,10 +7,9 @@ import logging
 from mlmesh.translator.v1 import translator_service_pb2 as pb
 from mlmesh.translator.v1 import translator_service_pb2_grpc as pb_grpc
 
-from servers.common import errors
 from servers.common.server import MeshServer, run
 from servers.common.storage import make_object_store
-from servers.translator.adapters.db import connect
+from servers.translator.adapters.db import Database
 from servers.translator.adapters.ledger_client import LedgerClient
 from servers.translator.adapters.registry_client import RegistryClient
 from servers.translator.adapters.worker_runner import SubprocessWorker
@@ -33,11 +32,7 @@ def core_options(settings: TranslatorSettings) -> CoreOptions:
 
 async def build(settings: TranslatorSettings) -> tuple[MeshServer, TranslatorCore]:
     """The Translator server and its core, wired to their adapters (not started)."""
-    if not settings.database_url:
-        raise errors.FailedPrecondition(
-            "no database: set MLMESH_DATABASE_URL (or MLMESH_TRANSLATOR_DATABASE_URL); `make up` does this for the "
-            "embedded PostgreSQL")
-    db = await connect(settings.database_url)
+    db = await Database.connect(settings.require_database_url())
     try:
         store = make_object_store(settings.storage)
     except BaseException:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from servers.common.settings import ServerSettings, _mesh, settings_config
+from servers.common.endpoints import PORTS, local_target
+from servers.common.settings import DatabaseSettings, ServerSettings, settings_config
 from servers.common.storage import StorageSettings
 
-TRANSLATOR_PORT = 50054
-TRANSLATOR_METRICS_PORT = 9104
 REPO = Path(__file__).resolve().parents[2]
 # What the conversion worker inherits from the Translator's environment; it also gets
 # TF_CPP_MIN_LOG_LEVEL=3 (TensorFlow's start-up chatter would bury the worker's error line).
@@ -23,17 +22,13 @@ def _inherited_env() -> dict[str, str]:
     return {k: os.environ[k] for k in INHERITED_VARIABLES if k in os.environ}
 
 
-class TranslatorSettings(ServerSettings):
+class TranslatorSettings(DatabaseSettings, ServerSettings):
     model_config = settings_config("TRANSLATOR")
 
-    port: int = Field(TRANSLATOR_PORT, ge=0, le=65535, description="gRPC port of the Translator.")
-    metrics_port: int = Field(TRANSLATOR_METRICS_PORT, ge=-1, le=65535, description="Prometheus port; -1 off.")
-    database_url: str | None = Field(
-        default_factory=lambda: _mesh().database_url,
-        description="PostgreSQL DSN for translations (default: MLMESH_DATABASE_URL). The Translator's tables are "
-        "prefixed translator_ and can share the Registry's database.")
-    registry_target: str = Field("127.0.0.1:50051", description="host:port of the Registry's gRPC server.")
-    ledger_target: str = Field("127.0.0.1:50052", description="host:port of the Ledger's gRPC server.")
+    port: int = Field(PORTS["translator"].grpc, ge=0, le=65535, description="gRPC port of the Translator.")
+    metrics_port: int = Field(PORTS["translator"].metrics, ge=-1, le=65535, description="Prometheus port; -1 off.")
+    registry_target: str = Field(local_target("registry"), description="host:port of the Registry's gRPC server.")
+    ledger_target: str = Field(local_target("ledger"), description="host:port of the Ledger's gRPC server.")
     storage: StorageSettings = Field(
         default_factory=StorageSettings,
         description="Object storage for ONNX files (key translations/<translation_id>): filesystem under "

@@ -18,17 +18,14 @@ import pytest
 from servers.common import errors
 from servers.devstack import procs
 from servers.devstack.postgres import start_postgres, stop_postgres
-from servers.registry.adapters.db import (
-    MIGRATION_LOCK_KEY,
-    Database,
-    Migration,
-    apply_migrations,
-    connect,
-    load_migrations,
-    redact_dsn,
-)
+from servers.common.postgres import Migration, redact_dsn
+from servers.common.postgres import apply_migrations as apply_common_migrations
+from servers.common.postgres import load_migrations as load_common_migrations
+from servers.registry.adapters.datasets_db import DatasetRepository
+from servers.registry.adapters.db import SCHEMA, Database
 from servers.registry.domain.models import DatasetRecord
 
+MIGRATION_LOCK_KEY = SCHEMA.lock_key
 T0 = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
 
 
@@ -52,11 +49,24 @@ def make_record(n: int = 0, *, org: str = "org-a", at: dt.datetime | None = None
     return dataclasses.replace(record, **changes)
 
 
+def load_migrations() -> list[Migration]:
+    return load_common_migrations(SCHEMA.migrations_dir)
+
+
+async def apply_migrations(conn: asyncpg.Connection, migrations: list[Migration]) -> list[int]:
+    return await apply_common_migrations(conn, SCHEMA, migrations)
+
+
 @pytest.fixture
 async def db(fresh_db_dsn):
-    database = await connect(fresh_db_dsn)
+    database = await Database.connect(fresh_db_dsn)
     yield database
     await database.close()
+
+
+@pytest.fixture
+def datasets(db) -> DatasetRepository:
+    return DatasetRepository(db)
 
 
 async def table_names(dsn: str) -> set[str]:
@@ -154,55 +164,55 @@ async def test_an_edited_applied_migration_stops_the_start(db):
 # -- insert / get -------------------------------------------------------------------------------
 
 
-async def test_insert_then_get_round_trips(db):
+async def test_insert_then_get_round_trips(datasets):
     record = make_record(7)
 
-    await db.datasets.insert(record)
-    got = await db.datasets.get(record.dataset_id)
+    await datasets.insert(record)
+    got = await datasets.get(record.dataset_id)
 
     assert got == record
     assert got.create_time.tzinfo is not None and got.create_time.utcoffset() == dt.timedelta(0)
     assert got.create_time.microsecond == 678901
 
 
-async def test_get_accepts_any_uuid_spelling(db):
+async def test_get_accepts_any_uuid_spelling(datasets):
     record = make_record()
-    await db.datasets.insert(record)
+    await datasets.insert(record)
 
-    got = await db.datasets.get(record.dataset_id.upper())
+    got = await datasets.get(record.dataset_id.upper())
 
     assert got.dataset_id == record.dataset_id
 
 
-async def test_duplicate_id_is_already_exists(db):
+async def test_duplicate_id_is_already_exists(datasets):
     record = make_record()
-    await db.datasets.insert(record)
+    await datasets.insert(record)
 
     with pytest.raises(errors.AlreadyExists) as info:
-        await db.datasets.insert(dataclasses.replace(record, object_key="datasets/other"))
+        await datasets.insert(dataclasses.replace(record, object_key="datasets/other"))
 
     assert info.value.reason == "DATASET_EXISTS"
 
 
-async def test_duplicate_object_key_is_already_exists(db):
+async def test_duplicate_object_key_is_already_exists(datasets):
     first = make_record(1)
-    await db.datasets.insert(first)
+    await datasets.insert(first)
 
     with pytest.raises(errors.AlreadyExists) as info:
-        await db.datasets.insert(make_record(2, object_key=first.object_key))
+        await datasets.insert(make_record(2, object_key=first.object_key))
 
     assert info.value.reason == "OBJECT_KEY_TAKEN"
 
 
-async def test_get_missing_is_not_found(db):
+async def test_get_missing_is_not_found(datasets):
     with pytest.raises(errors.NotFound):
-        await db.datasets.get(str(uuid.uuid4()))
+        await datasets.get(str(uuid.uuid4()))
 
 
 @pytest.mark.parametrize("bad_id", ["", "not-a-uuid", "5d066d58-06de-47ab-a2f6"])
-async def test_get_malformed_id_is_invalid_argument(db, bad_id):
+async def test_get_malformed_id_is_invalid_argument(datasets, bad_id):
     with pytest.raises(errors.InvalidArgument):
-        await db.datasets.get(bad_id)
+        await datasets.get(bad_id)
 
 
 @pytest.mark.parametrize(
@@ -215,23 +225,23 @@ async def test_get_malformed_id_is_invalid_argument(db, bad_id):
         {"create_time": dt.datetime(2026, 1, 1)},  # naive
     ],
 )
-async def test_invalid_records_are_refused(db, changes):
+async def test_invalid_records_are_refused(datasets, changes):
     with pytest.raises(errors.InvalidArgument):
-        await db.datasets.insert(make_record(**changes))
+        await datasets.insert(make_record(**changes))
 
-    assert (await db.datasets.list(0, "", "")).items == []
+    assert (await datasets.list(0, "", "")).items == []
 
 
-async def test_delete(db):
+async def test_delete(datasets):
     record = make_record()
-    await db.datasets.insert(record)
+    await datasets.insert(record)
 
-    await db.datasets.delete(record.dataset_id)
+    await datasets.delete(record.dataset_id)
 
     with pytest.raises(errors.NotFound):
-        await db.datasets.get(record.dataset_id)
+        await datasets.get(record.dataset_id)
     with pytest.raises(errors.NotFound):
-        await db.datasets.delete(record.dataset_id)
+        await datasets.delete(record.dataset_id)
 
 
 # -- list ---------------------------------------------------------------------------------------
@@ -252,69 +262,69 @@ async def list_all(repo, page_size: int, org: str = "") -> tuple[list[DatasetRec
             return items, pages
 
 
-async def test_list_pages_newest_first_including_ties(db):
+async def test_list_pages_newest_first_including_ties(datasets):
     records = [make_record(n) for n in range(7)]
     same_time = T0 + dt.timedelta(seconds=3)
     records += [make_record(100 + n, at=same_time) for n in range(4)]  # ties broken by id
     for r in records:
-        await db.datasets.insert(r)
+        await datasets.insert(r)
 
-    items, pages = await list_all(db.datasets, page_size=3)
+    items, pages = await list_all(datasets, page_size=3)
 
     assert [r.dataset_id for r in items] == [r.dataset_id for r in newest_first(records)]
     assert pages == 4  # 11 items: 3 + 3 + 3 + 2
 
 
-async def test_a_page_that_ends_exactly_at_the_last_row_has_no_token(db):
+async def test_a_page_that_ends_exactly_at_the_last_row_has_no_token(datasets):
     for n in range(4):
-        await db.datasets.insert(make_record(n))
+        await datasets.insert(make_record(n))
 
-    first = await db.datasets.list(2, "", "")
-    second = await db.datasets.list(2, first.next_page_token, "")
+    first = await datasets.list(2, "", "")
+    second = await datasets.list(2, first.next_page_token, "")
 
     assert len(first.items) == 2 and first.next_page_token
     assert len(second.items) == 2 and second.next_page_token == ""
 
 
-async def test_list_empty(db):
-    page = await db.datasets.list(10, "", "")
+async def test_list_empty(datasets):
+    page = await datasets.list(10, "", "")
 
     assert page.items == [] and page.next_page_token == ""
 
 
-async def test_list_filters_by_organization(db):
+async def test_list_filters_by_organization(datasets):
     mine = [make_record(n, org="org-a") for n in range(5)]
     others = [make_record(50 + n, org="org-b") for n in range(4)]
     for r in mine + others:
-        await db.datasets.insert(r)
+        await datasets.insert(r)
 
-    items, _ = await list_all(db.datasets, page_size=2, org="org-a")
+    items, _ = await list_all(datasets, page_size=2, org="org-a")
 
     assert [r.dataset_id for r in items] == [r.dataset_id for r in newest_first(mine)]
 
 
-async def test_rows_inserted_while_paging_do_not_shift_pages(db):
+async def test_rows_inserted_while_paging_do_not_shift_pages(datasets):
     records = [make_record(n) for n in range(6)]
     for r in records:
-        await db.datasets.insert(r)
-    first = await db.datasets.list(3, "", "")
+        await datasets.insert(r)
+    first = await datasets.list(3, "", "")
 
-    await db.datasets.insert(make_record(99))  # newer than everything: belongs before page 1
-    second = await db.datasets.list(3, first.next_page_token, "")
+    await datasets.insert(make_record(99))  # newer than everything: belongs before page 1
+    second = await datasets.list(3, first.next_page_token, "")
 
     expected = newest_first(records)
     assert [r.dataset_id for r in first.items + second.items] == [r.dataset_id for r in expected]
 
 
-async def test_page_token_is_bound_to_the_filter(db):
+async def test_page_token_is_bound_to_the_filter(datasets):
     for n in range(3):
-        await db.datasets.insert(make_record(n, org="org-a"))
-    page = await db.datasets.list(1, "", "org-a")
+        await datasets.insert(make_record(n, org="org-a"))
+    page = await datasets.list(1, "", "org-a")
 
     with pytest.raises(errors.InvalidArgument, match="organization_id"):
-        await db.datasets.list(1, page.next_page_token, "org-b")
+        await datasets.list(1, page.next_page_token, "org-b")
     with pytest.raises(errors.InvalidArgument):
-        await db.datasets.list(1, page.next_page_token, "")
+        await datasets.list(1, page.next_page_token, "")
 
 
 def b64(obj) -> str:
@@ -336,14 +346,14 @@ def b64(obj) -> str:
         b64({"v": 1, "t": T0.isoformat(), "id": 5, "org": ""}),
     ],
 )
-async def test_malformed_page_tokens_are_invalid_argument(db, token):
+async def test_malformed_page_tokens_are_invalid_argument(datasets, token):
     with pytest.raises(errors.InvalidArgument) as info:
-        await db.datasets.list(10, token, "")
+        await datasets.list(10, token, "")
 
     assert info.value.reason == "PAGE_TOKEN_INVALID"
 
 
-async def test_page_size_rules(db):
+async def test_page_size_rules(db, datasets):
     conn = await asyncpg.connect(db.dsn)
     try:
         await conn.execute(
@@ -358,14 +368,14 @@ async def test_page_size_rules(db):
     finally:
         await conn.close()
 
-    default = await db.datasets.list(0, "", "")
-    clamped = await db.datasets.list(5000, "", "")
+    default = await datasets.list(0, "", "")
+    clamped = await datasets.list(5000, "", "")
     with pytest.raises(errors.InvalidArgument):
-        await db.datasets.list(-1, "", "")
+        await datasets.list(-1, "", "")
 
     assert len(default.items) == 50 and default.next_page_token
     assert len(clamped.items) == 1000 and clamped.next_page_token
-    rest = await db.datasets.list(1000, clamped.next_page_token, "")
+    rest = await datasets.list(1000, clamped.next_page_token, "")
     assert len(rest.items) == 2 and rest.next_page_token == ""
 
 
@@ -409,18 +419,19 @@ async def test_a_restarted_server_loses_nothing_and_the_pool_recovers():
     database = None
     try:
         database = await Database.connect(dsn, connect_timeout=3)
+        datasets = DatasetRepository(database)
         record = make_record(1)
-        await database.datasets.insert(record)
+        await datasets.insert(record)
 
         assert (run_dir / "postgres.pid").read_text() == str(proc.pid)
         assert await asyncio.to_thread(stop_postgres, data_dir, pid_dir=run_dir)  # as `make down` does
         assert not proc.alive() and not (run_dir / "postgres.pid").exists()
         with pytest.raises(errors.Unavailable, match=f"127.0.0.1:{port}"):
-            await database.datasets.get(record.dataset_id)
+            await datasets.get(record.dataset_id)
 
         proc, dsn_again = await asyncio.to_thread(start_postgres, data_dir, port)
         assert dsn_again == dsn
-        assert await database.datasets.get(record.dataset_id) == record
+        assert await datasets.get(record.dataset_id) == record
     finally:
         if database is not None:
             await database.close()

@@ -7,7 +7,8 @@ from pydantic import ValidationError
 
 from servers.devstack.settings import DevstackSettings
 from servers.ledger.settings import LedgerSettings
-from servers.registry.settings import REGISTRY_PORT, RegistrySettings
+from servers.common.endpoints import PORTS
+from servers.registry.settings import RegistrySettings
 
 
 @pytest.fixture(autouse=True)
@@ -21,10 +22,15 @@ def clean_env(monkeypatch):
 
 def test_registry_defaults():
     s = RegistrySettings()
-    assert s.port == REGISTRY_PORT and s.metrics_port == 9101
+    assert (s.port, s.metrics_port) == PORTS["registry"]
     assert s.data_dir == Path(".mlmesh")
     assert s.storage.backend == "filesystem" and s.storage.root == Path(".mlmesh") / "objects"
     assert s.database_url is None
+
+
+def test_ledger_defaults_come_from_the_port_table():
+    s = LedgerSettings()
+    assert (s.port, s.metrics_port) == PORTS["ledger"]
 
 
 def test_mesh_wide_variables_apply_to_every_server(monkeypatch):
@@ -70,3 +76,15 @@ def test_devstack_ports(monkeypatch):
     s = DevstackSettings()
     assert s.envoy_port == 18080 and s.registry_port == 50051 and s.ledger_port == 50052
     assert s.run_dir == Path(".mlmesh").resolve() / "run"
+
+
+def test_devstack_ports_default_to_the_port_table():
+    from servers.common.endpoints import ANVIL_PORT, ENVOY_ADMIN_PORT, ENVOY_PORT, PORTS, POSTGRES_PORT
+    from servers.devstack.mesh import SERVERS
+
+    s = DevstackSettings()
+    assert {server.name for server in SERVERS} == set(PORTS)
+    for name, ports in PORTS.items():
+        assert s.ports(name) == ports
+    assert (s.envoy_port, s.envoy_admin_port, s.postgres_port, s.anvil_port) == (
+        ENVOY_PORT, ENVOY_ADMIN_PORT, POSTGRES_PORT, ANVIL_PORT)

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from servers.trainer.settings import TRAINER_PORT, TrainerSettings
+from servers.common.endpoints import PORTS
+from servers.trainer.settings import TrainerSettings
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +20,7 @@ def clean_env(monkeypatch):
 
 def test_defaults():
     s = TrainerSettings()
-    assert (s.port, s.metrics_port, s.registry_target) == (TRAINER_PORT, 9103, "127.0.0.1:50051")
+    assert (s.port, s.metrics_port, s.registry_target) == (*PORTS["trainer"], "127.0.0.1:50051")
     assert s.work_dir == Path(".mlmesh") / "trainer" and s.executor == "local" and s.max_concurrent_jobs == 1
     assert (s.default_time_limit_seconds, s.max_time_limit_seconds) == (3600, 86400)
     assert (s.default_memory_limit_bytes, s.max_memory_limit_bytes) == (4 << 30, 16 << 30)

@@ -13,43 +13,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 
 import asyncpg
 
 from servers.common import errors, postgres
-from servers.common.postgres import (  # noqa: F401  (re-exported: callers import them from here)
-    DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
-    Migration,
-    redact_dsn,
-)
 from servers.trainer.domain.jobs import Job, LogLine, Page
 
 log = logging.getLogger("mlmesh.trainer.db")
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-MIGRATIONS_TABLE = "trainer_schema_migrations"
 SCHEMA = postgres.Schema(
     owner="Trainer",
-    migrations_dir=MIGRATIONS_DIR,
-    migrations_table=MIGRATIONS_TABLE,
+    migrations_dir=Path(__file__).with_name("migrations"),
+    migrations_table="trainer_schema_migrations",
     lock_name="mlmesh.trainer.migrations",
     application_name="mlmesh-trainer",
     logger=log.name,
 )
-MIGRATION_LOCK_KEY = SCHEMA.lock_key
-
-
-def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    return postgres.load_migrations(directory)
-
-
-async def apply_migrations(conn: asyncpg.Connection, migrations: Iterable[Migration] | None = None) -> list[int]:
-    """Applies pending migrations in one transaction under the Trainer's advisory lock."""
-    return await postgres.apply_migrations(conn, SCHEMA, migrations)
-
 
 _JOB_COLUMNS = ("job_id", "model_id", "dataset_id", "state", "failure_reason", "executor", "time_limit_seconds",
                 "memory_limit_bytes", "framework", "create_time", "start_time", "end_time")
@@ -69,13 +49,7 @@ def _job(row: asyncpg.Record) -> Job:
     return Job(**v)
 
 
-_PAGE_TOKENS = postgres.PageTokens(
-    scope_key="m",
-    invalid_message=("page_token is not a token this service issued; pass the previous next_page_token unchanged, "
-                     "or none for the first page"),
-    mismatch_message=("page_token belongs to a listing with a different model_id; keep the filter unchanged "
-                      "while paging"),
-)
+_PAGE_TOKENS = postgres.model_id_page_tokens()
 
 
 class Database(postgres.Postgres):
@@ -164,8 +138,3 @@ class Database(postgres.Postgres):
             value = await conn.fetchval("SELECT max(sequence) FROM trainer_job_logs WHERE job_id = $1",
                                         uuid.UUID(job_id))
         return int(value or 0)
-
-
-async def connect(dsn: str, **options) -> Database:
-    """`Database.connect(dsn, **options)`: the pool, with the Trainer's migrations applied."""
-    return await Database.connect(dsn, **options)

@@ -13,38 +13,23 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 
 import asyncpg
 
 from servers.common import errors, postgres
-from servers.common.postgres import Migration, redact_dsn  # noqa: F401  (re-exported: callers import them here)
 from servers.translator.domain.translations import Page, Parity, Translation
 
 log = logging.getLogger("mlmesh.translator.db")
 
-MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-MIGRATIONS_TABLE = "translator_schema_migrations"
 SCHEMA = postgres.Schema(
     owner="Translator",
-    migrations_dir=MIGRATIONS_DIR,
-    migrations_table=MIGRATIONS_TABLE,
+    migrations_dir=Path(__file__).with_name("migrations"),
+    migrations_table="translator_schema_migrations",
     lock_name="mlmesh.translator.migrations",
     application_name="mlmesh-translator",
     logger=log.name,
 )
-MIGRATION_LOCK_KEY = SCHEMA.lock_key
-
-
-def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
-    return postgres.load_migrations(directory)
-
-
-async def apply_migrations(conn: asyncpg.Connection, migrations: Iterable[Migration] | None = None) -> list[int]:
-    """Applies pending migrations in one transaction under the Translator's advisory lock."""
-    return await postgres.apply_migrations(conn, SCHEMA, migrations)
-
 
 _COLUMNS = ("translation_id", "model_id", "framework", "source_sha256", "converter", "opset", "size_bytes", "md5",
             "sha256", "max_abs_diff", "max_rel_diff", "atol", "rtol", "parity_passed", "batch_source", "samples",
@@ -71,13 +56,7 @@ def _translation(row: asyncpg.Record) -> Translation:
     return Translation(parity=parity, **v)
 
 
-_PAGE_TOKENS = postgres.PageTokens(
-    scope_key="m",
-    invalid_message=("page_token is not a token this service issued; pass the previous next_page_token unchanged, "
-                     "or none for the first page"),
-    mismatch_message=("page_token belongs to a listing with a different model_id; keep the filter unchanged "
-                      "while paging"),
-)
+_PAGE_TOKENS = postgres.model_id_page_tokens()
 
 
 class Database(postgres.Postgres):
@@ -107,8 +86,3 @@ class Database(postgres.Postgres):
             filters={"model_id": uuid.UUID(model_id) if model_id else ""}, scope=model_id, limit=page_size,
             page_token=page_token, convert=_translation, what="listing translations", tokens=_PAGE_TOKENS)
         return Page(items=items, next_page_token=token)
-
-
-async def connect(dsn: str, **options) -> Database:
-    """`Database.connect(dsn, **options)`: the pool, with the Translator's migrations applied."""
-    return await Database.connect(dsn, **options)
