@@ -26,7 +26,7 @@ from web3._utils.async_transactions import async_fill_transaction_defaults
 from servers.devstack import procs
 from servers.devstack.anvil import rpc_url, start_anvil
 from servers.ledger.adapters.chain import EvmChain
-from servers.ledger.domain.models import DatasetSpec
+from servers.ledger.domain.records import DatasetSpec
 from servers.ledger.settings import LedgerSettings
 
 CONCURRENCY = 8

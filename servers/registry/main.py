@@ -15,8 +15,8 @@ from servers.registry.adapters.ledger_client import LedgerClient
 from servers.registry.adapters.models_db import ModelRepository
 from servers.registry.adapters.trainer_client import TrainerClient
 from servers.registry.api.servicer import RegistryServicer
-from servers.registry.domain.datasets import DatasetService
-from servers.registry.domain.models_service import ModelService
+from servers.registry.domain.datasets import DatasetCore
+from servers.registry.domain.models import ModelCore
 from servers.registry.settings import RegistrySettings
 
 log = logging.getLogger("mlmesh.registry")
@@ -28,12 +28,12 @@ async def build(settings: RegistrySettings) -> MeshServer:
     db = await Database.connect(settings.require_database_url())
     store = make_object_store(settings.storage)
     ledger = LedgerClient(settings.ledger_target)
-    datasets = DatasetService(
+    datasets = DatasetCore(
         store, DatasetRepository(db), ledger,
         max_upload_bytes=settings.max_upload_bytes, read_chunk_bytes=settings.read_chunk_bytes,
     )
     trainer = TrainerClient(settings.trainer_target)
-    models = ModelService(
+    models = ModelCore(
         store, ModelRepository(db), ledger, trainer, datasets, max_recipe_bytes=settings.max_recipe_bytes,
         max_model_bytes=settings.max_model_bytes, read_chunk_bytes=settings.read_chunk_bytes,
     )

@@ -40,7 +40,7 @@ class ArgoSettings(BaseModel):
     registry_target: str = Field(f"mlmesh-registry:{PORTS['registry'].grpc}", description="host:port of the Registry as the "
                                  "workflow's pods reach it inside the cluster.")
     trainer_image: str = Field("ghcr.io/mlmesh/trainer:0.1.0", description="Image with this repository's code; "
-                               "runs the pre-train and post-train steps (python -m servers.trainer.steps).")
+                               "runs the pre-train and post-train steps (python -m servers.trainer.argo_steps).")
     ml_image: str = Field("ghcr.io/mlmesh/ml:0.1.0", description="Image with the ML base environment "
                           "(requirements/ml.txt); runs recipes.")
     poll_seconds: float = Field(5.0, gt=0, description="How often a submitted workflow's phase is read.")

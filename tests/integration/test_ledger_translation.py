@@ -13,7 +13,7 @@ from servers.common.errors import FailedPrecondition
 from servers.common.grpc_errors import error_info
 from servers.ledger.adapters.artifacts import TRANSLATION, load_artifact
 from servers.ledger.adapters.chain import EvmChain
-from servers.ledger.domain.models import TranslationSpec
+from servers.ledger.domain.records import TranslationSpec
 from tests.integration.test_ledger import dataset_request, expect_error, md5, model_request, sha256
 
 RESULT = b"trained model bytes"

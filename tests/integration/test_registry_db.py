@@ -23,7 +23,7 @@ from servers.common.postgres import apply_migrations as apply_common_migrations
 from servers.common.postgres import load_migrations as load_common_migrations
 from servers.registry.adapters.datasets_db import DatasetRepository
 from servers.registry.adapters.db import SCHEMA, Database
-from servers.registry.domain.models import DatasetRecord
+from servers.registry.domain.records import DatasetRecord
 
 MIGRATION_LOCK_KEY = SCHEMA.lock_key
 T0 = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)

@@ -20,7 +20,7 @@ from mlmesh.ledger.v1 import ledger_service_pb2 as ledger_pb
 from mlmesh.registry.v1 import model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 
-from servers.registry.domain.models_service import not_trained_message
+from servers.registry.domain.models import not_trained_message
 from tests.fixtures.registry_models import ORG
 from tests.fixtures.registry_models import download_model as _download
 from tests.fixtures.registry_models import upload_dataset as _dataset

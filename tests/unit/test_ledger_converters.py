@@ -8,7 +8,7 @@ import pytest
 from mlmesh.ledger.v1 import ledger_service_pb2 as pb
 
 from servers.ledger.api import converters as conv
-from servers.ledger.domain.models import (
+from servers.ledger.domain.records import (
     ChainInfo,
     DatasetContract,
     DatasetSpec,

@@ -9,7 +9,7 @@ import pytest
 
 from servers.common.errors import FailedPrecondition, InvalidArgument
 from servers.ledger.domain.ledger import Ledger
-from servers.ledger.domain.models import (
+from servers.ledger.domain.records import (
     ChainInfo,
     DatasetContract,
     DatasetSpec,

@@ -13,7 +13,7 @@ from servers.common.errors import FailedPrecondition, InvalidArgument, NotFound
 from servers.ledger.adapters.artifacts import BUILD_DIR
 from servers.ledger.adapters.chain import _TRANSLATION_FIELDS
 from servers.ledger.domain.ledger import Ledger
-from servers.ledger.domain.models import ModelContract, Transacted, TranslationContract, TranslationSpec
+from servers.ledger.domain.records import ModelContract, Transacted, TranslationContract, TranslationSpec
 from servers.ledger.domain.validation import check_decimal, check_translation_spec
 
 MD5 = "0cc175b9c0f1b6a831c399e269772661"

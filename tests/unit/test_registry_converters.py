@@ -4,7 +4,7 @@ import datetime as dt
 
 from servers.registry.api import converters as conv
 from servers.registry.domain.datasets import UploadMetadata
-from servers.registry.domain.models import DatasetRecord
+from servers.registry.domain.records import DatasetRecord
 from servers.registry.domain.ports import DatasetContractFields
 
 
@@ -58,8 +58,8 @@ def test_has_metadata():
 
 # -- models -----------------------------------------------------------------------------------
 
-from servers.registry.domain.models import ModelRecord  # noqa: E402
-from servers.registry.domain.models_service import CreateModel, TrainingResult  # noqa: E402
+from servers.registry.domain.records import ModelRecord  # noqa: E402
+from servers.registry.domain.models import CreateModel, TrainingResult  # noqa: E402
 from servers.registry.domain.ports import ModelContractFields  # noqa: E402
 
 

@@ -43,7 +43,7 @@ from servers.common.errors import Aborted, FailedPrecondition, MeshError, NotFou
 from servers.ledger.adapters.artifacts import DATASET, MODEL, TRANSLATION, ContractArtifact, load_artifact
 from servers.ledger.adapters.signer import load_or_create_signer
 from servers.ledger.domain.ledger import already_verified
-from servers.ledger.domain.models import (
+from servers.ledger.domain.records import (
     ChainInfo,
     DatasetContract,
     DatasetSpec,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlmesh.ledger.v1 import ledger_service_pb2 as pb
 
-from servers.ledger.domain.models import (
+from servers.ledger.domain.records import (
     ChainInfo,
     DatasetContract,
     DatasetSpec,

@@ -7,7 +7,7 @@ import logging
 from typing import Protocol
 
 from servers.common.errors import FailedPrecondition, NotFound
-from servers.ledger.domain.models import (
+from servers.ledger.domain.records import (
     ChainInfo,
     DatasetContract,
     DatasetSpec,

@@ -10,7 +10,7 @@ from decimal import Decimal
 from eth_utils import is_checksum_address, to_checksum_address
 
 from servers.common.errors import InvalidArgument
-from servers.ledger.domain.models import DatasetSpec, ModelResult, ModelSpec, TranslationSpec
+from servers.ledger.domain.records import DatasetSpec, ModelResult, ModelSpec, TranslationSpec
 
 MD5_RE = re.compile(r"[0-9a-f]{32}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")

@@ -11,7 +11,7 @@ from asyncpg.exceptions._base import DataError as ArgumentDataError  # a value a
 
 from servers.common import errors, ids
 from servers.registry.adapters.db import Database, keyset_page
-from servers.registry.domain.models import DatasetRecord, Page
+from servers.registry.domain.records import DatasetRecord, Page
 
 _DATASET_COLUMNS = (
     "dataset_id", "display_name", "organization_id", "samples_dimension", "content_type", "filename",

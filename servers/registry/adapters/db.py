@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 
 from servers.common import postgres
-from servers.registry.domain.models import Page
+from servers.registry.domain.records import Page
 
 log = logging.getLogger("mlmesh.registry.db")
 

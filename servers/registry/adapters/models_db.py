@@ -10,7 +10,7 @@ import asyncpg
 
 from servers.common import errors, ids
 from servers.registry.adapters.db import Database, keyset_page
-from servers.registry.domain.models import ModelRecord, Page
+from servers.registry.domain.records import ModelRecord, Page
 
 _COLUMNS = tuple(f.name for f in dataclasses.fields(ModelRecord))
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM models"

@@ -8,8 +8,8 @@ from mlmesh.registry.v1 import registry_service_pb2 as svc
 
 from servers.common.timestamps import timestamp_from_proto, timestamp_to_proto
 from servers.registry.domain.datasets import Provenance, UploadMetadata
-from servers.registry.domain.models import DatasetRecord, ModelRecord
-from servers.registry.domain.models_service import CreateModel, ModelProvenance, ModelVersion, TrainingResult
+from servers.registry.domain.records import DatasetRecord, ModelRecord
+from servers.registry.domain.models import CreateModel, ModelProvenance, ModelVersion, TrainingResult
 from servers.registry.domain.ports import DatasetContractFields, ModelContractFields
 
 

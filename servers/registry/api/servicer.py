@@ -9,12 +9,12 @@ from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 from servers.common.caller import caller_org
 from servers.common.httpbody import send_download, split_upload
 from servers.registry.api import converters as conv
-from servers.registry.domain.datasets import DatasetService
-from servers.registry.domain.models_service import ModelService
+from servers.registry.domain.datasets import DatasetCore
+from servers.registry.domain.models import ModelCore
 
 
 class RegistryServicer(svc_grpc.RegistryServiceServicer):
-    def __init__(self, datasets: DatasetService, models: ModelService):
+    def __init__(self, datasets: DatasetCore, models: ModelCore):
         self.datasets = datasets
         self.models = models
 

@@ -1,4 +1,4 @@
-"""Datasets: upload (hash while streaming, commit, anchor, record), read, download
+"""The Registry's dataset core (`DatasetCore`): upload (hash while streaming, commit, anchor, record), read, download
 (verified against the ledger), provenance. No grpc, no generated code."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from servers.common import blobs, errors, hashing, ids
 from servers.common.storage import ObjectStore
-from servers.registry.domain.models import DatasetRecord, Page
+from servers.registry.domain.records import DatasetRecord, Page
 from servers.registry.domain.ports import DatasetContractFields, DatasetRepository, Ledger
 
 log = logging.getLogger("mlmesh.registry.datasets")
@@ -94,8 +94,8 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class DatasetService:
-    """The dataset use cases of the Registry."""
+class DatasetCore:
+    """The dataset use cases of the Registry; the servicer converts and delegates to it."""
 
     def __init__(
         self,

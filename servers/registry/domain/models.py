@@ -1,93 +1,491 @@
-"""The Registry's records. Plain data: no grpc, no generated code, no SQL."""
+"""The Registry's model core (`ModelCore`): register against a dataset (recipe archive or container image), anchor the Model
+contract, schedule training, take the Trainer's result (store, verify write-once on the
+ledger, then TRAINED), serve it checked against res_hash. No grpc, no generated code."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import json
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+
+from servers.common import blobs, errors, hashing, ids
+from servers.common.storage import ObjectStore
+from servers.registry.domain.datasets import MAX_TEXT, Check, DatasetCore
+from servers.registry.domain.records import FAILED, PENDING, TRAINED, TRAINING, ModelRecord, Page
+from servers.registry.domain.ports import ModelContractFields, ModelLedger, ModelRepository, Trainer
+
+log = logging.getLogger("mlmesh.registry.models")
+
+RECIPE_SUFFIXES = (".tar.gz", ".tgz", ".zip")
+FRAMEWORKS = ("pytorch", "sklearn", "tensorflow")
+# Frameworks of versions a Learner saves (its backends).
+ONLINE_FRAMEWORKS = ("pytorch", "sklearn", "tensorflow", "river", "vowpalwabbit")
+MAX_LEARNING_RECORD_BYTES = 1 << 20
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)
-class DatasetRecord:
-    """A committed dataset: its bytes are in object storage under `object_key`,
-    its hashes are anchored in the contract at `contract_address`."""
-
-    dataset_id: str  # UUID, lowercase canonical form
-    display_name: str
-    organization_id: str
-    samples_dimension: str
-    content_type: str
-    filename: str
-    size_bytes: int
-    md5: str  # lowercase hex
-    sha256: str  # lowercase hex
-    object_key: str
-    contract_address: str
-    contract_tx_hash: str
-    create_time: dt.datetime  # timezone-aware UTC
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a listing; `next_page_token` is empty on the last page."""
-
-    items: list
-    next_page_token: str
-
-
-# Model states, as stored and as the API names them (Model.State minus the STATE_ prefix).
-PENDING, TRAINING, TRAINED, FAILED = "PENDING", "TRAINING", "TRAINED", "FAILED"
-MODEL_STATES = (PENDING, TRAINING, TRAINED, FAILED)
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    """A registered model. `source_kind` is "recipe" (an archive stored under
-    `recipe_object_key`), "image" (a container image pinned by `image_digest`) or "online" (a
-    version a Learner saved; its learning record is stored under `recipe_object_key`)."""
-
-    model_id: str
-    display_name: str
+class CreateModel:
     organization_id: str
     developer_id: str
     dataset_id: str
-    source_kind: str
-    recipe_filename: str
-    recipe_size_bytes: int
-    recipe_md5: str
-    recipe_sha256: str
-    recipe_object_key: str
-    image_reference: str
-    image_digest: str
-    time_limit_seconds: int
-    memory_limit_bytes: int
-    state: str
-    failure_reason: str
+    display_name: str
+    recipe_filename: str = ""
+    expected_recipe_sha256: str = ""
+    image_reference: str = ""
+    image_digest: str = ""
+    time_limit_seconds: int = 0
+    memory_limit_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    model_id: str
     training_job_id: str
     framework: str
     input_signature: str
-    size_bytes: int
-    res_md5: str
-    res_sha256: str
-    object_key: str
-    contract_address: str
-    contract_tx_hash: str
-    verify_tx_hash: str
-    create_time: dt.datetime
-    update_time: dt.datetime
-    # Online-learned versions (source_kind "online"; the learning record is the "recipe").
-    parent_model_id: str = ""
-    version: int = 0
-    learner_id: str = ""
-    observations: int = 0
-    observations_sha256: str = ""
-    validation_loss: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A model version a Learner learned online (CreateModelVersion's metadata)."""
+
+    organization_id: str
+    developer_id: str
+    display_name: str
+    dataset_id: str
+    parent_model_id: str
+    version: int
+    framework: str
+    input_signature: str
+    learner_id: str
+    observations: int
+    observations_sha256: str
+    validation_loss: float
+    learning_record: bytes
+
+
+@dataclass(frozen=True)
+class ModelProvenance:
+    record: ModelRecord
+    on_chain: ModelContractFields
+    stored_md5: str
+    stored_sha256: str
+    checks: list[Check]
 
     @property
-    def train_image_hash(self) -> str:
-        """What the Model contract records as train_image_hash (MD5 of the recipe or learning record,
-        or the image digest)."""
-        return self.image_digest if self.source_kind == "image" else self.recipe_md5
+    def consistent(self) -> bool:
+        return all(c.ok for c in self.checks)
 
-    @property
-    def train_image_sha256(self) -> str:
-        return self.image_digest.removeprefix("sha256:") if self.source_kind == "image" else self.recipe_sha256
+
+def not_trained_message(model_id: str) -> str:
+    """The seed's answer to a download before training finished."""
+    return f"Model {model_id} has not been trained yet. Please, try again later."
+
+
+def validate_create(req: CreateModel, caller_org: str | None) -> CreateModel:
+    org = req.organization_id.strip() or (caller_org or "")
+    missing = [name for name, value in (("organization_id", org), ("developer_id", req.developer_id),
+                                        ("dataset_id", req.dataset_id), ("display_name", req.display_name))
+               if not value.strip()]
+    if missing:
+        raise errors.InvalidArgument(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required in the first message "
+            "(REST: query parameters)", reason="METADATA_MISSING", metadata={"fields": ",".join(missing)},
+        )
+    if caller_org and org != caller_org:
+        raise errors.PermissionDenied(
+            f"your token is for organization {caller_org!r}; it cannot register models for {org!r}",
+            reason="ORGANIZATION_MISMATCH",
+        )
+    for field in ("developer_id", "display_name", "recipe_filename", "image_reference"):
+        if len(getattr(req, field)) > MAX_TEXT:
+            raise errors.InvalidArgument(f"{field} is longer than {MAX_TEXT} characters", reason="FIELD_TOO_LONG")
+    if req.time_limit_seconds < 0 or req.memory_limit_bytes < 0:
+        raise errors.InvalidArgument("time and memory limits must be >= 0 (0: the Trainer's default)",
+                                     reason="LIMIT_NEGATIVE")
+    image = bool(req.image_reference or req.image_digest)
+    if image:
+        if not req.image_reference or not _DIGEST.match(req.image_digest):
+            raise errors.InvalidArgument(
+                "a container image needs image_reference and image_digest 'sha256:<64 lowercase hex>'",
+                reason="IMAGE_INVALID",
+            )
+        if req.recipe_filename:
+            raise errors.InvalidArgument("give a recipe archive or a container image, not both",
+                                         reason="TRAINING_SOURCE_AMBIGUOUS")
+    else:
+        name = req.recipe_filename.strip()
+        if not name or not name.lower().endswith(RECIPE_SUFFIXES):
+            raise errors.InvalidArgument(
+                "recipe_filename is required and must end in .tar.gz, .tgz or .zip (or give image_reference and "
+                "image_digest instead)", reason="RECIPE_FILENAME_INVALID",
+            )
+    sha = req.expected_recipe_sha256.strip().lower()
+    if sha and not hashing.is_sha256(sha):
+        raise errors.InvalidArgument("expected_recipe_sha256 must be 64 hex digits", reason="EXPECTED_HASH_MALFORMED")
+    return replace(req, organization_id=org, developer_id=req.developer_id.strip(),
+                   display_name=req.display_name.strip(), recipe_filename=req.recipe_filename.strip(),
+                   expected_recipe_sha256=sha)
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class ModelCore:
+    """The model use cases of the Registry; the servicer converts and delegates to it."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        repo: ModelRepository,
+        ledger: ModelLedger,
+        trainer: Trainer,
+        datasets: DatasetCore,
+        *,
+        max_recipe_bytes: int,
+        max_model_bytes: int,
+        read_chunk_bytes: int = 1 << 20,
+        clock: Callable[[], dt.datetime] = _utcnow,
+    ):
+        self.store, self.repo, self.ledger, self.trainer, self.datasets = store, repo, ledger, trainer, datasets
+        self.max_recipe_bytes, self.max_model_bytes = max_recipe_bytes, max_model_bytes
+        self.read_chunk_bytes = read_chunk_bytes
+        self.clock = clock
+
+    # -- create -------------------------------------------------------------------------------
+
+    async def create(self, req: CreateModel, recipe: AsyncIterator[bytes], *, caller_org: str | None = None
+                     ) -> ModelRecord:
+        req = validate_create(req, caller_org)
+        dataset = await self.datasets.get(req.dataset_id)  # NotFound if it is not registered
+        model_id = str(uuid.uuid4())
+        pending: blobs.PendingObject | None = None
+        if req.image_reference:
+            async for chunk in recipe:
+                if chunk:
+                    raise errors.InvalidArgument("a model trained from a container image takes no recipe bytes",
+                                                 reason="TRAINING_SOURCE_AMBIGUOUS")
+        else:
+            def check(hasher: hashing.DualHasher) -> None:
+                if req.expected_recipe_sha256 and req.expected_recipe_sha256 != hasher.sha256:
+                    raise errors.InvalidArgument(
+                        f"the recipe received has SHA-256 {hasher.sha256}, not the expected "
+                        f"{req.expected_recipe_sha256}; nothing was stored", reason="EXPECTED_HASH_MISMATCH")
+
+            pending = await blobs.write_hashed(self.store, f"recipes/{model_id}", recipe,
+                                               max_bytes=self.max_recipe_bytes, what="recipe archive", check=check)
+        try:
+            now = self.clock()
+            stored = pending.stored if pending else None
+            record = ModelRecord(
+                model_id=model_id, display_name=req.display_name, organization_id=req.organization_id,
+                developer_id=req.developer_id, dataset_id=dataset.dataset_id,
+                source_kind="image" if req.image_reference else "recipe",
+                recipe_filename=req.recipe_filename, recipe_size_bytes=stored.size_bytes if stored else 0,
+                recipe_md5=stored.md5 if stored else "", recipe_sha256=stored.sha256 if stored else "",
+                recipe_object_key=stored.key if stored else "",
+                image_reference=req.image_reference, image_digest=req.image_digest,
+                time_limit_seconds=req.time_limit_seconds, memory_limit_bytes=req.memory_limit_bytes,
+                state=PENDING, failure_reason="", training_job_id="", framework="", input_signature="",
+                size_bytes=0, res_md5="", res_sha256="", object_key="", contract_address="", contract_tx_hash="",
+                verify_tx_hash="", create_time=now, update_time=now,
+            )
+            anchor = await self.ledger.deploy_model_contract(
+                model_id=model_id, organization_id=record.organization_id, developer_id=record.developer_id,
+                dataset_id=record.dataset_id, train_image_hash=record.train_image_hash,
+                train_image_sha256=record.train_image_sha256,
+            )
+            record = replace(record, contract_address=anchor.contract_address, contract_tx_hash=anchor.tx_hash)
+            await self.repo.insert(record)
+        except BaseException:
+            if pending:
+                await pending.discard()
+            raise
+        try:
+            job_id = await self.trainer.submit_training_job(
+                model_id=model_id, time_limit_seconds=req.time_limit_seconds,
+                memory_limit_bytes=req.memory_limit_bytes)
+        except BaseException:
+            # Not scheduled: take the registration back so the user can simply retry.
+            await self.repo.delete(model_id)
+            if pending:
+                await pending.discard()
+            raise
+        try:
+            record = await self.repo.update(model_id, from_states=(PENDING,), training_job_id=job_id)
+        except errors.FailedPrecondition:
+            record = await self.repo.get(model_id)  # the Trainer already moved it on
+        log.info("model_id=%s dataset_id=%s contract=%s job=%s", model_id, record.dataset_id,
+                 record.contract_address, job_id)
+        return record
+
+    # -- read ---------------------------------------------------------------------------------
+
+    async def get(self, model_id: str) -> ModelRecord:
+        return await self.repo.get(ids.parse_id(model_id, "model_id"))
+
+    async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str) -> Page:
+        return await self.repo.list(page_size, page_token, organization_id.strip(), dataset_id.strip())
+
+    async def download(self, model_id: str, offset: int) -> tuple[ModelRecord, AsyncIterator[bytes]]:
+        record = await self.get(model_id)
+        if record.state != TRAINED:
+            raise errors.FailedPrecondition(not_trained_message(record.model_id), reason="MODEL_NOT_TRAINED",
+                                            metadata={"state": record.state})
+        blobs.check_offset(offset, record.size_bytes, "the model")
+        chain = await self.ledger.get_model_contract(record.contract_address)
+        if not chain.verified or chain.res_sha256 != record.res_sha256 or chain.res_hash != record.res_md5:
+            raise errors.DataLoss(
+                f"model {record.model_id}: the database records res_hash {record.res_md5} but its ledger contract "
+                f"{record.contract_address} records {chain.res_hash or 'nothing'}; refusing to serve it",
+                reason="LEDGER_MISMATCH")
+        return record, await blobs.open_verified(
+            self.store, record.object_key, offset=offset, sha256=chain.res_sha256, size_bytes=record.size_bytes,
+            what=f"model {record.model_id}", chunk_bytes=self.read_chunk_bytes)
+
+    async def download_recipe(self, model_id: str) -> tuple[ModelRecord, AsyncIterator[bytes]]:
+        record = await self.get(model_id)
+        if record.source_kind == "image":
+            raise errors.FailedPrecondition(
+                f"model {record.model_id} is trained from the container image {record.image_reference}@"
+                f"{record.image_digest}; it has no recipe archive", reason="NO_RECIPE")
+        chain = await self.ledger.get_model_contract(record.contract_address)
+        if chain.train_image_sha256 != record.recipe_sha256:
+            raise errors.DataLoss(f"model {record.model_id}: the recipe recorded in the database does not match "
+                                  "its ledger contract", reason="LEDGER_MISMATCH")
+        return record, await blobs.open_verified(
+            self.store, record.recipe_object_key, offset=0, sha256=chain.train_image_sha256,
+            size_bytes=record.recipe_size_bytes, what=f"the recipe of model {record.model_id}",
+            chunk_bytes=self.read_chunk_bytes)
+
+    async def provenance(self, model_id: str) -> ModelProvenance:
+        record = await self.get(model_id)
+        chain = await self.ledger.get_model_contract(record.contract_address)
+        checks: list[Check] = []
+
+        def compare(name: str, ours, theirs) -> None:
+            ok = ours == theirs
+            checks.append(Check(name, ok, "" if ok else f"{ours!r} != {theirs!r}"))
+
+        compare("database model_id = chain model_id", record.model_id, chain.model_id)
+        compare("database organization_id = chain organization_id", record.organization_id, chain.organization_id)
+        compare("database developer_id = chain developer_id", record.developer_id, chain.developer_id)
+        compare("database dataset_id = chain dataset_id (data_params)", record.dataset_id, chain.dataset_id)
+        compare("database train_image_hash = chain train_image_hash", record.train_image_hash,
+                chain.train_image_hash)
+        compare("database train_image_sha256 = chain train_image_sha256", record.train_image_sha256,
+                chain.train_image_sha256)
+        stored_md5 = stored_sha = ""
+        if record.state == TRAINED:
+            compare("chain result verified", True, chain.verified)
+            compare("database res_hash = chain res_hash", record.res_md5, chain.res_hash)
+            compare("database res_sha256 = chain res_sha256", record.res_sha256, chain.res_sha256)
+            try:
+                hasher = await hashing.md5_sha256_of(self.store.read(record.object_key, 0, self.read_chunk_bytes))
+                stored_md5, stored_sha = hasher.md5, hasher.sha256
+                compare("stored model md5 = chain res_hash", stored_md5, chain.res_hash)
+                compare("stored model sha256 = chain res_sha256", stored_sha, chain.res_sha256)
+            except errors.NotFound:
+                checks.append(Check("stored model present", False, f"object {record.object_key} is missing"))
+        else:
+            compare(f"chain result not yet verified (model is {record.state})", False, chain.verified)
+        return ModelProvenance(record, chain, stored_md5, stored_sha, checks)
+
+    # -- the Trainer's side -------------------------------------------------------------------
+
+    async def report_status(self, model_id: str, job_id: str, state: str, reason: str) -> ModelRecord:
+        model_id = ids.parse_id(model_id, "model_id")
+        record = await self.repo.get(model_id)
+        self._check_job(record, job_id)
+        if state == TRAINING:
+            return await self.repo.update(model_id, from_states=(PENDING, TRAINING), state=TRAINING,
+                                          training_job_id=job_id)
+        if state == FAILED:
+            if not reason.strip():
+                raise errors.InvalidArgument("failure_reason is required with STATE_FAILED",
+                                             reason="FAILURE_REASON_MISSING")
+            log.info("model_id=%s training failed: %s", model_id, reason[:200])
+            return await self.repo.update(model_id, from_states=(PENDING, TRAINING), state=FAILED,
+                                          failure_reason=reason[:4000], training_job_id=job_id)
+        raise errors.InvalidArgument("state must be STATE_TRAINING or STATE_FAILED (TRAINED comes from "
+                                     "SubmitTrainingResult)", reason="STATE_INVALID")
+
+    @staticmethod
+    def _check_job(record: ModelRecord, job_id: str) -> None:
+        if not job_id:
+            raise errors.InvalidArgument("training_job_id is required", reason="JOB_ID_MISSING")
+        if record.training_job_id and record.training_job_id != job_id:
+            raise errors.FailedPrecondition(
+                f"model {record.model_id} is trained by job {record.training_job_id}, not {job_id}",
+                reason="JOB_MISMATCH")
+
+    async def submit_result(self, result: TrainingResult, chunks: AsyncIterator[bytes]) -> ModelRecord:
+        """Stores the artifact, records its hashes with the ledger's write-once verify, then TRAINED."""
+        model_id = ids.parse_id(result.model_id, "model_id")
+        record = await self.repo.get(model_id)
+        self._check_job(record, result.training_job_id)
+        if record.state == TRAINED:
+            raise errors.FailedPrecondition(
+                f"model {model_id} already has a verified training result (res_hash {record.res_md5}); "
+                "a training result is write-once", reason="MODEL_ALREADY_TRAINED")
+        if record.state == FAILED:
+            raise errors.FailedPrecondition(f"model {model_id} failed training: {record.failure_reason}",
+                                            reason="MODEL_FAILED")
+        if result.framework not in FRAMEWORKS:
+            raise errors.InvalidArgument(f"framework {result.framework!r} is not one of {', '.join(FRAMEWORKS)}",
+                                         reason="FRAMEWORK_INVALID")
+        _check_signature(result.input_signature)
+        key = f"models/{model_id}/{uuid.uuid4().hex}"
+        pending = await blobs.write_hashed(self.store, key, chunks, max_bytes=self.max_model_bytes,
+                                           what="training result")
+        stored = pending.stored
+        try:
+            verify_tx = await self._verify_on_chain(record, stored)
+            record = await self.repo.update(
+                model_id, from_states=(PENDING, TRAINING), state=TRAINED, framework=result.framework,
+                input_signature=result.input_signature, size_bytes=stored.size_bytes, res_md5=stored.md5,
+                res_sha256=stored.sha256, object_key=stored.key, verify_tx_hash=verify_tx,
+                training_job_id=result.training_job_id, failure_reason="")
+        except BaseException:
+            await pending.discard()
+            raise
+        log.info("model_id=%s TRAINED size=%d res_hash=%s verify_tx=%s", model_id, stored.size_bytes, stored.md5,
+                 verify_tx)
+        return record
+
+    async def _verify_on_chain(self, record: ModelRecord, stored: blobs.Stored) -> str:
+        try:
+            anchor = await self.ledger.verify_model(record.contract_address, res_hash=stored.md5,
+                                                    res_sha256=stored.sha256)
+            return anchor.tx_hash
+        except errors.FailedPrecondition as exc:
+            # A retry after a crash between verify and the database update: the chain already holds
+            # exactly these hashes, so the result is the same one. Anything else stays refused.
+            if exc.reason == "MODEL_ALREADY_VERIFIED" and exc.metadata.get("res_sha256") == stored.sha256:
+                return "already-verified"
+            raise
+
+    # -- the Learner's side -------------------------------------------------------------------
+
+    async def create_version(self, req: ModelVersion, chunks: AsyncIterator[bytes], *,
+                             caller_org: str | None = None) -> ModelRecord:
+        """Stores a version learned online: the learning record as its recipe, the artifact as its
+        result, both anchored (contract deploy, then write-once verify) before the row is TRAINED."""
+        req = _validate_version(req, caller_org)
+        dataset = await self.datasets.get(req.dataset_id)
+        if req.parent_model_id:
+            parent = await self.get(req.parent_model_id)
+            if parent.organization_id != req.organization_id:
+                raise errors.PermissionDenied(
+                    f"model {parent.model_id} belongs to organization {parent.organization_id!r}, not "
+                    f"{req.organization_id!r}", reason="ORGANIZATION_MISMATCH")
+            if parent.state != TRAINED:
+                raise errors.FailedPrecondition(f"parent model {parent.model_id} is {parent.state}, not TRAINED",
+                                                reason="PARENT_NOT_TRAINED")
+            if req.version != parent.version + 1:
+                raise errors.FailedPrecondition(
+                    f"parent model {parent.model_id} is version {parent.version}; its successor must be version "
+                    f"{parent.version + 1}, not {req.version}", reason="VERSION_NOT_NEXT")
+        elif req.version != 1:
+            raise errors.FailedPrecondition(f"a version without a parent must be version 1, not {req.version}",
+                                            reason="VERSION_NOT_NEXT")
+        model_id = str(uuid.uuid4())
+
+        async def record_bytes() -> AsyncIterator[bytes]:
+            yield req.learning_record
+
+        learning = await blobs.write_hashed(self.store, f"recipes/{model_id}", record_bytes(),
+                                            max_bytes=MAX_LEARNING_RECORD_BYTES, what="learning record")
+        try:
+            artifact = await blobs.write_hashed(self.store, f"models/{model_id}/{uuid.uuid4().hex}", chunks,
+                                                max_bytes=self.max_model_bytes, what="model version")
+        except BaseException:
+            await learning.discard()
+            raise
+        try:
+            now = self.clock()
+            rec, res = learning.stored, artifact.stored
+            record = ModelRecord(
+                model_id=model_id, display_name=req.display_name, organization_id=req.organization_id,
+                developer_id=req.developer_id, dataset_id=dataset.dataset_id, source_kind="online",
+                recipe_filename="learning-record.json", recipe_size_bytes=rec.size_bytes, recipe_md5=rec.md5,
+                recipe_sha256=rec.sha256, recipe_object_key=rec.key, image_reference="", image_digest="",
+                time_limit_seconds=0, memory_limit_bytes=0, state=TRAINED, failure_reason="", training_job_id="",
+                framework=req.framework, input_signature=req.input_signature, size_bytes=res.size_bytes,
+                res_md5=res.md5, res_sha256=res.sha256, object_key=res.key, contract_address="",
+                contract_tx_hash="", verify_tx_hash="", create_time=now, update_time=now,
+                parent_model_id=req.parent_model_id, version=req.version, learner_id=req.learner_id,
+                observations=req.observations, observations_sha256=req.observations_sha256,
+                validation_loss=req.validation_loss,
+            )
+            anchor = await self.ledger.deploy_model_contract(
+                model_id=model_id, organization_id=record.organization_id, developer_id=record.developer_id,
+                dataset_id=record.dataset_id, train_image_hash=record.train_image_hash,
+                train_image_sha256=record.train_image_sha256)
+            record = replace(record, contract_address=anchor.contract_address, contract_tx_hash=anchor.tx_hash)
+            verify_tx = await self._verify_on_chain(record, res)
+            record = replace(record, verify_tx_hash=verify_tx)
+            await self.repo.insert(record)
+        except BaseException:
+            await learning.discard()
+            await artifact.discard()
+            raise
+        log.info("model_id=%s version=%d of learner %s parent=%s res_hash=%s", model_id, req.version,
+                 req.learner_id, req.parent_model_id or "-", res.md5)
+        return record
+
+
+def _check_signature(signature: str) -> None:
+    if signature:
+        try:
+            json.loads(signature)
+        except ValueError:
+            raise errors.InvalidArgument("input_signature is not JSON", reason="SIGNATURE_INVALID") from None
+
+
+def _validate_version(req: ModelVersion, caller_org: str | None) -> ModelVersion:
+    org = req.organization_id.strip() or (caller_org or "")
+    missing = [name for name, value in (("organization_id", org), ("developer_id", req.developer_id),
+                                        ("display_name", req.display_name), ("dataset_id", req.dataset_id),
+                                        ("learner_id", req.learner_id), ("framework", req.framework))
+               if not value.strip()]
+    if not req.learning_record:
+        missing.append("learning_record")
+    if missing:
+        raise errors.InvalidArgument(f"{', '.join(missing)} required in the first message",
+                                     reason="METADATA_MISSING", metadata={"fields": ",".join(missing)})
+    if caller_org and org != caller_org:
+        raise errors.PermissionDenied(f"your token is for organization {caller_org!r}; it cannot store versions "
+                                      f"for {org!r}", reason="ORGANIZATION_MISMATCH")
+    if req.framework not in ONLINE_FRAMEWORKS:
+        raise errors.InvalidArgument(f"framework {req.framework!r} is not one of {', '.join(ONLINE_FRAMEWORKS)}",
+                                     reason="FRAMEWORK_INVALID")
+    if req.version < 1:
+        raise errors.InvalidArgument("version must be at least 1", reason="VERSION_INVALID")
+    if req.observations < 0:
+        raise errors.InvalidArgument("observations must be >= 0", reason="OBSERVATIONS_INVALID")
+    sha = req.observations_sha256.strip().lower()
+    if sha and not hashing.is_sha256(sha):
+        raise errors.InvalidArgument("observations_sha256 must be 64 hex digits", reason="OBSERVATIONS_HASH_MALFORMED")
+    if len(req.learning_record) > MAX_LEARNING_RECORD_BYTES:
+        raise errors.InvalidArgument(f"learning_record is larger than {MAX_LEARNING_RECORD_BYTES} bytes",
+                                     reason="LEARNING_RECORD_TOO_LARGE")
+    try:
+        json.loads(req.learning_record)
+    except ValueError:
+        raise errors.InvalidArgument("learning_record is not JSON", reason="LEARNING_RECORD_INVALID") from None
+    _check_signature(req.input_signature)
+    for field in ("developer_id", "display_name", "learner_id"):
+        if len(getattr(req, field)) > MAX_TEXT:
+            raise errors.InvalidArgument(f"{field} is longer than {MAX_TEXT} characters", reason="FIELD_TOO_LONG")
+    if req.parent_model_id:
+        ids.parse_id(req.parent_model_id, "parent_model_id")
+    return replace(req, organization_id=org, developer_id=req.developer_id.strip(),
+                   display_name=req.display_name.strip(), observations_sha256=sha,
+                   parent_model_id=req.parent_model_id.strip())

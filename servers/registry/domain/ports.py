@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from servers.registry.domain.models import DatasetRecord, Page
+from servers.registry.domain.records import DatasetRecord, Page
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@
    against their SHA-256, unpack the recipe and validate its `recipe.toml`;
 2. train: run the recipe's entrypoint (the core does this with a `ProcessRunner`);
 3. post-train: stream the single artifact to the Registry's result intake, 1 MiB at a time.
+
+The local executor runs them inside the Trainer; the Argo executor runs pre-train and post-train
+as commands in their own containers (servers/trainer/argo_steps.py).
 """
 
 from __future__ import annotations

@@ -1,13 +1,15 @@
-"""The pre-train and post-train steps as commands, for the Argo WorkflowTemplate
-(k8s/argo/training-workflowtemplate.yaml) whose containers run them in the Trainer's image:
+"""The Argo executor's step commands: pre-train and post-train as processes, for the Argo
+WorkflowTemplate (k8s/argo/training-workflowtemplate.yaml) whose containers run them in the
+Trainer's image, outside the Trainer server:
 
-    python -m servers.trainer.steps pre-train  --model-id=M --job-id=J --registry=host:port --work=/work
-    python -m servers.trainer.steps post-train --model-id=M --job-id=J --registry=host:port --work=/work
+    python -m servers.trainer.argo_steps pre-train  --model-id=M --job-id=J --registry=host:port --work=/work
+    python -m servers.trainer.argo_steps post-train --model-id=M --job-id=J --registry=host:port --work=/work
 
 pre-train writes what the train step needs as files under <work>/out/ (the template turns them
-into output parameters); post-train streams the artifact to the Registry. They run the same
-domain code as the local executor (servers/trainer/domain/steps.py). Exit status 1 with one
-line on stderr on failure (Argo shows it as the step's message).
+into output parameters); post-train streams the artifact to the Registry. The steps themselves
+are servers/trainer/domain/steps.py, which the local executor runs inside the Trainer; this
+module only gives them a command line. Exit status 1 with one line on stderr on failure (Argo
+shows it as the step's message).
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ async def run_post_train(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m servers.trainer.steps")
+    parser = argparse.ArgumentParser(prog="python -m servers.trainer.argo_steps")
     parser.add_argument("step", choices=["pre-train", "post-train"])
     parser.add_argument("--model-id", required=True)
     parser.add_argument("--job-id", required=True)

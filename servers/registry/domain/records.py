@@ -1,0 +1,93 @@
+"""The Registry's records. Plain data: no grpc, no generated code, no SQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DatasetRecord:
+    """A committed dataset: its bytes are in object storage under `object_key`,
+    its hashes are anchored in the contract at `contract_address`."""
+
+    dataset_id: str  # UUID, lowercase canonical form
+    display_name: str
+    organization_id: str
+    samples_dimension: str
+    content_type: str
+    filename: str
+    size_bytes: int
+    md5: str  # lowercase hex
+    sha256: str  # lowercase hex
+    object_key: str
+    contract_address: str
+    contract_tx_hash: str
+    create_time: dt.datetime  # timezone-aware UTC
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing; `next_page_token` is empty on the last page."""
+
+    items: list
+    next_page_token: str
+
+
+# Model states, as stored and as the API names them (Model.State minus the STATE_ prefix).
+PENDING, TRAINING, TRAINED, FAILED = "PENDING", "TRAINING", "TRAINED", "FAILED"
+MODEL_STATES = (PENDING, TRAINING, TRAINED, FAILED)
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model. `source_kind` is "recipe" (an archive stored under
+    `recipe_object_key`), "image" (a container image pinned by `image_digest`) or "online" (a
+    version a Learner saved; its learning record is stored under `recipe_object_key`)."""
+
+    model_id: str
+    display_name: str
+    organization_id: str
+    developer_id: str
+    dataset_id: str
+    source_kind: str
+    recipe_filename: str
+    recipe_size_bytes: int
+    recipe_md5: str
+    recipe_sha256: str
+    recipe_object_key: str
+    image_reference: str
+    image_digest: str
+    time_limit_seconds: int
+    memory_limit_bytes: int
+    state: str
+    failure_reason: str
+    training_job_id: str
+    framework: str
+    input_signature: str
+    size_bytes: int
+    res_md5: str
+    res_sha256: str
+    object_key: str
+    contract_address: str
+    contract_tx_hash: str
+    verify_tx_hash: str
+    create_time: dt.datetime
+    update_time: dt.datetime
+    # Online-learned versions (source_kind "online"; the learning record is the "recipe").
+    parent_model_id: str = ""
+    version: int = 0
+    learner_id: str = ""
+    observations: int = 0
+    observations_sha256: str = ""
+    validation_loss: float = 0.0
+
+    @property
+    def train_image_hash(self) -> str:
+        """What the Model contract records as train_image_hash (MD5 of the recipe or learning record,
+        or the image digest)."""
+        return self.image_digest if self.source_kind == "image" else self.recipe_md5
+
+    @property
+    def train_image_sha256(self) -> str:
+        return self.image_digest.removeprefix("sha256:") if self.source_kind == "image" else self.recipe_sha256
