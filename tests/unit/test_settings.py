@@ -88,15 +88,3 @@ def test_devstack_ports_default_to_the_port_table():
         assert s.ports(name) == ports
     assert (s.envoy_port, s.envoy_admin_port, s.postgres_port, s.anvil_port) == (
         ENVOY_PORT, ENVOY_ADMIN_PORT, POSTGRES_PORT, ANVIL_PORT)
-
-
-def test_devstack_ports_default_to_the_port_table():
-    from servers.common.endpoints import ANVIL_PORT, ENVOY_ADMIN_PORT, ENVOY_PORT, PORTS, POSTGRES_PORT
-    from servers.devstack.mesh import SERVERS
-
-    s = DevstackSettings()
-    assert {server.name for server in SERVERS} == set(PORTS)
-    for name, ports in PORTS.items():
-        assert s.ports(name) == ports
-    assert (s.envoy_port, s.envoy_admin_port, s.postgres_port, s.anvil_port) == (
-        ENVOY_PORT, ENVOY_ADMIN_PORT, POSTGRES_PORT, ANVIL_PORT)
