@@ -4,42 +4,18 @@ concurrent predictions are answered together, each with its own result or its ow
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from servers.common.errors import InvalidArgument
-from servers.learner.domain.live import LiveLearner
-from servers.learner.domain.records import LearnerRecord, Spec, validate_spec
-from servers.learner.ml.backends import make_backend
 from servers.learner.ml.base import Obs
-from servers.learner.ml.transformers import make_transformer
-from servers.learner.monitoring.drift import Monitor, MonitoringPolicy
 
-FEATURES = 6
+FEATURES = 6  # the make_live fixture's tabular learner
 
 
-def _live(tmp_path) -> LiveLearner:
-    spec = validate_spec(Spec(backend="sklearn", task="regression", transformer="tabular",
-                              transformer_params={"feature_count": FEATURES}, reference_dataset_id="ref"))
-    transformer = make_transformer("tabular", "regression", {"feature_count": FEATURES})
-    backend = make_backend("sklearn", "regression", {"random_state": 0}, transformer.input_shape, None)
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(256, FEATURES)).astype(np.float32)
-    for i in range(0, 256, 32):
-        backend.learn(X[i:i + 32], X[i:i + 32].sum(axis=1))
-    monitor = Monitor("L", transformer.monitor_columns, rng.normal(size=(100, FEATURES)),
-                      MonitoringPolicy(window=1000, every=1000))
-    record = LearnerRecord("00000000-0000-4000-8000-000000000001", "live", "org", "dev", spec, "READY", "", "", 0,
-                           0, None, {}, dt.datetime.now(dt.UTC), None)
-    return LiveLearner(record, backend, transformer, monitor, ThreadPoolExecutor(1), work_dir=tmp_path,
-                       running_loss_alpha=0.1)
-
-
-async def test_concurrent_predictions_share_model_calls_and_keep_their_own_errors(tmp_path):
-    live = _live(tmp_path)
+async def test_concurrent_predictions_share_model_calls_and_keep_their_own_errors(make_live):
+    live = make_live()
     calls = []
     predict = live.backend.predict
     live.backend.predict = lambda X: calls.append(len(X)) or predict(X)  # counts calls into the real model
@@ -64,16 +40,16 @@ async def test_concurrent_predictions_share_model_calls_and_keep_their_own_error
     live.close()
 
 
-async def test_a_deleted_learner_answers_not_found(tmp_path):
-    live = _live(tmp_path)
+async def test_a_deleted_learner_answers_not_found(make_live):
+    live = make_live()
     live.close()
     with pytest.raises(Exception) as info:
         await live.predict([Obs(row=np.zeros(FEATURES))], "")
     assert getattr(info.value, "reason", "") == "LEARNER_NOT_FOUND"
 
 
-async def test_a_fast_idle_model_answers_on_the_event_loop_and_a_busy_one_on_its_thread(tmp_path):
-    live = _live(tmp_path)
+async def test_a_fast_idle_model_answers_on_the_event_loop_and_a_busy_one_on_its_thread(make_live):
+    live = make_live()
     threads = []
     predict = live.backend.predict
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import asyncpg
 
 from servers.common import errors, postgres
+from servers.common.ids import parse_uuid
 from servers.learner.domain.records import LearnerRecord, Page, spec_from_json, spec_to_json
 
 log = logging.getLogger("mlmesh.learner.db")
@@ -47,11 +48,7 @@ def _record(row: asyncpg.Record) -> LearnerRecord:
 
 
 def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except (ValueError, TypeError, AttributeError):
-        raise errors.InvalidArgument(f"learner_id {str(value)[:80]!r} is not a UUID",
-                                     reason="LEARNER_ID_MALFORMED") from None
+    return parse_uuid(value, "learner_id")
 
 
 def not_found(learner_id: str) -> errors.NotFound:

@@ -1,57 +1,52 @@
 """The Learner's view of the Registry: starting models and reference datasets in (downloads the
 Registry checks against the ledger before the first byte), saved versions out (CreateModelVersion,
-streamed from the file the backend wrote). Peer errors become domain errors with their reason."""
+streamed from the file the backend wrote). Peer errors become domain errors with their reason;
+Registry messages become the plain records of `domain/ports.py`."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 from google.api import httpbody_pb2
-from mlmesh.registry.v1 import model_pb2
+from mlmesh.registry.v1 import dataset_pb2, model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 from mlmesh.registry.v1 import registry_service_pb2_grpc as reg_grpc
 
 from servers.common import blobs
 from servers.common.grpc_errors import error_from_rpc
 from servers.common.peer import PeerClient
+from servers.learner.domain.ports import DatasetInfo, ModelInfo, SavedModel, VersionToSave
 
 LIMIT_SETTING = "MLMESH_LEARNER_MAX_DOWNLOAD_BYTES"
 
 
-@dataclass(frozen=True)
-class VersionToSave:
-    organization_id: str
-    developer_id: str
-    display_name: str
-    dataset_id: str
-    parent_model_id: str
-    version: int
-    framework: str
-    input_signature: str
-    learner_id: str
-    observations: int
-    observations_sha256: str
-    validation_loss: float
-    learning_record: bytes
+def model_info(m: model_pb2.Model) -> ModelInfo:
+    return ModelInfo(model_id=m.model_id, state=model_pb2.Model.State.Name(m.state).removeprefix("STATE_"),
+                     framework=m.framework, res_sha256=m.res_sha256, size_bytes=m.size_bytes)
+
+
+def dataset_info(d: dataset_pb2.Dataset) -> DatasetInfo:
+    return DatasetInfo(dataset_id=d.dataset_id, sha256=d.sha256, size_bytes=d.size_bytes)
 
 
 class RegistryClient(PeerClient):
+    """The `domain.ports.Registry` over the Registry's gRPC API."""
+
     def __init__(self, target: str, *, timeout: float = 30.0, stream_timeout: float | None = None,
                  chunk_bytes: int = 1 << 20):
         super().__init__(target, "registry", reg_grpc.RegistryServiceStub, timeout=timeout,
                          stream_timeout=stream_timeout, max_message_bytes=max(8 << 20, 2 * chunk_bytes))
         self.chunk_bytes = chunk_bytes
 
-    async def get_model(self, model_id: str) -> model_pb2.Model:
-        return await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id))
+    async def get_model(self, model_id: str) -> ModelInfo:
+        return model_info(await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id)))
 
-    async def get_dataset(self, dataset_id: str):
-        return await self.call(self._stub.GetDataset, reg_pb.GetDatasetRequest(dataset_id=dataset_id))
+    async def get_dataset(self, dataset_id: str) -> DatasetInfo:
+        return dataset_info(await self.call(self._stub.GetDataset, reg_pb.GetDatasetRequest(dataset_id=dataset_id)))
 
-    async def download_model(self, model: model_pb2.Model, path: Path, *, max_bytes: int) -> None:
+    async def download_model(self, model: ModelInfo, path: Path, *, max_bytes: int) -> None:
         """Writes the model to `path`, checked against the hash the Registry recorded (which the
         Registry itself checked against the ledger before the first byte)."""
         await blobs.download_to_file(
@@ -59,13 +54,13 @@ class RegistryClient(PeerClient):
             sha256=model.res_sha256, size_bytes=model.size_bytes, max_bytes=max_bytes, what=f"model {model.model_id}",
             limit_setting=LIMIT_SETTING)
 
-    async def download_dataset(self, dataset, path: Path, *, max_bytes: int) -> None:
+    async def download_dataset(self, dataset: DatasetInfo, path: Path, *, max_bytes: int) -> None:
         await blobs.download_to_file(
             self.stream_bytes(self._stub.DownloadDataset, reg_pb.DownloadDatasetRequest(dataset_id=dataset.dataset_id)),
             path, sha256=dataset.sha256, size_bytes=dataset.size_bytes, max_bytes=max_bytes,
             what=f"dataset {dataset.dataset_id}", limit_setting=LIMIT_SETTING)
 
-    async def create_version(self, v: VersionToSave, artifact: Path) -> model_pb2.Model:
+    async def create_version(self, v: VersionToSave, artifact: Path) -> SavedModel:
         chunk_bytes = self.chunk_bytes
 
         async def messages():
@@ -80,7 +75,8 @@ class RegistryClient(PeerClient):
                     yield reg_pb.CreateModelVersionRequest(chunk=httpbody_pb2.HttpBody(data=data))
 
         try:
-            return await self._stub.CreateModelVersion(messages(), timeout=self.stream_timeout)
+            model = await self._stub.CreateModelVersion(messages(), timeout=self.stream_timeout)
         except grpc.RpcError as err:
             raise error_from_rpc(err, self.peer) from None
+        return SavedModel(model_id=model.model_id, res_sha256=model.res_sha256)
 

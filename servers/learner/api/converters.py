@@ -13,7 +13,7 @@ from mlmesh.learner.v1 import learner_service_pb2 as pb
 
 from servers.common import errors
 from servers.common.timestamps import timestamp_from_proto, timestamp_to_proto
-from servers.learner.domain.live import Event, LiveLearner, SavedVersion
+from servers.learner.domain.live import Event, LiveLearner, Prediction, SavedVersion
 from servers.learner.domain.records import READY, LearnerRecord, MonitoringSettings, SavePolicy, Spec
 from servers.learner.ml.base import Obs, Output, Reading
 
@@ -121,6 +121,11 @@ def output_to_proto(o: Output) -> pb.Prediction:
     if o.target_time is not None:
         p.target_time.CopyFrom(timestamp_to_proto(o.target_time))
     return p
+
+
+def prediction_to_proto(p: Prediction) -> pb.PredictResponse:
+    return pb.PredictResponse(predictions=[output_to_proto(o) for o in p.outputs], model_id=p.model_id,
+                              observations_learned=p.observations_learned)
 
 
 def saved_to_proto(s: SavedVersion | None) -> pb.SavedVersion | None:

@@ -2,7 +2,9 @@
 ready learner is a model named by its display name (or id), so KServe and Triton clients
 (`tritonclient.grpc`) call it unchanged. Inputs go through the learner's transformer, as Predict's
 do: a tabular or power-forecast learner takes one FP32/FP64 tensor [n, features] (power-forecast:
-[n, window] readings in kW), an image learner one BYTES tensor [n] of encoded images."""
+[n, window] readings in kW), an image learner one BYTES tensor [n] of encoded images. Tensors to
+observations and predictions to tensors here; which model, whose it is and counting what is served
+are the core's (domain/service.py), as for LearnerService."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2_grpc as v2_grpc
 from servers.common import errors
 from servers.common.caller import caller_org
 from servers.learner.domain.live import LiveLearner
-from servers.learner.domain.records import READY
 from servers.learner.domain.service import LearnerCore
 from servers.learner.ml.base import Obs
 
@@ -37,14 +38,10 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         return v2.ServerMetadataResponse(name=SERVER_NAME, version=SERVER_VERSION, extensions=[])
 
     async def ModelReady(self, request, context):  # noqa: N802
-        try:
-            live = self._model(request.name, request.version, context)
-        except (errors.NotFound, errors.PermissionDenied):
-            return v2.ModelReadyResponse(ready=False)
-        return v2.ModelReadyResponse(ready=live.record.state == READY)
+        return v2.ModelReadyResponse(ready=self.core.model_ready(request.name, request.version, caller_org(context)))
 
     async def ModelMetadata(self, request, context):  # noqa: N802
-        live = self._model(request.name, request.version, context)
+        live = self.core.model(request.name, request.version, caller_org(context))
         shape = list(live.transformer.input_shape)
         if live.spec.transformer == "image":
             inputs = [v2.ModelMetadataResponse.TensorMetadata(name="input-0", datatype="BYTES", shape=[-1])]
@@ -55,26 +52,15 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
             name=live.record.display_name, versions=[str(live.record.version)],
             platform=f"mlmesh-{live.spec.backend}", inputs=inputs, outputs=[_output_metadata(live)])
 
-    def _model(self, name: str, version: str, context) -> LiveLearner:
-        live = self.core.by_name(name)
-        org = caller_org(context)
-        if org and org != live.record.organization_id:
-            raise errors.PermissionDenied(f"model {name!r} belongs to another organization",
-                                          reason="ORGANIZATION_MISMATCH")
-        if not _version_ok(live, version):
-            raise errors.NotFound(f"model {name!r} serves version {live.record.version} only, not {version!r}",
-                                  reason="MODEL_VERSION_NOT_FOUND")
-        return live
-
     async def ModelInfer(self, request: v2.ModelInferRequest, context):  # noqa: N802
-        live = self._model(request.model_name, request.model_version, context)
+        live = self.core.model(request.model_name, request.model_version, caller_org(context))
         if len(request.inputs) != 1:
             raise errors.InvalidArgument(f"model {request.model_name!r} takes exactly one input tensor, got "
                                          f"{len(request.inputs)}", reason="INPUT_COUNT")
         tensor = request.inputs[0]
         raw = request.raw_input_contents[0] if request.raw_input_contents else None
         inputs = _observations(live, tensor, raw)
-        prediction = await live.predict(inputs, "")
+        prediction = await self.core.infer(live, inputs)
         outputs = prediction.outputs
         if live.classification:
             values = np.asarray([o.values for o in outputs], dtype=np.float64)
@@ -90,10 +76,6 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         else:
             response.outputs[0].contents.fp64_contents.extend(values.reshape(-1).tolist())
         return response
-
-
-def _version_ok(live: LiveLearner, version: str) -> bool:
-    return not version or version == str(live.record.version)
 
 
 def _output_metadata(live: LiveLearner) -> v2.ModelMetadataResponse.TensorMetadata:

@@ -18,7 +18,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -99,7 +99,7 @@ class LiveLearner:
         self._pending_x: list[np.ndarray] = []
         self._pending_y: list[np.ndarray] = []
         self._pending_n = 0
-        self.subscribers: set[asyncio.Queue] = set()
+        self._subscribers: set[asyncio.Queue] = set()
         self._monitor_task: asyncio.Task | None = None
         self._predict_queue: list[tuple[list[Obs], str, asyncio.Future]] = []
         self._predict_drainer: asyncio.Task | None = None
@@ -355,19 +355,28 @@ class LiveLearner:
         await self._monitor_task
 
     def emit(self, event: Event) -> None:
-        for queue in list(self.subscribers):
+        for queue in list(self._subscribers):
             if queue.full():
                 queue.get_nowait()  # a slow watcher loses its oldest event, never blocks the learner
             queue.put_nowait(event)
 
-    def subscribe(self) -> asyncio.Queue:
+    async def watch(self) -> AsyncIterator[Event]:
+        """This learner's events from now on, until the caller stops or the learner is deleted
+        (then NotFound). A watcher that falls 256 events behind loses its oldest ones."""
         queue: asyncio.Queue = asyncio.Queue(maxsize=256)
-        self.subscribers.add(queue)
-        return queue
+        self._subscribers.add(queue)
+        try:
+            while True:
+                event = await queue.get()
+                if event is None:
+                    raise errors.NotFound(f"learner {self.learner_id} was deleted", reason="LEARNER_NOT_FOUND")
+                yield event
+        finally:
+            self._subscribers.discard(queue)
 
     def close(self) -> None:
         self.closed = True
-        for queue in list(self.subscribers):
+        for queue in list(self._subscribers):
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(None)  # ends the watch

@@ -1,5 +1,11 @@
-"""The Learner's core: creates, loads, finds and deletes learners, and saves their versions to the
-Registry. No grpc here except through the Registry adapter."""
+"""The Learner's core: the one data plane both fronts call, LearnerService (api/servicer.py) and
+the Open Inference Protocol (api/oip.py), the way MLServer's DataPlane serves its REST and gRPC
+fronts. It creates, loads, finds and deletes learners, learns, predicts, explains, reports
+monitoring and streams events, and saves versions to the Registry. It owns what both fronts
+share: parsing learner ids, checking inputs, the organization check, and the Prometheus counts
+(a prediction is counted whichever front answered it). Every entry point takes the caller's
+organization (None when the call did not come through Envoy). No grpc, no generated code, no
+adapter here: the Registry and the learner store are the ports of `domain/ports.py`."""
 
 from __future__ import annotations
 
@@ -9,17 +15,21 @@ import json
 import logging
 import shutil
 import uuid
+from collections.abc import AsyncIterable, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from servers.common import errors
-from servers.learner.adapters.registry_client import RegistryClient, VersionToSave
-from servers.learner.domain.live import Event, LiveLearner, SavedVersion, learning_record_bytes
+from servers.common.ids import parse_id
+from servers.learner.domain.live import Event, LearnStep, LiveLearner, Prediction, SavedVersion, learning_record_bytes
+from servers.learner.domain.ports import MODEL_TRAINED, LearnerRepository, Registry, VersionToSave
 from servers.learner.domain.records import (
     FAILED, READY, STARTING_FRAMEWORKS, LearnerRecord, Page, Spec, validate_spec,
 )
+from servers.learner.ml.base import Obs
+from servers.learner.monitoring import metrics
 
 log = logging.getLogger("mlmesh.learner")
 MAX_TEXT = 256
@@ -34,8 +44,32 @@ class CoreOptions:
     max_download_bytes: int = 8 << 30
 
 
+class LearnMessage(NamedTuple):
+    """One Learn message: the learner (required in the first message only), observations, flush."""
+
+    learner_id: str
+    observations: list[Obs]
+    flush: bool
+
+
+class PredictMessage(NamedTuple):
+    learner_id: str
+    inputs: list[Obs]
+    sensor_id: str
+
+
+@dataclass(frozen=True)
+class Explained:
+    result: Any  # ml.explain.Explanation
+    inputs: Any  # the model input explained, flattened (numpy)
+    feature_names: list[str]
+
+
+LearnerView = tuple[LearnerRecord, LiveLearner | None]  # a stored learner, and its live state when loaded
+
+
 class LearnerCore:
-    def __init__(self, db, registry: RegistryClient, options: CoreOptions):
+    def __init__(self, db: LearnerRepository, registry: Registry, options: CoreOptions):
         self.db, self.registry, self.options = db, registry, options
         self.live: dict[str, LiveLearner] = {}
         self.failed: dict[str, LearnerRecord] = {}
@@ -67,7 +101,7 @@ class LearnerCore:
     # -- create ----------------------------------------------------------------------------------
 
     async def create(self, *, display_name: str, organization_id: str, developer_id: str, spec: Spec,
-                     caller_org: str | None) -> LearnerRecord:
+                     caller_org: str | None) -> LearnerView:
         org = organization_id.strip() or (caller_org or "")
         if caller_org and org != caller_org:
             raise errors.PermissionDenied(f"your token is for organization {caller_org!r}; it cannot create "
@@ -104,7 +138,7 @@ class LearnerCore:
             self.live[record.learner_id] = live
         log.info("learner_id=%s name=%s created: %s/%s/%s", record.learner_id, record.display_name, spec.backend,
                  spec.transformer, spec.task)
-        return record
+        return record, live
 
     def _dir(self, learner_id: str) -> Path:
         return self.options.work_dir / learner_id
@@ -112,7 +146,6 @@ class LearnerCore:
     async def _load(self, record: LearnerRecord, *, creating: bool = False) -> LiveLearner:
         from servers.learner.ml.backends import load_backend, make_backend
         from servers.learner.ml.transformers import make_transformer
-        from servers.learner.monitoring import metrics
         from servers.learner.monitoring.drift import Monitor, MonitoringPolicy
 
         spec = record.spec
@@ -155,9 +188,7 @@ class LearnerCore:
 
     async def _fetch_model(self, model_id: str, spec: Spec, work: Path, *, check_framework: bool) -> Path:
         model = await self.registry.get_model(model_id)
-        from mlmesh.registry.v1 import model_pb2
-
-        if model.state != model_pb2.Model.STATE_TRAINED:
+        if model.state != MODEL_TRAINED:
             raise errors.FailedPrecondition(f"model {model_id} is not trained yet; a learner starts from a TRAINED "
                                             "model", reason="STARTING_MODEL_NOT_TRAINED")
         wanted = STARTING_FRAMEWORKS[spec.backend]
@@ -172,8 +203,13 @@ class LearnerCore:
 
     # -- read / delete ---------------------------------------------------------------------------
 
-    def get_live(self, learner_id: str) -> LiveLearner:
-        learner_id = _canonical(learner_id)
+    def learner(self, learner_id: str, caller_org: str | None) -> LiveLearner:
+        """The loaded learner `learner_id`, if the caller's organization owns it."""
+        live = self._live(parse_id(learner_id, "learner_id"))
+        _authorize(live.record, caller_org, f"learner {live.learner_id}")
+        return live
+
+    def _live(self, learner_id: str) -> LiveLearner:
         live = self.live.get(learner_id)
         if live is not None:
             return live
@@ -184,41 +220,162 @@ class LearnerCore:
         raise errors.NotFound(f"learner {learner_id} does not exist", reason="LEARNER_NOT_FOUND",
                               metadata={"learner_id": learner_id})
 
-    def by_name(self, name: str) -> LiveLearner:
-        for live in self.live.values():
-            if name in (live.record.display_name, live.learner_id):
-                return live
-        raise errors.NotFound(f"no learner is named {name!r} (model names are learner display names or ids)",
-                              reason="MODEL_NOT_FOUND")
-
-    def snapshot(self, learner_id: str) -> tuple[LearnerRecord, LiveLearner | None]:
-        learner_id = _canonical(learner_id)
-        if learner_id in self.failed:
-            return self.failed[learner_id], None
-        live = self.get_live(learner_id)
+    def get(self, learner_id: str, caller_org: str | None) -> LearnerView:
+        """A learner as stored, with its live state when it is loaded (a learner that failed to load
+        is answered too, without live state)."""
+        learner_id = parse_id(learner_id, "learner_id")
+        failed = self.failed.get(learner_id)
+        if failed is not None:
+            _authorize(failed, caller_org, f"learner {learner_id}")
+            return failed, None
+        live = self.learner(learner_id, caller_org)
         return live.record, live
 
-    async def list(self, *, page_size: int, page_token: str, organization_id: str) -> Page:
+    async def list(self, *, page_size: int, page_token: str, organization_id: str,
+                   caller_org: str | None) -> Page:
+        """A page of LearnerViews: the caller's organization's learners (or `organization_id`'s when
+        the call did not come through Envoy; every learner when both are empty)."""
         if page_size < 0:
             raise errors.InvalidArgument("page_size must be >= 0", reason="PAGE_SIZE_INVALID")
-        return await self.db.list(page_size=min(page_size or 50, 500), page_token=page_token,
-                                  organization_id=organization_id.strip())
+        page = await self.db.list(page_size=min(page_size or 50, 500), page_token=page_token,
+                                  organization_id=(caller_org or organization_id).strip())
+        return Page(items=[(r, self.live.get(r.learner_id)) for r in page.items],
+                    next_page_token=page.next_page_token)
 
-    def live_or_none(self, learner_id: str) -> LiveLearner | None:
-        return self.live.get(learner_id)
-
-    async def delete(self, learner_id: str) -> None:
-        learner_id = _canonical(learner_id)
+    async def delete(self, learner_id: str, caller_org: str | None) -> None:
+        learner_id = parse_id(learner_id, "learner_id")
+        live = self.live.get(learner_id)
+        record = live.record if live is not None else self.failed.get(learner_id)
+        if record is not None:
+            _authorize(record, caller_org, f"learner {learner_id}")
         await self.db.delete(learner_id)  # NotFound when unknown
         live = self.live.pop(learner_id, None)
         self.failed.pop(learner_id, None)
         if live is not None:
             live.close()
-        from servers.learner.monitoring import metrics
-
         metrics.forget(learner_id)
         shutil.rmtree(self._dir(learner_id), ignore_errors=True)
         log.info("learner_id=%s deleted", learner_id)
+
+    # -- learning --------------------------------------------------------------------------------
+
+    async def learn(self, messages: AsyncIterable[LearnMessage],
+                    caller_org: str | None) -> AsyncIterator[tuple[int, LearnStep]]:
+        """One Learn stream: (observations received so far, what the step achieved) per message. The
+        first message names the learner; when the stream ends, what is still buffered is learned."""
+        live: LiveLearner | None = None
+        received = 0
+        step: LearnStep | None = None
+        async for message in messages:
+            if live is None:
+                if not message.learner_id:
+                    raise errors.InvalidArgument("the first Learn message must name learner_id",
+                                                 reason="LEARNER_ID_MISSING")
+                live = self.learner(message.learner_id, caller_org)
+            elif message.learner_id and parse_id(message.learner_id, "learner_id") != live.learner_id:
+                raise errors.InvalidArgument("one Learn stream feeds one learner; open another stream for "
+                                             f"{message.learner_id}", reason="LEARNER_CHANGED")
+            received += len(message.observations)
+            step = await self._learn(live, message.observations, message.flush)
+            yield received, step
+        if live is not None and step is not None and live.buffered_pairs():
+            # The client is done: learn what is still buffered in micro-batches.
+            yield received, await self._learn(live, [], True)
+
+    async def _learn(self, live: LiveLearner, observations: list[Obs], flush: bool) -> LearnStep:
+        before = live.counters.observations_learned
+        step = await live.learn(observations, flush, lambda: self.save(live))
+        if step.observations_learned > before:
+            metrics.learned(live.learner_id, step.observations_learned - before, step.running_loss,
+                            step.validation_loss)
+        return step
+
+    # -- predicting and explaining ---------------------------------------------------------------
+
+    async def predict(self, learner_id: str, inputs: list[Obs], sensor_id: str,
+                      caller_org: str | None) -> Prediction:
+        return await self._predict(self.learner(learner_id, caller_org), inputs, sensor_id)
+
+    async def predict_stream(self, messages: AsyncIterable[PredictMessage],
+                             caller_org: str | None) -> AsyncIterator[Prediction]:
+        """One PredictStream: one Prediction per message, all for the learner the first one names."""
+        live: LiveLearner | None = None
+        async for message in messages:
+            if live is None:
+                live = self.learner(message.learner_id, caller_org)
+            elif message.learner_id and parse_id(message.learner_id, "learner_id") != live.learner_id:
+                raise errors.InvalidArgument("one PredictStream serves one learner", reason="LEARNER_CHANGED")
+            yield await self._predict(live, message.inputs, message.sensor_id)
+
+    async def _predict(self, live: LiveLearner, inputs: list[Obs], sensor_id: str) -> Prediction:
+        if not inputs and not sensor_id:
+            raise errors.InvalidArgument("give inputs, or a sensor_id to forecast from its latest readings",
+                                         reason="NO_INPUTS")
+        if inputs and sensor_id:
+            raise errors.InvalidArgument("give inputs or a sensor_id, not both", reason="INPUTS_AMBIGUOUS")
+        return await self._serve(live, inputs, sensor_id)
+
+    async def _serve(self, live: LiveLearner, inputs: list[Obs], sensor_id: str) -> Prediction:
+        """Every prediction of either front goes through here, so every one is counted."""
+        prediction = await live.predict(inputs, sensor_id)
+        metrics.predicted(live.learner_id, len(prediction.outputs))
+        return prediction
+
+    async def explain(self, learner_id: str, obs: Obs | None, sensor_id: str, method: str, steps: int,
+                      target_class: int | None, caller_org: str | None) -> Explained:
+        live = self.learner(learner_id, caller_org)
+        if obs is None and not sensor_id:
+            raise errors.InvalidArgument("give an input, or a sensor_id to explain its latest forecast",
+                                         reason="NO_INPUTS")
+        if steps and not 1 <= steps <= 1000:
+            raise errors.InvalidArgument(f"steps must be 1..1000, got {steps}", reason="STEPS_INVALID")
+        result, x = await live.explain(obs, sensor_id, method, steps, target_class)
+        return Explained(result, x, live.transformer.feature_names)
+
+    # -- monitoring and events -------------------------------------------------------------------
+
+    async def monitoring(self, learner_id: str, refresh: bool, caller_org: str | None):
+        """The learner's `monitoring.drift.MonitoringReport`; `refresh` computes drift now first."""
+        live = self.learner(learner_id, caller_org)
+        if refresh:
+            await live.refresh_monitoring()
+        return live.monitor.report()
+
+    def watch(self, learner_id: str, caller_org: str | None) -> AsyncIterator[Event]:
+        """The learner's events (drift detected/cleared, versions saved) until the caller stops or it
+        is deleted (then NotFound)."""
+        return self.learner(learner_id, caller_org).watch()
+
+    # -- the Open Inference Protocol: learners as models named by display name (or id) ----------
+
+    def model(self, name: str, version: str, caller_org: str | None) -> LiveLearner:
+        """The learner serving model `name` (its display name or id) at `version` ("" = its current
+        one), if the caller's organization owns it."""
+        live = self._by_name(name)
+        _authorize(live.record, caller_org, f"model {name!r}")
+        if version and version != str(live.record.version):
+            raise errors.NotFound(f"model {name!r} serves version {live.record.version} only, not {version!r}",
+                                  reason="MODEL_VERSION_NOT_FOUND")
+        return live
+
+    def model_ready(self, name: str, version: str, caller_org: str | None) -> bool:
+        """False, not an error, for an unknown model or another organization's (ModelReady)."""
+        try:
+            live = self.model(name, version, caller_org)
+        except (errors.NotFound, errors.PermissionDenied):
+            return False
+        return live.record.state == READY
+
+    async def infer(self, live: LiveLearner, inputs: list[Obs]) -> Prediction:
+        """ModelInfer on a learner `model` returned: its inputs through the transformer, as Predict's."""
+        return await self._serve(live, inputs, "")
+
+    def _by_name(self, name: str) -> LiveLearner:
+        for live in self.live.values():
+            if name in (live.record.display_name, live.learner_id):
+                return live
+        raise errors.NotFound(f"no learner is named {name!r} (model names are learner display names or ids)",
+                              reason="MODEL_NOT_FOUND")
 
     # -- saving ----------------------------------------------------------------------------------
 
@@ -254,8 +411,6 @@ class LearnerCore:
         if old_current is not None:
             old_current.unlink(missing_ok=True)
         saved = live.saved(model.model_id, version, model.res_sha256, loss, when)
-        from servers.learner.monitoring import metrics
-
         metrics.version_saved(record.learner_id)
         live.emit(Event(record.learner_id, "version_saved", when, saved=saved))
         log.info("learner_id=%s saved version %d as model %s (validation loss %.5g)", record.learner_id, version,
@@ -263,14 +418,10 @@ class LearnerCore:
         return saved
 
 
-def _canonical(learner_id: str) -> str:
-    if not learner_id:
-        raise errors.InvalidArgument("learner_id is required", reason="LEARNER_ID_MISSING")
-    try:
-        return str(uuid.UUID(learner_id))
-    except ValueError:
-        raise errors.InvalidArgument(f"learner_id {learner_id[:80]!r} is not a UUID",
-                                     reason="LEARNER_ID_MALFORMED") from None
+def _authorize(record: LearnerRecord, caller_org: str | None, what: str) -> None:
+    """The one organization check: a call through Envoy reaches only its own organization's learners."""
+    if caller_org and caller_org != record.organization_id:
+        raise errors.PermissionDenied(f"{what} belongs to another organization", reason="ORGANIZATION_MISMATCH")
 
 
 def _json(value: Any) -> str:
