@@ -1,5 +1,9 @@
 """The one way a mesh server calls another: a grpc.aio channel, deadlines, and the peer's
-status turned back into a domain error (`error_from_rpc`), so its reason survives the hop."""
+status turned back into a domain error (`error_from_rpc`), so its reason survives the hop.
+
+A call made for a user passes `on_behalf_of=<organization>`: the peer then applies that
+organization's access (docs/security.md), exactly as if the user had called it through Envoy.
+Without it the call is the server's own (internal, trusted as the owner)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,13 @@ from typing import Any
 
 import grpc
 
+from servers.common.caller import ORG_HEADER
 from servers.common.grpc_errors import error_from_rpc
+
+
+def on_behalf_of_metadata(organization: str | None) -> tuple[tuple[str, str], ...] | None:
+    """The call metadata that makes a peer apply `organization`'s access (None: the server's own call)."""
+    return None if organization is None else ((ORG_HEADER, organization),)
 
 
 class PeerClient:
@@ -24,16 +34,17 @@ class PeerClient:
         self._channel = grpc.aio.insecure_channel(target, options=options)
         self._stub = stub_class(self._channel)
 
-    async def call(self, method, request, *, timeout: float | None = None):
+    async def call(self, method, request, *, timeout: float | None = None, on_behalf_of: str | None = None):
         """A unary call with a deadline (`timeout`, default the client's); peer errors → domain errors."""
         try:
-            return await method(request, timeout=self.timeout if timeout is None else timeout)
+            return await method(request, timeout=self.timeout if timeout is None else timeout,
+                                metadata=on_behalf_of_metadata(on_behalf_of))
         except grpc.RpcError as err:
             raise error_from_rpc(err, self.peer) from None
 
-    async def stream_bytes(self, method, request) -> AsyncIterator[bytes]:
+    async def stream_bytes(self, method, request, *, on_behalf_of: str | None = None) -> AsyncIterator[bytes]:
         """The data of a server stream of google.api.HttpBody; peer errors → domain errors."""
-        call = method(request, timeout=self.stream_timeout)
+        call = method(request, timeout=self.stream_timeout, metadata=on_behalf_of_metadata(on_behalf_of))
         try:
             async for body in call:
                 if data := body.data:  # one read: each read of a bytes field copies it
