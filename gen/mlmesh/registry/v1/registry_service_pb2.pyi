@@ -1,5 +1,6 @@
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
+from mlmesh.registry.v1 import access_pb2 as _access_pb2
 from mlmesh.registry.v1 import dataset_pb2 as _dataset_pb2
 from mlmesh.registry.v1 import model_pb2 as _model_pb2
 from google.protobuf.internal import containers as _containers
@@ -196,3 +197,73 @@ class CreateModelVersionRequest(_message.Message):
     learning_record: bytes
     chunk: _httpbody_pb2.HttpBody
     def __init__(self, organization_id: _Optional[str] = ..., developer_id: _Optional[str] = ..., display_name: _Optional[str] = ..., dataset_id: _Optional[str] = ..., parent_model_id: _Optional[str] = ..., version: _Optional[int] = ..., framework: _Optional[str] = ..., input_signature: _Optional[str] = ..., learner_id: _Optional[str] = ..., observations: _Optional[int] = ..., observations_sha256: _Optional[str] = ..., validation_loss: _Optional[float] = ..., learning_record: _Optional[bytes] = ..., chunk: _Optional[_Union[_httpbody_pb2.HttpBody, _Mapping]] = ...) -> None: ...
+
+class ShareDatasetRequest(_message.Message):
+    __slots__ = ("dataset_id", "organization_ids", "public")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    organization_ids: _containers.RepeatedScalarFieldContainer[str]
+    public: bool
+    def __init__(self, dataset_id: _Optional[str] = ..., organization_ids: _Optional[_Iterable[str]] = ..., public: bool = ...) -> None: ...
+
+class UnshareDatasetRequest(_message.Message):
+    __slots__ = ("dataset_id", "organization_ids", "public")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    organization_ids: _containers.RepeatedScalarFieldContainer[str]
+    public: bool
+    def __init__(self, dataset_id: _Optional[str] = ..., organization_ids: _Optional[_Iterable[str]] = ..., public: bool = ...) -> None: ...
+
+class GetDatasetAccessPolicyRequest(_message.Message):
+    __slots__ = ("dataset_id",)
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    def __init__(self, dataset_id: _Optional[str] = ...) -> None: ...
+
+class ListDatasetUsagesRequest(_message.Message):
+    __slots__ = ("dataset_id", "page_size", "page_token")
+    DATASET_ID_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    dataset_id: str
+    page_size: int
+    page_token: str
+    def __init__(self, dataset_id: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListDatasetUsagesResponse(_message.Message):
+    __slots__ = ("usages", "next_page_token")
+    USAGES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    usages: _containers.RepeatedCompositeFieldContainer[_access_pb2.DatasetUsage]
+    next_page_token: str
+    def __init__(self, usages: _Optional[_Iterable[_Union[_access_pb2.DatasetUsage, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class ShareModelRequest(_message.Message):
+    __slots__ = ("model_id", "organization_ids", "public")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    organization_ids: _containers.RepeatedScalarFieldContainer[str]
+    public: bool
+    def __init__(self, model_id: _Optional[str] = ..., organization_ids: _Optional[_Iterable[str]] = ..., public: bool = ...) -> None: ...
+
+class UnshareModelRequest(_message.Message):
+    __slots__ = ("model_id", "organization_ids", "public")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ORGANIZATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    organization_ids: _containers.RepeatedScalarFieldContainer[str]
+    public: bool
+    def __init__(self, model_id: _Optional[str] = ..., organization_ids: _Optional[_Iterable[str]] = ..., public: bool = ...) -> None: ...
+
+class GetModelAccessPolicyRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...

@@ -3,6 +3,7 @@
 import grpc
 
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
+from mlmesh.registry.v1 import access_pb2 as mlmesh_dot_registry_dot_v1_dot_access__pb2
 from mlmesh.registry.v1 import dataset_pb2 as mlmesh_dot_registry_dot_v1_dot_dataset__pb2
 from mlmesh.registry.v1 import model_pb2 as mlmesh_dot_registry_dot_v1_dot_model__pb2
 from mlmesh.registry.v1 import registry_service_pb2 as mlmesh_dot_registry_dot_v1_dot_registry__service__pb2
@@ -89,6 +90,41 @@ class RegistryServiceStub(object):
                 request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionRequest.SerializeToString,
                 response_deserializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
                 )
+        self.ShareDataset = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/ShareDataset',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ShareDatasetRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+                )
+        self.UnshareDataset = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/UnshareDataset',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.UnshareDatasetRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+                )
+        self.GetDatasetAccessPolicy = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/GetDatasetAccessPolicy',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetDatasetAccessPolicyRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+                )
+        self.ListDatasetUsages = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/ListDatasetUsages',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListDatasetUsagesRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListDatasetUsagesResponse.FromString,
+                )
+        self.ShareModel = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/ShareModel',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ShareModelRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+                )
+        self.UnshareModel = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/UnshareModel',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.UnshareModelRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+                )
+        self.GetModelAccessPolicy = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/GetModelAccessPolicy',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelAccessPolicyRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+                )
 
 
 class RegistryServiceServicer(object):
@@ -116,7 +152,8 @@ class RegistryServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListDatasets(self, request, context):
-        """Lists datasets, newest first, optionally of one organization.
+        """Lists the datasets the caller may see (its own, those shared with it and
+        public ones), newest first, optionally of one organization.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -156,7 +193,7 @@ class RegistryServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListModels(self, request, context):
-        """Lists models, newest first.
+        """Lists the models the caller may see, newest first.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -208,7 +245,63 @@ class RegistryServiceServicer(object):
         online. The first message carries the metadata and the learning record, the
         artifact's bytes follow in `chunk.data`. The Registry stores both, deploys the
         version's Model contract, records the result hashes (write-once verify) and
-        returns the model TRAINED. The parent must exist and belong to the organization.
+        returns the model TRAINED. The parent and the dataset must be readable by the
+        version's organization (its own, shared with it, or public).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShareDataset(self, request, context):
+        """Shares a dataset for reading with organizations, or with everyone (`public`).
+        Owner only (a reader gets PERMISSION_DENIED, anyone else NOT_FOUND). Sharing
+        again with a grantee changes nothing but is recorded. Returns the new policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnshareDataset(self, request, context):
+        """Revokes grants of a dataset; the next call of a revoked grantee is refused
+        (a download already streaming may finish). Owner only. Returns the new policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDatasetAccessPolicy(self, request, context):
+        """The dataset's current grants and the full history of its shares and
+        unshares. Owner only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDatasetUsages(self, request, context):
+        """Models registered on the dataset (by any organization it is shared with),
+        newest first: model id, organization, time. Owner only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ShareModel(self, request, context):
+        """Shares a model for reading (download, translate, serve, continue online).
+        Owner only. Returns the new policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UnshareModel(self, request, context):
+        """Revokes grants of a model. Owner only. Returns the new policy.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModelAccessPolicy(self, request, context):
+        """The model's current grants and history. Owner only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -286,6 +379,41 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.CreateModelVersion,
                     request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionRequest.FromString,
                     response_serializer=mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.SerializeToString,
+            ),
+            'ShareDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShareDataset,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ShareDatasetRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.SerializeToString,
+            ),
+            'UnshareDataset': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnshareDataset,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.UnshareDatasetRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.SerializeToString,
+            ),
+            'GetDatasetAccessPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDatasetAccessPolicy,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetDatasetAccessPolicyRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.SerializeToString,
+            ),
+            'ListDatasetUsages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDatasetUsages,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListDatasetUsagesRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListDatasetUsagesResponse.SerializeToString,
+            ),
+            'ShareModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ShareModel,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ShareModelRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.SerializeToString,
+            ),
+            'UnshareModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.UnshareModel,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.UnshareModelRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.SerializeToString,
+            ),
+            'GetModelAccessPolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModelAccessPolicy,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelAccessPolicyRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -534,5 +662,124 @@ class RegistryService(object):
         return grpc.experimental.stream_unary(request_iterator, target, '/mlmesh.registry.v1.RegistryService/CreateModelVersion',
             mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.CreateModelVersionRequest.SerializeToString,
             mlmesh_dot_registry_dot_v1_dot_model__pb2.Model.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ShareDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/ShareDataset',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ShareDatasetRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def UnshareDataset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/UnshareDataset',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.UnshareDatasetRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetDatasetAccessPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/GetDatasetAccessPolicy',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetDatasetAccessPolicyRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListDatasetUsages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/ListDatasetUsages',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListDatasetUsagesRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ListDatasetUsagesResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ShareModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/ShareModel',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ShareModelRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def UnshareModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/UnshareModel',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.UnshareModelRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetModelAccessPolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/GetModelAccessPolicy',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelAccessPolicyRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
