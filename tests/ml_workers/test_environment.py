@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 
-from tests.ml.conftest import ml_env
+from tests.ml_workers.conftest import ml_env
 
 CHECK = """
 import importlib.metadata as m

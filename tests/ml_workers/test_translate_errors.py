@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.ml.conftest import REPO, ml_env
+from tests.ml_workers.conftest import REPO, ml_env
 
 ERROR_PREFIX = "translator-worker: error: "
 IMAGE_SIGNATURE = '{"shape": [null, 1, 8, 8], "dtype": "float32", "csv_feature_columns": [0, 64], "scale": 0.0625}'
