@@ -24,7 +24,15 @@ from servers.common import errors
 from servers.trainer.adapters.registry_client import RegistryClient
 from servers.trainer.domain import jobs as J
 from servers.trainer.domain.recipe import ARTIFACT_NAMES, ArchiveLimits, load_recipe, parse_recipe_toml
-from servers.trainer.domain.steps import StepFailed, dataset_file_name, fetch, post_train, pre_train, read_model
+from servers.trainer.domain.steps import (
+    StepFailed,
+    dataset_file_name,
+    fetch,
+    fetch_dataset_info,
+    post_train,
+    pre_train,
+    read_model,
+)
 
 
 def _job(args) -> J.Job:
@@ -53,11 +61,12 @@ async def run_pre_train(args) -> None:
                 "output-path": str(work / "output" / prepared.spec.artifact_name),
                 "params": prepared.spec.params_json(),
             }
-        else:  # a container image: only the dataset is fetched
-            dataset = await registry.get_dataset(model.dataset_id)
+        else:  # a container image: only the dataset is fetched, on behalf of the model's owner
+            org = model.organization_id or None
+            dataset = await fetch_dataset_info(registry, model.dataset_id, org)
             path = work / "input" / dataset_file_name(dataset)
-            await fetch(registry.download_dataset(dataset.dataset_id), path, sha256=dataset.sha256,
-                        what=f"dataset {dataset.dataset_id}")
+            await fetch(registry.download_dataset(dataset.dataset_id, on_behalf_of=org), path,
+                        sha256=dataset.sha256, what=f"dataset {dataset.dataset_id}")
             values = {"entrypoint": "", "work-dir": str(work), "dataset-path": str(path),
                       "content-type": dataset.content_type, "output-path": str(work / "output"), "params": "{}"}
         for name, value in values.items():

@@ -370,3 +370,168 @@ async def test_requirements_get_a_layered_environment_built_once(trainer_factory
     assert outputs[0]["NUMPY"].startswith(str(REPO / ".venv-ml")), "torch, numpy... come from the base environment"
     assert "environment:" in outputs[0] and outputs[0]["environment:"].startswith("building")
     assert outputs[1]["environment:"].startswith("reusing")
+
+
+# -- access: a job belongs to its model's owner organization (docs/security.md) ----------------
+
+OWNER, STRANGER = "smart-energy-ll", "other-utility"
+
+
+def as_org(org: str) -> tuple[tuple[str, str], ...]:
+    """The header Envoy sets from a verified token's `org` claim."""
+    return (("x-mlmesh-org", org),)
+
+
+def owned_model(registry, org: str, dataset_id: str, archive: bytes) -> str:
+    model_id = registry.add_model(dataset_id, archive)
+    registry.models[model_id][0].organization_id = org
+    return model_id
+
+
+async def code_of(call) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    return info.value
+
+
+async def test_a_stranger_cannot_get_list_watch_or_cancel_another_organizations_job(trainer_factory,
+                                                                                   stand_in_registry):
+    # Prepare: a long job of OWNER's model (the Registry submits it: an internal call)
+    trainer = await trainer_factory()
+    sleeper = "import time\nprint('sleeping', flush=True)\ntime.sleep(60)\n"
+    model_id = owned_model(stand_in_registry, OWNER, stand_in_registry.add_dataset(b"x\n"), recipe(sleeper))
+    job = await submit(trainer.stub, model_id)
+    await wait_for(trainer.stub, job.job_id, (S.STATE_TRAINING,))
+    unknown = "6f0d8a57-0b7c-4c55-9d38-5c1c25a0b7a1"
+    stub, stranger = trainer.stub, as_org(STRANGER)
+    # Execute + Assert: the stranger gets exactly what an unknown id gets
+    for job_id in (job.job_id, unknown):
+        got = await code_of(stub.GetTrainingJob(pb.GetTrainingJobRequest(job_id=job_id), metadata=stranger))
+        assert got.code() == grpc.StatusCode.NOT_FOUND
+        assert got.details() == f"training job {job_id} does not exist"
+        cancel = await code_of(stub.CancelTrainingJob(pb.CancelTrainingJobRequest(job_id=job_id), metadata=stranger))
+        assert cancel.code() == grpc.StatusCode.NOT_FOUND and cancel.details() == got.details()
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            async for _ in stub.WatchTrainingJob(pb.WatchTrainingJobRequest(job_id=job_id), metadata=stranger):
+                raise AssertionError("the stranger received an event")
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND and info.value.details() == got.details()
+    for request in (pb.ListTrainingJobsRequest(), pb.ListTrainingJobsRequest(model_id=model_id)):
+        listed = await stub.ListTrainingJobs(request, metadata=stranger)
+        assert list(listed.training_jobs) == [] and listed.next_page_token == ""
+    # ... and the job runs on, untouched; its owner sees, lists, watches and cancels it
+    mine = await stub.GetTrainingJob(pb.GetTrainingJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
+    assert mine.state == S.STATE_TRAINING
+    listed = await stub.ListTrainingJobs(pb.ListTrainingJobsRequest(), metadata=as_org(OWNER))
+    assert [j.job_id for j in listed.training_jobs] == [job.job_id]
+    first = await anext(aiter(stub.WatchTrainingJob(pb.WatchTrainingJobRequest(job_id=job.job_id),
+                                                    metadata=as_org(OWNER))))
+    assert first.job.job_id == job.job_id
+    cancelled = await stub.CancelTrainingJob(pb.CancelTrainingJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
+    assert cancelled.state == S.STATE_CANCELLED
+    # an internal caller (no organization: a mesh server) keeps access
+    assert (await stub.GetTrainingJob(pb.GetTrainingJobRequest(job_id=job.job_id))).state == S.STATE_CANCELLED
+
+
+async def test_list_pages_hold_only_the_callers_jobs(trainer_factory, stand_in_registry):
+    # Prepare: jobs of two organizations, interleaved, each failing at once (an empty archive)
+    trainer = await trainer_factory()
+    dataset = stand_in_registry.add_dataset(b"x\n")
+    jobs = {OWNER: [], STRANGER: []}
+    for i in range(6):
+        org = (OWNER, STRANGER)[i % 2]
+        job = await submit(trainer.stub, owned_model(stand_in_registry, org, dataset, b"not an archive"))
+        jobs[org].append(job.job_id)
+    # Execute: page through each organization's jobs two at a time
+    for org, expected in jobs.items():
+        seen, token = [], ""
+        while True:
+            page = await trainer.stub.ListTrainingJobs(pb.ListTrainingJobsRequest(page_size=2, page_token=token),
+                                                       metadata=as_org(org))
+            assert len(page.training_jobs) == 2 or not page.next_page_token  # full pages: filtered in SQL
+            seen += [j.job_id for j in page.training_jobs]
+            token = page.next_page_token
+            if not token:
+                break
+        # Assert
+        assert sorted(seen) == sorted(expected)
+    everything = await trainer.stub.ListTrainingJobs(pb.ListTrainingJobsRequest(page_size=100))
+    assert len(everything.training_jobs) == 6  # an internal caller sees every job
+
+
+async def test_submit_for_another_organizations_model_is_refused(trainer_factory, stand_in_registry):
+    trainer = await trainer_factory()
+    model_id = owned_model(stand_in_registry, OWNER, stand_in_registry.add_dataset(b"x\n"), recipe())
+    refused = await code_of(trainer.stub.SubmitTrainingJob(pb.SubmitTrainingJobRequest(model_id=model_id),
+                                                           metadata=as_org(STRANGER)))
+    assert refused.code() == grpc.StatusCode.NOT_FOUND and model_id in refused.details()
+    listed = await trainer.stub.ListTrainingJobs(pb.ListTrainingJobsRequest())
+    assert list(listed.training_jobs) == []
+
+
+class GrantingRegistry(trainer_fixtures.StandInRegistry):
+    """The stand-in Registry, applying the organization a call is made for (x-mlmesh-org) to
+    datasets as the real Registry does: its owner and its grantees read it, anyone else gets
+    NOT_FOUND. It records the organization of every dataset and recipe request."""
+
+    def __init__(self):
+        super().__init__()
+        self.owner: dict[str, str] = {}
+        self.grantees: dict[str, set[str]] = {}
+        self.on_behalf_of: list[tuple[str, str | None]] = []
+
+    @staticmethod
+    def _org(context) -> str | None:
+        return dict(context.invocation_metadata() or ()).get("x-mlmesh-org")
+
+    async def _readable(self, rpc: str, dataset_id: str, context) -> None:
+        org = self._org(context)
+        self.on_behalf_of.append((rpc, org))
+        owner = self.owner.get(dataset_id)
+        if org is not None and owner is not None and org != owner and org not in self.grantees.get(dataset_id, ()):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"dataset {dataset_id} does not exist")
+
+    async def GetDataset(self, request, context):  # noqa: N802
+        await self._readable("GetDataset", request.dataset_id, context)
+        return await super().GetDataset(request, context)
+
+    async def DownloadDataset(self, request, context):  # noqa: N802
+        await self._readable("DownloadDataset", request.dataset_id, context)
+        async for body in super().DownloadDataset(request, context):
+            yield body
+
+    async def DownloadModelRecipe(self, request, context):  # noqa: N802
+        self.on_behalf_of.append(("DownloadModelRecipe", self._org(context)))
+        async for body in super().DownloadModelRecipe(request, context):
+            yield body
+
+
+async def test_pre_train_fetches_on_behalf_of_the_jobs_organization(trainer_factory):
+    # Prepare: A's dataset shared with B, B's model on it; then A revokes before B's second job
+    registry = GrantingRegistry()
+    server = grpc.aio.server()
+    trainer_fixtures.reg_grpc.add_RegistryServiceServicer_to_server(registry, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        trainer = await trainer_factory(registry_target=f"127.0.0.1:{port}")
+        dataset = registry.add_dataset(csv_dataset(50))
+        registry.owner[dataset] = OWNER
+        registry.grantees[dataset] = {STRANGER}
+        shared_model = owned_model(registry, STRANGER, dataset, recipe())
+        # Execute: B trains on the shared dataset
+        done = await wait_for(trainer.stub, (await submit(trainer.stub, shared_model)).job_id, FINAL)
+        # Assert: it trains, and every fetch was made for B
+        assert done.state == S.STATE_SUCCEEDED, done.failure_reason
+        assert registry.on_behalf_of == [("GetDataset", STRANGER), ("DownloadDataset", STRANGER),
+                                         ("DownloadModelRecipe", STRANGER)]
+        # Execute: A revokes; B's next job fails in pre-train, naming the dataset and B
+        registry.grantees[dataset].clear()
+        second = owned_model(registry, STRANGER, dataset, recipe())
+        failed = await wait_for(trainer.stub, (await submit(trainer.stub, second)).job_id, FINAL)
+        assert failed.state == S.STATE_FAILED
+        assert failed.failure_reason.startswith(
+            f"dataset {dataset} does not exist or is not shared with organization {STRANGER}"), failed.failure_reason
+        assert registry.reports_for(second)[-1] == (model_pb2.Model.STATE_FAILED, failed.failure_reason)
+        assert len(registry.results) == 1
+    finally:
+        await server.stop(0)

@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 
 from servers.common import errors, postgres
-from servers.trainer.domain.jobs import Job, LogLine, Page
+from servers.trainer.domain.jobs import Job, LogLine, Page, job_not_found
 
 log = logging.getLogger("mlmesh.trainer.db")
 
@@ -32,7 +32,7 @@ SCHEMA = postgres.Schema(
 )
 
 _JOB_COLUMNS = ("job_id", "model_id", "dataset_id", "state", "failure_reason", "executor", "time_limit_seconds",
-                "memory_limit_bytes", "framework", "create_time", "start_time", "end_time")
+                "memory_limit_bytes", "framework", "create_time", "start_time", "end_time", "organization_id")
 _SELECT_JOB = f"SELECT {', '.join(_JOB_COLUMNS)} FROM trainer_jobs"
 _LIVE = "('QUEUED', 'PRE_TRAINING', 'TRAINING', 'POST_TRAINING')"
 
@@ -81,8 +81,7 @@ class Database(postgres.Postgres):
         async with self.connection(f"reading job {job_id}") as conn:
             row = await conn.fetchrow(f"{_SELECT_JOB} WHERE job_id = $1", uuid.UUID(job_id))
         if row is None:
-            raise errors.NotFound(f"training job {job_id} does not exist", reason="JOB_NOT_FOUND",
-                                  metadata={"job_id": job_id})
+            raise job_not_found(job_id)
         return _job(row)
 
     async def save(self, job: Job, expected_state: str) -> bool:
@@ -94,13 +93,27 @@ class Database(postgres.Postgres):
                 job.start_time, job.end_time, expected_state)
         return status == "UPDATE 1"
 
-    async def list(self, page_size: int, page_token: str, model_id: str) -> Page:
-        """Jobs newest first (keyset pagination), optionally of one model."""
+    async def list(self, page_size: int, page_token: str, model_id: str, organization_id: str | None) -> Page:
+        """Jobs newest first (keyset pagination), optionally of one model; only `organization_id`'s
+        (filtered in SQL, so every page is full) unless it is None: an internal caller sees every job."""
         size = postgres.page_size_limit(page_size)
+        if organization_id == "":
+            return Page(items=[], next_page_token="")  # no organization owns nothing (and "" is no filter below)
+        filters = {"organization_id": organization_id or "", "model_id": uuid.UUID(model_id) if model_id else ""}
         items, token = await postgres.keyset_page(
-            self, select=_SELECT_JOB, id_column="job_id", filters={"model_id": uuid.UUID(model_id) if model_id else ""},
-            scope=model_id, limit=size, page_token=page_token, convert=_job, what="listing jobs", tokens=_PAGE_TOKENS)
+            self, select=_SELECT_JOB, id_column="job_id", filters=filters, scope=model_id, limit=size,
+            page_token=page_token, convert=_job, what="listing jobs", tokens=_PAGE_TOKENS)
         return Page(items=items, next_page_token=token)
+
+    async def jobs_without_organization(self) -> list[Job]:
+        async with self.connection("reading jobs without an organization") as conn:
+            rows = await conn.fetch(f"{_SELECT_JOB} WHERE organization_id = '' ORDER BY create_time")
+        return [_job(r) for r in rows]
+
+    async def set_organization(self, job_id: str, organization_id: str) -> None:
+        async with self.connection(f"updating job {job_id}") as conn:
+            await conn.execute("UPDATE trainer_jobs SET organization_id = $2 WHERE job_id = $1 AND organization_id = ''",
+                               uuid.UUID(job_id), organization_id)
 
     async def live_jobs(self) -> list[Job]:
         async with self.connection("reading live jobs") as conn:

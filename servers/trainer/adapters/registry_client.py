@@ -1,6 +1,7 @@
 """The Trainer's view of the Registry: a grpc.aio client of the RPCs the three steps use
 (GetModel, GetDataset, DownloadDataset, DownloadModelRecipe, and the internal
-ReportTrainingStatus and SubmitTrainingResult). A peer's status becomes a domain error
+ReportTrainingStatus and SubmitTrainingResult). The dataset and the recipe are fetched on behalf
+of the job's organization, so the Registry applies that organization's access to them. A peer's status becomes a domain error
 through `error_from_rpc`, so its reason survives the hop."""
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def model_info_from_proto(m: model_pb2.Model) -> ModelInfo:
         training_job_id=m.training_job_id,
         recipe_filename=recipe.filename if recipe else "", recipe_sha256=recipe.sha256 if recipe else "",
         image_reference=image.reference if image else "", image_digest=image.digest if image else "",
+        organization_id=m.organization_id,
     )
 
 
@@ -47,17 +49,19 @@ class RegistryClient(PeerClient):
         m = await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id))
         return model_info_from_proto(m)
 
-    async def get_dataset(self, dataset_id: str) -> DatasetInfo:
-        d = await self.call(self._stub.GetDataset, reg_pb.GetDatasetRequest(dataset_id=dataset_id))
+    async def get_dataset(self, dataset_id: str, *, on_behalf_of: str | None = None) -> DatasetInfo:
+        d = await self.call(self._stub.GetDataset, reg_pb.GetDatasetRequest(dataset_id=dataset_id),
+                            on_behalf_of=on_behalf_of)
         return DatasetInfo(dataset_id=d.dataset_id, sha256=d.sha256, size_bytes=d.size_bytes,
                            content_type=d.content_type, filename=d.filename)
 
-    def download_dataset(self, dataset_id: str) -> AsyncIterator[bytes]:
-        return self.stream_bytes(self._stub.DownloadDataset, reg_pb.DownloadDatasetRequest(dataset_id=dataset_id))
+    def download_dataset(self, dataset_id: str, *, on_behalf_of: str | None = None) -> AsyncIterator[bytes]:
+        return self.stream_bytes(self._stub.DownloadDataset, reg_pb.DownloadDatasetRequest(dataset_id=dataset_id),
+                                 on_behalf_of=on_behalf_of)
 
-    def download_recipe(self, model_id: str) -> AsyncIterator[bytes]:
+    def download_recipe(self, model_id: str, *, on_behalf_of: str | None = None) -> AsyncIterator[bytes]:
         return self.stream_bytes(self._stub.DownloadModelRecipe,
-                                 reg_pb.DownloadModelRecipeRequest(model_id=model_id))
+                                 reg_pb.DownloadModelRecipeRequest(model_id=model_id), on_behalf_of=on_behalf_of)
 
     async def report_status(self, model_id: str, job_id: str, state: str, failure_reason: str = "") -> None:
         request = reg_pb.ReportTrainingStatusRequest(model_id=model_id, training_job_id=job_id,

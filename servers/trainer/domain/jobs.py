@@ -66,6 +66,13 @@ def check_transition(job_id: str, old: str, new: str) -> None:
         raise errors.FailedPrecondition(msg, reason="JOB_STATE_CONFLICT", metadata={"job_id": job_id, "state": old})
 
 
+def job_not_found(job_id: str) -> errors.NotFound:
+    """The answer for a job that does not exist, or that the caller may not see: the same, so a
+    stranger learns nothing (servers/common/access.py)."""
+    return errors.NotFound(f"training job {job_id} does not exist", reason="JOB_NOT_FOUND",
+                           metadata={"job_id": job_id})
+
+
 @dataclass(frozen=True)
 class Job:
     """A training job as the Trainer records it."""
@@ -82,6 +89,7 @@ class Job:
     framework: str = ""
     start_time: dt.datetime | None = None
     end_time: dt.datetime | None = None
+    organization_id: str = ""  # the model's owner, who owns the job ("" only for jobs from before it was recorded)
 
     @property
     def final(self) -> bool:

@@ -5,6 +5,12 @@ Jobs live in the repository (PostgreSQL); this process runs at most `max_concurr
 once. On start it fails the jobs a previous process was running ("the Trainer restarted while
 the job was running", reported to the Registry) and resumes the QUEUED ones; a job found in
 POST_TRAINING whose model the Registry already holds as TRAINED by this job is SUCCEEDED.
+
+Access (docs/security.md): a job belongs to its model's owner organization, recorded when it is
+submitted. Only that organization sees it (get, watch, cancel, list); anyone else is told it does
+not exist, exactly as for an unknown id. A caller of None is a mesh server (the Registry
+submitting, tests in-process): trusted like the owner. Pre-train fetches the dataset and the
+recipe on behalf of the job's organization, so a dataset no longer shared with it fails the job.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from servers.common import errors, ids
+from servers.common.access import Access, access
 from servers.trainer.domain import jobs as J
 from servers.trainer.domain.jobs import Job, Limits, LogLine
 from servers.trainer.domain.ports import Environments, JobRepository, ProcessRunner, Registry, RunRequest, Workflows
@@ -34,6 +41,12 @@ FAILURE_REASON_CHARS = 4000
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _require_owner(job: Job, caller_org: str | None) -> None:
+    """Jobs are never shared: anyone but the owner (or a mesh server) is told the job does not exist."""
+    if access(caller_org, job.organization_id) is not Access.OWNER:
+        raise J.job_not_found(job.job_id)
 
 
 @dataclass(frozen=True)
@@ -139,6 +152,7 @@ class TrainerCore:
 
     async def start(self) -> None:
         """Recovers the jobs a previous process left behind, then starts the queued ones."""
+        await self._record_missing_organizations()
         for job in await self.repo.live_jobs():
             if job.state == J.QUEUED:
                 self._spawn(job)
@@ -152,6 +166,19 @@ class TrainerCore:
                 continue
             await self._fail(job, J.RESTART_REASON)
         self._reporter = asyncio.create_task(self._report_pending_loop())
+
+    async def _record_missing_organizations(self) -> None:
+        """Jobs stored before jobs had an organization get their model's owner from the Registry.
+        One the Registry cannot answer for now keeps "" (visible to internal callers only) and is
+        tried again at the next start."""
+        for job in await self.repo.jobs_without_organization():
+            try:
+                model = await self.registry.get_model(job.model_id)
+            except errors.MeshError as exc:
+                log.warning("job %s: its model's organization is unknown for now: %s", job.job_id, exc.message)
+                continue
+            if model.organization_id:
+                await self.repo.set_organization(job.job_id, model.organization_id)
 
     async def close(self) -> None:
         """Stops running jobs (FAILED: the Trainer stopped; reported to the Registry); QUEUED jobs
@@ -168,29 +195,42 @@ class TrainerCore:
 
     # -- the API ------------------------------------------------------------------------------
 
-    async def submit(self, model_id: str, time_limit_seconds: int = 0, memory_limit_bytes: int = 0) -> Job:
-        """A new QUEUED job for the model, or the model's live job if it has one (idempotent)."""
+    async def submit(self, model_id: str, time_limit_seconds: int = 0, memory_limit_bytes: int = 0, *,
+                     caller_org: str | None = None) -> Job:
+        """A new QUEUED job for the model, or the model's live job if it has one (idempotent). The
+        job belongs to the model's owner, read from the Registry (the Registry submits after it has
+        stored the model; an organization may submit only for its own models)."""
         model_id = ids.parse_id(model_id, "model_id")
         time_limit, memory_limit = self.options.limits.resolve(time_limit_seconds, memory_limit_bytes)
+        model = await read_model(self.registry, model_id, grace_seconds=self.options.model_grace_seconds)
+        if access(caller_org, model.organization_id) is not Access.OWNER:
+            raise errors.NotFound(f"model {model_id} does not exist", reason="MODEL_NOT_FOUND",
+                                  metadata={"model_id": model_id})
         job = Job(job_id=str(uuid.uuid4()), model_id=model_id, state=J.QUEUED, executor=self.options.executor,
-                  time_limit_seconds=time_limit, memory_limit_bytes=memory_limit, create_time=self.clock())
+                  time_limit_seconds=time_limit, memory_limit_bytes=memory_limit, create_time=self.clock(),
+                  organization_id=model.organization_id)
         stored, created = await self.repo.insert_or_get_live(job)
         if created:
             log.info("job %s queued for model %s", stored.job_id, model_id)
             self._spawn(stored)
         return stored
 
-    async def get(self, job_id: str) -> Job:
-        return await self.repo.get(ids.parse_id(job_id, "job_id"))
+    async def get(self, job_id: str, caller_org: str | None = None) -> Job:
+        """The job, if the caller's organization owns it; NotFound otherwise (as for an unknown id)."""
+        job = await self.repo.get(ids.parse_id(job_id, "job_id"))
+        _require_owner(job, caller_org)
+        return job
 
-    async def list(self, page_size: int = 0, page_token: str = "", model_id: str = "") -> J.Page:
+    async def list(self, page_size: int = 0, page_token: str = "", model_id: str = "", *,
+                   caller_org: str | None = None) -> J.Page:
+        """The caller's organization's jobs, newest first (every job for an internal caller)."""
         if model_id:
             model_id = ids.parse_id(model_id, "model_id")
-        return await self.repo.list(page_size, page_token, model_id)
+        return await self.repo.list(page_size, page_token, model_id, caller_org)
 
-    async def cancel(self, job_id: str) -> Job:
+    async def cancel(self, job_id: str, caller_org: str | None = None) -> Job:
         """Cancels a queued or running job: CANCELLED, the model FAILED. FailedPrecondition if it ended."""
-        job = await self.get(job_id)
+        job = await self.get(job_id, caller_org)
         if job.final:
             J.check_transition(job.job_id, job.state, J.CANCELLED)
         self._cancel_requested.add(job.job_id)
@@ -202,11 +242,13 @@ class TrainerCore:
         # Not running in this process (e.g. queued and not yet picked up).
         return await self._end(job, J.CANCELLED, J.CANCEL_REASON)
 
-    async def watch(self, job_id: str, after_sequence: int = 0) -> AsyncIterator[Job | LogLine]:
+    async def watch(self, job_id: str, after_sequence: int = 0,
+                    caller_org: str | None = None) -> AsyncIterator[Job | LogLine]:
         """The job now, its log lines after `after_sequence`, then live events until it ends."""
         job_id = ids.parse_id(job_id, "job_id")
         if after_sequence < 0:
             raise errors.InvalidArgument("after_log_sequence must not be negative", reason="SEQUENCE_INVALID")
+        _require_owner(await self.repo.get(job_id), caller_org)  # before anything of the job is sent
         watcher = _Watcher()
         self._watchers.setdefault(job_id, set()).add(watcher)
         try:

@@ -100,6 +100,21 @@ async def read_model(registry: Registry, model_id: str, *, grace_seconds: float)
             delay = min(delay * 2, 2.0)
 
 
+def not_readable(dataset_id: str, org: str | None) -> str:
+    """The failure reason of a job whose organization may not read its dataset (any more)."""
+    return (f"dataset {dataset_id} does not exist or is not shared with organization {org}: the job cannot "
+            "train on it (its owner may have revoked the grant)" if org else f"dataset {dataset_id} does not exist")
+
+
+async def fetch_dataset_info(registry: Registry, dataset_id: str, org: str | None) -> DatasetInfo:
+    """GetDataset on behalf of `org`; StepFailed naming the dataset and the organization when the
+    Registry says it does not exist for that organization."""
+    try:
+        return await registry.get_dataset(dataset_id, on_behalf_of=org)
+    except errors.NotFound:
+        raise StepFailed(not_readable(dataset_id, org)) from None
+
+
 async def pre_train(registry: Registry, job: Job, job_dir: Path, note: Note, *,
                     archive_limits: ArchiveLimits, model_grace_seconds: float) -> Prepared:
     model = await read_model(registry, job.model_id, grace_seconds=model_grace_seconds)
@@ -109,17 +124,23 @@ async def pre_train(registry: Registry, job: Job, job_dir: Path, note: Note, *,
                 f"model {model.model_id} is trained from the container image {model.image_reference}; "
                 "this Trainer runs recipes locally and needs the argo executor for container images")
         raise StepFailed(f"model {model.model_id} has no training recipe")
-    dataset = await registry.get_dataset(model.dataset_id)
+    # The job's organization is the model's owner; the Registry applies its access to the dataset
+    # (which may be another organization's, shared with it) and to the recipe.
+    org = job.organization_id or model.organization_id or None
+    dataset = await fetch_dataset_info(registry, model.dataset_id, org)
     dataset_path = job_dir / "input" / dataset_file_name(dataset)
     await note(f"pre-train: fetching dataset {dataset.dataset_id} ({dataset.size_bytes} bytes)")
-    size = await fetch(registry.download_dataset(dataset.dataset_id), dataset_path, sha256=dataset.sha256,
-                       what=f"dataset {dataset.dataset_id}")
+    try:
+        size = await fetch(registry.download_dataset(dataset.dataset_id, on_behalf_of=org), dataset_path,
+                           sha256=dataset.sha256, what=f"dataset {dataset.dataset_id}")
+    except errors.NotFound:
+        raise StepFailed(not_readable(dataset.dataset_id, org)) from None
     await note(f"pre-train: dataset {dataset.dataset_id} verified: {size} bytes, sha256 {dataset.sha256}")
     filename = model.recipe_filename or "recipe.tar.gz"
     archive_kind(filename)
     archive = job_dir / ("recipe.zip" if filename.lower().endswith(".zip") else "recipe.tar.gz")
-    size = await fetch(registry.download_recipe(model.model_id), archive, sha256=model.recipe_sha256,
-                       what=f"the recipe of model {model.model_id}")
+    size = await fetch(registry.download_recipe(model.model_id, on_behalf_of=org), archive,
+                       sha256=model.recipe_sha256, what=f"the recipe of model {model.model_id}")
     await note(f"pre-train: recipe {filename} verified: {size} bytes, sha256 {model.recipe_sha256}")
     root = await asyncio.to_thread(unpack_recipe, archive, filename, job_dir / "recipe", archive_limits)
     spec = await asyncio.to_thread(load_recipe, root)
