@@ -9,6 +9,7 @@ from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
 from servers.common.server import MeshServer, run
 from servers.common.storage import make_object_store
+from servers.registry.adapters.access_db import AccessRepository
 from servers.registry.adapters.datasets_db import DatasetRepository
 from servers.registry.adapters.db import Database
 from servers.registry.adapters.ledger_client import LedgerClient
@@ -17,6 +18,7 @@ from servers.registry.adapters.trainer_client import TrainerClient
 from servers.registry.api.servicer import RegistryServicer
 from servers.registry.domain.datasets import DatasetCore
 from servers.registry.domain.models import ModelCore
+from servers.registry.domain.sharing import Sharing
 from servers.registry.settings import RegistrySettings
 
 log = logging.getLogger("mlmesh.registry")
@@ -29,7 +31,7 @@ async def build(settings: RegistrySettings) -> MeshServer:
     store = make_object_store(settings.storage)
     ledger = LedgerClient(settings.ledger_target)
     datasets = DatasetCore(
-        store, DatasetRepository(db), ledger,
+        store, DatasetRepository(db), ledger, Sharing(AccessRepository(db)),
         max_upload_bytes=settings.max_upload_bytes, read_chunk_bytes=settings.read_chunk_bytes,
     )
     trainer = TrainerClient(settings.trainer_target)

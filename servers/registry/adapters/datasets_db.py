@@ -72,7 +72,8 @@ class DatasetRepository:
             )
         return _record(row)
 
-    async def list(self, page_size: int = 0, page_token: str = "", organization_id: str = "") -> Page:
+    async def list(self, page_size: int = 0, page_token: str = "", organization_id: str = "", *,
+                   visible_to: str | None = None) -> Page:
         """Datasets newest first, optionally of one organization.
 
         `page_size` 0 means 50; above 1000 it is lowered to 1000; negative is InvalidArgument.
@@ -82,7 +83,7 @@ class DatasetRepository:
         return await keyset_page(
             self.db, select=_SELECT_DATASET, id_column="dataset_id",
             filters={"organization_id": organization_id or ""}, page_size=page_size, page_token=page_token,
-            convert=_record, what="listing datasets",
+            convert=_record, what="listing datasets", visible_to=visible_to, kind="dataset",
         )
 
     async def delete(self, dataset_id: str) -> None:

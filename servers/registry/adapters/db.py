@@ -59,15 +59,55 @@ _PAGE_TOKENS = postgres.PageTokens(
 
 async def keyset_page(
     db: Database, *, select: str, id_column: str, filters: dict[str, object], page_size: int, page_token: str,
-    convert, what: str,
+    convert, what: str, visible_to: str | None = None, kind: str = "",
 ) -> Page:
     """One page, newest first, of `select` (a SELECT ... FROM table) with equality `filters`
-    (empty values are ignored), keyset-paginated on (create_time, id_column)."""
+    (empty values are ignored), keyset-paginated on (create_time, id_column).
+
+    With `visible_to` (an organization), only rows it may read: its own (`organization_id`), those
+    granted to it in `grants` under `kind`, and public ones — filtered in SQL, so pages stay full and
+    the keyset stays exact. None lists every row (a mesh server calling for itself). Page tokens
+    are bound to the filters and to `visible_to`."""
+    if visible_to is None:
+        size = postgres.page_size_limit(page_size)
+        active = {k: v for k, v in filters.items() if v}
+        scope = "&".join(f"{k}={v}" for k, v in sorted(active.items()))
+        items, next_token = await postgres.keyset_page(
+            db, select=select, id_column=id_column, filters=active, scope=scope, limit=size, page_token=page_token,
+            convert=convert, what=what, tokens=_PAGE_TOKENS,
+        )
+        return Page(items=items, next_page_token=next_token)
+    if kind not in _KINDS:
+        raise ValueError(f"unknown resource kind {kind!r}")
     size = postgres.page_size_limit(page_size)
     active = {k: v for k, v in filters.items() if v}
-    scope = "&".join(f"{k}={v}" for k, v in sorted(active.items()))
-    items, next_token = await postgres.keyset_page(
-        db, select=select, id_column=id_column, filters=active, scope=scope, limit=size, page_token=page_token,
-        convert=convert, what=what, tokens=_PAGE_TOKENS,
+    scope = "&".join(f"{k}={v}" for k, v in sorted({**active, "viewer": visible_to}.items()))
+    where: list[str] = []
+    args: list[object] = []
+    for column, value in active.items():
+        args.append(value)
+        where.append(f"{column} = ${len(args)}")
+    args.append(visible_to)
+    viewer = f"${len(args)}"
+    # `kind` and `id_column` are this module's constants, never a caller's text.
+    where.append(
+        f"(organization_id = {viewer} OR EXISTS (SELECT 1 FROM grants g WHERE g.resource_kind = '{kind}' "
+        f"AND g.resource_id = {id_column} AND g.grantee IN ({viewer}, '*')))"
     )
+    if page_token:
+        cursor = postgres.PageCursor.decode(page_token, scope, _PAGE_TOKENS)
+        args += [cursor.create_time, cursor.ident]
+        where.append(f"(create_time, {id_column}) < (${len(args) - 1}, ${len(args)})")
+    args.append(size + 1)
+    sql = f"{select} WHERE {' AND '.join(where)} ORDER BY create_time DESC, {id_column} DESC LIMIT ${len(args)}"
+    async with db.connection(what) as conn:
+        rows = await conn.fetch(sql, *args)
+    items = [convert(r) for r in rows[:size]]
+    next_token = ""
+    if len(rows) > size:
+        last = rows[size - 1]
+        next_token = postgres.PageCursor(last["create_time"], last[id_column], scope).encode(_PAGE_TOKENS)
     return Page(items=items, next_page_token=next_token)
+
+
+_KINDS = ("dataset", "model")

@@ -63,12 +63,14 @@ class ModelRepository:
             raise _not_found(ident)
         return _record(row)
 
-    async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str) -> Page:
+    async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str, *,
+                   visible_to: str | None = None) -> Page:
         return await keyset_page(
             self.db, select=_SELECT, id_column="model_id",
             filters={"organization_id": organization_id, "dataset_id": ids.parse_uuid(dataset_id, "dataset_id")
                      if dataset_id else ""},
             page_size=page_size, page_token=page_token, convert=_record, what="listing models",
+            visible_to=visible_to, kind="model",
         )
 
     async def update(self, model_id: str, *, from_states: tuple[str, ...], **changes) -> ModelRecord:

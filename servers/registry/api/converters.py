@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from mlmesh.registry.v1 import access_pb2
 from mlmesh.registry.v1 import dataset_pb2 as pb
 from mlmesh.registry.v1 import model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 
 from servers.common.timestamps import timestamp_from_proto, timestamp_to_proto
 from servers.registry.domain.datasets import Provenance, UploadMetadata
-from servers.registry.domain.records import DatasetRecord, ModelRecord
+from servers.registry.domain.records import (
+    SHARE,
+    UNSHARE,
+    AccessEventRecord,
+    AccessPolicyRecord,
+    DatasetRecord,
+    GrantRecord,
+    ModelRecord,
+    UsageRecord,
+)
 from servers.registry.domain.models import CreateModel, ModelProvenance, ModelVersion, TrainingResult
 from servers.registry.domain.ports import DatasetContractFields, ModelContractFields
 
@@ -226,3 +236,72 @@ def has_model_metadata(message: svc.CreateModelRequest) -> bool:
     return any((message.organization_id, message.developer_id, message.dataset_id, message.display_name,
                 message.recipe_filename, message.expected_recipe_sha256, message.image_reference,
                 message.image_digest, message.time_limit_seconds, message.memory_limit_bytes))
+
+
+# -- sharing --------------------------------------------------------------------------------------
+
+_PUBLIC = "*"
+_ACTIONS = {SHARE: access_pb2.AccessEvent.ACTION_SHARE, UNSHARE: access_pb2.AccessEvent.ACTION_UNSHARE}
+_PLURAL = {"dataset": "datasets", "model": "models"}
+
+
+def grant_to_proto(g: GrantRecord) -> access_pb2.Grant:
+    return access_pb2.Grant(organization_id=g.grantee, grant_time=timestamp_to_proto(g.grant_time),
+                            granted_by=g.granted_by)
+
+
+def grant_from_proto(p: access_pb2.Grant) -> GrantRecord:
+    return GrantRecord(grantee=p.organization_id, granted_by=p.granted_by, grant_time=timestamp_from_proto(p.grant_time))
+
+
+def access_event_to_proto(e: AccessEventRecord) -> access_pb2.AccessEvent:
+    public = e.grantee == _PUBLIC
+    return access_pb2.AccessEvent(
+        action=_ACTIONS[e.action], organization_id="" if public else e.grantee, public=public,
+        actor=e.actor_subject, event_time=timestamp_to_proto(e.event_time),
+        actor_organization_id=e.actor_organization_id, changed=e.changed)
+
+
+def access_event_from_proto(p: access_pb2.AccessEvent) -> AccessEventRecord:
+    action = {v: k for k, v in _ACTIONS.items()}.get(p.action)
+    if action is None:
+        raise ValueError(f"access event action {p.action} is not SHARE or UNSHARE")
+    return AccessEventRecord(
+        action=action, grantee=_PUBLIC if p.public else p.organization_id,
+        actor_organization_id=p.actor_organization_id, actor_subject=p.actor,
+        event_time=timestamp_from_proto(p.event_time), changed=p.changed)
+
+
+def access_policy_to_proto(r: AccessPolicyRecord) -> access_pb2.AccessPolicy:
+    return access_pb2.AccessPolicy(
+        resource=f"{_PLURAL[r.kind]}/{r.resource_id}", owner_organization_id=r.owner_organization_id,
+        public=r.public, grants=[grant_to_proto(g) for g in r.named_grants],
+        history=[access_event_to_proto(e) for e in r.history])
+
+
+def access_policy_from_proto(p: access_pb2.AccessPolicy, public_grant: GrantRecord | None = None
+                             ) -> AccessPolicyRecord:
+    """The inverse of access_policy_to_proto. The public grant's time and author are not part of the
+    API (only `public` is): pass them as `public_grant` to restore them."""
+    plural, _, resource_id = p.resource.partition("/")
+    kind = {v: k for k, v in _PLURAL.items()}.get(plural)
+    if kind is None or not resource_id:
+        raise ValueError(f"resource {p.resource!r} is not datasets/<id> or models/<id>")
+    grants = [grant_from_proto(g) for g in p.grants]
+    if p.public:
+        if public_grant is None or public_grant.grantee != _PUBLIC:
+            raise ValueError("a public policy needs its public grant (grantee '*') to become a record")
+        grants.append(public_grant)
+        grants.sort(key=lambda g: (g.grant_time, g.grantee))
+    return AccessPolicyRecord(kind=kind, resource_id=resource_id, owner_organization_id=p.owner_organization_id,
+                              grants=grants, history=[access_event_from_proto(e) for e in p.history])
+
+
+def usage_to_proto(u: UsageRecord) -> access_pb2.DatasetUsage:
+    return access_pb2.DatasetUsage(model_id=u.model_id, organization_id=u.organization_id,
+                                   create_time=timestamp_to_proto(u.create_time))
+
+
+def usage_from_proto(p: access_pb2.DatasetUsage) -> UsageRecord:
+    return UsageRecord(model_id=p.model_id, organization_id=p.organization_id,
+                       create_time=timestamp_from_proto(p.create_time))

@@ -6,11 +6,12 @@ from mlmesh.registry.v1 import dataset_pb2 as pb
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
-from servers.common.caller import caller_org
+from servers.common.caller import caller_org, caller_subject
 from servers.common.httpbody import send_download, split_upload
 from servers.registry.api import converters as conv
 from servers.registry.domain.datasets import DatasetCore
 from servers.registry.domain.models import ModelCore
+from servers.registry.domain.sharing import Caller
 
 
 class RegistryServicer(svc_grpc.RegistryServiceServicer):
@@ -25,22 +26,45 @@ class RegistryServicer(svc_grpc.RegistryServiceServicer):
         return conv.dataset_to_proto(record)
 
     async def GetDataset(self, request: svc.GetDatasetRequest, context) -> pb.Dataset:  # noqa: N802
-        return conv.dataset_to_proto(await self.datasets.get(request.dataset_id))
+        return conv.dataset_to_proto(await self.datasets.get(request.dataset_id, caller_org=caller_org(context)))
 
     async def ListDatasets(self, request: svc.ListDatasetsRequest, context) -> svc.ListDatasetsResponse:  # noqa: N802
-        page = await self.datasets.list(request.page_size, request.page_token, request.organization_id)
+        page = await self.datasets.list(request.page_size, request.page_token, request.organization_id,
+                                        caller_org=caller_org(context))
         return svc.ListDatasetsResponse(
             datasets=[conv.dataset_to_proto(r) for r in page.items], next_page_token=page.next_page_token
         )
 
     async def DownloadDataset(self, request: svc.DownloadDatasetRequest, context):  # noqa: N802
-        record, chunks = await self.datasets.download(request.dataset_id, request.offset)
+        record, chunks = await self.datasets.download(request.dataset_id, request.offset,
+                                                      caller_org=caller_org(context))
         async for message in send_download(context, record.content_type, record.sha256, record.size_bytes,
                                           request.offset, chunks):
             yield message
 
     async def GetDatasetProvenance(self, request: svc.GetDatasetProvenanceRequest, context):  # noqa: N802
-        return conv.provenance_to_proto(await self.datasets.provenance(request.dataset_id))
+        return conv.provenance_to_proto(await self.datasets.provenance(request.dataset_id,
+                                                                        caller_org=caller_org(context)))
+
+    async def ShareDataset(self, request: svc.ShareDatasetRequest, context):  # noqa: N802
+        policy = await self.datasets.share(request.dataset_id, list(request.organization_ids), request.public,
+                                           caller=_caller(context))
+        return conv.access_policy_to_proto(policy)
+
+    async def UnshareDataset(self, request: svc.UnshareDatasetRequest, context):  # noqa: N802
+        policy = await self.datasets.unshare(request.dataset_id, list(request.organization_ids), request.public,
+                                             caller=_caller(context))
+        return conv.access_policy_to_proto(policy)
+
+    async def GetDatasetAccessPolicy(self, request: svc.GetDatasetAccessPolicyRequest, context):  # noqa: N802
+        policy = await self.datasets.access_policy(request.dataset_id, caller_org=caller_org(context))
+        return conv.access_policy_to_proto(policy)
+
+    async def ListDatasetUsages(self, request: svc.ListDatasetUsagesRequest, context):  # noqa: N802
+        page = await self.datasets.usages(request.dataset_id, request.page_size, request.page_token,
+                                          caller_org=caller_org(context))
+        return svc.ListDatasetUsagesResponse(usages=[conv.usage_to_proto(u) for u in page.items],
+                                             next_page_token=page.next_page_token)
 
     # -- models -------------------------------------------------------------------------------
 
@@ -50,22 +74,22 @@ class RegistryServicer(svc_grpc.RegistryServiceServicer):
         return conv.model_to_proto(record)
 
     async def GetModel(self, request: svc.GetModelRequest, context):  # noqa: N802
-        return conv.model_to_proto(await self.models.get(request.model_id))
+        return conv.model_to_proto(await self.models.get(request.model_id, caller_org=caller_org(context)))
 
     async def ListModels(self, request: svc.ListModelsRequest, context):  # noqa: N802
         page = await self.models.list(request.page_size, request.page_token, request.organization_id,
-                                      request.dataset_id)
+                                      request.dataset_id, caller_org=caller_org(context))
         return svc.ListModelsResponse(models=[conv.model_to_proto(r) for r in page.items],
                                       next_page_token=page.next_page_token)
 
     async def DownloadModel(self, request: svc.DownloadModelRequest, context):  # noqa: N802
-        record, chunks = await self.models.download(request.model_id, request.offset)
+        record, chunks = await self.models.download(request.model_id, request.offset, caller_org=caller_org(context))
         async for message in send_download(context, "application/octet-stream", record.res_sha256,
                                           record.size_bytes, request.offset, chunks):
             yield message
 
     async def DownloadModelRecipe(self, request: svc.DownloadModelRecipeRequest, context):  # noqa: N802
-        record, chunks = await self.models.download_recipe(request.model_id)
+        record, chunks = await self.models.download_recipe(request.model_id, caller_org=caller_org(context))
         name = record.recipe_filename.lower()
         content_type = ("application/zip" if name.endswith(".zip") else
                         "application/json" if name.endswith(".json") else "application/gzip")
@@ -74,7 +98,8 @@ class RegistryServicer(svc_grpc.RegistryServiceServicer):
             yield message
 
     async def GetModelProvenance(self, request: svc.GetModelProvenanceRequest, context):  # noqa: N802
-        return conv.model_provenance_to_proto(await self.models.provenance(request.model_id))
+        return conv.model_provenance_to_proto(await self.models.provenance(request.model_id,
+                                                                           caller_org=caller_org(context)))
 
     async def ReportTrainingStatus(self, request: svc.ReportTrainingStatusRequest, context):  # noqa: N802
         state = conv.model_state_from_proto(request.state)
@@ -92,6 +117,25 @@ class RegistryServicer(svc_grpc.RegistryServiceServicer):
         record = await self.models.create_version(conv.model_version_from_proto(first), chunks,
                                                   caller_org=caller_org(context))
         return conv.model_to_proto(record)
+
+
+    async def ShareModel(self, request: svc.ShareModelRequest, context):  # noqa: N802
+        policy = await self.models.share(request.model_id, list(request.organization_ids), request.public,
+                                         caller=_caller(context))
+        return conv.access_policy_to_proto(policy)
+
+    async def UnshareModel(self, request: svc.UnshareModelRequest, context):  # noqa: N802
+        policy = await self.models.unshare(request.model_id, list(request.organization_ids), request.public,
+                                           caller=_caller(context))
+        return conv.access_policy_to_proto(policy)
+
+    async def GetModelAccessPolicy(self, request: svc.GetModelAccessPolicyRequest, context):  # noqa: N802
+        return conv.access_policy_to_proto(await self.models.access_policy(request.model_id,
+                                                                           caller_org=caller_org(context)))
+
+
+def _caller(context) -> Caller:
+    return Caller(caller_org(context), caller_subject(context))
 
 
 def _has_version_metadata(message: svc.CreateModelVersionRequest) -> bool:

@@ -1,5 +1,10 @@
 """The Registry's dataset core (`DatasetCore`): upload (hash while streaming, commit, anchor, record), read, download
-(verified against the ledger), provenance. No grpc, no generated code."""
+(verified against the ledger), provenance, sharing. No grpc, no generated code.
+
+Access (docs/security.md): every read needs READ (the owner, a grantee, anyone if public; a mesh
+server calling for itself is `caller_org` None, trusted like the owner) and answers NOT_FOUND
+otherwise, exactly as for a dataset that does not exist. Sharing, the access policy and the usages
+need OWNER (a reader gets PERMISSION_DENIED)."""
 
 from __future__ import annotations
 
@@ -9,10 +14,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
-from servers.common import blobs, errors, hashing, ids
+from servers.common import access, blobs, errors, hashing, ids
+from servers.common.access import Access
 from servers.common.storage import ObjectStore
-from servers.registry.domain.records import DatasetRecord, Page
 from servers.registry.domain.ports import DatasetContractFields, DatasetRepository, Ledger
+from servers.registry.domain.records import DATASET, AccessPolicyRecord, DatasetRecord, Page
+from servers.registry.domain.sharing import Caller, Sharing, validate_grantees
 
 log = logging.getLogger("mlmesh.registry.datasets")
 
@@ -102,12 +109,13 @@ class DatasetCore:
         store: ObjectStore,
         repo: DatasetRepository,
         ledger: Ledger,
+        sharing: Sharing,
         *,
         max_upload_bytes: int,
         read_chunk_bytes: int = 1 << 20,
         clock: Callable[[], dt.datetime] = _utcnow,
     ):
-        self.store, self.repo, self.ledger = store, repo, ledger
+        self.store, self.repo, self.ledger, self.sharing = store, repo, ledger, sharing
         self.max_upload_bytes = max_upload_bytes
         self.read_chunk_bytes = read_chunk_bytes
         self.clock = clock
@@ -177,22 +185,69 @@ class DatasetCore:
 
     # -- read ---------------------------------------------------------------------------------
 
-    async def get(self, dataset_id: str) -> DatasetRecord:
-        return await self.repo.get(ids.parse_id(dataset_id, "dataset_id"))
+    async def get(self, dataset_id: str, *, caller_org: str | None) -> DatasetRecord:
+        """The dataset, if `caller_org` may read it; NOT_FOUND otherwise (as if it did not exist)."""
+        record, _ = await self._with_access(dataset_id, caller_org, Access.READ, "read")
+        return record
 
-    async def list(self, page_size: int, page_token: str, organization_id: str) -> Page:
-        return await self.repo.list(page_size, page_token, organization_id.strip())
+    async def _with_access(self, dataset_id: str, caller_org: str | None, needed: Access, action: str
+                           ) -> tuple[DatasetRecord, Access]:
+        ident = ids.parse_id(dataset_id, "dataset_id")
+        try:
+            record = await self.repo.get(ident)
+        except errors.NotFound:
+            raise access.not_found(DATASET, ident) from None
+        level = await self.sharing.level(DATASET, ident, record.organization_id, caller_org)
+        if needed == Access.OWNER:
+            access.require_owner(level, DATASET, ident, action)
+        else:
+            access.require_read(level, DATASET, ident)
+        return record, level
+
+    async def list(self, page_size: int, page_token: str, organization_id: str, *, caller_org: str | None) -> Page:
+        """The datasets `caller_org` may see, newest first; `organization_id` narrows to one owner."""
+        return await self.repo.list(page_size, page_token, organization_id.strip(), visible_to=caller_org)
+
+    # -- sharing ------------------------------------------------------------------------------
+
+    async def share(self, dataset_id: str, organization_ids: list[str], public: bool, *, caller: Caller
+                    ) -> AccessPolicyRecord:
+        grantees = validate_grantees(organization_ids, public)
+        record, _ = await self._with_access(dataset_id, caller.organization_id, Access.OWNER, "share")
+        policy = await self.sharing.share(DATASET, record.dataset_id, record.organization_id, grantees, caller)
+        log.info("dataset_id=%s shared with %s by %s/%s", record.dataset_id, ",".join(grantees),
+                 caller.organization_id or "-", caller.subject or "-")
+        return policy
+
+    async def unshare(self, dataset_id: str, organization_ids: list[str], public: bool, *, caller: Caller
+                      ) -> AccessPolicyRecord:
+        grantees = validate_grantees(organization_ids, public)
+        record, _ = await self._with_access(dataset_id, caller.organization_id, Access.OWNER, "unshare")
+        policy = await self.sharing.unshare(DATASET, record.dataset_id, record.organization_id, grantees, caller)
+        log.info("dataset_id=%s unshared from %s by %s/%s", record.dataset_id, ",".join(grantees),
+                 caller.organization_id or "-", caller.subject or "-")
+        return policy
+
+    async def access_policy(self, dataset_id: str, *, caller_org: str | None) -> AccessPolicyRecord:
+        record, _ = await self._with_access(dataset_id, caller_org, Access.OWNER, "read the access policy of")
+        return await self.sharing.policy(DATASET, record.dataset_id, record.organization_id)
+
+    async def usages(self, dataset_id: str, page_size: int, page_token: str, *, caller_org: str | None) -> Page:
+        """Every model registered on the dataset (whoever owns it), newest first. Owner only."""
+        record, _ = await self._with_access(dataset_id, caller_org, Access.OWNER, "list the usages of")
+        return await self.sharing.usages(record.dataset_id, page_size, page_token)
 
     # -- download -----------------------------------------------------------------------------
 
-    async def download(self, dataset_id: str, offset: int) -> tuple[DatasetRecord, AsyncIterator[bytes]]:
+    async def download(self, dataset_id: str, offset: int, *, caller_org: str | None
+                       ) -> tuple[DatasetRecord, AsyncIterator[bytes]]:
         """Checks the stored bytes against the ledger, then streams them from `offset`.
 
         The whole object is hashed before the first byte goes out, so a tampered or
         corrupted dataset fails with DATA_LOSS instead of being served. A full download
         is hashed again while it streams, which catches a change made during the stream.
         """
-        record = await self.get(dataset_id)
+        record = await self.get(dataset_id, caller_org=caller_org)
         blobs.check_offset(offset, record.size_bytes, "the dataset")
         chain = await self.ledger.get_dataset_contract(record.contract_address)
         if chain.sha256 != record.sha256 or chain.size_bytes != record.size_bytes:
@@ -209,8 +264,8 @@ class DatasetCore:
 
     # -- provenance ---------------------------------------------------------------------------
 
-    async def provenance(self, dataset_id: str) -> Provenance:
-        record = await self.get(dataset_id)
+    async def provenance(self, dataset_id: str, *, caller_org: str | None) -> Provenance:
+        record = await self.get(dataset_id, caller_org=caller_org)
         chain = await self.ledger.get_dataset_contract(record.contract_address)
         checks: list[Check] = []
         try:

@@ -1,6 +1,12 @@
 """The Registry's model core (`ModelCore`): register against a dataset (recipe archive or container image), anchor the Model
 contract, schedule training, take the Trainer's result (store, verify write-once on the
-ledger, then TRAINED), serve it checked against res_hash. No grpc, no generated code."""
+ledger, then TRAINED), serve it checked against res_hash, share it. No grpc, no generated code.
+
+Access (docs/security.md): reads need READ on the model, NOT_FOUND otherwise; sharing and the
+access policy need OWNER. A model belongs to the organization that registers it, which must be
+able to read its dataset (a grantee may train on a shared dataset; the model is the grantee's).
+A version learned online belongs to its learner's organization, which must be able to read the
+parent (a learner of B may continue A's shared model) and the reference dataset."""
 
 from __future__ import annotations
 
@@ -12,11 +18,22 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
-from servers.common import blobs, errors, hashing, ids
+from servers.common import access, blobs, errors, hashing, ids
+from servers.common.access import Access
 from servers.common.storage import ObjectStore
 from servers.registry.domain.datasets import MAX_TEXT, Check, DatasetCore
-from servers.registry.domain.records import FAILED, PENDING, TRAINED, TRAINING, ModelRecord, Page
 from servers.registry.domain.ports import ModelContractFields, ModelLedger, ModelRepository, Trainer
+from servers.registry.domain.records import (
+    FAILED,
+    MODEL,
+    PENDING,
+    TRAINED,
+    TRAINING,
+    AccessPolicyRecord,
+    ModelRecord,
+    Page,
+)
+from servers.registry.domain.sharing import Caller, validate_grantees
 
 log = logging.getLogger("mlmesh.registry.models")
 
@@ -154,6 +171,7 @@ class ModelCore:
         clock: Callable[[], dt.datetime] = _utcnow,
     ):
         self.store, self.repo, self.ledger, self.trainer, self.datasets = store, repo, ledger, trainer, datasets
+        self.sharing = datasets.sharing  # one access model for datasets and models
         self.max_recipe_bytes, self.max_model_bytes = max_recipe_bytes, max_model_bytes
         self.read_chunk_bytes = read_chunk_bytes
         self.clock = clock
@@ -163,7 +181,9 @@ class ModelCore:
     async def create(self, req: CreateModel, recipe: AsyncIterator[bytes], *, caller_org: str | None = None
                      ) -> ModelRecord:
         req = validate_create(req, caller_org)
-        dataset = await self.datasets.get(req.dataset_id)  # NotFound if it is not registered
+        # The model will belong to req.organization_id (the caller's, checked above): it must be able
+        # to read the dataset. NOT_FOUND if it is not registered or not visible to that organization.
+        dataset = await self.datasets.get(req.dataset_id, caller_org=req.organization_id)
         model_id = str(uuid.uuid4())
         pending: blobs.PendingObject | None = None
         if req.image_reference:
@@ -227,14 +247,59 @@ class ModelCore:
 
     # -- read ---------------------------------------------------------------------------------
 
-    async def get(self, model_id: str) -> ModelRecord:
-        return await self.repo.get(ids.parse_id(model_id, "model_id"))
+    async def get(self, model_id: str, *, caller_org: str | None) -> ModelRecord:
+        """The model, if `caller_org` may read it; NOT_FOUND otherwise (as if it did not exist)."""
+        return await self._with_access(model_id, caller_org, Access.READ, "read")
 
-    async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str) -> Page:
-        return await self.repo.list(page_size, page_token, organization_id.strip(), dataset_id.strip())
+    async def _with_access(self, model_id: str, caller_org: str | None, needed: Access, action: str) -> ModelRecord:
+        ident = ids.parse_id(model_id, "model_id")
+        try:
+            record = await self.repo.get(ident)
+        except errors.NotFound:
+            raise access.not_found(MODEL, ident) from None
+        level = await self.sharing.level(MODEL, ident, record.organization_id, caller_org)
+        if needed == Access.OWNER:
+            access.require_owner(level, MODEL, ident, action)
+        else:
+            access.require_read(level, MODEL, ident)
+        return record
 
-    async def download(self, model_id: str, offset: int) -> tuple[ModelRecord, AsyncIterator[bytes]]:
-        record = await self.get(model_id)
+    async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str, *,
+                   caller_org: str | None) -> Page:
+        """The models `caller_org` may see, newest first, optionally of one organization or dataset."""
+        return await self.repo.list(page_size, page_token, organization_id.strip(), dataset_id.strip(),
+                                    visible_to=caller_org)
+
+    # -- sharing ------------------------------------------------------------------------------
+
+    async def share(self, model_id: str, organization_ids: list[str], public: bool, *, caller: Caller
+                    ) -> AccessPolicyRecord:
+        grantees = validate_grantees(organization_ids, public)
+        record = await self._with_access(model_id, caller.organization_id, Access.OWNER, "share")
+        policy = await self.sharing.share(MODEL, record.model_id, record.organization_id, grantees, caller)
+        log.info("model_id=%s shared with %s by %s/%s", record.model_id, ",".join(grantees),
+                 caller.organization_id or "-", caller.subject or "-")
+        return policy
+
+    async def unshare(self, model_id: str, organization_ids: list[str], public: bool, *, caller: Caller
+                      ) -> AccessPolicyRecord:
+        grantees = validate_grantees(organization_ids, public)
+        record = await self._with_access(model_id, caller.organization_id, Access.OWNER, "unshare")
+        policy = await self.sharing.unshare(MODEL, record.model_id, record.organization_id, grantees,
+                                                     caller)
+        log.info("model_id=%s unshared from %s by %s/%s", record.model_id, ",".join(grantees),
+                 caller.organization_id or "-", caller.subject or "-")
+        return policy
+
+    async def access_policy(self, model_id: str, *, caller_org: str | None) -> AccessPolicyRecord:
+        record = await self._with_access(model_id, caller_org, Access.OWNER, "read the access policy of")
+        return await self.sharing.policy(MODEL, record.model_id, record.organization_id)
+
+    # -- download -----------------------------------------------------------------------------
+
+    async def download(self, model_id: str, offset: int, *, caller_org: str | None
+                       ) -> tuple[ModelRecord, AsyncIterator[bytes]]:
+        record = await self.get(model_id, caller_org=caller_org)
         if record.state != TRAINED:
             raise errors.FailedPrecondition(not_trained_message(record.model_id), reason="MODEL_NOT_TRAINED",
                                             metadata={"state": record.state})
@@ -249,8 +314,9 @@ class ModelCore:
             self.store, record.object_key, offset=offset, sha256=chain.res_sha256, size_bytes=record.size_bytes,
             what=f"model {record.model_id}", chunk_bytes=self.read_chunk_bytes)
 
-    async def download_recipe(self, model_id: str) -> tuple[ModelRecord, AsyncIterator[bytes]]:
-        record = await self.get(model_id)
+    async def download_recipe(self, model_id: str, *, caller_org: str | None
+                              ) -> tuple[ModelRecord, AsyncIterator[bytes]]:
+        record = await self.get(model_id, caller_org=caller_org)
         if record.source_kind == "image":
             raise errors.FailedPrecondition(
                 f"model {record.model_id} is trained from the container image {record.image_reference}@"
@@ -264,8 +330,8 @@ class ModelCore:
             size_bytes=record.recipe_size_bytes, what=f"the recipe of model {record.model_id}",
             chunk_bytes=self.read_chunk_bytes)
 
-    async def provenance(self, model_id: str) -> ModelProvenance:
-        record = await self.get(model_id)
+    async def provenance(self, model_id: str, *, caller_org: str | None) -> ModelProvenance:
+        record = await self.get(model_id, caller_org=caller_org)
         chain = await self.ledger.get_model_contract(record.contract_address)
         checks: list[Check] = []
 
@@ -378,13 +444,11 @@ class ModelCore:
         """Stores a version learned online: the learning record as its recipe, the artifact as its
         result, both anchored (contract deploy, then write-once verify) before the row is TRAINED."""
         req = _validate_version(req, caller_org)
-        dataset = await self.datasets.get(req.dataset_id)
+        # The version belongs to req.organization_id (the learner's): it must be able to read the
+        # reference dataset and the parent (its own, shared with it, or public).
+        dataset = await self.datasets.get(req.dataset_id, caller_org=req.organization_id)
         if req.parent_model_id:
-            parent = await self.get(req.parent_model_id)
-            if parent.organization_id != req.organization_id:
-                raise errors.PermissionDenied(
-                    f"model {parent.model_id} belongs to organization {parent.organization_id!r}, not "
-                    f"{req.organization_id!r}", reason="ORGANIZATION_MISMATCH")
+            parent = await self.get(req.parent_model_id, caller_org=req.organization_id)
             if parent.state != TRAINED:
                 raise errors.FailedPrecondition(f"parent model {parent.model_id} is {parent.state}, not TRAINED",
                                                 reason="PARENT_NOT_TRAINED")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from servers.registry.domain.records import DatasetRecord, Page
+import datetime as dt
+
+from servers.registry.domain.records import AccessEventRecord, DatasetRecord, GrantRecord, Page
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,11 @@ class DatasetRepository(Protocol):
 
     async def get(self, dataset_id: str) -> DatasetRecord: ...
 
-    async def list(self, page_size: int, page_token: str, organization_id: str) -> Page: ...
+    async def list(self, page_size: int, page_token: str, organization_id: str, *, visible_to: str | None = None
+                   ) -> Page:
+        """Newest first; with `visible_to`, only the rows that organization may read (its own, those
+        granted to it, public ones). None: every row (a mesh server)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,29 @@ class ModelRepository(Protocol):
 
     async def get(self, model_id: str): ...
 
-    async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str) -> Page: ...
+    async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str, *,
+                   visible_to: str | None = None) -> Page: ...
 
     async def update(self, model_id: str, *, from_states: tuple[str, ...], **changes): ...
 
     async def delete(self, model_id: str) -> None: ...
+
+
+class AccessRepository(Protocol):
+    """Grants of datasets and models ("*": public) and the append-only log of share/unshare requests."""
+
+    async def grantees(self, kind: str, resource_id: str) -> frozenset[str]: ...
+
+    async def change(self, kind: str, resource_id: str, action: str, grantees: list[str], *,
+                     actor_organization_id: str, actor_subject: str, when: dt.datetime) -> None:
+        """Adds (SHARE) or removes (UNSHARE) the grants and appends one event per grantee, all in one
+        transaction; a grant that exists already is kept as it is."""
+        ...
+
+    async def policy(self, kind: str, resource_id: str) -> tuple[list[GrantRecord], list[AccessEventRecord]]:
+        """The current grants and the whole history, oldest first."""
+        ...
+
+    async def usages(self, dataset_id: str, page_size: int, page_token: str) -> Page:
+        """UsageRecords of the models registered on the dataset, newest first."""
+        ...

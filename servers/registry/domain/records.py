@@ -91,3 +91,57 @@ class ModelRecord:
     @property
     def train_image_sha256(self) -> str:
         return self.image_digest.removeprefix("sha256:") if self.source_kind == "image" else self.recipe_sha256
+
+
+# Sharing (docs/security.md). Resource kinds as stored; actions as the audit log records them.
+DATASET, MODEL = "dataset", "model"
+SHARE, UNSHARE = "SHARE", "UNSHARE"
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    """One grantee's right to read a resource; `grantee` "*" is the public grant."""
+
+    grantee: str
+    granted_by: str  # the subject of the owner's member who made it ("" for a mesh server)
+    grant_time: dt.datetime
+
+
+@dataclass(frozen=True)
+class AccessEventRecord:
+    """One accepted share or unshare request (the audit log is append-only)."""
+
+    action: str  # SHARE or UNSHARE
+    grantee: str  # an organization, or "*" for public access
+    actor_organization_id: str  # "" for a mesh server
+    actor_subject: str  # "" for a mesh server
+    event_time: dt.datetime
+    changed: bool  # False: the grant already existed (share) or did not (unshare)
+
+
+@dataclass(frozen=True)
+class AccessPolicyRecord:
+    """Who may read a resource besides its owner, and how that came to be."""
+
+    kind: str  # DATASET or MODEL
+    resource_id: str
+    owner_organization_id: str
+    grants: list[GrantRecord]  # oldest first, the public grant included
+    history: list[AccessEventRecord]  # oldest first
+
+    @property
+    def public(self) -> bool:
+        return any(g.grantee == "*" for g in self.grants)
+
+    @property
+    def named_grants(self) -> list[GrantRecord]:
+        return [g for g in self.grants if g.grantee != "*"]
+
+
+@dataclass(frozen=True)
+class UsageRecord:
+    """A model registered on a dataset, as the dataset's owner sees it."""
+
+    model_id: str
+    organization_id: str
+    create_time: dt.datetime
