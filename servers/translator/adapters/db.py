@@ -34,7 +34,7 @@ SCHEMA = postgres.Schema(
 _COLUMNS = ("translation_id", "model_id", "framework", "source_sha256", "converter", "opset", "size_bytes", "md5",
             "sha256", "max_abs_diff", "max_rel_diff", "atol", "rtol", "parity_passed", "batch_source", "samples",
             "top1_agreement", "source_accuracy", "onnx_accuracy", "report_json", "object_key", "contract_address",
-            "contract_tx_hash", "create_time")
+            "contract_tx_hash", "create_time", "organization_id")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM translator_translations"
 _PARITY = ("max_abs_diff", "max_rel_diff", "atol", "rtol", "batch_source", "samples", "top1_agreement",
            "source_accuracy", "onnx_accuracy")
@@ -45,7 +45,7 @@ def _row_values(t: Translation) -> list[object]:
     return [uuid.UUID(t.translation_id), uuid.UUID(t.model_id), t.framework, t.source_sha256, t.converter, t.opset,
             t.size_bytes, t.md5, t.sha256, p.max_abs_diff, p.max_rel_diff, p.atol, p.rtol, p.passed, p.batch_source,
             p.samples, p.top1_agreement, p.source_accuracy, p.onnx_accuracy, t.report_json, t.object_key,
-            t.contract_address, t.contract_tx_hash, t.create_time]
+            t.contract_address, t.contract_tx_hash, t.create_time, t.organization_id]
 
 
 def _translation(row: asyncpg.Record) -> Translation:
@@ -78,11 +78,14 @@ class Database(postgres.Postgres):
                                   metadata={"translation_id": translation_id})
         return _translation(row)
 
-    async def list(self, *, page_size: int, page_token: str, model_id: str) -> Page:
-        """Translations newest first (keyset pagination), optionally of one model; `page_size` is the
-        service's, already checked and bounded."""
+    async def list(self, *, page_size: int, page_token: str, model_id: str, organization_id: str | None) -> Page:
+        """Translations newest first (keyset pagination), optionally of one model, and only those
+        `organization_id` owns unless it is None (filtered in SQL, so pages are full); `page_size` is
+        the service's, already checked and bounded."""
+        if organization_id == "":
+            return Page(items=[], next_page_token="")  # no organization owns nothing ("" is no filter below)
+        filters = {"organization_id": organization_id or "", "model_id": uuid.UUID(model_id) if model_id else ""}
         items, token = await postgres.keyset_page(
-            self, select=_SELECT, id_column="translation_id",
-            filters={"model_id": uuid.UUID(model_id) if model_id else ""}, scope=model_id, limit=page_size,
+            self, select=_SELECT, id_column="translation_id", filters=filters, scope=model_id, limit=page_size,
             page_token=page_token, convert=_translation, what="listing translations", tokens=_PAGE_TOKENS)
         return Page(items=items, next_page_token=token)

@@ -10,6 +10,15 @@ insert stays on the chain, immutable and unreferenced; nothing lists it.)
 
 A parity failure is not a conversion failure: the translation is registered with passed=false,
 which is the honest answer, and its figures are on the ledger for anyone to judge.
+
+Access (docs/security.md): a translation belongs to its source model's owner and is visible to
+whoever may read that model. TranslateModel reads the model through the Registry on behalf of the
+caller, so a stranger is told the model does not exist and an organization the model is shared
+with may translate it. Get and Download ask the Registry again at every call (nothing is cached,
+so a revoked grant takes effect at once) unless the caller owns the translation; a caller that may
+not read the model is told the translation does not exist, exactly as for an unknown id.
+ListTranslations with a model_id lists the translations of a model the caller may read; without
+one, the translations the caller's organization owns. A caller of None is a mesh server: trusted.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servers.common import blobs, errors, ids
+from servers.common.access import Access, access
 from servers.common.storage import ObjectStore
 from servers.translator.domain.ports import (
     ContractRequest,
@@ -76,7 +86,7 @@ class TranslatorCore:
 
     # -- TranslateModel ------------------------------------------------------------------------
 
-    async def translate(self, model_id: str, opset: int = 0) -> Translation:
+    async def translate(self, model_id: str, opset: int = 0, caller_org: str | None = None) -> Translation:
         model_id = ids.parse_id(model_id, "model_id")
         if opset < 0 or opset > self.options.max_opset or 0 < opset < 7:
             raise errors.InvalidArgument(
@@ -84,7 +94,7 @@ class TranslatorCore:
                 f"{self.options.max_opset}", reason="OPSET_INVALID")
         opset = opset or self.options.default_opset
 
-        model = await self.registry.get_model(model_id)
+        model = await self.registry.get_model(model_id, on_behalf_of=caller_org)  # NotFound unless readable
         if model.state != "TRAINED":
             raise errors.FailedPrecondition(
                 f"Model {model_id} is {model.state}, not TRAINED: only a trained model can be translated; "
@@ -93,7 +103,10 @@ class TranslatorCore:
         if not model.res_sha256:
             raise errors.FailedPrecondition(f"Model {model_id} is TRAINED but has no result hash",
                                             reason="MODEL_NOT_TRAINED")
-        dataset = await self.registry.get_dataset(model.dataset_id)
+        # The parity rows come from the model's dataset, read for the model's owner (who trained on
+        # it; a grantee of the model need not be one of the dataset). Only figures leave the worker.
+        owner = model.organization_id or None
+        dataset = await self.registry.get_dataset(model.dataset_id, on_behalf_of=owner)
 
         translation_id = str(uuid.uuid4())
         work = self.options.work_root / translation_id
@@ -101,20 +114,22 @@ class TranslatorCore:
             log.info("translating model %s (%s) as %s", model_id, model.framework, translation_id)
             try:
                 await asyncio.to_thread(work.mkdir, parents=True, exist_ok=False)
-                return await self._translate_in(work, translation_id, model, dataset, opset)
+                return await self._translate_in(work, translation_id, model, dataset, opset, caller_org)
             finally:
                 if not self.options.keep_work_dirs:
                     await asyncio.to_thread(shutil.rmtree, work, ignore_errors=True)
 
-    async def _translate_in(self, work: Path, translation_id: str, model, dataset, opset: int) -> Translation:
+    async def _translate_in(self, work: Path, translation_id: str, model, dataset, opset: int,
+                            caller_org: str | None) -> Translation:
         model_path = work / f"model{MODEL_SUFFIX.get(model.framework, '.bin')}"
         dataset_path = work / ("dataset" + _dataset_suffix(dataset.filename, dataset.content_type))
         await blobs.download_to_file(
-            self.registry.download_model(model.model_id), model_path, sha256=model.res_sha256,
+            self.registry.download_model(model.model_id, on_behalf_of=caller_org), model_path, sha256=model.res_sha256,
             size_bytes=model.size_bytes, max_bytes=self.options.max_model_bytes,
             what=f"the trained artifact of model {model.model_id}", limit_setting="MLMESH_TRANSLATOR_MAX_MODEL_BYTES")
         await blobs.download_to_file(
-            self.registry.download_dataset(dataset.dataset_id), dataset_path, sha256=dataset.sha256,
+            self.registry.download_dataset(dataset.dataset_id, on_behalf_of=model.organization_id or None),
+            dataset_path, sha256=dataset.sha256,
             size_bytes=dataset.size_bytes, max_bytes=self.options.max_dataset_bytes,
             what=f"dataset {dataset.dataset_id}", limit_setting="MLMESH_TRANSLATOR_MAX_DATASET_BYTES")
 
@@ -159,7 +174,7 @@ class TranslatorCore:
                 size_bytes=stored.size_bytes, md5=stored.md5, sha256=stored.sha256, parity=parity,
                 report_json=json.dumps(_public_report(report), sort_keys=False), object_key=key,
                 contract_address=address, contract_tx_hash=tx_hash,
-                create_time=dt.datetime.now(dt.UTC))
+                create_time=dt.datetime.now(dt.UTC), organization_id=model.organization_id)
             await self.repo.insert(translation)
         except BaseException:
             await pending.discard()
@@ -205,20 +220,39 @@ class TranslatorCore:
 
     # -- reads -----------------------------------------------------------------------------------
 
-    async def get(self, translation_id: str) -> Translation:
-        return await self.repo.get(ids.parse_id(translation_id, "translation_id"))
+    async def get(self, translation_id: str, caller_org: str | None = None) -> Translation:
+        """The translation, if the caller may read its model; NotFound otherwise (as for an unknown id)."""
+        t = await self.repo.get(ids.parse_id(translation_id, "translation_id"))
+        if access(caller_org, t.organization_id) is Access.OWNER:
+            return t
+        try:  # asked at every call: a grant revoked a moment ago counts now
+            await self.registry.get_model(t.model_id, on_behalf_of=caller_org)
+        except errors.NotFound:
+            raise errors.NotFound(f"translation {t.translation_id} does not exist", reason="TRANSLATION_NOT_FOUND",
+                                  metadata={"translation_id": t.translation_id}) from None
+        return t
 
-    async def list(self, *, page_size: int = 0, page_token: str = "", model_id: str = "") -> Page:
+    async def list(self, *, page_size: int = 0, page_token: str = "", model_id: str = "",
+                   caller_org: str | None = None) -> Page:
+        """With `model_id`: the model's translations, if the caller may read the model (the Registry's
+        NotFound otherwise). Without: the translations the caller's organization owns (every one for
+        a mesh server) — not those of models merely shared with it; list those by model_id."""
         if page_size < 0:
             raise errors.InvalidArgument("page_size must be >= 0", reason="PAGE_SIZE_INVALID")
         size = min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-        model_filter = ids.parse_id(model_id, "model_id") if model_id else ""
-        return await self.repo.list(page_size=size, page_token=page_token, model_id=model_filter)
+        if model_id:
+            model_filter = ids.parse_id(model_id, "model_id")
+            if caller_org is not None:
+                await self.registry.get_model(model_filter, on_behalf_of=caller_org)  # NotFound unless readable
+            return await self.repo.list(page_size=size, page_token=page_token, model_id=model_filter,
+                                        organization_id=None)
+        return await self.repo.list(page_size=size, page_token=page_token, model_id="", organization_id=caller_org)
 
-    async def download(self, translation_id: str, offset: int = 0) -> tuple[Translation, AsyncIterator[bytes]]:
+    async def download(self, translation_id: str, offset: int = 0,
+                       caller_org: str | None = None) -> tuple[Translation, AsyncIterator[bytes]]:
         """Checks the stored bytes against the Translation contract's onnx_sha256, then returns the
         translation and its bytes from `offset`. Every error is raised before the first byte."""
-        t = await self.get(translation_id)
+        t = await self.get(translation_id, caller_org)
         what = f"translation {t.translation_id}"
         blobs.check_offset(offset, t.size_bytes, what)
         contract = await self.ledger.get_translation_contract(t.contract_address)

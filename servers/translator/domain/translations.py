@@ -44,6 +44,9 @@ class Translation:
     contract_address: str
     contract_tx_hash: str
     create_time: dt.datetime
+    # The source model's owner organization, which owns the translation ("" for translations stored
+    # before it was recorded). Not on the wire: who may read a translation is whoever may read its model.
+    organization_id: str = ""
 
 
 @dataclass(frozen=True)
