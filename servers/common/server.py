@@ -7,7 +7,8 @@
     await server.serve_forever()      # or: port = await server.start(); ...; await server.stop()
 
 It registers the standard health service (aio) and server reflection, installs the
-interceptor (request id, access log, metrics, error mapping), serves Prometheus
+interceptor (request id, access log, metrics, error mapping), serves mutual TLS when
+`settings.tls` is set (plaintext with a warning otherwise), serves Prometheus
 metrics on their own port, and on SIGTERM/SIGINT shuts down gracefully: health goes
 NOT_SERVING first, then in-flight calls get `grace_seconds` to finish.
 """
@@ -26,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from servers.common import tls
 from servers.common.observability import MeshInterceptor, Metrics, configure_logging
 from servers.common.settings import ServerSettings
 
@@ -77,7 +79,15 @@ class MeshServer:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [full_name for full_name, _ in self._services]
         reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-        self.port = server.add_insecure_port(f"{s.host}:{s.port}")
+        files = s.tls.files()
+        if files is not None:
+            self.port = server.add_secure_port(f"{s.host}:{s.port}", tls.server_credentials(files))
+        else:
+            log.warning(
+                "%s serves PLAINTEXT gRPC without client certificates: anyone who can reach %s:%s can claim to be "
+                "any organization (x-mlmesh-org). Only for tests and development; set MLMESH_TLS_CA_FILE, "
+                "MLMESH_TLS_CERT_FILE and MLMESH_TLS_KEY_FILE (docs/security.md).", self.name, s.host, s.port)
+            self.port = server.add_insecure_port(f"{s.host}:{s.port}")
         if self.port == 0:
             raise OSError(f"{self.name}: cannot bind {s.host}:{s.port} (in use?)")
         await server.start()
@@ -89,7 +99,7 @@ class MeshServer:
             self._metrics_httpd = httpd
             self.metrics_port = httpd.server_port
         log.info(
-            "%s serving gRPC on %s (metrics %s)", self.name, self.address,
+            "%s serving gRPC%s on %s (metrics %s)", self.name, " (mutual TLS)" if files else "", self.address,
             f"http://{s.metrics_host}:{self.metrics_port}/metrics" if self.metrics_port >= 0 else "off",
         )
         return self.port

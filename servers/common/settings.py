@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,42 @@ def mesh_setting(name: str):
     return lambda: getattr(_mesh(), name)
 
 
+class TlsSettings(BaseSettings):
+    """The component's mutual-TLS identity (servers.common.tls): env `MLMESH_TLS_CA_FILE`,
+    `MLMESH_TLS_CERT_FILE`, `MLMESH_TLS_KEY_FILE` for the whole process, or per server
+    `MLMESH_<NAME>_TLS__CA_FILE`, ... (a field set there wins over the mesh-wide one).
+    All three or none: unset, the server serves plaintext (tests and development only)."""
+
+    model_config = SettingsConfigDict(env_prefix="MLMESH_TLS_", extra="ignore")
+
+    ca_file: Path | None = Field(
+        None, description="PEM of the mesh CA: callers must present a certificate it signed, and peers are "
+        "trusted only if it signed theirs.")
+    cert_file: Path | None = Field(None, description="PEM certificate of this component (CN = the component).")
+    key_file: Path | None = Field(None, description="PEM private key of `cert_file` (keep it 0600).")
+
+    @model_validator(mode="after")
+    def _all_or_none(self) -> TlsSettings:
+        given = [name for name in ("ca_file", "cert_file", "key_file") if getattr(self, name) is not None]
+        if given and len(given) != 3:
+            missing = sorted({"ca_file", "cert_file", "key_file"} - set(given))
+            raise ValueError(f"TLS needs ca_file, cert_file and key_file together; missing {', '.join(missing)} "
+                             "(MLMESH_TLS_<FIELD>)")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.ca_file is not None
+
+    def files(self):
+        """The PEM bytes (servers.common.tls.TlsFiles), or None when TLS is off."""
+        if not self.enabled:
+            return None
+        from servers.common.tls import TlsFiles
+
+        return TlsFiles.read(self.ca_file, self.cert_file, self.key_file)
+
+
 class ServerSettings(BaseSettings):
     """What every gRPC server needs. Subclass it; do not instantiate it directly."""
 
@@ -73,6 +109,11 @@ class ServerSettings(BaseSettings):
     )
     max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, description="Largest single gRPC message accepted or sent."
+    )
+    tls: TlsSettings = Field(
+        default_factory=TlsSettings,
+        description="Mutual TLS (MLMESH_TLS_* or MLMESH_<NAME>_TLS__*): set, callers need a certificate from "
+        "the mesh CA; unset, anyone who reaches the port can claim any organization.",
     )
 
 

@@ -21,6 +21,7 @@ import ipaddress
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,7 +29,8 @@ from urllib.parse import urlsplit
 import yaml
 
 from servers.common import identity
-from servers.common.caller import ORG_HEADER
+from servers.common.tls import service_name, spiffe_id
+from servers.common.caller import JWT_PAYLOAD_HEADER, ORG_HEADER
 from servers.common.endpoints import ENVOY_ADMIN_PORT, ENVOY_PORT
 from servers.devstack.envoy.descriptors import DEFAULT_DESCRIPTOR, build_descriptor_set, read_methods
 from servers.devstack.envoy.routes import DEFAULT_SERVICES, NO_TIMEOUT, Exposure, ServiceRoute, select
@@ -43,7 +45,7 @@ DEFAULT_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 # removes them first anyway (older jwt_authn appended to a client's copy, and left it alone
 # on routes without a JWT requirement).
 SUBJECT_HEADER = "x-mlmesh-subject"
-PAYLOAD_HEADER = "x-mlmesh-jwt-payload"
+PAYLOAD_HEADER = JWT_PAYLOAD_HEADER
 IDENTITY_HEADERS = (ORG_HEADER, SUBJECT_HEADER, PAYLOAD_HEADER)
 
 JWT_PROVIDER = "mlmesh"
@@ -89,9 +91,42 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _upstream_cluster(name: str, host: str, port: int) -> dict[str, Any]:
-    """An HTTP/2 (h2c) cluster to one gRPC server."""
+@dataclass(frozen=True)
+class UpstreamTls:
+    """Envoy's mesh identity (servers.common.tls): the CA that signs the servers' certificates, and
+    the certificate and key Envoy presents to them."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def _upstream_tls_socket(name: str, tls: UpstreamTls) -> dict[str, Any]:
+    """Mutual TLS to upstream `name`: Envoy's certificate, the server's checked against the mesh CA
+    and its URI SAN spiffe://mlmesh/<name> (so only that server, not any mesh certificate), ALPN h2."""
     return {
+        "name": "envoy.transport_sockets.tls",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+            "sni": service_name(name),
+            "common_tls_context": {
+                "alpn_protocols": ["h2"],
+                "tls_certificates": [{"certificate_chain": {"filename": str(tls.cert_file)},
+                                      "private_key": {"filename": str(tls.key_file)}}],
+                "validation_context": {
+                    "trusted_ca": {"filename": str(tls.ca_file)},
+                    "match_typed_subject_alt_names": [
+                        {"san_type": "URI", "matcher": {"exact": spiffe_id(name)}}
+                    ],
+                },
+            },
+        },
+    }
+
+
+def _upstream_cluster(name: str, host: str, port: int, tls: UpstreamTls | None = None) -> dict[str, Any]:
+    """An HTTP/2 cluster to one gRPC server: mutual TLS with `tls`, h2c (plaintext) without."""
+    cluster = {
         "name": f"upstream_{name}",
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
         "dns_lookup_family": "V4_PREFERRED",
@@ -116,6 +151,9 @@ def _upstream_cluster(name: str, host: str, port: int) -> dict[str, Any]:
             "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _address(host, port)}}]}],
         },
     }
+    if tls is not None:
+        cluster["transport_socket"] = _upstream_tls_socket(name, tls)
+    return cluster
 
 
 def _jwks_cluster(uri: str, ca_bundle: Path) -> tuple[str, dict[str, Any]]:
@@ -403,6 +441,7 @@ def render_envoy_config(
     unary_timeout_seconds: float = 60.0,
     stream_idle_timeout_seconds: float = 300.0,
     max_connections: int = 10_000,
+    upstream_tls: UpstreamTls | None = None,
 ) -> dict[str, Any]:
     """The Envoy bootstrap config of the front door, as a dict (`dump_yaml` writes it out).
 
@@ -416,6 +455,8 @@ def render_envoy_config(
     jwks / jwks_uri: exactly one. `jwks` (a dict, e.g. `identity.jwks(keys)`) is inlined for
         the embedded issuer; `jwks_uri` is an OIDC issuer's key endpoint (Keycloak:
         https://HOST/realms/REALM/protocol/openid-connect/certs), fetched and cached by Envoy.
+    upstream_tls: Envoy's mesh certificate; every upstream cluster is then mutual TLS and checks
+        the server's certificate names it (spiffe://mlmesh/<upstream name>). None: plaintext h2c.
     """
     if (jwks is None) == (jwks_uri is None):
         raise ValueError("give exactly one of jwks (embedded issuer) or jwks_uri (OIDC issuer)")
@@ -431,7 +472,7 @@ def render_envoy_config(
     default_upstream = default_upstream or next(iter(upstreams))
     route_list = _routes(routes, descriptor_path, upstreams, default_upstream, unary_timeout_seconds)
 
-    clusters = [_upstream_cluster(name, host, port) for name, (host, port) in upstreams.items()]
+    clusters = [_upstream_cluster(name, host, port, upstream_tls) for name, (host, port) in upstreams.items()]
     jwks_cluster = None
     if jwks_uri is not None:
         jwks_cluster, cluster = _jwks_cluster(jwks_uri, Path(ca_bundle))
