@@ -172,6 +172,102 @@ def _print_dataset(ds) -> None:
     _print_message(ds)
 
 
+# -- sharing -----------------------------------------------------------------------------------------
+
+WithOpt = Annotated[list[str] | None, typer.Option("--with", help="Organization to share with (repeatable).")]
+PublicOpt = Annotated[bool, typer.Option("--public", help="Every organization.")]
+
+
+def _grantees(with_: list[str] | None, public: bool) -> list[str]:
+    if not with_ and not public:
+        err.print("[red]name an organization with --with ORG (repeatable) or give --public[/red]")
+        raise typer.Exit(2)
+    return list(with_ or [])
+
+
+def _print_policy(policy) -> None:
+    """An access policy: owner, public, grants, then the history table."""
+    from mlmesh.registry.v1 import access_pb2
+
+    console.print(f"{policy.resource}: owner {policy.owner_organization_id}; public: "
+                  + ("[yellow]yes[/yellow]" if policy.public else "no"))
+    grants = Table(title="shared with")
+    for name in ("organization", "since", "granted by"):
+        grants.add_column(name, overflow="fold")
+    for g in policy.grants:
+        grants.add_row(g.organization_id, g.grant_time.ToDatetime().isoformat(timespec="seconds") + "Z",
+                       g.granted_by or "-")
+    console.print(grants if policy.grants else "shared with no organization by name")
+    history = Table(title="history")
+    for name in ("when", "action", "grantee", "by", "changed"):
+        history.add_column(name, overflow="fold")
+    for e in policy.history:
+        history.add_row(e.event_time.ToDatetime().isoformat(timespec="seconds") + "Z",
+                        access_pb2.AccessEvent.Action.Name(e.action).removeprefix("ACTION_").lower(), "everyone" if e.public else e.organization_id,
+                        f"{e.actor or '-'} ({e.actor_organization_id or 'mesh'})", "yes" if e.changed else "no")
+    console.print(history)
+
+
+@datasets.command("share")
+def datasets_share(dataset_id: str, with_: WithOpt = None, public: PublicOpt = False, org: OrgOpt = None) -> None:
+    """Let other organizations (or everyone) read, download and train on a dataset you own."""
+    orgs = _grantees(with_, public)
+    with _registry(org) as reg:
+        _print_policy(reg.share(dataset_id, organization_ids=orgs, public=public))
+
+
+@datasets.command("unshare")
+def datasets_unshare(dataset_id: str, with_: WithOpt = None, public: PublicOpt = False, org: OrgOpt = None) -> None:
+    """Revoke grants of a dataset you own (effective from the grantee's next call)."""
+    orgs = _grantees(with_, public)
+    with _registry(org) as reg:
+        _print_policy(reg.unshare(dataset_id, organization_ids=orgs, public=public))
+
+
+@datasets.command("access")
+def datasets_access(dataset_id: str, org: OrgOpt = None) -> None:
+    """Who may read a dataset you own, and every share and unshare so far."""
+    with _registry(org) as reg:
+        _print_policy(reg.access_policy(dataset_id))
+
+
+@datasets.command("usages")
+def datasets_usages(dataset_id: str, org: OrgOpt = None) -> None:
+    """Models registered on a dataset you own, by any organization (newest first)."""
+    table = Table()
+    table.add_column("model_id", no_wrap=True, min_width=36)
+    table.add_column("organization", overflow="fold")
+    table.add_column("registered", no_wrap=True)
+    with _registry(org) as reg:
+        for u in reg.usages(dataset_id):
+            table.add_row(u.model_id, u.organization_id,
+                          u.create_time.ToDatetime().isoformat(timespec="seconds") + "Z")
+    console.print(table)
+
+
+@models.command("share")
+def models_share(model_id: str, with_: WithOpt = None, public: PublicOpt = False, org: OrgOpt = None) -> None:
+    """Let other organizations (or everyone) download, translate, serve or continue a model you own."""
+    orgs = _grantees(with_, public)
+    with _registry(org) as reg:
+        _print_policy(reg.share_model(model_id, organization_ids=orgs, public=public))
+
+
+@models.command("unshare")
+def models_unshare(model_id: str, with_: WithOpt = None, public: PublicOpt = False, org: OrgOpt = None) -> None:
+    """Revoke grants of a model you own."""
+    orgs = _grantees(with_, public)
+    with _registry(org) as reg:
+        _print_policy(reg.unshare_model(model_id, organization_ids=orgs, public=public))
+
+
+@models.command("access")
+def models_access(model_id: str, org: OrgOpt = None) -> None:
+    """Who may read a model you own, and every share and unshare so far."""
+    with _registry(org) as reg:
+        _print_policy(reg.model_access_policy(model_id))
+
+
 @models.command("create")
 def models_create(
     dataset_id: Annotated[str, typer.Option("--dataset", help="Registered dataset to train on.")],

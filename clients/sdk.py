@@ -20,7 +20,7 @@ from pathlib import Path
 
 import grpc
 from google.api import httpbody_pb2
-from mlmesh.registry.v1 import dataset_pb2, model_pb2, registry_service_pb2, registry_service_pb2_grpc
+from mlmesh.registry.v1 import access_pb2, dataset_pb2, model_pb2, registry_service_pb2, registry_service_pb2_grpc
 
 CHUNK_BYTES = 1 << 20
 Progress = Callable[[int], None]
@@ -212,6 +212,50 @@ class Registry:
     def model_provenance(self, model_id: str) -> model_pb2.ModelProvenance:
         return self._stub.GetModelProvenance(registry_service_pb2.GetModelProvenanceRequest(model_id=model_id),
                                              metadata=self._metadata)
+
+    # -- sharing ----------------------------------------------------------------------------
+
+    def share(self, dataset_id: str, *, organization_ids: list[str] | tuple[str, ...] = (), public: bool = False
+              ) -> access_pb2.AccessPolicy:
+        """Lets `organization_ids` (or everyone, `public`) read the dataset; owner only. Returns the policy."""
+        return self._stub.ShareDataset(registry_service_pb2.ShareDatasetRequest(
+            dataset_id=dataset_id, organization_ids=list(organization_ids), public=public), metadata=self._metadata)
+
+    def unshare(self, dataset_id: str, *, organization_ids: list[str] | tuple[str, ...] = (), public: bool = False
+                ) -> access_pb2.AccessPolicy:
+        """Revokes grants of the dataset (from the next call on); owner only."""
+        return self._stub.UnshareDataset(registry_service_pb2.UnshareDatasetRequest(
+            dataset_id=dataset_id, organization_ids=list(organization_ids), public=public), metadata=self._metadata)
+
+    def access_policy(self, dataset_id: str) -> access_pb2.AccessPolicy:
+        """The dataset's grants and the history of its shares and unshares; owner only."""
+        return self._stub.GetDatasetAccessPolicy(
+            registry_service_pb2.GetDatasetAccessPolicyRequest(dataset_id=dataset_id), metadata=self._metadata)
+
+    def usages(self, dataset_id: str, *, page_size: int = 100) -> Iterator[access_pb2.DatasetUsage]:
+        """Every model registered on the dataset, newest first (all pages); owner only."""
+        token = ""
+        while True:
+            page = self._stub.ListDatasetUsages(registry_service_pb2.ListDatasetUsagesRequest(
+                dataset_id=dataset_id, page_size=page_size, page_token=token), metadata=self._metadata)
+            yield from page.usages
+            token = page.next_page_token
+            if not token:
+                return
+
+    def share_model(self, model_id: str, *, organization_ids: list[str] | tuple[str, ...] = (),
+                    public: bool = False) -> access_pb2.AccessPolicy:
+        return self._stub.ShareModel(registry_service_pb2.ShareModelRequest(
+            model_id=model_id, organization_ids=list(organization_ids), public=public), metadata=self._metadata)
+
+    def unshare_model(self, model_id: str, *, organization_ids: list[str] | tuple[str, ...] = (),
+                      public: bool = False) -> access_pb2.AccessPolicy:
+        return self._stub.UnshareModel(registry_service_pb2.UnshareModelRequest(
+            model_id=model_id, organization_ids=list(organization_ids), public=public), metadata=self._metadata)
+
+    def model_access_policy(self, model_id: str) -> access_pb2.AccessPolicy:
+        return self._stub.GetModelAccessPolicy(registry_service_pb2.GetModelAccessPolicyRequest(model_id=model_id),
+                                               metadata=self._metadata)
 
 
 class Trainer:
