@@ -39,9 +39,26 @@ def _running(s: DevstackSettings, name: str) -> bool:
         return False
 
 
-def _grpc_healthy(port: int, timeout: float = 1.0) -> bool:
+def _client_credentials(s: DevstackSettings) -> grpc.ChannelCredentials | None:
+    """The "client" mesh certificate (health checks dial the servers directly), or None without mTLS."""
+    if not s.mtls:
+        return None
+    from servers.common.tls import TlsFiles, channel_credentials
+
+    certs = _mesh_certs(s)
+    return channel_credentials(TlsFiles.read(certs.ca_file, certs.cert_file("client"), certs.key_file("client")))
+
+
+def _mesh_certs(s: DevstackSettings):
+    from servers.common.tls import COMPONENTS, ensure_mesh_certs
+
+    return ensure_mesh_certs(s.mtls_dir, COMPONENTS)
+
+
+def _grpc_healthy(port: int, timeout: float = 1.0, credentials: grpc.ChannelCredentials | None = None) -> bool:
+    target = f"127.0.0.1:{port}"
     try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        with (grpc.secure_channel(target, credentials) if credentials else grpc.insecure_channel(target)) as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
             return reply.status == health_pb2.HealthCheckResponse.SERVING
     except grpc.RpcError:
@@ -52,10 +69,20 @@ def _state_path(s: DevstackSettings) -> Path:
     return s.run_dir / "endpoints.json"
 
 
+def tls_env(s: DevstackSettings, component: str) -> dict[str, str]:
+    """The mesh-wide MLMESH_TLS_* variables that give a process `component`'s certificate (the
+    server serves with it and dials its peers with it); {} when the devstack runs without mTLS."""
+    if not s.mtls:
+        return {}
+    certs = _mesh_certs(s)
+    return {"MLMESH_TLS_CA_FILE": str(certs.ca_file), "MLMESH_TLS_CERT_FILE": str(certs.cert_file(component)),
+            "MLMESH_TLS_KEY_FILE": str(certs.key_file(component))}
+
+
 def _server_env(s: DevstackSettings, server: Server, database_url: str, rpc_url: str) -> dict[str, str]:
     prefix = f"MLMESH_{server.name.upper()}_"
     ports = s.ports(server.name)
-    env = {f"{prefix}PORT": str(ports.grpc), f"{prefix}METRICS_PORT": str(ports.metrics)}
+    env = {f"{prefix}PORT": str(ports.grpc), f"{prefix}METRICS_PORT": str(ports.metrics), **tls_env(s, server.name)}
     if server.database:
         env["MLMESH_DATABASE_URL"] = database_url
     if server.chain:
@@ -72,7 +99,8 @@ def _start_server(s: DevstackSettings, server: Server, env: dict[str, str]) -> p
         server.name, [python, "-m", f"servers.{server.name}.main"], log_path=s.log_dir / f"{server.name}.log",
         env={"MLMESH_DATA_DIR": str(s.root), **env}, pid_dir=s.run_dir,
     )
-    procs.wait_until(proc, lambda: _grpc_healthy(port), timeout=server.start_timeout,
+    credentials = _client_credentials(s)
+    procs.wait_until(proc, lambda: _grpc_healthy(port, credentials=credentials), timeout=server.start_timeout,
                      what=f"serving gRPC on :{port}")
     return proc
 
@@ -81,6 +109,7 @@ def up(s: DevstackSettings) -> dict:
     from servers.common import identity
     from servers.devstack.anvil import start_anvil
     from servers.devstack.envoy import MESH_ROUTES, start_envoy, write_envoy_config
+    from servers.devstack.envoy.render import UpstreamTls
     from servers.devstack.envoy.routes import upstreams_of
     from servers.devstack.postgres import start_postgres
 
@@ -88,6 +117,8 @@ def up(s: DevstackSettings) -> dict:
     state_file = _state_path(s)
     state = json.loads(state_file.read_text()) if state_file.exists() else {}
     started: list[str] = []
+    # The mesh CA and every component's certificate, next to the JWT key; renewed when near expiry.
+    certs = _mesh_certs(s) if s.mtls else None
 
     database_url = s.database_url
     if database_url is None:
@@ -115,10 +146,13 @@ def up(s: DevstackSettings) -> dict:
             routes=MESH_ROUTES,
             listen_port=s.envoy_port, admin_port=s.envoy_admin_port,
             jwks=identity.jwks(keys), issuer=s.jwt_issuer, audiences=(s.jwt_audience,),
+            upstream_tls=None if certs is None else UpstreamTls(
+                ca_file=certs.ca_file, cert_file=certs.cert_file("envoy"), key_file=certs.key_file("envoy")),
         )
         start_envoy(config, base_id=s.envoy_base_id, log_path=s.log_dir / "envoy.log", pid_dir=s.run_dir)
         started.append("envoy")
     state.update(
+        mtls=None if certs is None else str(certs.dir),
         envoy=f"127.0.0.1:{s.envoy_port}",
         **{server.name: f"127.0.0.1:{s.ports(server.name).grpc}" for server in SERVERS},
         started=started,
@@ -158,6 +192,12 @@ def _print_endpoints(s: DevstackSettings, state: dict) -> None:
     table.add_row("EVM node", state.get("rpc_url", ""), "Anvil, state in data dir")
     table.add_row("Envoy admin", f"http://127.0.0.1:{s.envoy_admin_port}", "")
     console.print(table)
+    if s.mtls:
+        console.print(f"servers require mutual TLS: mesh CA and certificates in {s.mtls_dir} "
+                      "(client.pem/client-key.pem to dial a server directly)")
+    else:
+        console.print("[yellow]servers serve PLAINTEXT (MLMESH_MTLS=false): anyone who reaches their ports can "
+                      "claim any organization[/yellow]")
     console.print(f"logs: {s.log_dir}   stop: make down")
 
 

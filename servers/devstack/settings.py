@@ -37,6 +37,10 @@ class DevstackSettings(BaseSettings):
     chain_rpc_url: str | None = Field(None, description="Use this EVM JSON-RPC endpoint instead of Anvil.")
     jwt_issuer: str = Field("mlmesh-local", description="Issuer of tokens Envoy accepts (embedded identity).")
     jwt_audience: str = Field("mlmesh", description="Audience of tokens Envoy accepts.")
+    mtls: bool = Field(
+        True, description="Mutual TLS between Envoy and the servers and between servers, with a mesh CA and "
+        "certificates made under <data_dir>/identity/mtls/. false: plaintext (anyone reaching a server's port "
+        "can claim any organization).")
 
     def ports(self, server: str) -> Ports:
         """`server`'s gRPC and metrics ports as configured (MLMESH_<SERVER>_PORT, ..._METRICS_PORT)."""
@@ -57,3 +61,7 @@ class DevstackSettings(BaseSettings):
     @property
     def identity_dir(self) -> Path:
         return self.root / "identity"
+
+    @property
+    def mtls_dir(self) -> Path:
+        return self.identity_dir / "mtls"

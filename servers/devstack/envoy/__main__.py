@@ -15,6 +15,7 @@ from servers.devstack.envoy.render import (
     DEFAULT_ADMIN_PORT,
     DEFAULT_LISTEN,
     dump_yaml,
+    UpstreamTls,
     render_envoy_config,
     write_envoy_config,
 )
@@ -42,7 +43,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     key_source.add_argument("--jwks-uri", help="OIDC issuer's JWKS URI")
     p.add_argument("--issuer", default=identity.DEFAULT_ISSUER)
     p.add_argument("--audience", action="append", help="accepted audience (repeat)")
+    p.add_argument("--upstream-ca", type=Path, help="mutual TLS to the servers: the mesh CA (PEM)")
+    p.add_argument("--upstream-cert", type=Path, help="mutual TLS to the servers: Envoy's certificate (PEM)")
+    p.add_argument("--upstream-key", type=Path, help="mutual TLS to the servers: Envoy's private key (PEM)")
     args = p.parse_args(argv)
+    tls_files = (args.upstream_ca, args.upstream_cert, args.upstream_key)
+    if any(tls_files) and not all(tls_files):
+        p.error("--upstream-ca, --upstream-cert and --upstream-key go together")
 
     try:
         table = routes.select(args.service or routes.DEFAULT_SERVICES)
@@ -57,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "admin_port": args.admin_port,
         "issuer": args.issuer,
         "audiences": tuple(args.audience or (identity.DEFAULT_AUDIENCE,)),
+        "upstream_tls": UpstreamTls(*tls_files) if all(tls_files) else None,
     }
     if args.keys_dir:
         kwargs["jwks"] = identity.jwks(identity.ensure_keys(args.keys_dir))

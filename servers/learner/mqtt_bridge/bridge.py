@@ -28,6 +28,7 @@ from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
 
 from clients.sensorformat import (SensorMessage, broker_params, forecast_payload, observation, parse_reading,
                                   rfc3339, sensor_topic)
+from servers.common.peer import mesh_channel
 from servers.common.timestamps import timestamp_from_proto
 from servers.learner.mqtt_bridge.settings import MqttBridgeSettings
 
@@ -100,7 +101,9 @@ class Bridge:
         self._publisher: aiomqtt.Client | None = None
         self._broker = broker_params(settings.broker_url)
         self._metadata = (("authorization", f"Bearer {settings.token}"),) if settings.token else ()
-        self._channel = grpc.aio.insecure_channel(settings.learner_target, options=[
+        # The Learner's own port needs the bridge's mesh certificate (settings.tls); Envoy's front door
+        # takes plaintext and the token.
+        self._channel = mesh_channel(settings.learner_target, tls=settings.tls, options=[
             ("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_timeout_ms", 10_000)])
         self._stub = pb_grpc.LearnerServiceStub(self._channel)
         self._learn_backoff = Backoff(settings.backoff_initial_seconds, settings.backoff_max_seconds)

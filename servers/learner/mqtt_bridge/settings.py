@@ -7,7 +7,7 @@ from pydantic_settings import BaseSettings
 
 from clients.sensorformat import broker_params
 from servers.common.endpoints import local_target
-from servers.common.settings import mesh_setting, settings_config
+from servers.common.settings import TlsSettings, mesh_setting, settings_config
 
 
 class MqttBridgeSettings(BaseSettings):
@@ -22,6 +22,10 @@ class MqttBridgeSettings(BaseSettings):
     learner_target: str = Field(local_target("learner"),
                                 description="host:port of the Learner's gRPC server, or of Envoy (then set token).")
     token: str | None = Field(None, description="Bearer token sent to the Learner (needed through Envoy).")
+    tls: TlsSettings = Field(default_factory=TlsSettings,
+                             description="The bridge's mesh certificate (MLMESH_TLS_* or MLMESH_MQTT_BRIDGE_TLS__*), "
+                             "needed when learner_target is the Learner's own port in a mesh with mutual TLS; "
+                             "leave unset when it is Envoy's front door.")
     topic_prefix: str = Field("mlmesh/sensors", description="Readings arrive on <topic_prefix>/<sensor_id>.")
     subscription: str = Field("", description="Topic filter to subscribe to (default <topic_prefix>/+). "
                               "Topics outside <topic_prefix>/ are counted as malformed.")
