@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench import oip_load
 from servers.devstack import procs
@@ -130,6 +131,7 @@ class Served:
     pid: int | None = None
     open_stream: oip_load.StreamOpener | None = None
     make_request: oip_load.RequestMaker | None = None
+    credentials: Any = None  # grpc.ChannelCredentials of a mesh server dialed directly (mutual TLS)
 
 
 # label -> factory(workdir) returning a context manager that yields a Served.
@@ -166,12 +168,13 @@ def run(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 16), warmup: 
                 by_kind: dict = {"unary": {}, "stream": {}}
                 for c in concurrencies:
                     by_kind["unary"][c] = asyncio.run(oip_load.run_oip_load(
-                        served.target, served.model_name, c, seconds, warmup=warmup, server_pid=served.pid))
+                        served.target, served.model_name, c, seconds, warmup=warmup, server_pid=served.pid,
+                        credentials=served.credentials))
                 if served.open_stream is not None and served.make_request is not None:
                     for c in concurrencies:
                         by_kind["stream"][c] = asyncio.run(oip_load.run_stream_load(
                             served.target, served.open_stream, served.make_request, c, seconds, warmup=warmup,
-                            server_pid=served.pid))
+                            server_pid=served.pid, credentials=served.credentials))
                 results["servers"][label] = by_kind
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -50,7 +50,8 @@ def learner(workdir: Path) -> Iterator[Served]:
         params.update({"feature_count": FEATURES})
         backend = struct_pb2.Struct()
         backend.update({"estimator": "SGDRegressor", "random_state": 0})
-        with grpc.insecure_channel(target) as channel:
+        credentials = stack.client_credentials()  # the Learner's port needs a mesh certificate
+        with grpc.secure_channel(target, credentials) as channel:
             stub = lgrpc.LearnerServiceStub(channel)
             created = stub.CreateLearner(lpb.CreateLearnerRequest(learner=lpb.Learner(
                 display_name="bench-sgd", organization_id="bench", developer_id="bench", spec=lpb.LearnerSpec(
@@ -75,4 +76,4 @@ def learner(workdir: Path) -> Iterator[Served]:
                      lambda ch: ch.stream_stream("/mlmesh.learner.v1.LearnerService/PredictStream",
                                                  request_serializer=lpb.PredictRequest.SerializeToString,
                                                  response_deserializer=lpb.PredictResponse.FromString)(),
-                     lambda i: first if i == 0 else nxt)
+                     lambda i: first if i == 0 else nxt, credentials)

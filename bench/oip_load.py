@@ -164,8 +164,16 @@ async def _wait_ready(channel: grpc.aio.Channel, timeout: float = 10.0) -> None:
         raise RuntimeError(f"no gRPC server answered on {channel} within {timeout:.0f} s") from exc
 
 
+def _channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    """Plaintext, or TLS with `credentials` (a mesh server dialed directly needs the "client" certificate)."""
+    if credentials is None:
+        return grpc.aio.insecure_channel(target)
+    return grpc.aio.secure_channel(target, credentials)
+
+
 async def run_oip_load(target: str, model_name: str, concurrency: int, seconds: float, rows: int = 1, *,
-                       warmup: float = 1.0, raw: bool = False, server_pid: int | None = None) -> dict:
+                       warmup: float = 1.0, raw: bool = False, server_pid: int | None = None,
+                       credentials: grpc.ChannelCredentials | None = None) -> dict:
     """Unary ModelInfer load against `target` (host:port): `concurrency` requests in flight.
 
     Requests are serialized once up front (a pool of distinct inputs, cycled) and responses
@@ -174,7 +182,7 @@ async def run_oip_load(target: str, model_name: str, concurrency: int, seconds: 
     if concurrency < 1 or seconds <= 0:
         raise ValueError(f"concurrency must be >= 1 and seconds > 0, got {concurrency} and {seconds}")
     pool = [infer_request(model_name, rows, seed=i, raw=raw).SerializeToString() for i in range(DISTINCT_REQUESTS)]
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with _channel(target, credentials) as channel:
         await _wait_ready(channel)
         infer = channel.unary_unary(INFER, request_serializer=None, response_deserializer=None)
         first = pb.ModelInferResponse.FromString(await infer(pool[0], timeout=30))
@@ -206,7 +214,8 @@ RequestMaker = Callable[[int], Any]
 
 async def run_stream_load(target: str, open_stream: StreamOpener, make_request: RequestMaker, concurrency: int,
                           seconds: float, *, warmup: float = 1.0,
-                          check: Callable[[Any], None] | None = None, server_pid: int | None = None) -> dict:
+                          check: Callable[[Any], None] | None = None, server_pid: int | None = None,
+                          credentials: grpc.ChannelCredentials | None = None) -> dict:
     """Load on a bidirectional stream that answers once per request, in order.
 
     `open_stream(channel)` opens one stream call (e.g. `lambda ch: LearnerServiceStub(ch).PredictStream()`);
@@ -217,7 +226,7 @@ async def run_stream_load(target: str, open_stream: StreamOpener, make_request: 
     given, is called on each stream's first response and may raise."""
     if concurrency < 1 or seconds <= 0:
         raise ValueError(f"concurrency must be >= 1 and seconds > 0, got {concurrency} and {seconds}")
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with _channel(target, credentials) as channel:
         await _wait_ready(channel)
         window = _Window(warmup, seconds, server_pid)
 

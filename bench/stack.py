@@ -34,6 +34,13 @@ class BenchStack:
     def pid(self, name: str) -> int:
         return int((self.data_dir / "run" / f"{name}.pid").read_text())
 
+    def client_credentials(self):
+        """gRPC credentials with the mesh's "client" certificate, to dial a server's port directly."""
+        from servers.common.tls import MeshCerts, TlsFiles, channel_credentials
+
+        certs = MeshCerts(self.data_dir / "identity" / "mtls")
+        return channel_credentials(TlsFiles.read(certs.ca_file, certs.cert_file("client"), certs.key_file("client")))
+
 
 @contextlib.contextmanager
 def bench_stack(base_id: int = 77) -> Iterator[BenchStack]:

@@ -122,4 +122,5 @@ def test_learner_through_envoy_grpc_rest_and_tritonclient(stack, power_dataset, 
     assert triton["inputs"][0]["shape"] == ["-1", "36"]
     assert triton["predict"][0] == pytest.approx(rest_value, rel=1e-6)
     assert triton["unknown"] == "StatusCode.NOT_FOUND"
-    assert not triton["other_org_ready"] and triton["other_org"] == "StatusCode.PERMISSION_DENIED"
+    # another organization's learner does not exist for a stranger (docs/security.md: NOT_FOUND, never a hint)
+    assert not triton["other_org_ready"] and triton["other_org"] == "StatusCode.NOT_FOUND"
