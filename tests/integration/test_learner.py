@@ -11,9 +11,10 @@ import grpc
 import pytest
 from mlmesh.learner.v1 import learner_service_pb2 as lpb
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
+from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2 as v2
 
 from clients.sensors import observation, read_rows
-from tests.fixtures.learner import power_csv
+from tests.fixtures.learner import ORG, power_csv, struct
 
 
 def readings(path, sensor="meter-1", limit=None):
@@ -148,3 +149,126 @@ async def test_kill_9_resumes_from_the_last_saved_version(learner_server, tmp_pa
     assert after.model_id == saved[-1].model_id
     if before.observations_learned == learned_at_save:  # nothing learned after the last save: the same answer
         assert after.predictions[0].values[0] == pytest.approx(before.predictions[0].values[0], rel=1e-6)
+
+
+# -- access: a learner is its organization's alone (docs/security.md) --------------------------
+
+GRANTEE, STRANGER = "grid-partner", "other-utility"
+
+
+def as_org(org: str) -> tuple[tuple[str, str], ...]:
+    """The header Envoy sets from a verified token's `org` claim."""
+    return (("x-mlmesh-org", org),)
+
+
+async def refusal(call) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call
+    return info.value
+
+
+async def drain(stream) -> None:
+    async for _ in stream:
+        pass
+
+
+async def test_a_stranger_gets_not_found_on_every_rpc_and_the_inference_protocol(learner_server):
+    # Prepare: ORG's learner, with a prediction's worth of readings learned
+    h = learner_server
+    reference = await h.upload_power_csv(days=2, seed=1)
+    learner = await h.create_power_learner("owned", reference)
+    lid, stranger = learner.learner_id, as_org(STRANGER)
+    unknown = "6f1c2d0e-1111-4a2b-9c3d-000000000000"
+    row = lpb.Observation(row=lpb.FeatureRow(values=[1.0] * 36))
+
+    async def gen(request):
+        yield request
+
+    # Execute + Assert: every LearnerService RPC answers as for an id never issued, word for word
+    for learner_id in (lid, unknown):
+        expected = f"learner {learner_id} does not exist"
+        calls = [
+            h.stub.GetLearner(lpb.GetLearnerRequest(learner_id=learner_id), metadata=stranger),
+            h.stub.DeleteLearner(lpb.DeleteLearnerRequest(learner_id=learner_id), metadata=stranger),
+            h.stub.Predict(lpb.PredictRequest(learner_id=learner_id, inputs=[row]), metadata=stranger),
+            h.stub.Explain(lpb.ExplainRequest(learner_id=learner_id, input=row), metadata=stranger),
+            h.stub.GetMonitoring(lpb.GetMonitoringRequest(learner_id=learner_id), metadata=stranger),
+            drain(h.stub.WatchLearnerEvents(lpb.WatchLearnerEventsRequest(learner_id=learner_id),
+                                            metadata=stranger)),
+            drain(h.stub.Learn(gen(lpb.LearnRequest(learner_id=learner_id, observations=[row])),
+                               metadata=stranger)),
+            drain(h.stub.PredictStream(gen(lpb.PredictRequest(learner_id=learner_id, inputs=[row])),
+                                       metadata=stranger)),
+        ]
+        for call in calls:
+            err = await refusal(call)
+            assert (err.code(), err.details()) == (grpc.StatusCode.NOT_FOUND, expected)
+    for request in (lpb.ListLearnersRequest(), lpb.ListLearnersRequest(organization_id=ORG)):
+        listed = await h.stub.ListLearners(request, metadata=stranger)
+        assert list(listed.learners) == []
+    # The Open Inference Protocol: no such model, and not ready
+    for name in ("owned", lid):
+        assert (await h.oip.ModelReady(v2.ModelReadyRequest(name=name), metadata=stranger)).ready is False
+        err = await refusal(h.oip.ModelMetadata(v2.ModelMetadataRequest(name=name), metadata=stranger))
+        assert err.code() == grpc.StatusCode.NOT_FOUND
+        tensor = v2.ModelInferRequest.InferInputTensor(name="input-0", datatype="FP64", shape=[1, 36])
+        tensor.contents.fp64_contents.extend([1.0] * 36)
+        err = await refusal(h.oip.ModelInfer(v2.ModelInferRequest(model_name=name, inputs=[tensor]),
+                                             metadata=stranger))
+        assert err.code() == grpc.StatusCode.NOT_FOUND
+    # ... while its owner reaches all of it, and it was neither deleted nor fed
+    mine = await h.stub.GetLearner(lpb.GetLearnerRequest(learner_id=lid), metadata=as_org(ORG))
+    assert mine.state == lpb.Learner.STATE_READY and mine.observations_learned == 0
+    listed = await h.stub.ListLearners(lpb.ListLearnersRequest(), metadata=as_org(ORG))
+    assert [x.learner_id for x in listed.learners] == [lid]
+    assert (await h.oip.ModelReady(v2.ModelReadyRequest(name="owned"), metadata=as_org(ORG))).ready is True
+
+
+async def test_a_grantee_starts_a_learner_from_a_shared_model_and_owns_its_versions(learner_server, tmp_path):
+    # Prepare: ORG's learner saves a version (a TRAINED model of ORG's) on ORG's reference dataset
+    h = learner_server
+    reference = await h.upload_power_csv(days=2, seed=1)
+    source = await h.create_power_learner(
+        "source", reference, save_policy=lpb.SavePolicy(min_observations=64, validation_window=64))
+    data = await asyncio.to_thread(power_csv, tmp_path / "s.csv", 3, 4)
+    stream = readings(data)
+    saved = [a.saved for a in await learn(h.stub, source.learner_id, stream) if a.HasField("saved")]
+    assert saved
+    model_id = saved[-1].model_id
+
+    async def create(name: str, org: str, reference_id: str, starting: str):
+        learner = lpb.Learner(display_name=name, organization_id=org, developer_id="dev-2", spec=lpb.LearnerSpec(
+            backend="sklearn", task="regression", transformer="power-forecast",
+            transformer_params=struct({"window": 36, "horizon": 96, "interval_seconds": 900, "scale_min": 0.0,
+                                       "scale_max": 80.0}),
+            reference_dataset_id=reference_id, starting_model_id=starting,
+            save_policy=lpb.SavePolicy(min_observations=64, validation_window=64)))
+        return await h.stub.CreateLearner(lpb.CreateLearnerRequest(learner=learner), metadata=as_org(org))
+
+    # Execute + Assert: before any grant, ORG's model and dataset do not exist for GRANTEE
+    err = await refusal(create("borrowed", GRANTEE, reference, model_id))
+    assert err.code() == grpc.StatusCode.NOT_FOUND and reference in err.details()
+    await h.registry.ShareDataset(reg_pb.ShareDatasetRequest(dataset_id=reference, organization_ids=[GRANTEE]),
+                                  metadata=as_org(ORG))
+    err = await refusal(create("borrowed", GRANTEE, reference, model_id))
+    assert err.code() == grpc.StatusCode.NOT_FOUND and model_id in err.details()
+    # ORG shares the model with GRANTEE: GRANTEE starts a learner from it; a stranger still cannot
+    await h.registry.ShareModel(reg_pb.ShareModelRequest(model_id=model_id, organization_ids=[GRANTEE]),
+                                metadata=as_org(ORG))
+    borrowed = await create("borrowed", GRANTEE, reference, model_id)
+    assert borrowed.organization_id == GRANTEE and borrowed.state == lpb.Learner.STATE_READY
+    err = await refusal(create("stolen", STRANGER, reference, model_id))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    # GRANTEE's learner learns and saves: the version is GRANTEE's, its parent ORG's shared model
+    later = [a.saved for a in await learn(h.stub, borrowed.learner_id, stream) if a.HasField("saved")]
+    assert later
+    version = await h.registry.GetModel(reg_pb.GetModelRequest(model_id=later[0].model_id))
+    assert version.organization_id == GRANTEE and version.parent_model_id == model_id
+    assert version.version == later[0].version == saved[-1].version + 1  # it continues the shared model's line
+    # The learners stay apart: each organization lists and reaches only its own
+    for org, lid in ((ORG, source.learner_id), (GRANTEE, borrowed.learner_id)):
+        listed = await h.stub.ListLearners(lpb.ListLearnersRequest(), metadata=as_org(org))
+        assert [x.learner_id for x in listed.learners] == [lid]
+    err = await refusal(h.stub.GetLearner(lpb.GetLearnerRequest(learner_id=source.learner_id),
+                                          metadata=as_org(GRANTEE)))
+    assert err.code() == grpc.StatusCode.NOT_FOUND

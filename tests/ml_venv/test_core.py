@@ -1,5 +1,5 @@
 """The Learner's core, the one data plane of LearnerService and the Open Inference Protocol, in
-process: id parsing, input checks, the organization check and the Prometheus counts, with learners
+process: id parsing, input checks, the access check and the Prometheus counts, with learners
 held in memory (no database, no Registry), and both servicers on top of it."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from servers.common.caller import ORG_HEADER
 from servers.learner.api.oip import InferenceServicer
 from servers.learner.api.servicer import LearnerServicer
 from servers.learner.domain.live import Event
+from servers.learner.domain.records import Page
 from servers.learner.domain.service import CoreOptions, LearnerCore, LearnMessage, PredictMessage
 from servers.learner.ml.base import Obs
 
@@ -93,34 +94,96 @@ async def test_inputs_are_checked_before_the_model_is_called(core):
         assert _reason(info) == "STEPS_INVALID"
 
 
-async def test_another_organizations_learner_is_refused_on_every_entry_point(core):
-    calls = [
-        lambda: core.predict(THEIRS, ROW, "", "ours"),
-        lambda: core.explain(THEIRS, ROW[0], "", "", 0, None, "ours"),
-        lambda: core.monitoring(THEIRS, False, "ours"),
-        lambda: core.delete(THEIRS, "ours"),
-    ]
-    for call in calls:
-        with pytest.raises(errors.PermissionDenied) as info:
-            await call()
-        assert _reason(info) == "ORGANIZATION_MISMATCH"
-    for call in (lambda: core.get(THEIRS, "ours"), lambda: core.watch(THEIRS, "ours"),
-                 lambda: core.model("theirs", "", "ours")):
-        with pytest.raises(errors.PermissionDenied) as info:
-            call()
-        assert _reason(info) == "ORGANIZATION_MISMATCH"
-    with pytest.raises(errors.PermissionDenied):
-        async for _ in core.learn(_items(LearnMessage(THEIRS, ROW, False)), "ours"):
-            pass
+def _is_unknown_learner(info, learner_id: str) -> None:
+    """What a stranger is told is exactly what anyone is told of an id that was never issued."""
+    assert isinstance(info.value, errors.NotFound)
+    assert (_reason(info), info.value.message) == ("LEARNER_NOT_FOUND", f"learner {learner_id} does not exist")
+
+
+async def test_another_organizations_learner_does_not_exist_for_the_caller(core):
+    unknown = "00000000-0000-4000-8000-00000000dead"
+    for learner_id in (THEIRS, unknown):
+        calls = [
+            lambda: core.predict(learner_id, ROW, "", "ours"),
+            lambda: core.explain(learner_id, ROW[0], "", "", 0, None, "ours"),
+            lambda: core.monitoring(learner_id, False, "ours"),
+        ]
+        for call in calls:
+            with pytest.raises(errors.MeshError) as info:
+                await call()
+            _is_unknown_learner(info, learner_id)
+        for call in (lambda: core.get(learner_id, "ours"), lambda: core.watch(learner_id, "ours")):
+            with pytest.raises(errors.MeshError) as info:
+                call()
+            _is_unknown_learner(info, learner_id)
+        with pytest.raises(errors.MeshError) as info:
+            async for _ in core.learn(_items(LearnMessage(learner_id, ROW, False)), "ours"):
+                pass
+        _is_unknown_learner(info, learner_id)
+        with pytest.raises(errors.MeshError) as info:
+            async for _ in core.predict_stream(_items(PredictMessage(learner_id, ROW, "")), "ours"):
+                pass
+        _is_unknown_learner(info, learner_id)
+    with pytest.raises(errors.MeshError) as info:
+        await core.delete(THEIRS, "ours")
+    _is_unknown_learner(info, THEIRS)
     assert THEIRS in core.live  # not deleted
-    # OIP ModelReady answers false rather than an error; an unknown model or version too
+    # The Open Inference Protocol: another organization's model is no model at all
+    for name in ("theirs", THEIRS, "nobody"):
+        with pytest.raises(errors.NotFound) as info:
+            core.model(name, "", "ours")
+        assert _reason(info) == "MODEL_NOT_FOUND"
+        assert info.value.message == f"no learner is named {name!r} (model names are learner display names or ids)"
+    # ModelReady answers false rather than an error; an unknown model or version too
     assert core.model_ready("ours", "", "ours") is True
     assert core.model_ready("theirs", "", "ours") is False
+    assert core.model_ready(THEIRS, "", "ours") is False
     assert core.model_ready("nobody", "", "ours") is False
     assert core.model_ready("ours", "7", "ours") is False
-    # a call that did not come through Envoy (no organization) reaches every learner
+    # its owner reaches it; so does a mesh server calling for itself (no organization)
+    assert core.get(THEIRS, "theirs")[0].organization_id == "theirs"
+    assert core.model("theirs", "", "theirs").learner_id == THEIRS
     assert core.get(THEIRS, None)[0].organization_id == "theirs"
     assert (await core.predict(THEIRS, ROW, "", None)).outputs
+
+
+async def test_a_learner_that_failed_to_load_is_not_revealed_to_a_stranger(core, make_live):
+    failed = core.live.pop(THEIRS).record
+    core.failed[THEIRS] = failed
+    with pytest.raises(errors.MeshError) as info:
+        core.get(THEIRS, "ours")
+    _is_unknown_learner(info, THEIRS)
+    with pytest.raises(errors.MeshError) as info:
+        await core.predict(THEIRS, ROW, "", "ours")
+    _is_unknown_learner(info, THEIRS)
+    with pytest.raises(errors.FailedPrecondition):  # its owner learns that it failed
+        await core.predict(THEIRS, ROW, "", "theirs")
+    assert core.get(THEIRS, "theirs")[0] == failed
+
+
+class _Listing:
+    """A learner store recording what the core asked it to list."""
+
+    def __init__(self):
+        self.asked: list[str] = []
+
+    async def list(self, *, page_size: int, page_token: str, organization_id: str):
+        self.asked.append(organization_id)
+        return Page(items=[], next_page_token="")
+
+
+async def test_a_list_holds_only_the_callers_organizations_learners(tmp_path):
+    db = _Listing()
+    core = LearnerCore(db, None, CoreOptions(work_dir=tmp_path, max_learners=10, max_reference_rows=100,
+                                             running_loss_alpha=0.1))
+    await core.list(page_size=0, page_token="", organization_id="", caller_org="ours")
+    await core.list(page_size=0, page_token="", organization_id="ours", caller_org="ours")
+    other = await core.list(page_size=0, page_token="", organization_id="theirs", caller_org="ours")
+    await core.list(page_size=0, page_token="", organization_id="theirs", caller_org=None)
+    assert db.asked == ["ours", "ours", "theirs"] and other.items == []  # another's filter: nothing, unasked
+    with pytest.raises(errors.InvalidArgument) as info:
+        await core.list(page_size=0, page_token="", organization_id="x" * 257, caller_org="ours")
+    assert _reason(info) == "FIELD_TOO_LONG"
 
 
 async def test_a_stream_serves_the_learner_its_first_message_names(core):
@@ -173,13 +236,18 @@ async def test_both_fronts_count_their_predictions(core):
     assert list(infer.outputs[0].shape) == [3, 1]
     assert _predictions(OURS) == before + 5  # ModelInfer is counted too
 
-    with pytest.raises(errors.PermissionDenied):
+    before_theirs = _predictions(THEIRS)
+    with pytest.raises(errors.NotFound) as info:
         await inference.ModelInfer(v2.ModelInferRequest(model_name="theirs", inputs=[tensor]), Context("ours"))
+    assert _reason(info) == "MODEL_NOT_FOUND"
+    with pytest.raises(errors.NotFound):
+        await inference.ModelMetadata(v2.ModelMetadataRequest(name="theirs"), Context("ours"))
     ready = await inference.ModelReady(v2.ModelReadyRequest(name="theirs"), Context("ours"))
     assert ready.ready is False
-    with pytest.raises(errors.PermissionDenied) as info:
+    assert _predictions(THEIRS) == before_theirs  # nothing served
+    with pytest.raises(errors.NotFound) as info:
         await learner_service.GetLearner(pb.GetLearnerRequest(learner_id=THEIRS), Context("ours"))
-    assert _reason(info) == "ORGANIZATION_MISMATCH"
+    assert _reason(info) == "LEARNER_NOT_FOUND"
 
 
 def test_the_domain_imports_no_grpc_generated_code_or_adapter():

@@ -1,5 +1,6 @@
 """The Learner's view of the Registry: starting models and reference datasets in (downloads the
-Registry checks against the ledger before the first byte), saved versions out (CreateModelVersion,
+Registry checks against the ledger before the first byte), fetched on behalf of the learner's
+organization so the Registry applies its access; saved versions out (CreateModelVersion, internal,
 streamed from the file the backend wrote). Peer errors become domain errors with their reason;
 Registry messages become the plain records of `domain/ports.py`."""
 
@@ -24,7 +25,7 @@ LIMIT_SETTING = "MLMESH_LEARNER_MAX_DOWNLOAD_BYTES"
 
 def model_info(m: model_pb2.Model) -> ModelInfo:
     return ModelInfo(model_id=m.model_id, state=model_pb2.Model.State.Name(m.state).removeprefix("STATE_"),
-                     framework=m.framework, res_sha256=m.res_sha256, size_bytes=m.size_bytes)
+                     framework=m.framework, res_sha256=m.res_sha256, size_bytes=m.size_bytes, version=m.version)
 
 
 def dataset_info(d: dataset_pb2.Dataset) -> DatasetInfo:
@@ -40,23 +41,29 @@ class RegistryClient(PeerClient):
                          stream_timeout=stream_timeout, max_message_bytes=max(8 << 20, 2 * chunk_bytes))
         self.chunk_bytes = chunk_bytes
 
-    async def get_model(self, model_id: str) -> ModelInfo:
-        return model_info(await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id)))
+    async def get_model(self, model_id: str, *, on_behalf_of: str | None = None) -> ModelInfo:
+        return model_info(await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id),
+                                          on_behalf_of=on_behalf_of))
 
-    async def get_dataset(self, dataset_id: str) -> DatasetInfo:
-        return dataset_info(await self.call(self._stub.GetDataset, reg_pb.GetDatasetRequest(dataset_id=dataset_id)))
+    async def get_dataset(self, dataset_id: str, *, on_behalf_of: str | None = None) -> DatasetInfo:
+        return dataset_info(await self.call(self._stub.GetDataset, reg_pb.GetDatasetRequest(dataset_id=dataset_id),
+                                            on_behalf_of=on_behalf_of))
 
-    async def download_model(self, model: ModelInfo, path: Path, *, max_bytes: int) -> None:
+    async def download_model(self, model: ModelInfo, path: Path, *, max_bytes: int,
+                             on_behalf_of: str | None = None) -> None:
         """Writes the model to `path`, checked against the hash the Registry recorded (which the
         Registry itself checked against the ledger before the first byte)."""
+        request = reg_pb.DownloadModelRequest(model_id=model.model_id)
         await blobs.download_to_file(
-            self.stream_bytes(self._stub.DownloadModel, reg_pb.DownloadModelRequest(model_id=model.model_id)), path,
+            self.stream_bytes(self._stub.DownloadModel, request, on_behalf_of=on_behalf_of), path,
             sha256=model.res_sha256, size_bytes=model.size_bytes, max_bytes=max_bytes, what=f"model {model.model_id}",
             limit_setting=LIMIT_SETTING)
 
-    async def download_dataset(self, dataset: DatasetInfo, path: Path, *, max_bytes: int) -> None:
+    async def download_dataset(self, dataset: DatasetInfo, path: Path, *, max_bytes: int,
+                               on_behalf_of: str | None = None) -> None:
+        request = reg_pb.DownloadDatasetRequest(dataset_id=dataset.dataset_id)
         await blobs.download_to_file(
-            self.stream_bytes(self._stub.DownloadDataset, reg_pb.DownloadDatasetRequest(dataset_id=dataset.dataset_id)),
+            self.stream_bytes(self._stub.DownloadDataset, request, on_behalf_of=on_behalf_of),
             path, sha256=dataset.sha256, size_bytes=dataset.size_bytes, max_bytes=max_bytes,
             what=f"dataset {dataset.dataset_id}", limit_setting=LIMIT_SETTING)
 

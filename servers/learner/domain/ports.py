@@ -25,6 +25,7 @@ class ModelInfo:
     framework: str
     res_sha256: str
     size_bytes: int
+    version: int = 0  # its place in a line of versions (0: not a version); a learner continues it
 
 
 @dataclass(frozen=True)
@@ -64,15 +65,23 @@ class SavedModel:
 
 
 class Registry(Protocol):
-    async def get_model(self, model_id: str) -> ModelInfo: ...
-    async def get_dataset(self, dataset_id: str) -> DatasetInfo: ...
+    """`on_behalf_of`: the organization whose access the Registry applies (NotFound when it may not
+    read the model or dataset; docs/security.md); None is the Learner's own, internal call."""
 
-    async def download_model(self, model: ModelInfo, path: Path, *, max_bytes: int) -> None:
+    async def get_model(self, model_id: str, *, on_behalf_of: str | None = None) -> ModelInfo: ...
+    async def get_dataset(self, dataset_id: str, *, on_behalf_of: str | None = None) -> DatasetInfo: ...
+
+    async def download_model(self, model: ModelInfo, path: Path, *, max_bytes: int,
+                             on_behalf_of: str | None = None) -> None:
         """Writes the model to `path`, checked against its recorded hash."""
         ...
 
-    async def download_dataset(self, dataset: DatasetInfo, path: Path, *, max_bytes: int) -> None: ...
-    async def create_version(self, version: VersionToSave, artifact: Path) -> SavedModel: ...
+    async def download_dataset(self, dataset: DatasetInfo, path: Path, *, max_bytes: int,
+                               on_behalf_of: str | None = None) -> None: ...
+
+    async def create_version(self, version: VersionToSave, artifact: Path) -> SavedModel:
+        """Internal (CreateModelVersion): the version belongs to `version.organization_id`."""
+        ...
 
 
 class LearnerRepository(Protocol):

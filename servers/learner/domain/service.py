@@ -2,9 +2,15 @@
 the Open Inference Protocol (api/oip.py), the way MLServer's DataPlane serves its REST and gRPC
 fronts. It creates, loads, finds and deletes learners, learns, predicts, explains, reports
 monitoring and streams events, and saves versions to the Registry. It owns what both fronts
-share: parsing learner ids, checking inputs, the organization check, and the Prometheus counts
+share: parsing learner ids, checking inputs, the access check, and the Prometheus counts
 (a prediction is counted whichever front answered it). Every entry point takes the caller's
-organization (None when the call did not come through Envoy). No grpc, no generated code, no
+organization (None for a mesh server calling for itself).
+
+Access (docs/security.md, servers.common.access): a learner belongs to its organization and is
+never shared; anyone else is told it does not exist (NotFound, the answer for an unknown id; the
+Open Inference Protocol's ModelReady answers ready=false). The starting model and the reference
+dataset are fetched on behalf of the learner's organization, so it may start from a model or
+dataset shared with it and no other; its saved versions belong to it. No grpc, no generated code, no
 adapter here: the Registry and the learner store are the ports of `domain/ports.py`."""
 
 from __future__ import annotations
@@ -22,9 +28,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from servers.common import errors
+from servers.common.access import Access, access, not_found
 from servers.common.ids import parse_id
 from servers.learner.domain.live import Event, LearnStep, LiveLearner, Prediction, SavedVersion, learning_record_bytes
-from servers.learner.domain.ports import MODEL_TRAINED, LearnerRepository, Registry, VersionToSave
+from servers.learner.domain.ports import MODEL_TRAINED, LearnerRepository, ModelInfo, Registry, VersionToSave
 from servers.learner.domain.records import (
     FAILED, READY, STARTING_FRAMEWORKS, LearnerRecord, Page, Spec, validate_spec,
 )
@@ -110,7 +117,7 @@ class LearnerCore:
                                   ("developer_id", developer_id)) if not v.strip()]
         if missing:
             raise errors.InvalidArgument(f"learner.{', learner.'.join(missing)} required", reason="FIELD_MISSING")
-        for name, value in (("display_name", display_name), ("developer_id", developer_id)):
+        for name, value in (("display_name", display_name), ("organization_id", org), ("developer_id", developer_id)):
             if len(value) > MAX_TEXT:
                 raise errors.InvalidArgument(f"learner.{name} is longer than {MAX_TEXT} characters",
                                              reason="FIELD_TOO_LONG")
@@ -129,6 +136,7 @@ class LearnerCore:
                 version=0, observations_learned=0, saved_validation_loss=None, transformer_state={},
                 create_time=dt.datetime.now(dt.UTC), save_time=None)
             live = await self._load(record, creating=True)
+            record = live.record  # with the starting model's version, which its own versions continue
             try:
                 await self.db.insert(record)
             except BaseException:
@@ -159,9 +167,11 @@ class LearnerCore:
             if record.transformer_state:
                 transformer.load_state(record.transformer_state)
             reference_csv = work / "reference.csv"
+            org = record.organization_id or None  # the Registry applies the learner's organization's access
             if not reference_csv.exists():
-                dataset = await self.registry.get_dataset(spec.reference_dataset_id)  # NotFound names it
-                await self.registry.download_dataset(dataset, reference_csv, max_bytes=self.options.max_download_bytes)
+                dataset = await self.registry.get_dataset(spec.reference_dataset_id, on_behalf_of=org)  # NotFound names it
+                await self.registry.download_dataset(dataset, reference_csv, max_bytes=self.options.max_download_bytes,
+                                                     on_behalf_of=org)
             reference = await loop.run_in_executor(executor, transformer.reference_rows, reference_csv,
                                                    self.options.max_reference_rows)
             m = spec.monitoring
@@ -169,8 +179,11 @@ class LearnerCore:
                 window=m.window, every=m.every, drift_share=m.drift_share, stattest_threshold=m.stattest_threshold), sink=metrics.SINK)
             model_id = record.current_model_id or spec.starting_model_id
             if model_id:
-                path = await self._fetch_model(model_id, spec, work, check_framework=creating or
-                                               not record.current_model_id)
+                path, model = await self._fetch_model(model_id, spec, work, org, check_framework=creating or
+                                                      not record.current_model_id)
+                if creating:
+                    # The first version it saves is the starting model's successor (the Registry's rule).
+                    record = replace(record, version=model.version)
                 backend = await loop.run_in_executor(
                     executor, load_backend, spec.backend, path, spec.task, spec.backend_params,
                     transformer.input_shape, transformer.n_classes)
@@ -186,8 +199,9 @@ class LearnerCore:
         return LiveLearner(record, backend, transformer, monitor, executor, work_dir=work,
                            running_loss_alpha=self.options.running_loss_alpha)
 
-    async def _fetch_model(self, model_id: str, spec: Spec, work: Path, *, check_framework: bool) -> Path:
-        model = await self.registry.get_model(model_id)
+    async def _fetch_model(self, model_id: str, spec: Spec, work: Path, org: str | None, *,
+                           check_framework: bool) -> tuple[Path, ModelInfo]:
+        model = await self.registry.get_model(model_id, on_behalf_of=org)  # NotFound unless org may read it
         if model.state != MODEL_TRAINED:
             raise errors.FailedPrecondition(f"model {model_id} is not trained yet; a learner starts from a TRAINED "
                                             "model", reason="STARTING_MODEL_NOT_TRAINED")
@@ -198,16 +212,19 @@ class LearnerCore:
                 f"{wanted} models only", reason="STARTING_MODEL_FRAMEWORK")
         path = work / f"model-{model_id}"
         if not path.exists():
-            await self.registry.download_model(model, path, max_bytes=self.options.max_download_bytes)
-        return path
+            await self.registry.download_model(model, path, max_bytes=self.options.max_download_bytes,
+                                               on_behalf_of=org)
+        return path, model
 
     # -- read / delete ---------------------------------------------------------------------------
 
     def learner(self, learner_id: str, caller_org: str | None) -> LiveLearner:
         """The loaded learner `learner_id`, if the caller's organization owns it."""
-        live = self._live(parse_id(learner_id, "learner_id"))
-        _authorize(live.record, caller_org, f"learner {live.learner_id}")
-        return live
+        learner_id = parse_id(learner_id, "learner_id")
+        record = self.live[learner_id].record if learner_id in self.live else self.failed.get(learner_id)
+        if record is not None:
+            _authorize(record, caller_org)  # before anything else is said about it, even that it failed
+        return self._live(learner_id)
 
     def _live(self, learner_id: str) -> LiveLearner:
         live = self.live.get(learner_id)
@@ -226,19 +243,26 @@ class LearnerCore:
         learner_id = parse_id(learner_id, "learner_id")
         failed = self.failed.get(learner_id)
         if failed is not None:
-            _authorize(failed, caller_org, f"learner {learner_id}")
+            _authorize(failed, caller_org)
             return failed, None
         live = self.learner(learner_id, caller_org)
         return live.record, live
 
     async def list(self, *, page_size: int, page_token: str, organization_id: str,
                    caller_org: str | None) -> Page:
-        """A page of LearnerViews: the caller's organization's learners (or `organization_id`'s when
-        the call did not come through Envoy; every learner when both are empty)."""
+        """A page of LearnerViews: the caller's organization's learners (filtered in SQL). Learners are
+        never shared, so a filter naming another organization lists nothing. A mesh server (no
+        caller organization) lists `organization_id`'s, or every learner when it is empty."""
         if page_size < 0:
             raise errors.InvalidArgument("page_size must be >= 0", reason="PAGE_SIZE_INVALID")
+        organization_id = organization_id.strip()
+        if len(organization_id) > MAX_TEXT:
+            raise errors.InvalidArgument(f"organization_id is longer than {MAX_TEXT} characters",
+                                         reason="FIELD_TOO_LONG")
+        if caller_org is not None and organization_id not in ("", caller_org):
+            return Page(items=[], next_page_token="")
         page = await self.db.list(page_size=min(page_size or 50, 500), page_token=page_token,
-                                  organization_id=(caller_org or organization_id).strip())
+                                  organization_id=caller_org if caller_org is not None else organization_id)
         return Page(items=[(r, self.live.get(r.learner_id)) for r in page.items],
                     next_page_token=page.next_page_token)
 
@@ -247,7 +271,9 @@ class LearnerCore:
         live = self.live.get(learner_id)
         record = live.record if live is not None else self.failed.get(learner_id)
         if record is not None:
-            _authorize(record, caller_org, f"learner {learner_id}")
+            _authorize(record, caller_org)
+        elif caller_org is not None:
+            raise not_found("learner", learner_id)  # not loaded here: nothing of it is the caller's to delete
         await self.db.delete(learner_id)  # NotFound when unknown
         live = self.live.pop(learner_id, None)
         self.failed.pop(learner_id, None)
@@ -350,9 +376,10 @@ class LearnerCore:
 
     def model(self, name: str, version: str, caller_org: str | None) -> LiveLearner:
         """The learner serving model `name` (its display name or id) at `version` ("" = its current
-        one), if the caller's organization owns it."""
+        one), if the caller's organization owns it; to anyone else no such model exists."""
         live = self._by_name(name)
-        _authorize(live.record, caller_org, f"model {name!r}")
+        if access(caller_org, live.record.organization_id) is not Access.OWNER:
+            raise _no_model(name)
         if version and version != str(live.record.version):
             raise errors.NotFound(f"model {name!r} serves version {live.record.version} only, not {version!r}",
                                   reason="MODEL_VERSION_NOT_FOUND")
@@ -362,7 +389,7 @@ class LearnerCore:
         """False, not an error, for an unknown model or another organization's (ModelReady)."""
         try:
             live = self.model(name, version, caller_org)
-        except (errors.NotFound, errors.PermissionDenied):
+        except errors.NotFound:
             return False
         return live.record.state == READY
 
@@ -374,8 +401,7 @@ class LearnerCore:
         for live in self.live.values():
             if name in (live.record.display_name, live.learner_id):
                 return live
-        raise errors.NotFound(f"no learner is named {name!r} (model names are learner display names or ids)",
-                              reason="MODEL_NOT_FOUND")
+        raise _no_model(name)
 
     # -- saving ----------------------------------------------------------------------------------
 
@@ -418,10 +444,16 @@ class LearnerCore:
         return saved
 
 
-def _authorize(record: LearnerRecord, caller_org: str | None, what: str) -> None:
-    """The one organization check: a call through Envoy reaches only its own organization's learners."""
-    if caller_org and caller_org != record.organization_id:
-        raise errors.PermissionDenied(f"{what} belongs to another organization", reason="ORGANIZATION_MISMATCH")
+def _authorize(record: LearnerRecord, caller_org: str | None) -> None:
+    """The one access check: a learner is its organization's alone (a mesh server, caller None, is
+    trusted); anyone else gets the NotFound of an unknown learner, word for word."""
+    if access(caller_org, record.organization_id) is not Access.OWNER:
+        raise not_found("learner", record.learner_id)
+
+
+def _no_model(name: str) -> errors.NotFound:
+    return errors.NotFound(f"no learner is named {name!r} (model names are learner display names or ids)",
+                           reason="MODEL_NOT_FOUND")
 
 
 def _json(value: Any) -> str:
