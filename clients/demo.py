@@ -5,7 +5,9 @@
    nothing can be downloaded on these machines) as a raw streamed request body
 3. show it, 4. list it, 5. download it and check its MD5 against the ledger's `hash`,
 6. show its provenance (stored bytes vs database vs chain), 7. read the contract straight
-   from the chain node, 8. show what the front door does with a request without a token.
+   from the chain node, 8. show what the front door does with a request without a token;
+then the models walk-through (clients/demo_models.py) and sharing: the digits dataset shared with
+a second organization, which trains on it; the owner sees the usage; a stranger gets 404.
 """
 
 from __future__ import annotations
@@ -151,4 +153,87 @@ def run_demo(settings: ClientSettings, console: Console) -> int:
         from clients.demo_models import run_models_demo
 
         models_ok = run_models_demo(http, auth, console, say, org=org, work=work)
-        return 0 if consistent and models_ok else 1
+        sharing_ok = models_ok and run_sharing_demo(http, settings, auth, console, say, org=org)
+        return 0 if consistent and models_ok and sharing_ok else 1
+
+
+PARTNER = "grid-analytics-ll"  # the organization the demo shares the digits dataset with
+STRANGER = "curious-stranger-ll"  # an organization nobody shares anything with
+
+
+def run_sharing_demo(http: httpx.Client, settings: ClientSettings, auth: dict, console: Console, say, *,
+                     org: str) -> bool:
+    """Sharing (docs/security.md): `org` shares its digits dataset with PARTNER, which trains the
+    logistic-regression recipe on it through the front door; `org` sees the usage but not the model;
+    a stranger gets 404 for all of it; a revoke holds from the next call."""
+    from clients.demo_models import train_recipe
+
+    partner = {"authorization": f"Bearer {session.mint(settings, PARTNER)}"}
+    stranger = {"authorization": f"Bearer {session.mint(settings, STRANGER)}"}
+    listed = http.get("/v1/datasets", params={"organization_id": org, "page_size": 20}, headers=auth).json()
+    digits = next((d for d in listed.get("datasets", []) if d["display_name"] == "handwritten digits 8x8"), None)
+    if digits is None:
+        console.print("[red]the digits dataset is not listed[/red]")
+        return False
+    dataset_id = digits["dataset_id"]
+    ok = True
+
+    def expect(what: str, status: int, wanted: int) -> None:
+        nonlocal ok
+        mark = "[green]as it should[/green]" if status == wanted else f"[red]expected HTTP {wanted}[/red]"
+        console.print(f"{what}: HTTP {status} ({mark})")
+        ok = ok and status == wanted
+
+    say(f"private by default — {PARTNER} asks for {org}'s digits dataset")
+    expect(f"{PARTNER}: GET /v1/datasets/{dataset_id[:8]}…", http.get(f"/v1/datasets/{dataset_id}",
+                                                                      headers=partner).status_code, 404)
+
+    say(f"{org} shares it with {PARTNER} — POST /v1/datasets/{{id}}:share")
+    r = http.post(f"/v1/datasets/{dataset_id}:share", json={"organization_ids": [PARTNER]}, headers=auth)
+    if r.status_code != 200:
+        console.print(f"[red]share failed: HTTP {r.status_code}[/red] {r.text}")
+        return False
+    console.print(f"shared with: {', '.join(g['organization_id'] for g in r.json().get('grants', []))}")
+
+    model = train_recipe(http, partner, console, say, org=PARTNER, dataset_id=dataset_id,
+                         recipe_dir=REPO / "examples/recipes" / "digits-logreg",
+                         name=f"{PARTNER}'s digits logistic regression")
+    if model is None:
+        return False
+    console.print(f"the model belongs to {model['organization_id']}")
+    ok = ok and model["organization_id"] == PARTNER
+
+    say(f"{org} sees who used its dataset — GET /v1/datasets/{{id}}/usages")
+    usages = http.get(f"/v1/datasets/{dataset_id}/usages", headers=auth).json().get("usages", [])
+    for u in usages:
+        console.print(f"  model {u['model_id']}  by {u['organization_id']}  at {u['create_time']}")
+    used = any(u["model_id"] == model["model_id"] and u["organization_id"] == PARTNER for u in usages)
+    console.print(f"[bold green]{org} sees that {PARTNER} trained a model on its dataset[/bold green]" if used
+                  else "[bold red]the usage is missing[/bold red]")
+    ok = ok and used
+    expect(f"{org}: GET {PARTNER}'s model (not shared with it)",
+           http.get(f"/v1/models/{model['model_id']}", headers=auth).status_code, 404)
+
+    say(f"a stranger ({STRANGER}) gets nothing")
+    expect(f"{STRANGER}: GET /v1/datasets/{dataset_id[:8]}…", http.get(f"/v1/datasets/{dataset_id}",
+                                                                       headers=stranger).status_code, 404)
+    expect(f"{STRANGER}: GET /dataset/{dataset_id[:8]}… (the seed's route)",
+           http.get(f"/dataset/{dataset_id}", headers=stranger).status_code, 404)
+    expect(f"{STRANGER}: GET /model/{model['model_id'][:8]}…",
+           http.get(f"/model/{model['model_id']}", headers=stranger).status_code, 404)
+    seen = http.get("/v1/datasets", params={"organization_id": org}, headers=stranger).json().get("datasets", [])
+    console.print(f"{STRANGER}: GET /v1/datasets?organization_id={org} lists {len(seen)} datasets")
+    ok = ok and not seen
+
+    say(f"{org} revokes the grant and reads the audit log — POST :unshare, GET /accessPolicy")
+    http.post(f"/v1/datasets/{dataset_id}:unshare", json={"organization_ids": [PARTNER]}, headers=auth)
+    expect(f"{PARTNER}: GET /v1/datasets/{dataset_id[:8]}… after the revoke",
+           http.get(f"/v1/datasets/{dataset_id}", headers=partner).status_code, 404)
+    policy = http.get(f"/v1/datasets/{dataset_id}/accessPolicy", headers=auth).json()
+    for e in policy.get("history", []):
+        console.print(f"  {e['event_time']}  {e['action'].removeprefix('ACTION_').lower():<7} "
+                      f"{e.get('organization_id') or 'everyone'}  by {e.get('actor') or '-'} "
+                      f"({e.get('actor_organization_id', '')})")
+    console.print("[bold green]shared on purpose, used, revoked, and a stranger saw nothing[/bold green]" if ok
+                  else "[bold red]sharing did not behave[/bold red]")
+    return ok

@@ -22,7 +22,11 @@ def test_mlmesh_demo_runs_the_whole_walkthrough(stack):
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-2000:]
     assert "verified: bytes, database and ledger agree" in out
-    assert out.count("the ledger alone proves which dataset and which recipe made these bytes") == 2
+    assert out.count("the ledger alone proves which dataset and which recipe made these bytes") == 3
     assert out.count("(= ledger)") == 2
     assert "pytorch" in out and "sklearn" in out and "onnxruntime" in out
     assert "HTTP 401" in out
+    # Sharing: a second organization trains on the shared dataset; a stranger gets 404.
+    assert "sees that grid-analytics-ll trained a model on its dataset" in out
+    assert "shared on purpose, used, revoked, and a stranger saw nothing" in out
+    assert "expected HTTP" not in out
