@@ -272,3 +272,45 @@ async def test_a_grantee_starts_a_learner_from_a_shared_model_and_owns_its_versi
     err = await refusal(h.stub.GetLearner(lpb.GetLearnerRequest(learner_id=source.learner_id),
                                           metadata=as_org(GRANTEE)))
     assert err.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_learner_names_are_per_organization_and_each_oip_call_reaches_its_own(learner_server):
+    # Prepare: ORG and STRANGER each create a learner named "meter" (told apart by their window width)
+    h = learner_server
+    reference = await h.upload_power_csv(days=2, seed=1)
+    await h.registry.ShareDataset(reg_pb.ShareDatasetRequest(dataset_id=reference, organization_ids=[STRANGER]),
+                                  metadata=as_org(ORG))
+
+    async def create(org: str, window: int) -> lpb.Learner:
+        learner = lpb.Learner(display_name="meter", organization_id=org, developer_id="dev-4", spec=lpb.LearnerSpec(
+            backend="sklearn", task="regression", transformer="power-forecast", reference_dataset_id=reference,
+            transformer_params=struct({"window": window, "horizon": 96, "interval_seconds": 900,
+                                       "scale_min": 0.0, "scale_max": 80.0})))
+        return await h.stub.CreateLearner(lpb.CreateLearnerRequest(learner=learner), metadata=as_org(org))
+
+    # Execute: the second organization's "meter" is not refused (that would reveal the first's)
+    mine = await create(ORG, 36)
+    theirs = await create(STRANGER, 24)
+
+    # Assert: each organization's OIP calls by name reach its own learner
+    assert mine.learner_id != theirs.learner_id
+    for org, learner, width in ((ORG, mine, 36), (STRANGER, theirs, 24)):
+        meta = await h.oip.ModelMetadata(v2.ModelMetadataRequest(name="meter"), metadata=as_org(org))
+        assert list(meta.inputs[0].shape) == [-1, width]
+        tensor = v2.ModelInferRequest.InferInputTensor(name="input-0", datatype="FP64", shape=[1, width])
+        tensor.contents.fp64_contents.extend([10.0] * width)
+        reply = await h.oip.ModelInfer(v2.ModelInferRequest(model_name="meter", inputs=[tensor]),
+                                       metadata=as_org(org))
+        assert reply.model_name == "meter" and len(reply.outputs[0].contents.fp64_contents) == 1
+        # the other organization's learner, named by its id, is no model of this one's
+        other = theirs if learner is mine else mine
+        err = await refusal(h.oip.ModelMetadata(v2.ModelMetadataRequest(name=other.learner_id), metadata=as_org(org)))
+        assert err.code() == grpc.StatusCode.NOT_FOUND
+    # A name is still unique within its organization
+    err = await refusal(create(ORG, 36))
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS and "your organization" in err.details()
+    # A mesh server calling for itself (no organization) must name the learner by id: the name is ambiguous
+    err = await refusal(h.oip.ModelMetadata(v2.ModelMetadataRequest(name="meter")))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "learner id" in err.details()
+    meta = await h.oip.ModelMetadata(v2.ModelMetadataRequest(name=theirs.learner_id))
+    assert list(meta.inputs[0].shape) == [-1, 24]

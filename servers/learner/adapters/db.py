@@ -71,8 +71,9 @@ class Database(postgres.Postgres):
                                    *values)
         except asyncpg.UniqueViolationError:
             raise errors.AlreadyExists(
-                f"a learner named {r.display_name!r} exists already; names are unique (they are the model names of "
-                "the Open Inference Protocol)", reason="LEARNER_NAME_TAKEN") from None
+                f"your organization has a learner named {r.display_name!r} already; names are unique within an "
+                "organization (they are its model names in the Open Inference Protocol)",
+                reason="LEARNER_NAME_TAKEN") from None
 
     async def get(self, learner_id: str) -> LearnerRecord:
         ident = _uuid(learner_id)

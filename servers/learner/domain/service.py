@@ -127,9 +127,12 @@ class LearnerCore:
                 raise errors.ResourceExhausted(
                     f"this Learner holds {len(self.live)} learners, its limit (MLMESH_LEARNER_MAX_LEARNERS); delete "
                     "one or raise the limit", reason="TOO_MANY_LEARNERS")
-            if any(live.record.display_name == display_name.strip() for live in self.live.values()):
-                raise errors.AlreadyExists(f"a learner named {display_name.strip()!r} exists already",
-                                           reason="LEARNER_NAME_TAKEN")
+            # Names are unique within an organization (they are its OIP model names); another
+            # organization's names are none of the caller's business, not even that they exist.
+            if any(live.record.display_name == display_name.strip() and live.record.organization_id == org
+                   for live in self.live.values()):
+                raise errors.AlreadyExists(f"your organization has a learner named {display_name.strip()!r} "
+                                           "already", reason="LEARNER_NAME_TAKEN")
             record = LearnerRecord(
                 learner_id=str(uuid.uuid4()), display_name=display_name.strip(), organization_id=org,
                 developer_id=developer_id.strip(), spec=spec, state=READY, failure_reason="", current_model_id="",
@@ -376,8 +379,9 @@ class LearnerCore:
 
     def model(self, name: str, version: str, caller_org: str | None) -> LiveLearner:
         """The learner serving model `name` (its display name or id) at `version` ("" = its current
-        one), if the caller's organization owns it; to anyone else no such model exists."""
-        live = self._by_name(name)
+        one), looked up among the caller's organization's learners only: another organization's
+        learner of the same name, or with that id, is no such model."""
+        live = self._by_name(name, caller_org)
         if access(caller_org, live.record.organization_id) is not Access.OWNER:
             raise _no_model(name)
         if version and version != str(live.record.version):
@@ -397,11 +401,23 @@ class LearnerCore:
         """ModelInfer on a learner `model` returned: its inputs through the transformer, as Predict's."""
         return await self._serve(live, inputs, "")
 
-    def _by_name(self, name: str) -> LiveLearner:
-        for live in self.live.values():
-            if name in (live.record.display_name, live.learner_id):
-                return live
-        raise _no_model(name)
+    def _by_name(self, name: str, caller_org: str | None) -> LiveLearner:
+        """The caller's organization's learner named `name` (or with that id). A mesh server calling
+        for itself (caller None) sees every organization's: a name several organizations use is then
+        ambiguous, and it must name the learner by its id."""
+        found = [live for live in self.live.values()
+                 if name in (live.record.display_name, live.learner_id)
+                 and (caller_org is None or live.record.organization_id == caller_org)]
+        by_id = [live for live in found if live.learner_id == name]
+        if by_id:
+            return by_id[0]
+        if len(found) > 1:
+            raise errors.FailedPrecondition(
+                f"{len(found)} organizations have a learner named {name!r}; without an organization, name the "
+                "model by its learner id", reason="MODEL_NAME_AMBIGUOUS")
+        if not found:
+            raise _no_model(name)
+        return found[0]
 
     # -- saving ----------------------------------------------------------------------------------
 
