@@ -2,7 +2,8 @@
 
 One aio interceptor wraps every handler: it gives the call a request id (from the
 caller's `x-request-id`, which Envoy sets, or a new one), logs one access line per
-call, counts RPCs, times them, tracks in-flight streams and bytes streamed, and maps
+call, counts RPCs, times them, tracks in-flight streams and bytes streamed, refuses
+internal RPCs to anyone but their mesh callers (`servers.common.internal`), and maps
 domain errors to gRPC statuses through `servers.common.grpc_errors`.
 """
 
@@ -20,7 +21,9 @@ import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from servers.common import errors
+from servers.common.caller import peer_component
 from servers.common.grpc_errors import internal_status, status_code_for, to_status
+from servers.common.internal import check_internal_call, internal_callers
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 log = logging.getLogger("mlmesh.access")
@@ -98,17 +101,18 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         deserialize, serialize = handler.request_deserializer, handler.response_serializer
         if streaming:
             deserialize, serialize = self._counting(service, method, deserialize, serialize)
+        callers = internal_callers(details.method)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, service, method, incoming_id, False), deserialize, serialize)
+                self._unary(handler.unary_unary, service, method, incoming_id, False, callers), deserialize, serialize)
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(handler.stream_unary, service, method, incoming_id, True), deserialize, serialize)
+                self._unary(handler.stream_unary, service, method, incoming_id, True, callers), deserialize, serialize)
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, service, method, incoming_id), deserialize, serialize)
+                self._stream(handler.unary_stream, service, method, incoming_id, callers), deserialize, serialize)
         return grpc.stream_stream_rpc_method_handler(
-            self._stream(handler.stream_stream, service, method, incoming_id), deserialize, serialize)
+            self._stream(handler.stream_stream, service, method, incoming_id, callers), deserialize, serialize)
 
     # -- wrappers -------------------------------------------------------------------------------
 
@@ -129,11 +133,14 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
 
         return counted_deserialize, counted_serialize
 
-    def _unary(self, behavior, service: str, method: str, incoming_id: str, streaming_in: bool):
+    def _unary(self, behavior, service: str, method: str, incoming_id: str, streaming_in: bool,
+               callers: frozenset[str] | None):
         async def wrapper(request, context: grpc.aio.ServicerContext):
             call = _Call(self, service, method, incoming_id, context, streaming=streaming_in)
             await call.begin()
             try:
+                if callers is not None:
+                    _check_internal(service, method, callers, context)
                 response = await behavior(request, context)
             except BaseException as exc:  # noqa: BLE001 - mapped, logged, re-raised as a status
                 await call.fail(exc)
@@ -143,11 +150,13 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
 
         return wrapper
 
-    def _stream(self, behavior, service: str, method: str, incoming_id: str):
+    def _stream(self, behavior, service: str, method: str, incoming_id: str, callers: frozenset[str] | None):
         async def wrapper(request, context: grpc.aio.ServicerContext):
             call = _Call(self, service, method, incoming_id, context, streaming=True)
             await call.begin()
             try:
+                if callers is not None:
+                    _check_internal(service, method, callers, context)
                 result = behavior(request, context)
                 if inspect.isasyncgen(result):
                     async for response in result:
@@ -160,6 +169,10 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
             call.end("OK")
 
         return wrapper
+
+
+def _check_internal(service: str, method: str, callers: frozenset[str], context: grpc.aio.ServicerContext) -> None:
+    check_internal_call(f"/{service}/{method}", callers, context.invocation_metadata() or (), peer_component(context))
 
 
 class _Call:
