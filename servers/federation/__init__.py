@@ -1,0 +1,1 @@
+"""The Federation server: privacy-preserving federated learning jobs (docs/federation.md)."""

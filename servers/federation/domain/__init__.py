@@ -1,0 +1,1 @@
+"""The Federation server's domain: jobs, their specs and the privacy they spend."""
