@@ -1,0 +1,158 @@
+"""Checks a CreateFederatedJob before anything is stored and fills in the defaults. A refusal is
+INVALID_ARGUMENT naming the field as the caller wrote it (`fedpate.noise_data`) in the message
+and in the error's `field` metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from servers.common import errors, ids
+from servers.federation.domain import privacy
+from servers.federation.domain.records import (
+    FederatedData,
+    FedPateSpec,
+    FlareSpec,
+    JobRequest,
+    Noise,
+    Partition,
+    PrivacyFilter,
+    TffSpec,
+)
+
+NET_NAMES = ("cnn", "mlp")
+MAX_CLIENTS = 64
+MAX_ROUNDS = 1000
+MAX_EPOCHS = 1000
+MAX_BATCH = 65536
+MAX_QUERIES = 1_000_000
+MAX_NAME = 200
+
+
+def _bad(field: str, message: str) -> errors.InvalidArgument:
+    reason = field.split(".")[-1].upper() + "_INVALID"
+    return errors.InvalidArgument(f"{field}: {message}", reason=reason, metadata={"field": field})
+
+
+def _int_in(field: str, value: int, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise _bad(field, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def _positive(field: str, value: float, *, high: float = math.inf) -> float:
+    if not (math.isfinite(value) and 0 < value <= high):
+        raise _bad(field, f"must be a number > 0{'' if high == math.inf else f' and <= {high:g}'}, got {value}")
+    return value
+
+
+def _or_default(value: float, default: float) -> float:
+    return default if value == 0 else value
+
+
+def _delta(field: str, value: float) -> float:
+    value = _or_default(value, privacy.DEFAULT_DELTA)
+    if not (math.isfinite(value) and 0 < value < 1):
+        raise _bad(field, f"must be in (0, 1), got {value}")
+    return value
+
+
+def check_data(data: FederatedData, *, prefix: str = "data") -> FederatedData:
+    dataset_id = ids.parse_id(data.dataset_id, "dataset_id")
+    target = data.target_column or "target"
+    if len(target) > MAX_NAME:
+        raise _bad(f"{prefix}.target_column", f"at most {MAX_NAME} characters")
+    alpha = data.dirichlet_alpha
+    if data.partition is Partition.DIRICHLET:
+        _positive(f"{prefix}.dirichlet_alpha", alpha, high=1e6)
+    elif alpha != 0:
+        raise _bad(f"{prefix}.dirichlet_alpha", "is only for partition PARTITION_DIRICHLET")
+    fraction = _or_default(data.server_fraction, 0.3)
+    if not (math.isfinite(fraction) and 0 < fraction < 1):
+        raise _bad(f"{prefix}.server_fraction", f"must be in (0, 1), got {fraction}")
+    if data.seed < 0:
+        raise _bad(f"{prefix}.seed", f"must be >= 0, got {data.seed}")
+    return dataclasses.replace(data, dataset_id=dataset_id, target_column=target, server_fraction=fraction)
+
+
+def check_fedpate(spec: FedPateSpec, *, prefix: str = "fedpate") -> FedPateSpec:
+    f = lambda name: f"{prefix}.{name}"  # noqa: E731
+    net = spec.net_name.lower()
+    if net and net not in NET_NAMES:
+        raise _bad(f("net_name"), f"must be one of {', '.join(NET_NAMES)} (or empty: chosen from the data), "
+                   f"got {spec.net_name[:40]!r}")
+    _int_in(f("num_teachers"), spec.num_teachers, 1, MAX_CLIENTS)
+    rounds = _int_in(f("num_rounds"), spec.num_rounds or 1, 1, MAX_ROUNDS)
+    _int_in(f("teacher_epochs"), spec.teacher_epochs, 1, MAX_EPOCHS)
+    _int_in(f("student_epochs"), spec.student_epochs, 1, MAX_EPOCHS)
+    _int_in(f("batch_size"), spec.batch_size, 1, MAX_BATCH)
+    lr = _positive(f("learning_rate"), _or_default(spec.learning_rate, 0.001), high=10.0)
+    if spec.noise is Noise.LAPLACIAN:
+        _positive(f("epsilon"), spec.epsilon, high=1e6)
+    else:
+        _positive(f("sigma"), spec.sigma, high=1e6)
+    _int_in(f("num_queries"), spec.num_queries, 2, MAX_QUERIES)
+    if not 1 <= spec.noise_data < spec.num_queries:
+        raise _bad(f("noise_data"), f"must be at least 1 and less than num_queries ({spec.num_queries}), "
+                   f"got {spec.noise_data}")
+    return dataclasses.replace(spec, net_name=net, num_rounds=rounds, learning_rate=lr,
+                               delta=_delta(f("delta"), spec.delta))
+
+
+def check_tff(spec: TffSpec, *, prefix: str = "tff") -> TffSpec:
+    f = lambda name: f"{prefix}.{name}"  # noqa: E731
+    _positive(f("imb_parameter"), spec.imb_parameter, high=1e6)
+    if not (math.isfinite(spec.dp_parameter) and spec.dp_parameter >= 0):
+        raise _bad(f("dp_parameter"), f"must be a number >= 0 (the noise multiplier), got {spec.dp_parameter}")
+    clients = _int_in(f("n_clients"), spec.n_clients, 1, MAX_CLIENTS)
+    _int_in(f("n_samples"), spec.n_samples, 1, 10_000_000)
+    per_round = _int_in(f("clients_per_round"), spec.clients_per_round or clients, 1, clients)
+    return dataclasses.replace(
+        spec,
+        num_rounds=_int_in(f("num_rounds"), spec.num_rounds or 1, 1, MAX_ROUNDS),
+        epochs=_int_in(f("epochs"), spec.epochs or 1, 1, MAX_EPOCHS),
+        batch_size=_int_in(f("batch_size"), spec.batch_size or 32, 1, MAX_BATCH),
+        clients_per_round=per_round,
+        clip_norm=_positive(f("clip_norm"), _or_default(spec.clip_norm, 1.0), high=1e6),
+        delta=_delta(f("delta"), spec.delta))
+
+
+def check_flare(spec: FlareSpec, *, prefix: str = "flare") -> FlareSpec:
+    f = lambda name: f"{prefix}.{name}"  # noqa: E731
+    _int_in(f("epochs"), spec.epochs, 1, MAX_EPOCHS)
+    _int_in(f("batch_size"), spec.batch_size, 1, MAX_BATCH)
+    _int_in(f("num_clients"), spec.num_clients, 1, MAX_CLIENTS)
+    _int_in(f("num_rounds"), spec.num_rounds, 1, MAX_ROUNDS)
+    lr = _positive(f("learning_rate"), _or_default(spec.learning_rate, 0.001), high=10.0)
+    if spec.privacy_filter is PrivacyFilter.SVT:
+        _positive(f("svt_epsilon"), spec.svt_epsilon, high=1e6)
+    elif spec.svt_epsilon != 0:
+        raise _bad(f("svt_epsilon"), "is only for privacy_filter PRIVACY_FILTER_SVT")
+    server = ids.parse_id(spec.flare_server_id, "flare_server_id") if spec.flare_server_id else ""
+    return dataclasses.replace(spec, learning_rate=lr, flare_server_id=server)
+
+
+def check_request(request: JobRequest) -> JobRequest:
+    """`request` with its defaults filled in, or InvalidArgument naming the first bad field."""
+    spec = request.spec
+    if spec is None:
+        raise _bad("spec", "name a framework: one of fedpate, tff, flare (or POST the seed's body to /fp/, "
+                   "/tff/ or /nv/)")
+    if len(request.display_name) > MAX_NAME:
+        raise _bad("display_name", f"at most {MAX_NAME} characters")
+    if isinstance(spec, FedPateSpec):
+        spec = check_fedpate(spec)
+    elif isinstance(spec, TffSpec):
+        spec = check_tff(spec)
+    else:
+        spec = check_flare(spec)
+    data = request.data
+    if isinstance(spec, TffSpec) and spec.target_label and data.target_column and spec.target_label != data.target_column:
+        raise _bad("tff.target_label", f"differs from data.target_column ({data.target_column[:40]!r}): set one")
+    if isinstance(spec, TffSpec) and spec.target_label:
+        data = dataclasses.replace(data, target_column=spec.target_label)
+    if request.time_limit_seconds < 0:
+        raise _bad("time_limit_seconds", f"must be >= 0, got {request.time_limit_seconds}")
+    if request.memory_limit_bytes < 0:
+        raise _bad("memory_limit_bytes", f"must be >= 0, got {request.memory_limit_bytes}")
+    return dataclasses.replace(request, spec=spec, data=check_data(data))
