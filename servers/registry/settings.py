@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from servers.common.endpoints import PORTS, local_target
+from servers.common.endpoints import HTTP_PORTS, PORTS, local_target
 from servers.common.settings import DatabaseSettings, ServerSettings, settings_config
 from servers.common.storage import StorageSettings
 
@@ -13,6 +13,9 @@ class RegistrySettings(DatabaseSettings, ServerSettings):
 
     port: int = Field(PORTS["registry"].grpc, ge=0, le=65535, description="gRPC port of the Registry.")
     metrics_port: int = Field(PORTS["registry"].metrics, ge=-1, le=65535, description="Prometheus port; -1 off.")
+    http_port: int | None = Field(None, ge=-1, le=65535, description="HTTP front (the seed's multipart POST "
+                                  "/dataset and /model, GET /contract/{address}; behind Envoy); 0 a free one, -1 "
+                                  f"off. Default: {HTTP_PORTS['registry']}, or a free one when `port` is 0 (tests).")
     ledger_target: str = Field(local_target("ledger"), description="host:port of the Ledger's gRPC server.")
     trainer_target: str = Field(local_target("trainer"), description="host:port of the Trainer's gRPC server.")
     storage: StorageSettings = Field(
@@ -26,6 +29,8 @@ class RegistrySettings(DatabaseSettings, ServerSettings):
 
     @model_validator(mode="after")
     def _defaults_under_data_dir(self) -> RegistrySettings:
+        if self.http_port is None:
+            self.http_port = 0 if self.port == 0 else HTTP_PORTS["registry"]
         if self.storage.backend == "filesystem" and self.storage.root is None:
             self.storage = self.storage.model_copy(update={"root": self.data_dir / "objects"})
         return self

@@ -33,7 +33,14 @@ from servers.common.tls import service_name, spiffe_id
 from servers.common.caller import JWT_PAYLOAD_HEADER, ORG_HEADER
 from servers.common.endpoints import ENVOY_ADMIN_PORT, ENVOY_PORT
 from servers.devstack.envoy.descriptors import DEFAULT_DESCRIPTOR, build_descriptor_set, read_methods
-from servers.devstack.envoy.routes import DEFAULT_SERVICES, NO_TIMEOUT, Exposure, ServiceRoute, select
+from servers.devstack.envoy.routes import (
+    DEFAULT_SERVICES,
+    NO_TIMEOUT,
+    Exposure,
+    HttpRoute,
+    ServiceRoute,
+    select,
+)
 
 DEFAULT_ROUTES: tuple[ServiceRoute, ...] = select(DEFAULT_SERVICES)
 DEFAULT_LISTEN = ("127.0.0.1", ENVOY_PORT)
@@ -101,16 +108,17 @@ class UpstreamTls:
     key_file: Path
 
 
-def _upstream_tls_socket(name: str, tls: UpstreamTls) -> dict[str, Any]:
+def _upstream_tls_socket(name: str, tls: UpstreamTls, alpn: str = "h2") -> dict[str, Any]:
     """Mutual TLS to upstream `name`: Envoy's certificate, the server's checked against the mesh CA
-    and its URI SAN spiffe://mlmesh/<name> (so only that server, not any mesh certificate), ALPN h2."""
+    and its URI SAN spiffe://mlmesh/<name> (so only that server, not any mesh certificate), ALPN h2
+    (http/1.1 for an HTTP front)."""
     return {
         "name": "envoy.transport_sockets.tls",
         "typed_config": {
             "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
             "sni": service_name(name),
             "common_tls_context": {
-                "alpn_protocols": ["h2"],
+                "alpn_protocols": [alpn],
                 "tls_certificates": [{"certificate_chain": {"filename": str(tls.cert_file)},
                                       "private_key": {"filename": str(tls.key_file)}}],
                 "validation_context": {
@@ -124,8 +132,20 @@ def _upstream_tls_socket(name: str, tls: UpstreamTls) -> dict[str, Any]:
     }
 
 
-def _upstream_cluster(name: str, host: str, port: int, tls: UpstreamTls | None = None) -> dict[str, Any]:
-    """An HTTP/2 cluster to one gRPC server: mutual TLS with `tls`, h2c (plaintext) without."""
+def _upstream_cluster(name: str, host: str, port: int, tls: UpstreamTls | None = None,
+                      http_front_of: str | None = None) -> dict[str, Any]:
+    """An HTTP/2 cluster to one gRPC server: mutual TLS with `tls`, h2c (plaintext) without. With
+    `http_front_of` (a server's name), an HTTP/1.1 cluster to that server's HTTP front, whose
+    certificate is the server's."""
+    protocol: dict[str, Any] = {
+        "http2_protocol_options": {
+            "initial_stream_window_size": _STREAM_WINDOW,
+            "initial_connection_window_size": _CONNECTION_WINDOW,
+            "connection_keepalive": {"interval": "30s", "timeout": "10s"},
+        }
+    }
+    if http_front_of is not None:
+        protocol = {"http_protocol_options": {}}
     cluster = {
         "name": f"upstream_{name}",
         "type": "STATIC" if _is_ip(host) else "STRICT_DNS",
@@ -137,13 +157,7 @@ def _upstream_cluster(name: str, host: str, port: int, tls: UpstreamTls | None =
             "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
                 "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
                 "common_http_protocol_options": {"idle_timeout": "300s"},
-                "explicit_http_config": {
-                    "http2_protocol_options": {
-                        "initial_stream_window_size": _STREAM_WINDOW,
-                        "initial_connection_window_size": _CONNECTION_WINDOW,
-                        "connection_keepalive": {"interval": "30s", "timeout": "10s"},
-                    }
-                },
+                "explicit_http_config": protocol,
             }
         },
         "load_assignment": {
@@ -152,7 +166,8 @@ def _upstream_cluster(name: str, host: str, port: int, tls: UpstreamTls | None =
         },
     }
     if tls is not None:
-        cluster["transport_socket"] = _upstream_tls_socket(name, tls)
+        cluster["transport_socket"] = _upstream_tls_socket(
+            http_front_of or name, tls, "h2" if http_front_of is None else "http/1.1")
     return cluster
 
 
@@ -197,6 +212,7 @@ def _jwt_filter(
     *,
     jwks: Mapping[str, Any] | None,
     jwks_uri: str | None,
+    jwks_file: str | None = None,
     jwks_cluster: str | None,
     issuer: str,
     audiences: Sequence[str],
@@ -220,6 +236,9 @@ def _jwt_filter(
     }
     if jwks is not None:
         provider["local_jwks"] = {"inline_string": json.dumps(dict(jwks), separators=(",", ":"))}
+    elif jwks_file is not None:
+        # A JWKS file mounted at deploy time (k8s dev overlay: a ConfigMap), read at Envoy's start.
+        provider["local_jwks"] = {"filename": jwks_file}
     else:
         provider["remote_jwks"] = {
             "http_uri": {"uri": jwks_uri, "cluster": jwks_cluster, "timeout": "5s"},
@@ -319,6 +338,38 @@ def _route(match: dict[str, str], cluster: str, timeout: float) -> dict[str, Any
     return {
         "match": {**match, "grpc": {}},
         "route": {"cluster": cluster, "timeout": "0s" if timeout == NO_TIMEOUT else _duration(timeout)},
+    }
+
+
+_NO_TRANSCODING = {
+    "envoy.filters.http.grpc_json_transcoder": {
+        "@type": "type.googleapis.com/envoy.config.route.v3.FilterConfig",
+        "disabled": True,
+    }
+}
+
+
+def _http_route(row: HttpRoute, upstreams: Mapping[str, tuple[str, int]], unary_timeout: float) -> dict[str, Any]:
+    """A plain HTTP route to a server's HTTP front: path, method and content-type matched; no
+    transcoding on it (the transcoder would otherwise claim the seed's paths as HttpBody uploads)."""
+    if row.upstream not in upstreams:
+        raise ValueError(f"no upstream {row.upstream!r} for the HTTP route {row}; have {sorted(upstreams)}")
+    match: dict[str, Any]
+    if row.path:
+        match = {"path": row.path}
+    elif row.prefix:
+        match = {"prefix": row.prefix}
+    else:
+        match = {"safe_regex": {"regex": row.regex}}
+    headers = [{"name": ":method", "string_match": {"safe_regex": {"regex": "|".join(row.methods)}}}]
+    if row.content_type:
+        headers.append({"name": "content-type", "string_match": {"prefix": row.content_type, "ignore_case": True}})
+    timeout = unary_timeout if row.timeout is None else row.timeout
+    return {
+        "match": {**match, "headers": headers},
+        "route": {"cluster": f"upstream_{row.upstream}",
+                  "timeout": "0s" if timeout == NO_TIMEOUT else _duration(timeout)},
+        "typed_per_filter_config": _NO_TRANSCODING,
     }
 
 
@@ -434,6 +485,7 @@ def render_envoy_config(
     admin_port: int = DEFAULT_ADMIN_PORT,
     jwks: Mapping[str, Any] | None = None,
     jwks_uri: str | None = None,
+    jwks_file: str | None = None,
     issuer: str = identity.DEFAULT_ISSUER,
     audiences: Sequence[str] = (identity.DEFAULT_AUDIENCE,),
     org_claim: str = identity.ORG_CLAIM,
@@ -442,6 +494,7 @@ def render_envoy_config(
     stream_idle_timeout_seconds: float = 300.0,
     max_connections: int = 10_000,
     upstream_tls: UpstreamTls | None = None,
+    http_routes: Sequence[HttpRoute] = (),
 ) -> dict[str, Any]:
     """The Envoy bootstrap config of the front door, as a dict (`dump_yaml` writes it out).
 
@@ -452,14 +505,17 @@ def render_envoy_config(
         route and answer 404 / UNIMPLEMENTED.
     default_upstream: where rows without an upstream (health: no token needed; reflection)
         go; default: the first upstream.
-    jwks / jwks_uri: exactly one. `jwks` (a dict, e.g. `identity.jwks(keys)`) is inlined for
+    jwks / jwks_uri / jwks_file: exactly one. `jwks` (a dict, e.g. `identity.jwks(keys)`) is inlined for
         the embedded issuer; `jwks_uri` is an OIDC issuer's key endpoint (Keycloak:
-        https://HOST/realms/REALM/protocol/openid-connect/certs), fetched and cached by Envoy.
+        https://HOST/realms/REALM/protocol/openid-connect/certs), fetched and cached by Envoy;
+        `jwks_file` a JWKS file path as Envoy sees it (mounted at deploy time), read at its start.
     upstream_tls: Envoy's mesh certificate; every upstream cluster is then mutual TLS and checks
         the server's certificate names it (spiffe://mlmesh/<upstream name>). None: plaintext h2c.
+    http_routes: plain HTTP routes to servers' HTTP fronts (`routes.HTTP_ROUTES`), matched first;
+        each needs its upstream `routes.http_upstream(server)` in `upstreams` (an HTTP/1.1 cluster).
     """
-    if (jwks is None) == (jwks_uri is None):
-        raise ValueError("give exactly one of jwks (embedded issuer) or jwks_uri (OIDC issuer)")
+    if sum(x is not None for x in (jwks, jwks_uri, jwks_file)) != 1:
+        raise ValueError("give exactly one of jwks (embedded issuer), jwks_uri (OIDC issuer) or jwks_file")
     if not upstreams:
         raise ValueError("at least one upstream is needed")
     if not audiences:
@@ -470,9 +526,12 @@ def render_envoy_config(
 
     descriptor_path = Path(descriptor_path).resolve()
     default_upstream = default_upstream or next(iter(upstreams))
-    route_list = _routes(routes, descriptor_path, upstreams, default_upstream, unary_timeout_seconds)
+    route_list = [_http_route(row, upstreams, unary_timeout_seconds) for row in http_routes]
+    route_list += _routes(routes, descriptor_path, upstreams, default_upstream, unary_timeout_seconds)
 
-    clusters = [_upstream_cluster(name, host, port, upstream_tls) for name, (host, port) in upstreams.items()]
+    fronts = {row.upstream: row.server for row in http_routes}
+    clusters = [_upstream_cluster(name, host, port, upstream_tls, fronts.get(name))
+                for name, (host, port) in upstreams.items()]
     jwks_cluster = None
     if jwks_uri is not None:
         jwks_cluster, cluster = _jwks_cluster(jwks_uri, Path(ca_bundle))
@@ -483,6 +542,7 @@ def render_envoy_config(
         _jwt_filter(
             jwks=jwks,
             jwks_uri=jwks_uri,
+            jwks_file=jwks_file,
             jwks_cluster=jwks_cluster,
             issuer=issuer,
             audiences=audiences,

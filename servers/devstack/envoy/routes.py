@@ -86,6 +86,51 @@ MESH_ROUTES: tuple[ServiceRoute, ...] = (
 DEFAULT_SERVICES: tuple[str, ...] = ("mlmesh.registry.v1.RegistryService",)
 
 
+def http_upstream(server: str) -> str:
+    """The upstream name of `server`'s HTTP front (servers.common.http)."""
+    return f"{server}-http"
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    """A plain HTTP route (not gRPC) to a server's HTTP front: what the gRPC-JSON transcoder cannot
+    express, such as multipart forms (the seed's curl commands) or another protocol's own JSON (the
+    Open Inference Protocol's REST half). Matched before the gRPC routes, with the transcoder switched
+    off on it; the JWT rules are the same as everywhere (a token unless `jwt=False`)."""
+
+    server: str  # its HTTP front is the upstream http_upstream(server)
+    methods: tuple[str, ...]  # HTTP methods it takes
+    path: str = ""  # exactly one of: an exact path,
+    prefix: str = ""  # a path prefix,
+    regex: str = ""  # or a RE2 regex the whole path matches
+    content_type: str = ""  # a content-type prefix the request must carry ("" any), case-insensitive
+    timeout: float | None = None  # None: the unary default; NO_TIMEOUT for uploads
+    jwt: bool = True
+
+    def __post_init__(self) -> None:
+        if sum(bool(x) for x in (self.path, self.prefix, self.regex)) != 1:
+            raise ValueError(f"{self}: give exactly one of path, prefix, regex")
+        if not self.methods:
+            raise ValueError(f"{self}: give the HTTP methods it takes")
+
+    @property
+    def upstream(self) -> str:
+        return http_upstream(self.server)
+
+
+HTTP_ROUTES: tuple[HttpRoute, ...] = (
+    # The seed's multipart forms (seed 4.3); the raw-body forms of the same paths stay transcoded.
+    HttpRoute("registry", ("POST",), path="/dataset", content_type="multipart/form-data", timeout=NO_TIMEOUT),
+    HttpRoute("registry", ("POST",), regex="/model/?", content_type="multipart/form-data", timeout=NO_TIMEOUT),
+    # The seed's contract read (seed 7.2.2, Table 15), read-only: deploy and verify stay internal.
+    HttpRoute("registry", ("GET",), regex="/contract/[^/]+"),
+    # The Open Inference Protocol's REST half (KServe V2) on the Learner.
+    HttpRoute("learner", ("GET",), regex="/v2/health/(live|ready)"),
+    HttpRoute("learner", ("GET",), path="/v2"),
+    HttpRoute("learner", ("GET", "POST"), prefix="/v2/models/"),
+)
+
+
 def select(services: Iterable[str], table: Sequence[ServiceRoute] = MESH_ROUTES) -> tuple[ServiceRoute, ...]:
     """The front door's own rows plus the rows of `services` (full names), in that order."""
     rows = {row.service: row for row in table}

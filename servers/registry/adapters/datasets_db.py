@@ -72,6 +72,12 @@ class DatasetRepository:
             )
         return _record(row)
 
+    async def find_by_contract(self, address: str) -> DatasetRecord | None:
+        """The dataset whose contract is at `address` (any letter case), or None."""
+        async with self.db.connection("finding a dataset by contract") as conn:
+            row = await conn.fetchrow(f"{_SELECT_DATASET} WHERE lower(contract_address) = lower($1)", address)
+        return None if row is None else _record(row)
+
     async def list(self, page_size: int = 0, page_token: str = "", organization_id: str = "", *,
                    visible_to: str | None = None) -> Page:
         """Datasets newest first, optionally of one organization.

@@ -63,6 +63,12 @@ class ModelRepository:
             raise _not_found(ident)
         return _record(row)
 
+    async def find_by_contract(self, address: str) -> ModelRecord | None:
+        """The model whose contract is at `address` (any letter case), or None."""
+        async with self.db.connection("finding a model by contract") as conn:
+            row = await conn.fetchrow(f"{_SELECT} WHERE lower(contract_address) = lower($1)", address)
+        return None if row is None else _record(row)
+
     async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str, *,
                    visible_to: str | None = None) -> Page:
         return await keyset_page(

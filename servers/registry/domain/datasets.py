@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from servers.common import access, blobs, errors, hashing, ids
@@ -132,6 +132,30 @@ class DatasetCore:
             self.store, f"datasets/{dataset_id}", chunks, max_bytes=self.max_upload_bytes, what="dataset upload",
             check=lambda hasher: self._check_expected(meta, hasher),
         )
+        return await self._anchor(dataset_id, meta, pending)
+
+    async def upload_described_after(
+        self, chunks: AsyncIterator[bytes], describe: Callable[[], Awaitable[UploadMetadata]], *,
+        caller_org: str | None = None,
+    ) -> DatasetRecord:
+        """An upload whose metadata follows its bytes (a multipart form whose file part comes first,
+        as the seed's curl command sends it). The bytes are streamed into storage and hashed as they
+        pass, but stay pending (invisible); then `describe()` gives the metadata, which is validated as
+        `upload` validates it. If it is refused, or `describe` fails, the bytes are discarded."""
+        dataset_id = str(uuid.uuid4())
+        pending = await blobs.write_hashed(self.store, f"datasets/{dataset_id}", chunks,
+                                           max_bytes=self.max_upload_bytes, what="dataset upload")
+        try:
+            meta = validate_metadata(await describe(), caller_org)
+            self._check_expected(meta, pending.stored)
+        except BaseException:
+            await pending.discard()
+            raise
+        return await self._anchor(dataset_id, meta, pending)
+
+    async def _anchor(self, dataset_id: str, meta: UploadMetadata, pending: blobs.PendingObject) -> DatasetRecord:
+        """Deploys the contract of stored bytes and records the row: then, and only then, the dataset
+        is visible."""
         stored = pending.stored
         try:
             anchor = await self.ledger.deploy_dataset_contract(
@@ -170,7 +194,7 @@ class DatasetCore:
         return record
 
     @staticmethod
-    def _check_expected(meta: UploadMetadata, hasher: hashing.DualHasher) -> None:
+    def _check_expected(meta: UploadMetadata, hasher: hashing.DualHasher | blobs.Stored) -> None:
         if meta.expected_md5 and meta.expected_md5 != hasher.md5:
             raise errors.InvalidArgument(
                 f"the bytes received have MD5 {hasher.md5}, not the expected {meta.expected_md5}; nothing was stored",
@@ -203,6 +227,20 @@ class DatasetCore:
         else:
             access.require_read(level, DATASET, ident)
         return record, level
+
+    async def by_contract(self, address: str, *, caller_org: str | None
+                          ) -> tuple[DatasetRecord, DatasetContractFields] | None:
+        """The dataset whose ledger contract is at `address` and that contract's fields as the chain
+        holds them; None when no dataset has that contract or `caller_org` may not read it (so a
+        stranger learns nothing: the caller answers exactly as for an unknown address)."""
+        record = await self.repo.find_by_contract(address)
+        if record is None:
+            return None
+        try:
+            await self._with_access(record.dataset_id, caller_org, Access.READ, "read")
+        except errors.NotFound:
+            return None
+        return record, await self.ledger.get_dataset_contract(record.contract_address)
 
     async def list(self, page_size: int, page_token: str, organization_id: str, *, caller_org: str | None) -> Page:
         """The datasets `caller_org` may see, newest first; `organization_id` narrows to one owner."""

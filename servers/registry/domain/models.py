@@ -127,11 +127,17 @@ def validate_create(req: CreateModel, caller_org: str | None) -> CreateModel:
                                      reason="LIMIT_NEGATIVE")
     image = bool(req.image_reference or req.image_digest)
     if image:
-        if not req.image_reference or not _DIGEST.match(req.image_digest):
+        reference, digest = req.image_reference.strip(), req.image_digest.strip()
+        if "@" in reference and not digest:  # a pinned reference, name@sha256:<hex>
+            reference, _, digest = reference.partition("@")
+        # An unpinned reference (the seed's `train_image=registry/…/image`) is accepted: its contract
+        # then anchors the reference's text (ModelRecord.train_image_hash), not the image's bytes.
+        if not reference or any(c.isspace() for c in reference) or (digest and not _DIGEST.match(digest)):
             raise errors.InvalidArgument(
-                "a container image needs image_reference and image_digest 'sha256:<64 lowercase hex>'",
-                reason="IMAGE_INVALID",
+                "a container image needs image_reference (no spaces) and, to pin it, image_digest "
+                "'sha256:<64 lowercase hex>' (or image_reference 'name@sha256:<hex>')", reason="IMAGE_INVALID",
             )
+        req = replace(req, image_reference=reference, image_digest=digest)
         if req.recipe_filename:
             raise errors.InvalidArgument("give a recipe archive or a container image, not both",
                                          reason="TRAINING_SOURCE_AMBIGUOUS")
@@ -250,6 +256,19 @@ class ModelCore:
     async def get(self, model_id: str, *, caller_org: str | None) -> ModelRecord:
         """The model, if `caller_org` may read it; NOT_FOUND otherwise (as if it did not exist)."""
         return await self._with_access(model_id, caller_org, Access.READ, "read")
+
+    async def by_contract(self, address: str, *, caller_org: str | None
+                          ) -> tuple[ModelRecord, ModelContractFields] | None:
+        """The model whose ledger contract is at `address` and the contract's fields as the chain holds
+        them; None when no model has that contract or `caller_org` may not read it."""
+        record = await self.repo.find_by_contract(address)
+        if record is None:
+            return None
+        try:
+            await self._with_access(record.model_id, caller_org, Access.READ, "read")
+        except errors.NotFound:
+            return None
+        return record, await self.ledger.get_model_contract(record.contract_address)
 
     async def _with_access(self, model_id: str, caller_org: str | None, needed: Access, action: str) -> ModelRecord:
         ident = ids.parse_id(model_id, "model_id")

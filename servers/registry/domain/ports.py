@@ -47,6 +47,10 @@ class DatasetRepository(Protocol):
 
     async def get(self, dataset_id: str) -> DatasetRecord: ...
 
+    async def find_by_contract(self, address: str) -> DatasetRecord | None:
+        """The dataset whose contract is at `address` (any letter case), or None."""
+        ...
+
     async def list(self, page_size: int, page_token: str, organization_id: str, *, visible_to: str | None = None
                    ) -> Page:
         """Newest first; with `visible_to`, only the rows that organization may read (its own, those
@@ -93,6 +97,10 @@ class ModelRepository(Protocol):
     async def insert(self, record) -> None: ...
 
     async def get(self, model_id: str): ...
+
+    async def find_by_contract(self, address: str):
+        """The ModelRecord whose contract is at `address` (any letter case), or None."""
+        ...
 
     async def list(self, page_size: int, page_token: str, organization_id: str, dataset_id: str, *,
                    visible_to: str | None = None) -> Page: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
 
@@ -84,13 +85,18 @@ class ModelRecord:
 
     @property
     def train_image_hash(self) -> str:
-        """What the Model contract records as train_image_hash (MD5 of the recipe or learning record,
-        or the image digest)."""
-        return self.image_digest if self.source_kind == "image" else self.recipe_md5
+        """What the Model contract records as train_image_hash: the MD5 of the recipe or learning
+        record, the image digest, or for an image given without a digest (unpinned) the MD5 of its
+        reference's text, which pins the name, not the bytes."""
+        if self.source_kind != "image":
+            return self.recipe_md5
+        return self.image_digest or hashlib.md5(self.image_reference.encode()).hexdigest()
 
     @property
     def train_image_sha256(self) -> str:
-        return self.image_digest.removeprefix("sha256:") if self.source_kind == "image" else self.recipe_sha256
+        if self.source_kind != "image":
+            return self.recipe_sha256
+        return self.image_digest.removeprefix("sha256:") or hashlib.sha256(self.image_reference.encode()).hexdigest()
 
 
 # Sharing (docs/security.md). Resource kinds as stored; actions as the audit log records them.

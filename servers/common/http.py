@@ -1,0 +1,174 @@
+"""A server's HTTP front: a second transport beside its gRPC servicers, over the same domain core
+(MLServer's dataplane pattern; docs/architecture.md). It carries what Envoy's gRPC-JSON transcoder
+cannot: multipart forms (the seed's own curl commands, on the Registry) and protocols with their
+own JSON (the Open Inference Protocol's REST half, on the Learner).
+
+    front = HttpFront("registry", settings.http_port, settings)
+    front.add_routes([web.post("/dataset", handler), ...])
+    server.add_http(front)            # MeshServer starts and stops it with the gRPC server
+
+What it shares with the gRPC port, so neither front can disagree with the other:
+
+* mutual TLS with the same mesh certificate (`settings.tls`): only mesh components (Envoy) reach it;
+  without TLS it serves plaintext, as the gRPC port does in tests;
+* the caller's organization from the same Envoy headers (`http_caller_org`, servers.common.caller);
+* domain errors through the same table (`grpc_errors.status_code_for`): the HTTP status and a
+  `google.rpc.Status` JSON body `{"code", "message", "details": [ErrorInfo]}`, the shape the
+  transcoder gives for the gRPC routes; anything else is a 500 with a request id, no traceback;
+* the request id (Envoy's `x-request-id`) in the log lines and the response.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+
+import grpc
+from aiohttp import web
+
+from servers.common import errors
+from servers.common.caller import org_from_headers
+from servers.common.grpc_errors import status_code_for
+from servers.common.observability import request_id_var
+from servers.common.settings import ServerSettings
+
+log = logging.getLogger("mlmesh.access")
+
+# google.rpc.Code -> HTTP status, as google/rpc/code.proto documents it (and Envoy's transcoder uses).
+HTTP_STATUS: dict[grpc.StatusCode, int] = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.FAILED_PRECONDITION: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.ABORTED: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+_ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
+# A message is cut to this many characters: error bodies never echo unbounded input.
+MAX_MESSAGE_CHARS = 400
+
+
+def error_body(exc: errors.MeshError, domain: str) -> tuple[int, dict]:
+    """(HTTP status, google.rpc.Status as JSON) for a domain error."""
+    code = status_code_for(exc)
+    message = exc.message if len(exc.message) <= MAX_MESSAGE_CHARS else exc.message[:MAX_MESSAGE_CHARS] + "..."
+    info = {"@type": _ERROR_INFO_TYPE, "reason": exc.reason, "domain": domain, "metadata": dict(exc.metadata)}
+    return HTTP_STATUS.get(code, 500), {"code": code.value[0], "message": message, "details": [info]}
+
+
+def peer_common_name(request: web.Request) -> str | None:
+    """The CN of the client certificate on this connection (its mesh component), None without TLS."""
+    transport = request.transport
+    cert = transport.get_extra_info("peercert") if transport is not None else None
+    for rdn in (cert or {}).get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return value
+    return None
+
+
+def http_caller_org(request: web.Request) -> str | None:
+    """The caller's organization from Envoy's headers, as `caller.caller_org` reads it on gRPC."""
+    return org_from_headers(request.headers.items(), peer_common_name(request))
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class HttpFront:
+    """One aiohttp server on its own port, with the mesh's TLS, error mapping and access log."""
+
+    def __init__(self, name: str, port: int, settings: ServerSettings, *,
+                 quiet_paths: Iterable[str] = (), client_max_size: int = 1 << 20):
+        """`quiet_paths`: path prefixes on a hot path (per-prediction calls) logged at DEBUG when they
+        succeed. `client_max_size`: the largest body a handler may read whole (`request.read()`,
+        `.json()`); streamed bodies (multipart) are not bound by it."""
+        self.name, self.settings = name, settings
+        self.domain = f"{name}.mlmesh"
+        self.requested_port = port
+        self.port = 0
+        self.quiet_paths = tuple(quiet_paths)
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=client_max_size,
+                                   handler_args={"access_log": None})
+        self._runner: web.AppRunner | None = None
+
+    def add_routes(self, routes: Iterable[web.AbstractRouteDef]) -> None:
+        self.app.add_routes(list(routes))
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        tls = self.settings.tls
+        if not tls.enabled:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(tls.ca_file))
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+        context.verify_mode = ssl.CERT_REQUIRED  # a client certificate from the mesh CA, as on the gRPC port
+        return context
+
+    async def start(self) -> int:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        context = self._ssl_context()
+        site = web.TCPSite(self._runner, self.settings.host, self.requested_port, ssl_context=context,
+                           reuse_port=False)
+        await site.start()
+        server = site._server  # the asyncio.Server: the bound port when 0 was asked for
+        self.port = server.sockets[0].getsockname()[1] if server and server.sockets else self.requested_port
+        log.info("%s serving HTTP%s on %s:%s", self.name, " (mutual TLS)" if context else "", self.settings.host,
+                 self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        route = f"{request.method} {request.match_info.route.resource.canonical if request.match_info.route.resource else request.path}"
+        try:
+            try:
+                response = await handler(request)
+            except errors.MeshError as exc:
+                status, body = error_body(exc, self.domain)
+                self._log(route, status, started, f"reason={exc.reason} message={body['message']!r}")
+                return web.json_response(body, status=status, headers={"x-request-id": request_id})
+            except web.HTTPException as exc:
+                # aiohttp's own answers (no such route, method not allowed, body too large) as Status JSON.
+                code = {404: 5, 405: 12, 413: 8}.get(exc.status, 3 if exc.status < 500 else 13)
+                self._log(route, exc.status, started, exc.reason or "")
+                return web.json_response({"code": code, "message": exc.reason or "", "details": []},
+                                         status=exc.status, headers={"x-request-id": request_id})
+            except Exception:  # noqa: BLE001 - a bug: logged with its traceback, never shown to the client
+                log.exception("[%s] unexpected error", route)
+                body = {"code": 13, "message": f"internal error; the server log has the details under request id "
+                        f"{request_id}", "details": [{"@type": _ERROR_INFO_TYPE, "reason": "INTERNAL",
+                                                      "domain": self.domain,
+                                                      "metadata": {"request_id": request_id}}]}
+                self._log(route, 500, started, "")
+                return web.json_response(body, status=500, headers={"x-request-id": request_id})
+            if not response.prepared:
+                response.headers["x-request-id"] = request_id
+            quiet = response.status < 400 and request.path.startswith(self.quiet_paths) if self.quiet_paths else False
+            self._log(route, response.status, started, "", quiet=quiet)
+            return response
+        finally:
+            request_id_var.reset(token)
+
+    def _log(self, route: str, status: int, started: float, note: str, *, quiet: bool = False) -> None:
+        level = logging.DEBUG if quiet else (logging.ERROR if status >= 500 else logging.INFO)
+        if log.isEnabledFor(level):
+            log.log(level, "[%s http %s] status=%d %.1fms%s", self.name, route, status,
+                    (time.perf_counter() - started) * 1000, f" {note}" if note else "")
