@@ -38,13 +38,28 @@ def status_code_for(exc: errors.MeshError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+# A status travels as HTTP/2 trailers (grpc-message, grpc-status-details-bin): a message that
+# echoed a 70,000-character field would pass Envoy's header limit and reset the stream. Every
+# status is cut to these sizes here, whatever the raising code put in it.
+MAX_MESSAGE_CHARS = 400
+MAX_METADATA_ITEMS = 16
+MAX_METADATA_CHARS = 200
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def to_status(exc: errors.MeshError, domain: str) -> grpc.Status:
-    """A grpc.Status (code, message, trailing metadata with google.rpc details) for `exc`."""
+    """A grpc.Status (code, message, trailing metadata with google.rpc details) for `exc`, its
+    message and ErrorInfo metadata cut to a few hundred characters."""
     code = status_code_for(exc)
-    info = error_details_pb2.ErrorInfo(reason=exc.reason, domain=domain, metadata=exc.metadata)
+    metadata = {_cut(str(k), 64): _cut(str(v), MAX_METADATA_CHARS)
+                for k, v in list(exc.metadata.items())[:MAX_METADATA_ITEMS]}
+    info = error_details_pb2.ErrorInfo(reason=_cut(exc.reason, 64), domain=domain, metadata=metadata)
     detail = any_pb2.Any()
     detail.Pack(info)
-    status = status_pb2.Status(code=code.value[0], message=exc.message, details=[detail])
+    status = status_pb2.Status(code=code.value[0], message=_cut(exc.message, MAX_MESSAGE_CHARS), details=[detail])
     return rpc_status.to_status(status)
 
 

@@ -7,7 +7,9 @@
     await server.serve_forever()      # or: port = await server.start(); ...; await server.stop()
 
 It registers the standard health service (aio) and server reflection, installs the
-interceptor (request id, access log, metrics, error mapping), serves mutual TLS when
+interceptor (request id, access log, metrics, error mapping) and the request validation
+of `servers.common.validation` (every field of every request message against the
+contract's rules), serves mutual TLS when
 `settings.tls` is set (plaintext with a warning otherwise), serves Prometheus
 metrics on their own port, and on SIGTERM/SIGINT shuts down gracefully: health goes
 NOT_SERVING first, then in-flight calls get `grace_seconds` to finish.
@@ -30,6 +32,7 @@ from prometheus_client import start_http_server
 from servers.common import tls
 from servers.common.observability import MeshInterceptor, Metrics, configure_logging
 from servers.common.settings import ServerSettings
+from servers.common.validation import ValidationInterceptor
 
 log = logging.getLogger("mlmesh.server")
 
@@ -79,7 +82,10 @@ class MeshServer:
             ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        server = grpc.aio.server(interceptors=[MeshInterceptor(self.name, self.metrics, self.quiet_methods)], options=options)
+        # MeshInterceptor is the outer one: it maps the InvalidArgument of a request the
+        # contract's field rules refuse (servers.common.validation) like any domain error.
+        interceptors = [MeshInterceptor(self.name, self.metrics, self.quiet_methods), ValidationInterceptor()]
+        server = grpc.aio.server(interceptors=interceptors, options=options)
         for _, add in self._services:
             add(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

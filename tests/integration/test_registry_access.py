@@ -378,8 +378,9 @@ async def test_history_records_who_when_what_and_the_database_refuses_to_change_
     ([], False, "GRANTEES_MISSING"),
     ([""], False, "GRANTEE_INVALID"),
     (["x" * 129], False, "GRANTEE_INVALID"),
-    (["acme\x00evil"], False, "GRANTEE_INVALID"),
-    (["acme\nSHARE org-x"], False, "GRANTEE_INVALID"),
+    # control characters: refused by the contract's field rules before the servicer
+    (["acme\x00evil"], False, "FIELD_CONTROL_CHARACTER"),
+    (["acme\nSHARE org-x"], False, "FIELD_CONTROL_CHARACTER"),
     (["\u202eevil"], False, "GRANTEE_INVALID"),
     (["zero\u200bwidth"], False, "GRANTEE_INVALID"),
     (["*"], False, "GRANTEE_INVALID"),

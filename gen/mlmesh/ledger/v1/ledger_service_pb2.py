@@ -12,9 +12,10 @@ from google.protobuf.internal import builder as _builder
 _sym_db = _symbol_database.Default()
 
 
+from mlmesh.common.v1 import validation_pb2 as mlmesh_dot_common_dot_v1_dot_validation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%mlmesh/ledger/v1/ledger_service.proto\x12\x10mlmesh.ledger.v1\"\xa7\x02\n\x0f\x44\x61tasetContract\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\x12\x1d\n\ndataset_id\x18\x02 \x01(\tR\tdatasetId\x12\'\n\x0forganization_id\x18\x03 \x01(\tR\x0eorganizationId\x12+\n\x11samples_dimension\x18\x04 \x01(\tR\x10samplesDimension\x12\x1d\n\nsize_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x10\n\x03md5\x18\x06 \x01(\tR\x03md5\x12\x16\n\x06sha256\x18\x07 \x01(\tR\x06sha256\x12!\n\x0c\x62lock_number\x18\x08 \x01(\x03R\x0b\x62lockNumber\x12\x19\n\x08\x63hain_id\x18\t \x01(\x03R\x07\x63hainId\"\x9b\x03\n\rModelContract\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\'\n\x0forganization_id\x18\x03 \x01(\tR\x0eorganizationId\x12!\n\x0c\x64\x65veloper_id\x18\x04 \x01(\tR\x0b\x64\x65veloperId\x12\x1d\n\ndataset_id\x18\x05 \x01(\tR\tdatasetId\x12(\n\x10train_image_hash\x18\x06 \x01(\tR\x0etrainImageHash\x12,\n\x12train_image_sha256\x18\x07 \x01(\tR\x10trainImageSha256\x12\x19\n\x08res_hash\x18\x08 \x01(\tR\x07resHash\x12\x1d\n\nres_sha256\x18\t \x01(\tR\tresSha256\x12\x1a\n\x08verified\x18\n \x01(\x08R\x08verified\x12!\n\x0c\x62lock_number\x18\x0b \x01(\x03R\x0b\x62lockNumber\x12\x19\n\x08\x63hain_id\x18\x0c \x01(\x03R\x07\x63hainId\"\xdc\x01\n\x1c\x44\x65ployDatasetContractRequest\x12\x1d\n\ndataset_id\x18\x01 \x01(\tR\tdatasetId\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12+\n\x11samples_dimension\x18\x03 \x01(\tR\x10samplesDimension\x12\x1d\n\nsize_bytes\x18\x04 \x01(\x03R\tsizeBytes\x12\x10\n\x03md5\x18\x05 \x01(\tR\x03md5\x12\x16\n\x06sha256\x18\x06 \x01(\tR\x06sha256\"w\n\x1d\x44\x65ployDatasetContractResponse\x12=\n\x08\x63ontract\x18\x01 \x01(\x0b\x32!.mlmesh.ledger.v1.DatasetContractR\x08\x63ontract\x12\x17\n\x07tx_hash\x18\x02 \x01(\tR\x06txHash\"\xfa\x01\n\x1a\x44\x65ployModelContractRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12!\n\x0c\x64\x65veloper_id\x18\x03 \x01(\tR\x0b\x64\x65veloperId\x12\x1d\n\ndataset_id\x18\x04 \x01(\tR\tdatasetId\x12(\n\x10train_image_hash\x18\x05 \x01(\tR\x0etrainImageHash\x12,\n\x12train_image_sha256\x18\x06 \x01(\tR\x10trainImageSha256\"s\n\x1b\x44\x65ployModelContractResponse\x12;\n\x08\x63ontract\x18\x01 \x01(\x0b\x32\x1f.mlmesh.ledger.v1.ModelContractR\x08\x63ontract\x12\x17\n\x07tx_hash\x18\x02 \x01(\tR\x06txHash\"5\n\x19GetDatasetContractRequest\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\"3\n\x17GetModelContractRequest\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\"h\n\x12VerifyModelRequest\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\x12\x19\n\x08res_hash\x18\x02 \x01(\tR\x07resHash\x12\x1d\n\nres_sha256\x18\x03 \x01(\tR\tresSha256\"k\n\x13VerifyModelResponse\x12;\n\x08\x63ontract\x18\x01 \x01(\x0b\x32\x1f.mlmesh.ledger.v1.ModelContractR\x08\x63ontract\x12\x17\n\x07tx_hash\x18\x02 \x01(\tR\x06txHash\"\x15\n\x13GetChainInfoRequest\"\x93\x01\n\tChainInfo\x12\x19\n\x08\x63hain_id\x18\x01 \x01(\x03R\x07\x63hainId\x12!\n\x0c\x62lock_number\x18\x02 \x01(\x03R\x0b\x62lockNumber\x12%\n\x0esigner_address\x18\x03 \x01(\tR\rsignerAddress\x12!\n\x0cnode_version\x18\x04 \x01(\tR\x0bnodeVersion\"\xfc\x03\n\x13TranslationContract\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\x12%\n\x0etranslation_id\x18\x02 \x01(\tR\rtranslationId\x12\x19\n\x08model_id\x18\x03 \x01(\tR\x07modelId\x12%\n\x0emodel_contract\x18\x04 \x01(\tR\rmodelContract\x12#\n\rsource_sha256\x18\x05 \x01(\tR\x0csourceSha256\x12\x19\n\x08onnx_md5\x18\x06 \x01(\tR\x07onnxMd5\x12\x1f\n\x0bonnx_sha256\x18\x07 \x01(\tR\nonnxSha256\x12\x1c\n\tconverter\x18\x08 \x01(\tR\tconverter\x12\x14\n\x05opset\x18\t \x01(\x03R\x05opset\x12 \n\x0cmax_abs_diff\x18\n \x01(\tR\nmaxAbsDiff\x12 \n\x0cmax_rel_diff\x18\x0b \x01(\tR\nmaxRelDiff\x12\x12\n\x04\x61tol\x18\x0c \x01(\tR\x04\x61tol\x12\x12\n\x04rtol\x18\r \x01(\tR\x04rtol\x12#\n\rparity_passed\x18\x0e \x01(\x08R\x0cparityPassed\x12!\n\x0c\x62lock_number\x18\x0f \x01(\x03R\x0b\x62lockNumber\x12\x19\n\x08\x63hain_id\x18\x10 \x01(\x03R\x07\x63hainId\"\xb1\x03\n DeployTranslationContractRequest\x12%\n\x0etranslation_id\x18\x01 \x01(\tR\rtranslationId\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12%\n\x0emodel_contract\x18\x03 \x01(\tR\rmodelContract\x12#\n\rsource_sha256\x18\x04 \x01(\tR\x0csourceSha256\x12\x19\n\x08onnx_md5\x18\x05 \x01(\tR\x07onnxMd5\x12\x1f\n\x0bonnx_sha256\x18\x06 \x01(\tR\nonnxSha256\x12\x1c\n\tconverter\x18\x07 \x01(\tR\tconverter\x12\x14\n\x05opset\x18\x08 \x01(\x03R\x05opset\x12 \n\x0cmax_abs_diff\x18\t \x01(\tR\nmaxAbsDiff\x12 \n\x0cmax_rel_diff\x18\n \x01(\tR\nmaxRelDiff\x12\x12\n\x04\x61tol\x18\x0b \x01(\tR\x04\x61tol\x12\x12\n\x04rtol\x18\x0c \x01(\tR\x04rtol\x12#\n\rparity_passed\x18\r \x01(\x08R\x0cparityPassed\"\x7f\n!DeployTranslationContractResponse\x12\x41\n\x08\x63ontract\x18\x01 \x01(\x0b\x32%.mlmesh.ledger.v1.TranslationContractR\x08\x63ontract\x12\x17\n\x07tx_hash\x18\x02 \x01(\tR\x06txHash\"9\n\x1dGetTranslationContractRequest\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress2\xec\x06\n\rLedgerService\x12x\n\x15\x44\x65ployDatasetContract\x12..mlmesh.ledger.v1.DeployDatasetContractRequest\x1a/.mlmesh.ledger.v1.DeployDatasetContractResponse\x12r\n\x13\x44\x65ployModelContract\x12,.mlmesh.ledger.v1.DeployModelContractRequest\x1a-.mlmesh.ledger.v1.DeployModelContractResponse\x12\x64\n\x12GetDatasetContract\x12+.mlmesh.ledger.v1.GetDatasetContractRequest\x1a!.mlmesh.ledger.v1.DatasetContract\x12^\n\x10GetModelContract\x12).mlmesh.ledger.v1.GetModelContractRequest\x1a\x1f.mlmesh.ledger.v1.ModelContract\x12Z\n\x0bVerifyModel\x12$.mlmesh.ledger.v1.VerifyModelRequest\x1a%.mlmesh.ledger.v1.VerifyModelResponse\x12R\n\x0cGetChainInfo\x12%.mlmesh.ledger.v1.GetChainInfoRequest\x1a\x1b.mlmesh.ledger.v1.ChainInfo\x12\x84\x01\n\x19\x44\x65ployTranslationContract\x12\x32.mlmesh.ledger.v1.DeployTranslationContractRequest\x1a\x33.mlmesh.ledger.v1.DeployTranslationContractResponse\x12p\n\x16GetTranslationContract\x12/.mlmesh.ledger.v1.GetTranslationContractRequest\x1a%.mlmesh.ledger.v1.TranslationContractB\x17\n\x13io.mlmesh.ledger.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%mlmesh/ledger/v1/ledger_service.proto\x12\x10mlmesh.ledger.v1\x1a!mlmesh/common/v1/validation.proto\"\xa7\x02\n\x0f\x44\x61tasetContract\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\x12\x1d\n\ndataset_id\x18\x02 \x01(\tR\tdatasetId\x12\'\n\x0forganization_id\x18\x03 \x01(\tR\x0eorganizationId\x12+\n\x11samples_dimension\x18\x04 \x01(\tR\x10samplesDimension\x12\x1d\n\nsize_bytes\x18\x05 \x01(\x03R\tsizeBytes\x12\x10\n\x03md5\x18\x06 \x01(\tR\x03md5\x12\x16\n\x06sha256\x18\x07 \x01(\tR\x06sha256\x12!\n\x0c\x62lock_number\x18\x08 \x01(\x03R\x0b\x62lockNumber\x12\x19\n\x08\x63hain_id\x18\t \x01(\x03R\x07\x63hainId\"\x9b\x03\n\rModelContract\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\'\n\x0forganization_id\x18\x03 \x01(\tR\x0eorganizationId\x12!\n\x0c\x64\x65veloper_id\x18\x04 \x01(\tR\x0b\x64\x65veloperId\x12\x1d\n\ndataset_id\x18\x05 \x01(\tR\tdatasetId\x12(\n\x10train_image_hash\x18\x06 \x01(\tR\x0etrainImageHash\x12,\n\x12train_image_sha256\x18\x07 \x01(\tR\x10trainImageSha256\x12\x19\n\x08res_hash\x18\x08 \x01(\tR\x07resHash\x12\x1d\n\nres_sha256\x18\t \x01(\tR\tresSha256\x12\x1a\n\x08verified\x18\n \x01(\x08R\x08verified\x12!\n\x0c\x62lock_number\x18\x0b \x01(\x03R\x0b\x62lockNumber\x12\x19\n\x08\x63hain_id\x18\x0c \x01(\x03R\x07\x63hainId\"\xe4\x01\n\x1c\x44\x65ployDatasetContractRequest\x12\x1d\n\ndataset_id\x18\x01 \x01(\tR\tdatasetId\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12+\n\x11samples_dimension\x18\x03 \x01(\tR\x10samplesDimension\x12%\n\nsize_bytes\x18\x04 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\tsizeBytes\x12\x10\n\x03md5\x18\x05 \x01(\tR\x03md5\x12\x16\n\x06sha256\x18\x06 \x01(\tR\x06sha256\"w\n\x1d\x44\x65ployDatasetContractResponse\x12=\n\x08\x63ontract\x18\x01 \x01(\x0b\x32!.mlmesh.ledger.v1.DatasetContractR\x08\x63ontract\x12\x17\n\x07tx_hash\x18\x02 \x01(\tR\x06txHash\"\xfa\x01\n\x1a\x44\x65ployModelContractRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12!\n\x0c\x64\x65veloper_id\x18\x03 \x01(\tR\x0b\x64\x65veloperId\x12\x1d\n\ndataset_id\x18\x04 \x01(\tR\tdatasetId\x12(\n\x10train_image_hash\x18\x05 \x01(\tR\x0etrainImageHash\x12,\n\x12train_image_sha256\x18\x06 \x01(\tR\x10trainImageSha256\"s\n\x1b\x44\x65ployModelContractResponse\x12;\n\x08\x63ontract\x18\x01 \x01(\x0b\x32\x1f.mlmesh.ledger.v1.ModelContractR\x08\x63ontract\x12\x17\n\x07tx_hash\x18\x02 \x01(\tR\x06txHash\"5\n\x19GetDatasetContractRequest\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\"3\n\x17GetModelContractRequest\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\"h\n\x12VerifyModelRequest\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\x12\x19\n\x08res_hash\x18\x02 \x01(\tR\x07resHash\x12\x1d\n\nres_sha256\x18\x03 \x01(\tR\tresSha256\"k\n\x13VerifyModelResponse\x12;\n\x08\x63ontract\x18\x01 \x01(\x0b\x32\x1f.mlmesh.ledger.v1.ModelContractR\x08\x63ontract\x12\x17\n\x07tx_hash\x18\x02 \x01(\tR\x06txHash\"\x15\n\x13GetChainInfoRequest\"\x93\x01\n\tChainInfo\x12\x19\n\x08\x63hain_id\x18\x01 \x01(\x03R\x07\x63hainId\x12!\n\x0c\x62lock_number\x18\x02 \x01(\x03R\x0b\x62lockNumber\x12%\n\x0esigner_address\x18\x03 \x01(\tR\rsignerAddress\x12!\n\x0cnode_version\x18\x04 \x01(\tR\x0bnodeVersion\"\xfc\x03\n\x13TranslationContract\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress\x12%\n\x0etranslation_id\x18\x02 \x01(\tR\rtranslationId\x12\x19\n\x08model_id\x18\x03 \x01(\tR\x07modelId\x12%\n\x0emodel_contract\x18\x04 \x01(\tR\rmodelContract\x12#\n\rsource_sha256\x18\x05 \x01(\tR\x0csourceSha256\x12\x19\n\x08onnx_md5\x18\x06 \x01(\tR\x07onnxMd5\x12\x1f\n\x0bonnx_sha256\x18\x07 \x01(\tR\nonnxSha256\x12\x1c\n\tconverter\x18\x08 \x01(\tR\tconverter\x12\x14\n\x05opset\x18\t \x01(\x03R\x05opset\x12 \n\x0cmax_abs_diff\x18\n \x01(\tR\nmaxAbsDiff\x12 \n\x0cmax_rel_diff\x18\x0b \x01(\tR\nmaxRelDiff\x12\x12\n\x04\x61tol\x18\x0c \x01(\tR\x04\x61tol\x12\x12\n\x04rtol\x18\r \x01(\tR\x04rtol\x12#\n\rparity_passed\x18\x0e \x01(\x08R\x0cparityPassed\x12!\n\x0c\x62lock_number\x18\x0f \x01(\x03R\x0b\x62lockNumber\x12\x19\n\x08\x63hain_id\x18\x10 \x01(\x03R\x07\x63hainId\"\xdd\x03\n DeployTranslationContractRequest\x12%\n\x0etranslation_id\x18\x01 \x01(\tR\rtranslationId\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12%\n\x0emodel_contract\x18\x03 \x01(\tR\rmodelContract\x12#\n\rsource_sha256\x18\x04 \x01(\tR\x0csourceSha256\x12\x19\n\x08onnx_md5\x18\x05 \x01(\tR\x07onnxMd5\x12\x1f\n\x0bonnx_sha256\x18\x06 \x01(\tR\nonnxSha256\x12\x1c\n\tconverter\x18\x07 \x01(\tR\tconverter\x12\x1c\n\x05opset\x18\x08 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\x05opset\x12)\n\x0cmax_abs_diff\x18\t \x01(\tB\x07\xaa\x9f\x19\x03\x08\x80\x04R\nmaxAbsDiff\x12)\n\x0cmax_rel_diff\x18\n \x01(\tB\x07\xaa\x9f\x19\x03\x08\x80\x04R\nmaxRelDiff\x12\x1b\n\x04\x61tol\x18\x0b \x01(\tB\x07\xaa\x9f\x19\x03\x08\x80\x04R\x04\x61tol\x12\x1b\n\x04rtol\x18\x0c \x01(\tB\x07\xaa\x9f\x19\x03\x08\x80\x04R\x04rtol\x12#\n\rparity_passed\x18\r \x01(\x08R\x0cparityPassed\"\x7f\n!DeployTranslationContractResponse\x12\x41\n\x08\x63ontract\x18\x01 \x01(\x0b\x32%.mlmesh.ledger.v1.TranslationContractR\x08\x63ontract\x12\x17\n\x07tx_hash\x18\x02 \x01(\tR\x06txHash\"9\n\x1dGetTranslationContractRequest\x12\x18\n\x07\x61\x64\x64ress\x18\x01 \x01(\tR\x07\x61\x64\x64ress2\xec\x06\n\rLedgerService\x12x\n\x15\x44\x65ployDatasetContract\x12..mlmesh.ledger.v1.DeployDatasetContractRequest\x1a/.mlmesh.ledger.v1.DeployDatasetContractResponse\x12r\n\x13\x44\x65ployModelContract\x12,.mlmesh.ledger.v1.DeployModelContractRequest\x1a-.mlmesh.ledger.v1.DeployModelContractResponse\x12\x64\n\x12GetDatasetContract\x12+.mlmesh.ledger.v1.GetDatasetContractRequest\x1a!.mlmesh.ledger.v1.DatasetContract\x12^\n\x10GetModelContract\x12).mlmesh.ledger.v1.GetModelContractRequest\x1a\x1f.mlmesh.ledger.v1.ModelContract\x12Z\n\x0bVerifyModel\x12$.mlmesh.ledger.v1.VerifyModelRequest\x1a%.mlmesh.ledger.v1.VerifyModelResponse\x12R\n\x0cGetChainInfo\x12%.mlmesh.ledger.v1.GetChainInfoRequest\x1a\x1b.mlmesh.ledger.v1.ChainInfo\x12\x84\x01\n\x19\x44\x65ployTranslationContract\x12\x32.mlmesh.ledger.v1.DeployTranslationContractRequest\x1a\x33.mlmesh.ledger.v1.DeployTranslationContractResponse\x12p\n\x16GetTranslationContract\x12/.mlmesh.ledger.v1.GetTranslationContractRequest\x1a%.mlmesh.ledger.v1.TranslationContractB\x17\n\x13io.mlmesh.ledger.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -22,38 +23,50 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mlmesh.ledger.v1.ledger_ser
 if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['DESCRIPTOR']._options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\023io.mlmesh.ledger.v1P\001'
-  _globals['_DATASETCONTRACT']._serialized_start=60
-  _globals['_DATASETCONTRACT']._serialized_end=355
-  _globals['_MODELCONTRACT']._serialized_start=358
-  _globals['_MODELCONTRACT']._serialized_end=769
-  _globals['_DEPLOYDATASETCONTRACTREQUEST']._serialized_start=772
-  _globals['_DEPLOYDATASETCONTRACTREQUEST']._serialized_end=992
-  _globals['_DEPLOYDATASETCONTRACTRESPONSE']._serialized_start=994
-  _globals['_DEPLOYDATASETCONTRACTRESPONSE']._serialized_end=1113
-  _globals['_DEPLOYMODELCONTRACTREQUEST']._serialized_start=1116
-  _globals['_DEPLOYMODELCONTRACTREQUEST']._serialized_end=1366
-  _globals['_DEPLOYMODELCONTRACTRESPONSE']._serialized_start=1368
-  _globals['_DEPLOYMODELCONTRACTRESPONSE']._serialized_end=1483
-  _globals['_GETDATASETCONTRACTREQUEST']._serialized_start=1485
-  _globals['_GETDATASETCONTRACTREQUEST']._serialized_end=1538
-  _globals['_GETMODELCONTRACTREQUEST']._serialized_start=1540
-  _globals['_GETMODELCONTRACTREQUEST']._serialized_end=1591
-  _globals['_VERIFYMODELREQUEST']._serialized_start=1593
-  _globals['_VERIFYMODELREQUEST']._serialized_end=1697
-  _globals['_VERIFYMODELRESPONSE']._serialized_start=1699
-  _globals['_VERIFYMODELRESPONSE']._serialized_end=1806
-  _globals['_GETCHAININFOREQUEST']._serialized_start=1808
-  _globals['_GETCHAININFOREQUEST']._serialized_end=1829
-  _globals['_CHAININFO']._serialized_start=1832
-  _globals['_CHAININFO']._serialized_end=1979
-  _globals['_TRANSLATIONCONTRACT']._serialized_start=1982
-  _globals['_TRANSLATIONCONTRACT']._serialized_end=2490
-  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST']._serialized_start=2493
-  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST']._serialized_end=2926
-  _globals['_DEPLOYTRANSLATIONCONTRACTRESPONSE']._serialized_start=2928
-  _globals['_DEPLOYTRANSLATIONCONTRACTRESPONSE']._serialized_end=3055
-  _globals['_GETTRANSLATIONCONTRACTREQUEST']._serialized_start=3057
-  _globals['_GETTRANSLATIONCONTRACTREQUEST']._serialized_end=3114
-  _globals['_LEDGERSERVICE']._serialized_start=3117
-  _globals['_LEDGERSERVICE']._serialized_end=3993
+  _globals['_DEPLOYDATASETCONTRACTREQUEST'].fields_by_name['size_bytes']._options = None
+  _globals['_DEPLOYDATASETCONTRACTREQUEST'].fields_by_name['size_bytes']._serialized_options = b'\252\237\031\002\030\000'
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST'].fields_by_name['opset']._options = None
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST'].fields_by_name['opset']._serialized_options = b'\252\237\031\002\030\000'
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST'].fields_by_name['max_abs_diff']._options = None
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST'].fields_by_name['max_abs_diff']._serialized_options = b'\252\237\031\003\010\200\004'
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST'].fields_by_name['max_rel_diff']._options = None
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST'].fields_by_name['max_rel_diff']._serialized_options = b'\252\237\031\003\010\200\004'
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST'].fields_by_name['atol']._options = None
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST'].fields_by_name['atol']._serialized_options = b'\252\237\031\003\010\200\004'
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST'].fields_by_name['rtol']._options = None
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST'].fields_by_name['rtol']._serialized_options = b'\252\237\031\003\010\200\004'
+  _globals['_DATASETCONTRACT']._serialized_start=95
+  _globals['_DATASETCONTRACT']._serialized_end=390
+  _globals['_MODELCONTRACT']._serialized_start=393
+  _globals['_MODELCONTRACT']._serialized_end=804
+  _globals['_DEPLOYDATASETCONTRACTREQUEST']._serialized_start=807
+  _globals['_DEPLOYDATASETCONTRACTREQUEST']._serialized_end=1035
+  _globals['_DEPLOYDATASETCONTRACTRESPONSE']._serialized_start=1037
+  _globals['_DEPLOYDATASETCONTRACTRESPONSE']._serialized_end=1156
+  _globals['_DEPLOYMODELCONTRACTREQUEST']._serialized_start=1159
+  _globals['_DEPLOYMODELCONTRACTREQUEST']._serialized_end=1409
+  _globals['_DEPLOYMODELCONTRACTRESPONSE']._serialized_start=1411
+  _globals['_DEPLOYMODELCONTRACTRESPONSE']._serialized_end=1526
+  _globals['_GETDATASETCONTRACTREQUEST']._serialized_start=1528
+  _globals['_GETDATASETCONTRACTREQUEST']._serialized_end=1581
+  _globals['_GETMODELCONTRACTREQUEST']._serialized_start=1583
+  _globals['_GETMODELCONTRACTREQUEST']._serialized_end=1634
+  _globals['_VERIFYMODELREQUEST']._serialized_start=1636
+  _globals['_VERIFYMODELREQUEST']._serialized_end=1740
+  _globals['_VERIFYMODELRESPONSE']._serialized_start=1742
+  _globals['_VERIFYMODELRESPONSE']._serialized_end=1849
+  _globals['_GETCHAININFOREQUEST']._serialized_start=1851
+  _globals['_GETCHAININFOREQUEST']._serialized_end=1872
+  _globals['_CHAININFO']._serialized_start=1875
+  _globals['_CHAININFO']._serialized_end=2022
+  _globals['_TRANSLATIONCONTRACT']._serialized_start=2025
+  _globals['_TRANSLATIONCONTRACT']._serialized_end=2533
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST']._serialized_start=2536
+  _globals['_DEPLOYTRANSLATIONCONTRACTREQUEST']._serialized_end=3013
+  _globals['_DEPLOYTRANSLATIONCONTRACTRESPONSE']._serialized_start=3015
+  _globals['_DEPLOYTRANSLATIONCONTRACTRESPONSE']._serialized_end=3142
+  _globals['_GETTRANSLATIONCONTRACTREQUEST']._serialized_start=3144
+  _globals['_GETTRANSLATIONCONTRACTREQUEST']._serialized_end=3201
+  _globals['_LEDGERSERVICE']._serialized_start=3204
+  _globals['_LEDGERSERVICE']._serialized_end=4080
 # @@protoc_insertion_point(module_scope)

@@ -1,3 +1,4 @@
+from mlmesh.common.v1 import validation_pb2 as _validation_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Mapping as _Mapping, Optional as _Optional, Union as _Union

@@ -1,5 +1,6 @@
 from google.api import annotations_pb2 as _annotations_pb2
 from google.api import httpbody_pb2 as _httpbody_pb2
+from mlmesh.common.v1 import validation_pb2 as _validation_pb2
 from mlmesh.registry.v1 import access_pb2 as _access_pb2
 from mlmesh.registry.v1 import dataset_pb2 as _dataset_pb2
 from mlmesh.registry.v1 import model_pb2 as _model_pb2

@@ -15,9 +15,10 @@ _sym_db = _symbol_database.Default()
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from mlmesh.common.v1 import validation_pb2 as mlmesh_dot_common_dot_v1_dot_validation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-mlmesh/translator/v1/translator_service.proto\x12\x14mlmesh.translator.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x02\n\x0cParityReport\x12 \n\x0cmax_abs_diff\x18\x01 \x01(\x01R\nmaxAbsDiff\x12 \n\x0cmax_rel_diff\x18\x02 \x01(\x01R\nmaxRelDiff\x12\x12\n\x04\x61tol\x18\x03 \x01(\x01R\x04\x61tol\x12\x12\n\x04rtol\x18\x04 \x01(\x01R\x04rtol\x12\x16\n\x06passed\x18\x05 \x01(\x08R\x06passed\x12!\n\x0c\x62\x61tch_source\x18\x06 \x01(\tR\x0b\x62\x61tchSource\x12\x18\n\x07samples\x18\x07 \x01(\x03R\x07samples\x12%\n\x0etop1_agreement\x18\x08 \x01(\x01R\rtop1Agreement\x12\'\n\x0fsource_accuracy\x18\t \x01(\x01R\x0esourceAccuracy\x12#\n\ronnx_accuracy\x18\n \x01(\x01R\x0connxAccuracy\"\xfe\x03\n\x0bTranslation\x12%\n\x0etranslation_id\x18\x01 \x01(\tR\rtranslationId\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\x1c\n\tframework\x18\x03 \x01(\tR\tframework\x12#\n\rsource_sha256\x18\x04 \x01(\tR\x0csourceSha256\x12\x1c\n\tconverter\x18\x05 \x01(\tR\tconverter\x12\x14\n\x05opset\x18\x06 \x01(\x03R\x05opset\x12\x1d\n\nsize_bytes\x18\x07 \x01(\x03R\tsizeBytes\x12\x10\n\x03md5\x18\x08 \x01(\tR\x03md5\x12\x16\n\x06sha256\x18\t \x01(\tR\x06sha256\x12:\n\x06parity\x18\n \x01(\x0b\x32\".mlmesh.translator.v1.ParityReportR\x06parity\x12\x1f\n\x0breport_json\x18\x0b \x01(\tR\nreportJson\x12)\n\x10\x63ontract_address\x18\x0c \x01(\tR\x0f\x63ontractAddress\x12(\n\x10\x63ontract_tx_hash\x18\r \x01(\tR\x0e\x63ontractTxHash\x12;\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"H\n\x15TranslateModelRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x14\n\x05opset\x18\x02 \x01(\x03R\x05opset\">\n\x15GetTranslationRequest\x12%\n\x0etranslation_id\x18\x01 \x01(\tR\rtranslationId\"p\n\x17ListTranslationsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\x12\x19\n\x08model_id\x18\x03 \x01(\tR\x07modelId\"\x89\x01\n\x18ListTranslationsResponse\x12\x45\n\x0ctranslations\x18\x01 \x03(\x0b\x32!.mlmesh.translator.v1.TranslationR\x0ctranslations\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"[\n\x1a\x44ownloadTranslationRequest\x12%\n\x0etranslation_id\x18\x01 \x01(\tR\rtranslationId\x12\x16\n\x06offset\x18\x02 \x01(\x03R\x06offset2\xf0\x04\n\x11TranslatorService\x12\xa8\x01\n\x0eTranslateModel\x12+.mlmesh.translator.v1.TranslateModelRequest\x1a!.mlmesh.translator.v1.Translation\"F\x82\xd3\xe4\x93\x02@\"\x1f/v1/models/{model_id}:translate:\x01*Z\x1a\"\x15/translate/{model_id}:\x01*\x12\x8b\x01\n\x0eGetTranslation\x12+.mlmesh.translator.v1.GetTranslationRequest\x1a!.mlmesh.translator.v1.Translation\")\x82\xd3\xe4\x93\x02#\x12!/v1/translations/{translation_id}\x12\x8b\x01\n\x10ListTranslations\x12-.mlmesh.translator.v1.ListTranslationsRequest\x1a..mlmesh.translator.v1.ListTranslationsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/translations\x12\x93\x01\n\x13\x44ownloadTranslation\x12\x30.mlmesh.translator.v1.DownloadTranslationRequest\x1a\x14.google.api.HttpBody\"2\x82\xd3\xe4\x93\x02,\x12*/v1/translations/{translation_id}:download0\x01\x42\x1b\n\x17io.mlmesh.translator.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-mlmesh/translator/v1/translator_service.proto\x12\x14mlmesh.translator.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mlmesh/common/v1/validation.proto\"\xc4\x02\n\x0cParityReport\x12 \n\x0cmax_abs_diff\x18\x01 \x01(\x01R\nmaxAbsDiff\x12 \n\x0cmax_rel_diff\x18\x02 \x01(\x01R\nmaxRelDiff\x12\x12\n\x04\x61tol\x18\x03 \x01(\x01R\x04\x61tol\x12\x12\n\x04rtol\x18\x04 \x01(\x01R\x04rtol\x12\x16\n\x06passed\x18\x05 \x01(\x08R\x06passed\x12!\n\x0c\x62\x61tch_source\x18\x06 \x01(\tR\x0b\x62\x61tchSource\x12\x18\n\x07samples\x18\x07 \x01(\x03R\x07samples\x12%\n\x0etop1_agreement\x18\x08 \x01(\x01R\rtop1Agreement\x12\'\n\x0fsource_accuracy\x18\t \x01(\x01R\x0esourceAccuracy\x12#\n\ronnx_accuracy\x18\n \x01(\x01R\x0connxAccuracy\"\xfe\x03\n\x0bTranslation\x12%\n\x0etranslation_id\x18\x01 \x01(\tR\rtranslationId\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\x1c\n\tframework\x18\x03 \x01(\tR\tframework\x12#\n\rsource_sha256\x18\x04 \x01(\tR\x0csourceSha256\x12\x1c\n\tconverter\x18\x05 \x01(\tR\tconverter\x12\x14\n\x05opset\x18\x06 \x01(\x03R\x05opset\x12\x1d\n\nsize_bytes\x18\x07 \x01(\x03R\tsizeBytes\x12\x10\n\x03md5\x18\x08 \x01(\tR\x03md5\x12\x16\n\x06sha256\x18\t \x01(\tR\x06sha256\x12:\n\x06parity\x18\n \x01(\x0b\x32\".mlmesh.translator.v1.ParityReportR\x06parity\x12\x1f\n\x0breport_json\x18\x0b \x01(\tR\nreportJson\x12)\n\x10\x63ontract_address\x18\x0c \x01(\tR\x0f\x63ontractAddress\x12(\n\x10\x63ontract_tx_hash\x18\r \x01(\tR\x0e\x63ontractTxHash\x12;\n\x0b\x63reate_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\"P\n\x15TranslateModelRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x1c\n\x05opset\x18\x02 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\x05opset\">\n\x15GetTranslationRequest\x12%\n\x0etranslation_id\x18\x01 \x01(\tR\rtranslationId\"\x81\x01\n\x17ListTranslationsRequest\x12#\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xaa\x9f\x19\x02\x18\x00R\x08pageSize\x12&\n\npage_token\x18\x02 \x01(\tB\x07\xaa\x9f\x19\x03\x08\x80\x08R\tpageToken\x12\x19\n\x08model_id\x18\x03 \x01(\tR\x07modelId\"\x89\x01\n\x18ListTranslationsResponse\x12\x45\n\x0ctranslations\x18\x01 \x03(\x0b\x32!.mlmesh.translator.v1.TranslationR\x0ctranslations\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"c\n\x1a\x44ownloadTranslationRequest\x12%\n\x0etranslation_id\x18\x01 \x01(\tR\rtranslationId\x12\x1e\n\x06offset\x18\x02 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\x06offset2\xf0\x04\n\x11TranslatorService\x12\xa8\x01\n\x0eTranslateModel\x12+.mlmesh.translator.v1.TranslateModelRequest\x1a!.mlmesh.translator.v1.Translation\"F\x82\xd3\xe4\x93\x02@\"\x1f/v1/models/{model_id}:translate:\x01*Z\x1a\"\x15/translate/{model_id}:\x01*\x12\x8b\x01\n\x0eGetTranslation\x12+.mlmesh.translator.v1.GetTranslationRequest\x1a!.mlmesh.translator.v1.Translation\")\x82\xd3\xe4\x93\x02#\x12!/v1/translations/{translation_id}\x12\x8b\x01\n\x10ListTranslations\x12-.mlmesh.translator.v1.ListTranslationsRequest\x1a..mlmesh.translator.v1.ListTranslationsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/translations\x12\x93\x01\n\x13\x44ownloadTranslation\x12\x30.mlmesh.translator.v1.DownloadTranslationRequest\x1a\x14.google.api.HttpBody\"2\x82\xd3\xe4\x93\x02,\x12*/v1/translations/{translation_id}:download0\x01\x42\x1b\n\x17io.mlmesh.translator.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -25,6 +26,14 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'mlmesh.translator.v1.transl
 if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['DESCRIPTOR']._options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\027io.mlmesh.translator.v1P\001'
+  _globals['_TRANSLATEMODELREQUEST'].fields_by_name['opset']._options = None
+  _globals['_TRANSLATEMODELREQUEST'].fields_by_name['opset']._serialized_options = b'\252\237\031\002\030\000'
+  _globals['_LISTTRANSLATIONSREQUEST'].fields_by_name['page_size']._options = None
+  _globals['_LISTTRANSLATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\252\237\031\002\030\000'
+  _globals['_LISTTRANSLATIONSREQUEST'].fields_by_name['page_token']._options = None
+  _globals['_LISTTRANSLATIONSREQUEST'].fields_by_name['page_token']._serialized_options = b'\252\237\031\003\010\200\010'
+  _globals['_DOWNLOADTRANSLATIONREQUEST'].fields_by_name['offset']._options = None
+  _globals['_DOWNLOADTRANSLATIONREQUEST'].fields_by_name['offset']._serialized_options = b'\252\237\031\002\030\000'
   _globals['_TRANSLATORSERVICE'].methods_by_name['TranslateModel']._options = None
   _globals['_TRANSLATORSERVICE'].methods_by_name['TranslateModel']._serialized_options = b'\202\323\344\223\002@\"\037/v1/models/{model_id}:translate:\001*Z\032\"\025/translate/{model_id}:\001*'
   _globals['_TRANSLATORSERVICE'].methods_by_name['GetTranslation']._options = None
@@ -33,20 +42,20 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_TRANSLATORSERVICE'].methods_by_name['ListTranslations']._serialized_options = b'\202\323\344\223\002\022\022\020/v1/translations'
   _globals['_TRANSLATORSERVICE'].methods_by_name['DownloadTranslation']._options = None
   _globals['_TRANSLATORSERVICE'].methods_by_name['DownloadTranslation']._serialized_options = b'\202\323\344\223\002,\022*/v1/translations/{translation_id}:download'
-  _globals['_PARITYREPORT']._serialized_start=162
-  _globals['_PARITYREPORT']._serialized_end=486
-  _globals['_TRANSLATION']._serialized_start=489
-  _globals['_TRANSLATION']._serialized_end=999
-  _globals['_TRANSLATEMODELREQUEST']._serialized_start=1001
-  _globals['_TRANSLATEMODELREQUEST']._serialized_end=1073
-  _globals['_GETTRANSLATIONREQUEST']._serialized_start=1075
-  _globals['_GETTRANSLATIONREQUEST']._serialized_end=1137
-  _globals['_LISTTRANSLATIONSREQUEST']._serialized_start=1139
-  _globals['_LISTTRANSLATIONSREQUEST']._serialized_end=1251
-  _globals['_LISTTRANSLATIONSRESPONSE']._serialized_start=1254
-  _globals['_LISTTRANSLATIONSRESPONSE']._serialized_end=1391
-  _globals['_DOWNLOADTRANSLATIONREQUEST']._serialized_start=1393
-  _globals['_DOWNLOADTRANSLATIONREQUEST']._serialized_end=1484
-  _globals['_TRANSLATORSERVICE']._serialized_start=1487
-  _globals['_TRANSLATORSERVICE']._serialized_end=2111
+  _globals['_PARITYREPORT']._serialized_start=197
+  _globals['_PARITYREPORT']._serialized_end=521
+  _globals['_TRANSLATION']._serialized_start=524
+  _globals['_TRANSLATION']._serialized_end=1034
+  _globals['_TRANSLATEMODELREQUEST']._serialized_start=1036
+  _globals['_TRANSLATEMODELREQUEST']._serialized_end=1116
+  _globals['_GETTRANSLATIONREQUEST']._serialized_start=1118
+  _globals['_GETTRANSLATIONREQUEST']._serialized_end=1180
+  _globals['_LISTTRANSLATIONSREQUEST']._serialized_start=1183
+  _globals['_LISTTRANSLATIONSREQUEST']._serialized_end=1312
+  _globals['_LISTTRANSLATIONSRESPONSE']._serialized_start=1315
+  _globals['_LISTTRANSLATIONSRESPONSE']._serialized_end=1452
+  _globals['_DOWNLOADTRANSLATIONREQUEST']._serialized_start=1454
+  _globals['_DOWNLOADTRANSLATIONREQUEST']._serialized_end=1553
+  _globals['_TRANSLATORSERVICE']._serialized_start=1556
+  _globals['_TRANSLATORSERVICE']._serialized_end=2180
 # @@protoc_insertion_point(module_scope)

@@ -1,0 +1,347 @@
+"""The one input check every server gets: each request message, walked by its descriptor.
+
+`MeshInterceptor` calls `check_message` on every request a server receives (each message of a
+client stream as it arrives), before the servicer sees it. The rules come from the contract:
+a field's `(mlmesh.common.v1.field)` option (proto/mlmesh/common/v1/validation.proto), or the
+defaults there for fields without one — so a new server, or a third-party contract such as the
+Open Inference Protocol, is covered without code:
+
+- strings: at most `max_length` characters (default 256) and no control character (NUL
+  included); `text: true` fields (free text) may hold any character but NUL;
+- enums: only the numbers the contract defines (proto3 keeps unknown ones);
+- floats: finite unless `allow_non_finite`;
+- integers: at least `min_value` when set (sizes, offsets, page sizes);
+- repeated fields: every element; maps: keys and values.
+
+A broken rule raises `errors.InvalidArgument` naming the field's path (`learner.spec.backend`,
+`inputs[2].row.values[5]`) and quoting at most a few dozen characters of the value.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+
+from mlmesh.common.v1 import validation_pb2
+from servers.common import errors
+
+DEFAULT_STRING_MAX = 256
+QUOTE_CHARS = 40  # how much of a refused value an error message shows
+
+# Identifiers and names: no C0 control, DEL or C1 control. Free text (log lines, failure
+# reasons, JSON) may hold any of them but NUL, which PostgreSQL and file names refuse.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_TEXT_CONTROL = re.compile("\x00")
+
+_FLOATS = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
+_INTS = (
+    FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT32,
+    FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_SFIXED32, FieldDescriptor.TYPE_SFIXED64,
+)
+
+
+def quote(value: str | bytes, limit: int = QUOTE_CHARS) -> str:
+    """`value` for an error message: its repr, cut to `limit` characters with "…" when longer."""
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[:limit])[:-1] + "…" + repr(value[:1])[-1]
+
+
+def _fail(path: str, reason: str, message: str) -> errors.InvalidArgument:
+    return errors.InvalidArgument(message, reason=reason, metadata={"field": path[:200]})
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The effective rules of one field (the option, or the defaults)."""
+
+    max_length: int
+    text: bool
+    min_value: int | None
+    allow_non_finite: bool
+
+
+def rules_of(field: FieldDescriptor) -> Rules:
+    """The rules a field declares in the contract, with the defaults filled in."""
+    opts = field.GetOptions()
+    declared = opts.Extensions[validation_pb2.field] if opts.HasExtension(validation_pb2.field) else None
+    if declared is None:
+        declared = validation_pb2.FieldRules()
+    max_length = declared.max_length
+    if not max_length and field.type == FieldDescriptor.TYPE_STRING:
+        max_length = DEFAULT_STRING_MAX
+    return Rules(
+        max_length=max_length,
+        text=declared.text,
+        min_value=declared.min_value if declared.HasField("min_value") else None,
+        allow_non_finite=declared.allow_non_finite,
+    )
+
+
+# A check of one value of one field: (value, path) -> None or raise.
+_Check = Callable[[object, str], None]
+
+
+def _string_check(rules: Rules) -> _Check:
+    pattern = _TEXT_CONTROL if rules.text else _CONTROL
+    limit = rules.max_length
+
+    def check(value, path: str) -> None:
+        if len(value) > limit:
+            raise _fail(path, "FIELD_TOO_LONG",
+                        f"{path} is too long: {len(value)} characters, at most {limit}")
+        bad = pattern.search(value)
+        if bad is not None:
+            raise _fail(path, "FIELD_CONTROL_CHARACTER",
+                        f"{path} contains the control character U+{ord(bad.group()):04X} at position "
+                        f"{bad.start()} ({quote(value)}); remove it")
+
+    return check
+
+
+def _bytes_check(rules: Rules) -> _Check | None:
+    limit = rules.max_length
+    if not limit:
+        return None
+
+    def check(value, path: str) -> None:
+        if len(value) > limit:
+            raise _fail(path, "FIELD_TOO_LONG", f"{path} is too long: {len(value)} bytes, at most {limit}")
+
+    return check
+
+
+def _enum_check(field: FieldDescriptor) -> _Check:
+    enum = field.enum_type
+    defined = frozenset(enum.values_by_number)
+    names = ", ".join(f"{v.name}={v.number}" for v in enum.values[:8]) + (", …" if len(enum.values) > 8 else "")
+
+    def check(value, path: str) -> None:
+        if value not in defined:
+            raise _fail(path, "FIELD_UNKNOWN_ENUM_VALUE",
+                        f"{path} is {value}, which {enum.full_name} does not define ({names})")
+
+    return check
+
+
+def _float_check(allow_non_finite: bool) -> _Check | None:
+    if allow_non_finite:
+        return None
+
+    def check(value, path: str) -> None:
+        if not math.isfinite(value):
+            raise _fail(path, "FIELD_NOT_FINITE", f"{path} is {value}; it must be a finite number")
+
+    return check
+
+
+def _int_check(minimum: int | None) -> _Check | None:
+    if minimum is None:
+        return None
+
+    def check(value, path: str) -> None:
+        if value < minimum:
+            raise _fail(path, "FIELD_TOO_SMALL", f"{path} is {value}; it must be at least {minimum}")
+
+    return check
+
+
+class _Plan:
+    """How to check one message type: per field number, the field's name, whether it is
+    repeated, the check of one value (None: nothing to check) and whether it is a float
+    field that must be finite."""
+
+    __slots__ = ("fields",)
+
+    def __init__(self) -> None:
+        self.fields: dict[int, tuple[str, bool, _Check | None, bool]] = {}
+
+
+_plans: dict[str, _Plan] = {}
+
+
+def _value_check(field: FieldDescriptor, rules: Rules) -> _Check | None:
+    t = field.type
+    if t == FieldDescriptor.TYPE_STRING:
+        return _string_check(rules)
+    if t == FieldDescriptor.TYPE_BYTES:
+        return _bytes_check(rules)
+    if t == FieldDescriptor.TYPE_ENUM:
+        return _enum_check(field)
+    if t in _FLOATS:
+        return _float_check(rules.allow_non_finite)
+    if t in _INTS:
+        return _int_check(rules.min_value)
+    if t in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP):
+        return _message_check(field)
+    return None  # bool, unsigned integers
+
+
+def _message_check(field: FieldDescriptor) -> _Check:
+    message_type = field.message_type
+    if message_type.GetOptions().map_entry:
+        key_field, value_field = message_type.fields_by_name["key"], message_type.fields_by_name["value"]
+        key_check = _value_check(key_field, rules_of(key_field))
+        value_check = _value_check(value_field, rules_of(value_field))
+
+        def check_map(mapping, path: str) -> None:
+            for key, value in mapping.items():
+                item = f"{path}[{quote(key, 20) if isinstance(key, str) else key}]"
+                if key_check is not None:
+                    key_check(key, f"{item} (key)")
+                if value_check is not None:
+                    value_check(value, item)
+
+        return check_map
+
+    def check_message(value, path: str) -> None:
+        _check(value, path + ".")
+
+    return check_message
+
+
+def _is_repeated(field: FieldDescriptor) -> bool:
+    # protobuf 7 dropped `label` for `is_repeated`; the clients' protobuf 5.29-6 have only `label`
+    flag = getattr(field, "is_repeated", None)
+    return bool(flag) if flag is not None else field.label == FieldDescriptor.LABEL_REPEATED
+
+
+def _plan_for(descriptor: Descriptor) -> _Plan:
+    plan = _plans.get(descriptor.full_name)
+    if plan is not None:
+        return plan
+    plan = _Plan()
+    _plans[descriptor.full_name] = plan  # before the fields: recursive types find it
+    for field in descriptor.fields:
+        rules = rules_of(field)
+        is_map = field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry
+        repeated = _is_repeated(field) and not is_map
+        check = _value_check(field, rules)
+        plan.fields[field.number] = (field.name, repeated, check, field.type in _FLOATS and not rules.allow_non_finite)
+    return plan
+
+
+def _check(message: Message, prefix: str) -> None:
+    plan = _plan_for(message.DESCRIPTOR)
+    for field, value in message.ListFields():
+        entry = plan.fields.get(field.number)
+        if entry is None:  # an extension
+            continue
+        name, repeated, check, finite_floats = entry
+        if check is None:
+            continue
+        path = prefix + name
+        if not repeated:
+            check(value, path)
+            continue
+        if finite_floats and math.isfinite(sum(value)):
+            continue  # every element is finite (a sum of finite values that overflows falls through)
+        for i, item in enumerate(value):
+            check(item, f"{path}[{i}]")
+
+
+def check_message(message: Message) -> None:
+    """Raises `errors.InvalidArgument` for the first field of `message` that breaks its rules."""
+    _check(message, "")
+
+
+# -- the interceptor ------------------------------------------------------------------------------
+
+
+class Malformed:
+    """What the interceptor's deserializer returns for bytes that are not a message of the RPC's
+    request type (gRPC itself would answer UNKNOWN or INTERNAL); `check_request` refuses it."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str):
+        self.type_name = type_name
+
+
+def _tolerant(deserialize):
+    if deserialize is None:
+        return None
+
+    def parse(raw: bytes):
+        try:
+            return deserialize(raw)
+        except DecodeError:
+            return Malformed(getattr(deserialize, "__qualname__", "").split(".")[0] or "request")
+
+    return parse
+
+
+def check_request(request) -> None:
+    """`check_message`, and INVALID_ARGUMENT for a request that did not parse."""
+    if isinstance(request, Malformed):
+        raise errors.InvalidArgument(f"the request is not a valid {request.type_name} message (the protobuf wire "
+                                     "format is corrupt)", reason="MESSAGE_MALFORMED")
+    check_message(request)
+
+
+async def _checked_stream(messages: AsyncIterator[Message]) -> AsyncIterator[Message]:
+    """Each message of a client stream, checked as it arrives (nothing is buffered)."""
+    async for message in messages:
+        check_request(message)
+        yield message
+
+
+class ValidationInterceptor(grpc.aio.ServerInterceptor):
+    """Checks every request message of every RPC (health and reflection aside) before the
+    servicer sees it. Installed by `MeshServer` inside `MeshInterceptor`, which maps the
+    `InvalidArgument` it raises to a status like any other domain error."""
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
+    ) -> grpc.RpcMethodHandler | None:
+        handler = await continuation(details)
+        if handler is None or details.method.startswith("/grpc."):
+            return handler
+        deserialize, serialize = _tolerant(handler.request_deserializer), handler.response_serializer
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(_unary_in(handler.unary_unary), deserialize, serialize)
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(_stream_in(handler.stream_unary), deserialize, serialize)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(_streaming(handler.unary_stream, False), deserialize,
+                                                        serialize)
+        return grpc.stream_stream_rpc_method_handler(_streaming(handler.stream_stream, True), deserialize, serialize)
+
+
+def _unary_in(behavior):
+    async def wrapper(request, context):
+        check_request(request)
+        return await behavior(request, context)
+
+    return wrapper
+
+
+def _stream_in(behavior):
+    async def wrapper(request_iterator, context):
+        return await behavior(_checked_stream(request_iterator), context)
+
+    return wrapper
+
+
+def _streaming(behavior, stream_in: bool):
+    async def wrapper(request, context):
+        if stream_in:
+            request = _checked_stream(request)
+        else:
+            check_request(request)
+        result = behavior(request, context)
+        if inspect.isasyncgen(result):
+            async for response in result:
+                yield response
+        else:
+            await result
+
+    return wrapper
