@@ -4,11 +4,12 @@ PY_BOOT ?= python3
 VENV := .venv
 GENV := .venv-gen
 MLV := .venv-ml
+RLV := .venv-rl
 PY := $(VENV)/bin/python
 DATA_DIR ?= .mlmesh
 export MLMESH_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: demo-learner help venv ml-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean
+.PHONY: demo-learner help venv ml-venv rl-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean dist
 
 help:
 	@echo "make demo   start the mesh on embedded defaults: a dataset, then the seed's model walk-through, through Envoy"
@@ -20,6 +21,7 @@ $(VENV)/.stamp: requirements/mesh.txt requirements/mesh.lock pyproject.toml pack
 	$(PY) -m pip install -q -r requirements/mesh.txt -c requirements/mesh.lock
 	$(PY) -m pip install -q --no-deps -e . --config-settings editable_mode=compat
 	echo "$(abspath gen)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mlmesh-gen.pth"
+	echo "$(abspath packages/mlmesh-client/src)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/mlmesh-client.pth"
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
@@ -35,6 +37,18 @@ $(MLV)/.stamp: requirements/ml.txt requirements/ml.lock
 	touch $@
 
 ml-venv: $(MLV)/.stamp
+
+# The reinforcement-learning environment (pandapower, SimBench, Gymnasium, Stable-Baselines3): the
+# Optimizer's environment and its training worker run in it as separate processes. torch (CPU)
+# goes in first, or pip would resolve Stable-Baselines3's torch to a multi-GB CUDA build.
+$(RLV)/.stamp: requirements/rl.txt requirements/rl.lock
+	test -x $(RLV)/bin/python || $(PY_BOOT) -m venv $(RLV)
+	$(RLV)/bin/python -m pip install -q torch==2.13.0 -c requirements/rl.lock
+	$(RLV)/bin/python -m pip install -q -r requirements/rl.txt -c requirements/rl.lock
+	$(RLV)/bin/python -m pip install -q --no-deps -e . --config-settings editable_mode=compat
+	touch $@
+
+rl-venv: $(RLV)/.stamp
 
 # The MQTT broker the sensor tests and the demo's bridge talk to: Debian's mosquitto package.
 mosquitto:
@@ -73,10 +87,15 @@ contracts: $(VENV)/.stamp
 check-contracts: $(VENV)/.stamp
 	$(PY) -m servers.ledger.compile --check
 
-test: $(VENV)/.stamp $(MLV)/.stamp mosquitto
+test: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp mosquitto
 	$(MAKE) check-gen check-contracts lint
 	$(PY) -m pytest -q
 	$(MLV)/bin/python -m pytest -q --confcutdir=tests/ml_venv tests/ml_venv
+	$(RLV)/bin/python -m pytest -q --confcutdir=tests/rl_venv tests/rl_venv
+
+# The mlmesh-client wheel (the SDK and the generated stubs): dist/mlmesh_client-<version>-py3-none-any.whl.
+dist: $(VENV)/.stamp
+	$(PY) packages/mlmesh-client/build_wheel.py
 
 up: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 	$(PY) -m servers.devstack up

@@ -1,7 +1,8 @@
 """Shared fixtures. Each real component has its own fixture module."""
 
 # tests/ml_venv runs inside the ML virtualenv (.venv-ml/), in its own pytest run (see its conftest).
-collect_ignore = ["ml_venv"]
+# tests/rl_venv likewise runs inside .venv-rl (the Optimizer's grid environment).
+collect_ignore = ["ml_venv", "rl_venv"]
 
 pytest_plugins = [
     "tests.fixtures.postgres",

@@ -1,0 +1,5 @@
+import sys
+
+from servers.optimizer.worker.train import main
+
+sys.exit(main())
