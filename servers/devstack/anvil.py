@@ -10,14 +10,16 @@ SIGTERM or SIGINT. So:
 * a graceful stop (SIGTERM, `make down`, `procs.stop`) loses nothing: every block,
   transaction, receipt and contract is back after the next `start_anvil`;
 * a kill -9 (or a power cut) loses the blocks mined since the last periodic dump, i.e. at
-  most about one second of transactions. A contract deployed in that window is gone from
-  the chain although its deploy was acknowledged; readers then get NOT_FOUND for it;
+  most about one second of transactions. Nothing acknowledged is lost with them: the Ledger
+  acknowledges a write only once its signed transaction is in its fsynced journal, and sends
+  the journaled transactions the node lost again (same hash, same contract address) as soon
+  as it sees the node's count for its signer fall behind (servers/ledger/adapters/journal.py);
 * Anvil rewrites state.json in place (truncate, then write; no rename, no fsync), so a
   kill -9 that lands during a dump leaves a truncated file that Anvil refuses to load.
   `start_anvil` therefore validates the file first. A valid file is copied (atomically) to
   `state.good.json`; a broken one is moved aside to `state.broken-<unix time>.json` and
   `state.good.json` - the state as of the previous successful start - is restored, so the
-  chain starts, but everything after that previous start is lost. The log says so.
+  chain starts, and the Ledger's journal sends again everything after that previous start.
 
 The production chain (Quorum / Besu) persists every block itself; none of this applies.
 

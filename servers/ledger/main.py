@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from mlmesh.ledger.v1 import ledger_service_pb2 as pb
+from prometheus_client import Gauge
 from mlmesh.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
 from servers.common.errors import FailedPrecondition, Unavailable
@@ -32,6 +33,12 @@ def build(settings: LedgerSettings, *, configure_logs: bool = False) -> tuple[Me
         lambda s: pb_grpc.add_LedgerServiceServicer_to_server(servicer, s),
     )
     server.on_shutdown(chain.close)
+    Gauge(
+        "mlmesh_ledger_transactions_replayed",
+        "Acknowledged transactions the chain node had lost and the Ledger sent again from its journal "
+        "(since the Ledger started).",
+        registry=server.metrics.registry,
+    ).set_function(lambda: chain.replayed)
     return server, chain
 
 

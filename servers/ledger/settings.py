@@ -57,6 +57,27 @@ class LedgerSettings(ServerSettings):
         gt=0,
         description="Timeout of a single JSON-RPC request to the node.",
     )
+    confirmation_blocks: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="Blocks mined on top of a transaction's block before a write is acknowledged. 0: the "
+        "receipt is enough (Anvil, and Quorum/Besu with immediate finality such as QBFT); raise it on a chain "
+        "that can reorganise, so an acknowledged contract cannot vanish in a reorg.",
+    )
+    dev_chain_journal: bool = Field(
+        True,
+        description="When the node is Anvil, acknowledge a write only after its signed transaction is in the "
+        "Ledger's journal (<data_dir>/ledger/journal-<chain id>-<signer>.jsonl, fsynced, group commit), and "
+        "send journaled transactions again when the node has lost them (a kill -9 of Anvil loses its last "
+        "second). Ignored on any other node, which keeps its own blocks durable.",
+    )
+    journal_check_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="How often the Ledger compares the node's transaction count for its signer with the "
+        "journal, to notice a restarted Anvil that lost transactions and send them again.",
+    )
     gas_headroom: float = Field(
         1.2,
         ge=1.0,

@@ -12,6 +12,21 @@ become domain errors with a message a person can act on:
     revert / status-0 receipt .......... FailedPrecondition (CONTRACT_REVERTED / TRANSACTION_REVERTED)
     signer cannot pay .................. FailedPrecondition (SIGNER_INSUFFICIENT_FUNDS)
     signer used by another writer ...... Aborted      (NONCE_CONFLICT)
+    not durable in time ................ Unavailable  (CONFIRMATION_TIMEOUT, JOURNAL_WRITE_FAILED)
+
+When is a write acknowledged (durability)
+-----------------------------------------
+Only once it cannot be lost by a crash of any process:
+
+* on a production node (Quorum / Besu), which keeps its blocks on disk, after the receipt and
+  `confirmation_blocks` more blocks on top of it (0 by default: QBFT/IBFT blocks are final);
+* on the embedded Anvil, which writes its state to disk only every second, after the signed
+  transaction is appended to the Ledger's journal and fsynced (servers/ledger/adapters/journal.py,
+  group commit). When Anvil comes back without some journaled transactions (its transaction
+  count for the signer is below the journal's), the Ledger sends them again, in nonce order and
+  before any new transaction: same bytes, same hash, same contract addresses. It checks at start,
+  after any connection failure, every `journal_check_seconds`, and when a read finds no contract
+  at an address the journal created.
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_keys import keys
+from eth_utils import keccak
 from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import (
@@ -41,6 +57,7 @@ from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from servers.common.errors import Aborted, FailedPrecondition, MeshError, NotFound, Unavailable
 from servers.ledger.adapters.artifacts import DATASET, MODEL, TRANSLATION, ContractArtifact, load_artifact
+from servers.ledger.adapters.journal import JournalEntry, TxJournal, journal_path
 from servers.ledger.adapters.signer import load_or_create_signer
 from servers.ledger.domain.ledger import already_verified
 from servers.ledger.domain.records import (
@@ -117,7 +134,13 @@ class EvmChain:
         self._dataset: ContractArtifact = load_artifact(DATASET)
         self._model: ContractArtifact = load_artifact(MODEL)
         self._translation: ContractArtifact = load_artifact(TRANSLATION)
-        self._nonces = NonceManager(self._pending_nonce)
+        self._nonces = NonceManager(self._recover_then_pending)
+        # Dev-chain durability (module docstring): the journal, opened once the node is known to be
+        # Anvil; this process's sent-but-not-yet-journaled transactions by nonce; the watcher task.
+        self._journal: TxJournal | None = None
+        self._inflight: dict[int, bytes] = {}
+        self._watcher: asyncio.Task | None = None
+        self.replayed = 0  # transactions sent again from the journal (a Prometheus gauge reads it)
         self._ready_lock = asyncio.Lock()
         self._chain_id: int | None = None
         self._node_version = ""
@@ -130,7 +153,16 @@ class EvmChain:
     def rpc_url(self) -> str:
         return self._settings.rpc_url
 
+    @property
+    def journal(self) -> TxJournal | None:
+        return self._journal
+
     async def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._watcher
+            self._watcher = None
         with contextlib.suppress(Exception):
             await self._w3.provider.disconnect()
 
@@ -195,9 +227,12 @@ class EvmChain:
                     f"for {expected} (MLMESH_LEDGER_EXPECTED_CHAIN_ID)",
                     reason="CHAIN_ID_MISMATCH",
                 )
-            if self._settings.fund_signer_on_dev_chain and version.lower().startswith("anvil"):
+            dev_chain = version.lower().startswith("anvil")
+            if self._settings.fund_signer_on_dev_chain and dev_chain:
                 async with self._errors("funding the signer on the dev chain"):
                     await self._fund_on_anvil()
+            if self._settings.dev_chain_journal and dev_chain:
+                await self._open_journal(chain_id)
             self._chain_id, self._node_version = chain_id, version
             log.info(
                 "chain node %s: %s, chain id %d, signer %s",
@@ -215,6 +250,124 @@ class EvmChain:
 
     async def _pending_nonce(self) -> int:
         return await self._w3.eth.get_transaction_count(self.signer_address, "pending")
+
+    # -- durability on the dev chain (module docstring) -----------------------------------------
+
+    async def _open_journal(self, chain_id: int) -> None:
+        if self._journal is None:
+            directory = self._settings.data_dir / "ledger"
+            self._journal = TxJournal(journal_path(directory, chain_id, self.signer_address))
+            self._journal_chain_id = chain_id
+            log.info("transaction journal %s: %d transactions", self._journal.path, len(self._journal))
+        async with self._errors("sending again the journaled transactions the node lost"):
+            await self._nonces.exclusive(self._recover_locked)
+        if self._watcher is None or self._watcher.done():
+            self._watcher = asyncio.create_task(self._watch(), name="ledger-journal-watch")
+
+    async def _recover_then_pending(self) -> int:
+        """The nonce counter is re-read (node restarted, error, ...): first restore what the node lost,
+        so a new transaction never takes the nonce of a journaled one."""
+        await self._recover_locked()
+        return await self._pending_nonce()
+
+    async def recover(self) -> int:
+        """Send again what the node lost; the number of transactions sent (0: nothing was lost)."""
+        if self._journal is None:
+            return 0
+        async with self._errors("sending again the journaled transactions the node lost"):
+            return await self._nonces.exclusive(self._recover_locked)
+
+    async def _watch(self) -> None:
+        """Notice an Anvil that restarted without some journaled transactions, while nobody writes."""
+        while True:
+            await asyncio.sleep(self._settings.journal_check_seconds)
+            journal = self._journal
+            if journal is None or len(journal) == 0:
+                continue
+            try:
+                latest = await self._w3.eth.get_transaction_count(self.signer_address, "latest")
+                if latest < journal.next_nonce:
+                    await self._nonces.exclusive(self._recover_locked)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - node down or restarting: the next tick tries again
+                log.debug("journal check: %s", exc)
+
+    async def _recover_locked(self) -> int:
+        """Under the nonce lock: send every journaled (or this process's in-flight) transaction from the
+        node's count for the signer up to the journal's end, in nonce order; a nonce neither holds (a
+        transaction of a Ledger that crashed before journaling it: never acknowledged) gets an empty
+        self-transfer so the nonces after it still apply."""
+        journal = self._journal
+        if journal is None:
+            return 0
+        latest = await self._w3.eth.get_transaction_count(self.signer_address, "latest")
+        for nonce in [n for n in self._inflight if n < latest]:
+            del self._inflight[nonce]
+        end = max(journal.next_nonce, max(self._inflight, default=-1) + 1)
+        if latest >= journal.next_nonce:
+            return 0  # nothing acknowledged is missing (in-flight ones are still being waited for)
+        if self._settings.fund_signer_on_dev_chain:
+            await self._fund_on_anvil()  # a node restored from an older state may not hold the funding
+        last_hash: HexBytes | None = None
+        fillers = 0
+        for nonce in range(latest, end):
+            entry = journal.get(nonce)
+            raw = bytes(HexBytes(entry.raw)) if entry is not None else self._inflight.get(nonce)
+            if raw is None:
+                raw = await self._filler(nonce)
+                fillers += 1
+            tx_hash = HexBytes(keccak(raw))
+            try:
+                await self._send(raw, tx_hash)
+            except StaleNonce as exc:
+                log.error("journaled transaction %s (nonce %d) cannot be sent again: %s; its contract stays "
+                          "missing", tx_hash.to_0x_hex(), nonce, exc)
+                continue
+            last_hash = tx_hash
+        if last_hash is not None:
+            await self._w3.eth.wait_for_transaction_receipt(
+                last_hash, timeout=self._settings.receipt_timeout_seconds,
+                poll_latency=self._settings.receipt_poll_seconds,
+            )
+        sent = end - latest
+        self.replayed += sent
+        log.warning(
+            "chain node %s had lost %d transactions of signer %s (nonces %d..%d, %d not journaled and filled "
+            "with empty transfers); sent them again from %s",
+            self.rpc_url, sent, self.signer_address, latest, end - 1, fillers, journal.path,
+        )
+        return sent
+
+    async def _filler(self, nonce: int) -> bytes:
+        gas_price = await self._w3.eth.gas_price
+        tx = {"to": self.signer_address, "value": 0, "gas": 21000, "gasPrice": 2 * gas_price, "nonce": nonce,
+              "chainId": self._journal_chain_id}
+        return bytes(Account.sign_transaction(tx, self._signing_key).raw_transaction)
+
+    async def _confirm(self, receipt: dict[str, Any], tx_hash: HexBytes, action: str) -> dict[str, Any]:
+        """Wait for `confirmation_blocks` blocks on top of the receipt's; the receipt as it then is."""
+        depth = self._settings.confirmation_blocks
+        if depth == 0:
+            return receipt
+        hex_hash = tx_hash.to_0x_hex()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.receipt_timeout_seconds
+        while await self._w3.eth.block_number < receipt["blockNumber"] + depth:
+            if loop.time() > deadline:
+                raise Unavailable(
+                    f"{action}: transaction {hex_hash} is in block {receipt['blockNumber']} but has not "
+                    f"reached {depth} confirmations after {self._settings.receipt_timeout_seconds:g}s",
+                    reason="CONFIRMATION_TIMEOUT", metadata={"tx_hash": hex_hash},
+                )
+            await asyncio.sleep(self._settings.receipt_poll_seconds)
+        try:
+            return dict(await self._w3.eth.get_transaction_receipt(tx_hash))
+        except TransactionNotFound as exc:
+            raise Unavailable(
+                f"{action}: transaction {hex_hash} left the chain (reorganised) before {depth} confirmations",
+                reason="CONFIRMATION_TIMEOUT", metadata={"tx_hash": hex_hash},
+            ) from exc
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -246,13 +399,15 @@ class EvmChain:
             tx = dict(await call.build_transaction({"from": self.signer_address, "chainId": chain_id}))
             tx["gas"] = int(tx["gas"] * self._settings.gas_headroom)
 
-        async def sign_and_send(nonce: int) -> HexBytes:
+        async def sign_and_send(nonce: int) -> tuple[HexBytes, int, bytes]:
             signed = Account.sign_transaction({**tx, "nonce": nonce}, self._signing_key)
+            if self._journal is not None:
+                self._inflight[nonce] = bytes(signed.raw_transaction)
             await self._send(signed.raw_transaction, signed.hash)
-            return signed.hash
+            return signed.hash, nonce, bytes(signed.raw_transaction)
 
         async with self._errors(action):
-            tx_hash = await self._nonces.submit(sign_and_send)
+            tx_hash, nonce, raw = await self._nonces.submit(sign_and_send)
         hex_hash = tx_hash.to_0x_hex()
         async with self._errors(f"waiting for the receipt of {hex_hash} ({action})"):
             try:
@@ -269,6 +424,7 @@ class EvmChain:
                     reason="RECEIPT_TIMEOUT",
                     metadata={"tx_hash": hex_hash},
                 ) from exc
+            receipt = await self._confirm(dict(receipt), tx_hash, action)
         if receipt["status"] != 1:
             raise FailedPrecondition(
                 f"{action}: transaction {hex_hash} failed in block {receipt['blockNumber']} "
@@ -276,6 +432,20 @@ class EvmChain:
                 reason="TRANSACTION_REVERTED",
                 metadata={"tx_hash": hex_hash},
             )
+        if self._journal is not None:
+            contract = receipt.get("contractAddress")
+            entry = JournalEntry(nonce=nonce, tx_hash=hex_hash, raw=HexBytes(raw).to_0x_hex(),
+                                 block=int(receipt["blockNumber"]), contract=str(contract) if contract else None)
+            try:
+                await self._journal.append(entry)
+            except OSError as exc:
+                raise Unavailable(
+                    f"{action}: transaction {hex_hash} is mined but could not be made durable in the journal "
+                    f"{self._journal.path} ({exc}); it is not acknowledged",
+                    reason="JOURNAL_WRITE_FAILED", metadata={"tx_hash": hex_hash},
+                ) from exc
+            if self._inflight.get(nonce) == raw:
+                del self._inflight[nonce]
         return dict(receipt), hex_hash
 
     async def deploy_dataset(self, spec: DatasetSpec) -> Transacted[DatasetContract]:
@@ -390,7 +560,20 @@ class EvmChain:
     async def _read(
         self, address: str, artifact: ContractArtifact, kind: str, getter: str
     ) -> tuple[list, int]:
-        """(getter's values, deployment block) of the `kind` contract at `address`."""
+        """(getter's values, deployment block) of the `kind` contract at `address`; a contract the
+        journal created but the node lost is sent again first."""
+        try:
+            return await self._read_once(address, artifact, kind, getter)
+        except NotFound as exc:
+            journal = self._journal
+            if exc.reason != "CONTRACT_NOT_FOUND" or journal is None or not journal.holds_contract(address):
+                raise
+        await self.recover()
+        return await self._read_once(address, artifact, kind, getter)
+
+    async def _read_once(
+        self, address: str, artifact: ContractArtifact, kind: str, getter: str
+    ) -> tuple[list, int]:
         chain_id = await self._ready()
         contract = self._w3.eth.contract(address=address, abi=artifact.abi)
         name = _KIND_NAMES[kind]

@@ -30,6 +30,14 @@ class NonceManager:
         """Forget the local counter; the next submission re-reads it from the node."""
         self._next = None
 
+    async def exclusive(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run `work()` with no submission in progress; the counter is re-read afterwards."""
+        async with self._lock:
+            try:
+                return await work()
+            finally:
+                self._next = None
+
     async def submit(self, send: Callable[[int], Awaitable[T]]) -> T:
         """Run `send(nonce)` with the next nonce, one submission at a time."""
         async with self._lock:
