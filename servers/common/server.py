@@ -6,7 +6,8 @@
     server.on_shutdown(close_pool)
     await server.serve_forever()      # or: port = await server.start(); ...; await server.stop()
 
-It registers the standard health service (aio) and server reflection, installs the
+It registers the standard health service (aio) and server reflection (for every public
+service of the mesh: servers.common.reflection), installs the
 interceptor (request id, access log, metrics, error mapping) and the request validation
 of `servers.common.validation` (every field of every request message against the
 contract's rules), serves mutual TLS when
@@ -26,9 +27,9 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from servers.common import reflection as mesh_reflection
 from servers.common import tls
 from servers.common.observability import MeshInterceptor, Metrics, configure_logging
 from servers.common.settings import ServerSettings
@@ -90,7 +91,7 @@ class MeshServer:
             add(server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [full_name for full_name, _ in self._services]
-        reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        mesh_reflection.enable(server, names, health.SERVICE_NAME)
         files = s.tls.files()
         if files is not None:
             self.port = server.add_secure_port(f"{s.host}:{s.port}", tls.server_credentials(files))
