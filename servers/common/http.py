@@ -89,15 +89,17 @@ class HttpFront:
     """One aiohttp server on its own port, with the mesh's TLS, error mapping and access log."""
 
     def __init__(self, name: str, port: int, settings: ServerSettings, *,
-                 quiet_paths: Iterable[str] = (), client_max_size: int = 1 << 20):
+                 quiet_paths: Iterable[str] = (), client_max_size: int = 1 << 20, error_key: str | None = None):
         """`quiet_paths`: path prefixes on a hot path (per-prediction calls) logged at DEBUG when they
         succeed. `client_max_size`: the largest body a handler may read whole (`request.read()`,
-        `.json()`); streamed bodies (multipart) are not bound by it."""
+        `.json()`); streamed bodies (multipart) are not bound by it. `error_key`: error bodies also
+        carry the message under this key (the Open Inference Protocol's REST errors are {"error": …})."""
         self.name, self.settings = name, settings
         self.domain = f"{name}.mlmesh"
         self.requested_port = port
         self.port = 0
         self.quiet_paths = tuple(quiet_paths)
+        self.error_key = error_key
         self.app = web.Application(middlewares=[self._middleware], client_max_size=client_max_size,
                                    handler_args={"access_log": None})
         self._runner: web.AppRunner | None = None
@@ -137,20 +139,25 @@ class HttpFront:
         request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
         token = request_id_var.set(request_id)
         started = time.perf_counter()
-        route = f"{request.method} {request.match_info.route.resource.canonical if request.match_info.route.resource else request.path}"
+        resource = request.match_info.route.resource
+        route = f"{request.method} {resource.canonical if resource is not None else request.path[:80]}"
         try:
             try:
                 response = await handler(request)
             except errors.MeshError as exc:
                 status, body = error_body(exc, self.domain)
+                if self.error_key:
+                    body[self.error_key] = body["message"]
                 self._log(route, status, started, f"reason={exc.reason} message={body['message']!r}")
                 return web.json_response(body, status=status, headers={"x-request-id": request_id})
             except web.HTTPException as exc:
                 # aiohttp's own answers (no such route, method not allowed, body too large) as Status JSON.
                 code = {404: 5, 405: 12, 413: 8}.get(exc.status, 3 if exc.status < 500 else 13)
                 self._log(route, exc.status, started, exc.reason or "")
-                return web.json_response({"code": code, "message": exc.reason or "", "details": []},
-                                         status=exc.status, headers={"x-request-id": request_id})
+                body = {"code": code, "message": exc.reason or "", "details": []}
+                if self.error_key:
+                    body[self.error_key] = body["message"]
+                return web.json_response(body, status=exc.status, headers={"x-request-id": request_id})
             except Exception:  # noqa: BLE001 - a bug: logged with its traceback, never shown to the client
                 log.exception("[%s] unexpected error", route)
                 body = {"code": 13, "message": f"internal error; the server log has the details under request id "

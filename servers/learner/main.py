@@ -1,5 +1,6 @@
 """Runs the Learner: `python -m servers.learner.main` in the ML environment (settings from
-MLMESH_LEARNER_*). It serves LearnerService and the Open Inference Protocol on one port."""
+MLMESH_LEARNER_*). It serves LearnerService and the Open Inference Protocol on one port, and the
+protocol's REST half on its HTTP front (`http_port`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
 from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2 as v2
 from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2_grpc as v2_grpc
 
+from servers.common.http import HttpFront
 from servers.common.server import MeshServer, run
 from servers.learner.adapters.db import connect
 from servers.learner.adapters.registry_client import RegistryClient
 from servers.learner.api.oip import InferenceServicer
+from servers.learner.api.oip_rest import OipRest
 from servers.learner.api.servicer import LearnerServicer
 from servers.learner.domain.service import CoreOptions, LearnerCore
 from servers.learner.settings import LearnerSettings
@@ -56,6 +59,11 @@ async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
     inference = InferenceServicer(core)
     server.add_service(v2.DESCRIPTOR.services_by_name["GRPCInferenceService"],
                        lambda s: v2_grpc.add_GRPCInferenceServiceServicer_to_server(inference, s))
+    if settings.http_port >= 0:
+        front = HttpFront("learner", settings.http_port, settings, client_max_size=settings.max_message_bytes,
+                          quiet_paths=() if settings.access_log_predictions else ("/v2/",), error_key="error")
+        front.add_routes(OipRest(core).routes())
+        server.add_http(front)
     server.on_shutdown(db.close)
     server.on_shutdown(registry.close)
     server.on_shutdown(core.close)

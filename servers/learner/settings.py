@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from servers.common.endpoints import PORTS, local_target
+from servers.common.endpoints import HTTP_PORTS, PORTS, local_target
 from servers.common.settings import DatabaseSettings, ServerSettings, settings_config
 
 
@@ -18,6 +18,9 @@ class LearnerSettings(DatabaseSettings, ServerSettings):
                       "(LearnerService and the Open Inference Protocol's inference.GRPCInferenceService).")
     metrics_port: int = Field(PORTS["learner"].metrics, ge=-1, le=65535,
                               description="Prometheus port; -1 off.")
+    http_port: int | None = Field(None, ge=-1, le=65535, description="HTTP front: the Open Inference Protocol's "
+                                  "REST half (behind Envoy); 0 a free one, -1 off. Default: "
+                                  f"{HTTP_PORTS['learner']}, or a free one when `port` is 0 (tests).")
     registry_target: str = Field(local_target("registry"),
                                  description="host:port of the Registry's gRPC server.")
     registry_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of a unary Registry call.")
@@ -40,6 +43,8 @@ class LearnerSettings(DatabaseSettings, ServerSettings):
 
     @model_validator(mode="after")
     def _defaults_under_data_dir(self) -> LearnerSettings:
+        if self.http_port is None:
+            self.http_port = 0 if self.port == 0 else HTTP_PORTS["learner"]
         if self.work_dir is None:
             self.work_dir = self.data_dir / "learner"
         return self

@@ -42,15 +42,11 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
 
     async def ModelMetadata(self, request, context):  # noqa: N802
         live = self.core.model(request.name, request.version, caller_org(context))
-        shape = list(live.transformer.input_shape)
-        if live.spec.transformer == "image":
-            inputs = [v2.ModelMetadataResponse.TensorMetadata(name="input-0", datatype="BYTES", shape=[-1])]
-        else:
-            inputs = [v2.ModelMetadataResponse.TensorMetadata(name="input-0", datatype="FP64",
-                                                              shape=[-1, int(np.prod(shape))])]
+        meta = model_metadata(live)
         return v2.ModelMetadataResponse(
-            name=live.record.display_name, versions=[str(live.record.version)],
-            platform=f"mlmesh-{live.spec.backend}", inputs=inputs, outputs=[_output_metadata(live)])
+            name=meta["name"], versions=meta["versions"], platform=meta["platform"],
+            inputs=[v2.ModelMetadataResponse.TensorMetadata(**t) for t in meta["inputs"]],
+            outputs=[v2.ModelMetadataResponse.TensorMetadata(**t) for t in meta["outputs"]])
 
     async def ModelInfer(self, request: v2.ModelInferRequest, context):  # noqa: N802
         live = self.core.model(request.model_name, request.model_version, caller_org(context))
@@ -60,14 +56,7 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         tensor = request.inputs[0]
         raw = request.raw_input_contents[0] if request.raw_input_contents else None
         inputs = _observations(live, tensor, raw)
-        prediction = await self.core.infer(live, inputs)
-        outputs = prediction.outputs
-        if live.classification:
-            values = np.asarray([o.values for o in outputs], dtype=np.float64)
-            name = "predict_proba"
-        else:
-            values = np.asarray([o.values[0] for o in outputs], dtype=np.float64).reshape(-1, 1)
-            name = "predict"
+        name, values = output_tensor(live, await self.core.infer(live, inputs))
         out = v2.ModelInferResponse.InferOutputTensor(name=name, datatype="FP64", shape=list(values.shape))
         response = v2.ModelInferResponse(model_name=live.record.display_name,
                                          model_version=str(live.record.version), id=request.id, outputs=[out])
@@ -78,38 +67,69 @@ class InferenceServicer(v2_grpc.GRPCInferenceServiceServicer):
         return response
 
 
-def _output_metadata(live: LiveLearner) -> v2.ModelMetadataResponse.TensorMetadata:
+def model_metadata(live: LiveLearner) -> dict:
+    """A learner's V2 model metadata (name, versions, platform, inputs, outputs) as plain values: the
+    gRPC and REST halves of the protocol both answer it."""
+    if live.spec.transformer == "image":
+        inputs = [{"name": "input-0", "datatype": "BYTES", "shape": [-1]}]
+    else:
+        inputs = [{"name": "input-0", "datatype": "FP64", "shape": [-1, int(np.prod(list(live.transformer.input_shape)))]}]
     if live.classification:
-        return v2.ModelMetadataResponse.TensorMetadata(name="predict_proba", datatype="FP64",
-                                                       shape=[-1, live.transformer.n_classes or -1])
-    return v2.ModelMetadataResponse.TensorMetadata(name="predict", datatype="FP64", shape=[-1, 1])
+        output = {"name": "predict_proba", "datatype": "FP64", "shape": [-1, live.transformer.n_classes or -1]}
+    else:
+        output = {"name": "predict", "datatype": "FP64", "shape": [-1, 1]}
+    return {"name": live.record.display_name, "versions": [str(live.record.version)],
+            "platform": f"mlmesh-{live.spec.backend}", "inputs": inputs, "outputs": [output]}
+
+
+def output_tensor(live: LiveLearner, prediction) -> tuple[str, np.ndarray]:
+    """The one output tensor of a prediction: (name, FP64 values of shape [rows, classes or 1])."""
+    outputs = prediction.outputs
+    if live.classification:
+        return "predict_proba", np.asarray([o.values for o in outputs], dtype=np.float64)
+    return "predict", np.asarray([o.values[0] for o in outputs], dtype=np.float64).reshape(-1, 1)
 
 
 def _observations(live: LiveLearner, tensor, raw: bytes | None) -> list[Obs]:
-    shape = list(tensor.shape)
+    values = None
+    if raw is None:
+        contents = _CONTENTS.get(tensor.datatype, "bytes_contents")
+        values = getattr(tensor.contents, contents)
+    return tensor_observations(live, tensor.datatype, list(tensor.shape), values=values, raw=raw)
+
+
+def tensor_observations(live: LiveLearner, datatype: str, shape: list[int], *, values=None,
+                        raw: bytes | None = None) -> list[Obs]:
+    """The observations one V2 input tensor holds, whichever half of the protocol carried it: `raw`
+    (little-endian bytes; BYTES elements length-prefixed) or `values` (a flat or nested sequence of
+    numbers, or of bytes for BYTES)."""
     if live.spec.transformer == "image":
-        if tensor.datatype != "BYTES":
+        if datatype != "BYTES":
             raise errors.InvalidArgument(f"an image model takes a BYTES tensor of encoded images, got "
-                                         f"{tensor.datatype}", reason="DATATYPE")
-        items = _bytes_elements(raw) if raw is not None else list(tensor.contents.bytes_contents)
+                                         f"{datatype[:16]}", reason="DATATYPE")
+        items = _bytes_elements(raw) if raw is not None else list(values or ())
         return [Obs(image=item) for item in items]
-    dtype = _NUMERIC.get(tensor.datatype)
+    dtype = _NUMERIC.get(datatype)
     if dtype is None:
-        raise errors.InvalidArgument(f"input datatype {tensor.datatype!r} is not one of {', '.join(_NUMERIC)}",
+        raise errors.InvalidArgument(f"input datatype {datatype[:16]!r} is not one of {', '.join(_NUMERIC)}",
                                      reason="DATATYPE")
     if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
-        raise errors.InvalidArgument(f"input shape must be [rows, features], got {shape}", reason="SHAPE")
+        raise errors.InvalidArgument(f"input shape must be [rows, features], got {shape[:8]}", reason="SHAPE")
     if raw is not None:
         if len(raw) != shape[0] * shape[1] * dtype.itemsize:
-            raise errors.InvalidArgument(f"raw input holds {len(raw)} bytes; shape {shape} of {tensor.datatype} "
+            raise errors.InvalidArgument(f"raw input holds {len(raw)} bytes; shape {shape} of {datatype} "
                                          f"needs {shape[0] * shape[1] * dtype.itemsize}", reason="SHAPE")
-        values = np.frombuffer(raw, dtype=dtype)
+        array = np.frombuffer(raw, dtype=dtype)
     else:
-        values = np.asarray(getattr(tensor.contents, _CONTENTS[tensor.datatype]), dtype=dtype)
-        if values.size != shape[0] * shape[1]:
-            raise errors.InvalidArgument(f"input has {values.size} values; shape {shape} needs "
+        try:
+            array = np.asarray(values if values is not None else (), dtype=dtype).reshape(-1)
+        except (TypeError, ValueError):
+            raise errors.InvalidArgument(f"input data must be numbers of datatype {datatype}",
+                                         reason="DATA") from None
+        if array.size != shape[0] * shape[1]:
+            raise errors.InvalidArgument(f"input has {array.size} values; shape {shape} needs "
                                          f"{shape[0] * shape[1]}", reason="SHAPE")
-    rows = values.astype(np.float64).reshape(shape)
+    rows = array.astype(np.float64).reshape(shape)
     return [Obs(row=row) for row in rows]
 
 
