@@ -52,7 +52,7 @@ async def build(settings: TrainerSettings) -> tuple[MeshServer, TrainerCore]:
 
             workflows = ArgoWorkflows(settings.argo, seed=settings.seed)
         options = core_options(settings)
-        runner = LocalProcessRunner(poll_interval=settings.memory_poll_seconds,
+        runner = LocalProcessRunner(what="the recipe", poll_interval=settings.memory_poll_seconds,
                                     stderr_tail_lines=settings.stderr_tail_lines)
         envs = RecipeEnvironments(settings.ml_python.absolute(), options.work_root / "envs")
         core = TrainerCore(db, registry, runner, envs, options, workflows=workflows)

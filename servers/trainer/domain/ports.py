@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+# The process records are the mesh's shared ones, so one local runner serves the Trainer and the
+# Optimizer alike.
+from servers.common.processes import LineSink, RunRequest, RunResult
 from servers.trainer.domain.jobs import Job, LogLine, Page
 
 
@@ -63,28 +66,6 @@ class JobRepository(Protocol):
     async def last_log_sequence(self, job_id: str) -> int: ...
     async def set_report_pending(self, job_id: str, pending: bool) -> None: ...
     async def report_pending_jobs(self) -> list[Job]: ...
-
-
-LineSink = Callable[[str, str], Awaitable[None]]  # (stream, text)
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    argv: list[str]
-    cwd: Path
-    env: dict[str, str]
-    time_limit_seconds: int
-    memory_limit_bytes: int
-    pid_file: Path | None = None  # where the runner records the process, for kill_leftover
-
-
-@dataclass(frozen=True)
-class RunResult:
-    exit_code: int | None
-    limit_failure: str = ""  # set when the runner killed the process for a limit
-    peak_rss_bytes: int = 0
-    stderr_tail: list[str] = field(default_factory=list)
-    seconds: float = 0.0
 
 
 class ProcessRunner(Protocol):
