@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= .mlmesh
 export MLMESH_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: demo-learner help venv ml-venv rl-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean dist
+.PHONY: images k8s podman demo-learner help venv ml-venv rl-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean dist
 
 help:
 	@echo "make demo   start the mesh on embedded defaults: a dataset, then the seed's model walk-through, through Envoy"
@@ -56,6 +56,22 @@ mosquitto:
 		{ echo "installing mosquitto (Debian package)"; apt-get install -y -q mosquitto >/dev/null || \
 		  { apt-get update -q >/dev/null && apt-get install -y -q mosquitto >/dev/null; }; }
 
+# Container images: podman, buildah and mmdebstrap (and runc: crun fails in this sandbox) from Debian.
+podman:
+	@command -v podman >/dev/null && command -v mmdebstrap >/dev/null && command -v runc >/dev/null || \
+		{ echo "installing podman, buildah, mmdebstrap, runc (Debian packages)"; \
+		  apt-get install -y -q podman buildah mmdebstrap runc >/dev/null || \
+		  { apt-get update -q >/dev/null && apt-get install -y -q podman buildah mmdebstrap runc >/dev/null; }; }
+
+# One image per environment (images/build.sh: mesh, ml, dev-postgres, dev-chain), hadolint first.
+images: $(VENV)/.stamp podman
+	$(VENV)/bin/hadolint images/*/Containerfile
+	images/build.sh
+
+# Regenerates k8s/base/<server>/ and the Envoy configs from the servers' tables (also run by `make gen`).
+k8s: $(VENV)/.stamp
+	$(PY) k8s/generate.py
+
 $(GENV)/.stamp: requirements/gen.txt
 	test -x $(GENV)/bin/python || $(PY_BOOT) -m venv $(GENV)
 	$(GENV)/bin/python -m pip install -q -r requirements/gen.txt
@@ -67,6 +83,7 @@ gen: $(VENV)/.stamp $(GENV)/.stamp
 	PATH=$(VENV)/bin:$$PATH buf generate
 	mkdir -p gen/descriptors
 	PATH=$(VENV)/bin:$$PATH buf build -o gen/descriptors/mlmesh.binpb
+	$(PY) k8s/generate.py
 
 # Fails when gen/ does not match the protos.
 check-gen: gen

@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     key_source = p.add_mutually_exclusive_group(required=True)
     key_source.add_argument("--keys-dir", type=Path, help="embedded issuer: key pair directory")
     key_source.add_argument("--jwks-uri", help="OIDC issuer's JWKS URI")
+    key_source.add_argument("--jwks-file", help="a JWKS file as Envoy sees it (mounted at deploy time)")
     p.add_argument("--issuer", default=identity.DEFAULT_ISSUER)
     p.add_argument("--audience", action="append", help="accepted audience (repeat)")
     p.add_argument("--upstream-ca", type=Path, help="mutual TLS to the servers: the mesh CA (PEM)")
@@ -68,6 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     if args.keys_dir:
         kwargs["jwks"] = identity.jwks(identity.ensure_keys(args.keys_dir))
+    elif args.jwks_file:
+        kwargs["jwks_file"] = args.jwks_file
     else:
         kwargs["jwks_uri"] = args.jwks_uri
     if args.out:

@@ -1,0 +1,463 @@
+"""`python k8s/generate.py` (`make k8s`): write the generated part of k8s/ from the mesh's own tables.
+
+One source of truth: the servers and whom they dial (`servers.devstack.mesh.SERVERS`), their ports
+(`servers.common.endpoints`), Envoy's routes and config (`servers.devstack.envoy`, the renderer
+`make up` uses). From them this writes
+
+  k8s/base/<server>/    per server: ServiceAccount, Deployment (StatefulSet for the Learner),
+                        Service, settings ConfigMap (env file), NetworkPolicy, PodDisruptionBudget,
+                        cert-manager Certificate, HPA for the stateless ones
+  k8s/base/kustomization.yaml       the list of them
+  k8s/base/envoy/mlmesh.binpb       the descriptor set Envoy's transcoder reads
+  k8s/base/envoy/envoy.yaml, k8s/overlays/dev/envoy/envoy.yaml   Envoy's config (they differ in
+                                    the token issuer only; production uses the base's)
+  k8s/overlays/dev/postgres/networkpolicy.yaml   who may reach the database (servers with one)
+
+A new server in SERVERS gets its folder on the next run: adding one is running this.
+tests/deploy/test_k8s.py fails when the committed files differ from a fresh run.
+Everything else under k8s/ is written by hand (overlays, Argo, monitoring, common).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+K8S = Path(__file__).resolve().parent
+REPO = K8S.parent
+sys.path.insert(0, str(REPO))
+
+from servers.common.endpoints import ENVOY_ADMIN_PORT, ENVOY_PORT, PORTS  # noqa: E402
+from servers.devstack.envoy.descriptors import DEFAULT_DESCRIPTOR, build_descriptor_set  # noqa: E402
+from servers.devstack.envoy.render import UpstreamTls, dump_yaml, render_envoy_config  # noqa: E402
+from servers.devstack.envoy.routes import MESH_ROUTES, upstreams_of  # noqa: E402
+from servers.devstack.mesh import SERVERS, Server  # noqa: E402
+
+NAMESPACE = "mlmesh"
+MESH_IMAGE = "mlmesh/mesh"  # overlays map these names to real references (kustomize `images:`)
+ML_IMAGE = "mlmesh/ml"
+IMAGE_TAG = "0.1.0"
+UID = 10001
+TLS_DIR = "/etc/mlmesh/tls"
+DATA_DIR = "/var/lib/mlmesh"
+ENVOY_DIR = "/etc/envoy"
+HEALTHCHECK = ["python3", "/app/images/healthcheck.py"]
+MONITORING_NAMESPACE = "monitoring"
+# Pods of the Argo training workflows (k8s/argo): their pre-/post-train steps call the Registry.
+WORKFLOW_COMPONENT = "training-job"
+
+# Servers whose own subprocesses need the ML environment (the Translator's conversion worker).
+ML_WORKERS = {"translator"}
+# Stateless: their state is in PostgreSQL and object storage, so they scale (HPA) and any replica
+# may be drained. The others hold something per process: the Ledger signs with one nonce sequence,
+# the Trainer watches its jobs in-process (one per database), the Learner keeps live models.
+SCALABLE = {"registry", "translator"}
+STATEFUL = {"learner"}  # a StatefulSet with its own volume
+# Servers that start children (recipes, conversion workers): a shared PID namespace puts the pause
+# container at PID 1, which reaps orphans the way `podman run --init` does.
+SPAWNS = {"trainer", "translator"}
+RESOURCES = {
+    "default": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+    "translator": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+    "learner": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "6Gi"}},
+    "envoy": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+}
+# Settings a server needs in the cluster beyond its ports and peers (overlays add the adapters').
+EXTRA_SETTINGS = {
+    "ledger": {"MLMESH_LEDGER_SIGNER_KEY_FILE": "/etc/mlmesh/ledger/signer.key"},
+    "trainer": {
+        "MLMESH_TRAINER_EXECUTOR": "argo",
+        "MLMESH_TRAINER_ARGO__NAMESPACE": NAMESPACE,
+        "MLMESH_TRAINER_ARGO__TOKEN_FILE": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        "MLMESH_TRAINER_ARGO__REGISTRY_TARGET": f"mlmesh-registry:{PORTS['registry'].grpc}",
+        "MLMESH_TRAINER_ARGO__TRAINER_IMAGE": f"{MESH_IMAGE}:{IMAGE_TAG}",
+        "MLMESH_TRAINER_ARGO__ML_IMAGE": f"{ML_IMAGE}:{IMAGE_TAG}",
+    },
+}
+# Secrets a server reads as files: (volume name, Secret name, mount path). Values never live in git.
+SECRET_FILES = {"ledger": [("signer", "mlmesh-ledger-signer", "/etc/mlmesh/ledger")]}
+# Servers that talk to the Kubernetes API (the Trainer submits Argo Workflows with its token).
+API_CLIENTS = {"trainer"}
+
+# The token issuer of each Envoy config. The base (and so production): an OIDC issuer's JWKS (a Keycloak
+# realm; change KEYCLOAK and run `make k8s`); dev: a JWKS file from a ConfigMap the operator makes from
+# their own key pair (docs/deploy.md).
+KEYCLOAK = "https://keycloak.example.com/realms/mlmesh"
+ISSUERS = {
+    "base": {"jwks_uri": f"{KEYCLOAK}/protocol/openid-connect/certs", "issuer": KEYCLOAK},
+    "overlays/dev": {"jwks_file": "/etc/mlmesh/jwks/jwks.json", "issuer": "mlmesh-local"},
+}
+
+
+def svc(name: str) -> str:
+    return f"mlmesh-{name}"
+
+
+def labels(component: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": svc(component), "app.kubernetes.io/component": component}
+
+
+def selector(component: str) -> dict[str, str]:
+    return {"matchLabels": {"app.kubernetes.io/component": component}}
+
+
+@dataclass
+class Written:
+    files: dict[Path, str | bytes]
+
+    def put(self, path: Path, content: str | dict | list) -> None:
+        if not isinstance(content, str):
+            docs = content if isinstance(content, list) else [content]
+            content = "---\n".join(yaml.safe_dump(d, sort_keys=False, width=120) for d in docs)
+        self.files[path] = "# Generated by k8s/generate.py (`make k8s`) -- do not edit.\n" + content
+
+
+def settings_env(server: Server) -> dict[str, str]:
+    """The server's ConfigMap: what `make up` passes it, with cluster addresses."""
+    prefix = f"MLMESH_{server.name.upper()}_"
+    ports = PORTS[server.name]
+    env = {
+        f"{prefix}HOST": "0.0.0.0",
+        f"{prefix}PORT": str(ports.grpc),
+        f"{prefix}METRICS_HOST": "0.0.0.0",
+        f"{prefix}METRICS_PORT": str(ports.metrics),
+        **{f"{prefix}{other.upper()}_TARGET": f"{svc(other)}:{PORTS[other].grpc}" for other in server.dials},
+        **dict(server.env),
+        **EXTRA_SETTINGS.get(server.name, {}),
+        "MLMESH_HEALTHCHECK": f"grpc 127.0.0.1:{ports.grpc}",
+    }
+    return env
+
+
+def probe(kind: str, target: str) -> dict[str, Any]:
+    """Exec probes: the servers serve only mutual TLS, which a kubelet gRPC probe cannot speak."""
+    command = {"exec": {"command": [*HEALTHCHECK, kind, target]}, "timeoutSeconds": 5}
+    return command
+
+
+def probes(kind: str, target: str, start_seconds: int) -> dict[str, Any]:
+    return {
+        "startupProbe": {**probe(kind, target), "periodSeconds": 5, "failureThreshold": max(6, start_seconds // 5)},
+        "readinessProbe": {**probe(kind, target), "periodSeconds": 10, "failureThreshold": 3},
+        "livenessProbe": {**probe(kind, target), "periodSeconds": 30, "failureThreshold": 3},
+    }
+
+
+def container_security() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]}}
+
+
+def pod_security() -> dict[str, Any]:
+    return {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "fsGroup": UID,
+            "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def tls_volume(component: str) -> dict[str, Any]:
+    return {"name": "tls", "secret": {"secretName": f"mlmesh-tls-{component}", "defaultMode": 0o440}}
+
+
+def server_pod(server: Server) -> dict[str, Any]:
+    name = server.name
+    ports = PORTS[name]
+    ml = server.ml or name in ML_WORKERS
+    image = f"{ML_IMAGE if ml else MESH_IMAGE}:{IMAGE_TAG}"
+    python = "/opt/ml/bin/python" if server.ml else "/opt/mesh/bin/python3"
+    mounts = [{"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
+              {"name": "data", "mountPath": DATA_DIR}, {"name": "tmp", "mountPath": "/tmp"}]
+    volumes = [tls_volume(name), {"name": "tmp", "emptyDir": {}}]
+    if name not in STATEFUL:
+        volumes.append({"name": "data", "emptyDir": {}})
+    for volume, secret, path in SECRET_FILES.get(name, []):
+        mounts.append({"name": volume, "mountPath": path, "readOnly": True})
+        volumes.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o440}})
+    env = []
+    if server.database:
+        env.append({"name": "MLMESH_DATABASE_URL",
+                    "valueFrom": {"secretKeyRef": {"name": "mlmesh-database", "key": "url"}}})
+    container = {
+        "name": name,
+        "image": image,
+        "command": [python, "-m", f"servers.{name}.main"],
+        "envFrom": [{"configMapRef": {"name": "mlmesh-common"}}, {"configMapRef": {"name": svc(name)}}],
+        "env": env,
+        "ports": [{"name": "grpc", "containerPort": ports.grpc, "protocol": "TCP"},
+                  {"name": "metrics", "containerPort": ports.metrics, "protocol": "TCP"}],
+        **probes("grpc", f"127.0.0.1:{ports.grpc}", int(server.start_timeout)),
+        "resources": RESOURCES.get(name, RESOURCES["default"]),
+        "securityContext": container_security(),
+        "volumeMounts": mounts,
+    }
+    if not env:
+        del container["env"]
+    spec = {
+        "serviceAccountName": svc(name),
+        "automountServiceAccountToken": name in API_CLIENTS,
+        "securityContext": pod_security(),
+        # The server drains (health NOT_SERVING), then lets calls finish (grace_seconds): 10 + 1 + margin.
+        "terminationGracePeriodSeconds": 20,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if name in SPAWNS:
+        spec["shareProcessNamespace"] = True
+    return spec
+
+
+def workload(server: Server) -> dict[str, Any]:
+    name = server.name
+    template = {"metadata": {"labels": labels(name)}, "spec": server_pod(server)}
+    meta = {"name": svc(name), "labels": labels(name)}
+    if name in STATEFUL:
+        return {
+            "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta,
+            "spec": {
+                "serviceName": svc(name), "replicas": 1, "selector": selector(name), "template": template,
+                "volumeClaimTemplates": [{
+                    "metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}},
+                }],
+            },
+        }
+    strategy = {"type": "RollingUpdate"} if name in SCALABLE else {"type": "Recreate"}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+        "spec": {"replicas": 2 if name in SCALABLE else 1, "selector": selector(name), "strategy": strategy,
+                 "template": template},
+    }
+
+
+def service(name: str, ports: list[tuple[str, int, str]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": svc(name), "labels": labels(name)},
+        "spec": {
+            "selector": {"app.kubernetes.io/component": name},
+            "ports": [{"name": port_name, "port": port, "targetPort": port_name, "protocol": "TCP",
+                       "appProtocol": app} for port_name, port, app in ports],
+        },
+    }
+
+
+def callers_of(name: str) -> list[str]:
+    """Who may open the server's gRPC port: Envoy when the route table routes it, the servers
+    that dial it, and the training workflows for the Registry."""
+    routed = name in upstreams_of(MESH_ROUTES)
+    callers = (["envoy"] if routed else []) + [s.name for s in SERVERS if name in s.dials]
+    if name == "registry":
+        callers.append(WORKFLOW_COMPONENT)
+    return callers
+
+
+def network_policy(name: str, grpc_port: int, metrics_port: int | None, callers: list[str]) -> dict[str, Any]:
+    rules = [{
+        "from": [{"podSelector": {"matchExpressions": [
+            {"key": "app.kubernetes.io/component", "operator": "In", "values": sorted(callers)}]}}],
+        "ports": [{"protocol": "TCP", "port": grpc_port}],
+    }]
+    if metrics_port is not None:
+        rules.append({
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}],
+            "ports": [{"protocol": "TCP", "port": metrics_port}],
+        })
+    return {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": svc(name), "labels": labels(name)},
+        "spec": {"podSelector": selector(name), "policyTypes": ["Ingress"], "ingress": rules},
+    }
+
+
+def pdb(name: str) -> dict[str, Any]:
+    # Scaled servers keep one replica up; singletons may be evicted (a drain must not hang on them).
+    budget = {"minAvailable": 1} if name in SCALABLE or name == "envoy" else {"maxUnavailable": 1}
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": svc(name), "labels": labels(name)},
+            "spec": {**budget, "selector": selector(name)}}
+
+
+def hpa(name: str, kind: str = "Deployment") -> dict[str, Any]:
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": svc(name), "labels": labels(name)},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": kind, "name": svc(name)},
+            "minReplicas": 2, "maxReplicas": 6,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu",
+                                                          "target": {"type": "Utilization", "averageUtilization": 70}}}],
+        },
+    }
+
+
+def certificate(component: str) -> dict[str, Any]:
+    """cert-manager Certificate naming the component as servers.common.tls does: CN, SPIFFE URI SAN,
+    the Service's DNS names, localhost and 127.0.0.1 (the exec probes dial 127.0.0.1)."""
+    return {
+        "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
+        "metadata": {"name": f"mlmesh-tls-{component}", "labels": labels(component)},
+        "spec": {
+            "secretName": f"mlmesh-tls-{component}",
+            "commonName": component,
+            "dnsNames": [svc(component), f"{svc(component)}.{NAMESPACE}.svc", "localhost"],
+            "ipAddresses": ["127.0.0.1"],
+            "uris": [f"spiffe://mlmesh/{component}"],
+            "duration": "8760h", "renewBefore": "720h",
+            "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+            "usages": ["server auth", "client auth", "digital signature", "key encipherment"],
+            "issuerRef": {"name": "mlmesh-ca", "kind": "Issuer", "group": "cert-manager.io"},
+        },
+    }
+
+
+def kustomization(resources: list[str], generators: list[dict] | None = None) -> dict[str, Any]:
+    doc: dict[str, Any] = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+                           "resources": resources}
+    if generators:
+        doc["configMapGenerator"] = generators
+    return doc
+
+
+def write_server(out: Written, server: Server) -> None:
+    name = server.name
+    folder = K8S / "base" / name
+    ports = PORTS[name]
+    docs = {
+        "serviceaccount.yaml": {"apiVersion": "v1", "kind": "ServiceAccount",
+                                "metadata": {"name": svc(name), "labels": labels(name)},
+                                "automountServiceAccountToken": name in API_CLIENTS},
+        "workload.yaml": workload(server),
+        "service.yaml": service(name, [("grpc", ports.grpc, "grpc"), ("metrics", ports.metrics, "http")]),
+        "networkpolicy.yaml": network_policy(name, ports.grpc, ports.metrics, callers_of(name)),
+        "pdb.yaml": pdb(name),
+        "certificate.yaml": certificate(name),
+    }
+    if name in SCALABLE:
+        docs["hpa.yaml"] = hpa(name)
+    for file, doc in docs.items():
+        out.put(folder / file, doc)
+    out.files[folder / "settings.env"] = "".join(f"{k}={v}\n" for k, v in settings_env(server).items())
+    out.put(folder / "kustomization.yaml", kustomization(
+        sorted(docs), [{"name": svc(name), "envs": ["settings.env"]}]))
+
+
+def envoy_config(issuer: dict[str, str], descriptor: Path) -> str:
+    """Envoy's config from the renderer: every routed server by its Service name, mutual TLS with
+    the cert-manager Secret's files, the descriptor set from the ConfigMap at /etc/envoy."""
+    upstreams = {name: (svc(name), PORTS[name].grpc) for name in upstreams_of(MESH_ROUTES)}
+    kwargs = {"jwks_uri": issuer.get("jwks_uri"), "jwks_file": issuer.get("jwks_file")}
+    config = render_envoy_config(
+        upstreams=upstreams, routes=MESH_ROUTES, descriptor_path=descriptor,
+        listen_host="0.0.0.0", listen_port=ENVOY_PORT, admin_port=ENVOY_ADMIN_PORT,
+        issuer=issuer["issuer"], audiences=("mlmesh",),
+        upstream_tls=UpstreamTls(Path(f"{TLS_DIR}/ca.crt"), Path(f"{TLS_DIR}/tls.crt"), Path(f"{TLS_DIR}/tls.key")),
+        **{k: v for k, v in kwargs.items() if v is not None},
+    )
+    text = dump_yaml(config)
+    # The renderer writes the descriptor's path on this machine; in the pod it is the ConfigMap's.
+    return text.replace(str(descriptor.resolve()), f"{ENVOY_DIR}/mlmesh.binpb")
+
+
+def write_envoy(out: Written) -> None:
+    folder = K8S / "base" / "envoy"
+    with tempfile.TemporaryDirectory() as tmp:
+        descriptor = build_descriptor_set(DEFAULT_DESCRIPTOR, Path(tmp) / "mlmesh.binpb")
+        out.files[folder / "mlmesh.binpb"] = descriptor.read_bytes()
+        for where, issuer in ISSUERS.items():
+            out.files[K8S / where / "envoy" / "envoy.yaml"] = (
+                "# Generated by k8s/generate.py from servers/devstack/envoy (the renderer `make up` uses) -- "
+                "do not edit.\n" + envoy_config(issuer, descriptor))
+    mounts = [{"name": "config", "mountPath": ENVOY_DIR, "readOnly": True},
+              {"name": "tls", "mountPath": TLS_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    container = {
+        "name": "envoy", "image": f"{MESH_IMAGE}:{IMAGE_TAG}",
+        "command": ["/opt/mesh/bin/envoy", "-c", f"{ENVOY_DIR}/envoy.yaml", "--log-level", "info"],
+        "env": [{"name": "MLMESH_HEALTHCHECK", "value": f"http http://127.0.0.1:{ENVOY_ADMIN_PORT}/ready"}],
+        "ports": [{"name": "http", "containerPort": ENVOY_PORT, "protocol": "TCP"}],
+        **probes("http", f"http://127.0.0.1:{ENVOY_ADMIN_PORT}/ready", 30),
+        "resources": RESOURCES["envoy"], "securityContext": container_security(), "volumeMounts": mounts,
+    }
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": svc("envoy"), "labels": labels("envoy")},
+        "spec": {"replicas": 2, "selector": selector("envoy"), "template": {
+            "metadata": {"labels": labels("envoy")},
+            "spec": {"serviceAccountName": svc("envoy"), "automountServiceAccountToken": False,
+                     "securityContext": pod_security(), "terminationGracePeriodSeconds": 20,
+                     "containers": [container],
+                     "volumes": [{"name": "config", "configMap": {"name": svc("envoy")}}, tls_volume("envoy"),
+                                 {"name": "tmp", "emptyDir": {}}]}}},
+    }
+    front_door = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": svc("envoy"), "labels": labels("envoy")},
+        "spec": {"podSelector": selector("envoy"), "policyTypes": ["Ingress"],
+                 "ingress": [{"ports": [{"protocol": "TCP", "port": ENVOY_PORT}]}]},
+    }
+    docs = {
+        "serviceaccount.yaml": {"apiVersion": "v1", "kind": "ServiceAccount",
+                                "metadata": {"name": svc("envoy"), "labels": labels("envoy")},
+                                "automountServiceAccountToken": False},
+        "deployment.yaml": deployment,
+        # REST/JSON (HTTP/1.1) and native gRPC (h2c) on one port.
+        "service.yaml": service("envoy", [("http", ENVOY_PORT, "http")]),
+        "networkpolicy.yaml": front_door,
+        "pdb.yaml": pdb("envoy"),
+        "hpa.yaml": hpa("envoy"),
+        "certificate.yaml": certificate("envoy"),
+    }
+    for file, doc in docs.items():
+        out.put(folder / file, doc)
+    out.put(folder / "kustomization.yaml", kustomization(
+        sorted(docs), [{"name": svc("envoy"), "files": ["envoy.yaml", "mlmesh.binpb"]}]))
+
+
+def write_database_policy(out: Written) -> None:
+    users = sorted(s.name for s in SERVERS if s.database)
+    out.put(K8S / "overlays" / "dev" / "postgres" / "networkpolicy.yaml",
+            network_policy("postgres", 5432, None, users))
+    ledgers = sorted(s.name for s in SERVERS if s.chain)
+    out.put(K8S / "overlays" / "dev" / "chain" / "networkpolicy.yaml", network_policy("chain", 8545, None, ledgers))
+
+
+def generate() -> dict[Path, str]:
+    out = Written({})
+    for server in SERVERS:
+        write_server(out, server)
+    write_envoy(out)
+    write_database_policy(out)
+    resources = ["namespace.yaml", "common", *(s.name for s in SERVERS), "envoy", "../argo", "../monitoring"]
+    out.put(K8S / "base" / "kustomization.yaml", {
+        **kustomization(resources),
+        "namespace": NAMESPACE,
+        "labels": [{"pairs": {"app.kubernetes.io/part-of": "mlmesh", "app.kubernetes.io/version": IMAGE_TAG},
+                    "includeSelectors": False, "includeTemplates": True}],
+    })
+    return out.files
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python k8s/generate.py", description=__doc__.splitlines()[0])
+    p.add_argument("--check", action="store_true", help="fail if a generated file differs from k8s/ (no writes)")
+    args = p.parse_args(argv)
+    files = generate()
+    stale = [path for path, content in files.items()
+             if not path.exists() or (path.read_bytes() if isinstance(content, bytes) else path.read_text()) != content]
+    if args.check:
+        for path in stale:
+            print(f"stale: {path.relative_to(REPO)}", file=sys.stderr)
+        if stale:
+            print("k8s/ is stale: run `make k8s` and commit it", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        content = files[path]
+        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+        print(f"wrote {path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

