@@ -110,6 +110,12 @@ test: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp mosquitto
 	$(MLV)/bin/python -m pytest -q --confcutdir=tests/ml_venv tests/ml_venv
 	$(RLV)/bin/python -m pytest -q --confcutdir=tests/rl_venv tests/rl_venv
 
+# Property-based tests of every RPC of every server with many random examples per RPC and path
+# (tests/fuzz: hostile and random requests, direct and through Envoy). `make test` runs the same
+# suite bounded and derandomized. MLMESH_FUZZ_EXAMPLES=N sets the examples per RPC and path.
+fuzz: $(VENV)/.stamp $(MLV)/.stamp mosquitto
+	MLMESH_FUZZ_PROFILE=long $(PY) -m pytest -q tests/fuzz
+
 # The mlmesh-client wheel (the SDK and the generated stubs): dist/mlmesh_client-<version>-py3-none-any.whl.
 dist: $(VENV)/.stamp
 	$(PY) packages/mlmesh-client/build_wheel.py
