@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= .mlmesh
 export MLMESH_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: images k8s podman demo-learner help venv ml-venv rl-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean dist
+.PHONY: images test-images k8s podman demo-learner help venv ml-venv rl-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean dist
 
 help:
 	@echo "make demo   start the mesh on embedded defaults: a dataset, then the seed's model walk-through, through Envoy"
@@ -67,6 +67,11 @@ podman:
 images: $(VENV)/.stamp podman
 	$(VENV)/bin/hadolint images/*/Containerfile
 	images/build.sh
+
+# The mesh from its images with podman, the demo against it, and `podman kube play` of the dev
+# overlay (tests/deploy/images; several minutes, so not part of `make test`).
+test-images: images
+	MLMESH_TEST_IMAGES=1 $(PY) -m pytest -q tests/deploy/images
 
 # Regenerates k8s/base/<server>/ and the Envoy configs from the servers' tables (also run by `make gen`).
 k8s: $(VENV)/.stamp
@@ -135,7 +140,7 @@ demo-learner: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 	$(PY) -m servers.devstack up
 	$(VENV)/bin/mlmesh demo-learner
 
-bench: $(VENV)/.stamp $(MLV)/.stamp
+bench: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp
 	$(PY) -m bench.run
 
 clean: down

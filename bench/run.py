@@ -34,6 +34,10 @@ def main() -> None:
           f"({learner_serving.LEARN_ROWS} rows, micro-batches of 32, prequential validation MSE "
           f"{learner_serving.LEARNED['final_validation_mse']:.4f})")
 
+    print()
+    print("== Optimizer environment: GridShift-v0 steps/s with the power flow vs a bare pandapower.runpp loop ==")
+    subprocess.run([str(REPO / ".venv-rl/bin/python"), "-m", "bench.gridshift_env"], cwd=REPO, check=True)
+
 
 if __name__ == "__main__":
     main()
