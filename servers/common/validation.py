@@ -11,6 +11,7 @@ Open Inference Protocol, is covered without code:
 - enums: only the numbers the contract defines (proto3 keeps unknown ones);
 - floats: finite unless `allow_non_finite`;
 - integers: at least `min_value` when set (sizes, offsets, page sizes);
+- google.protobuf.Timestamp: within its documented range (0001-01-01 to 9999-12-31);
 - repeated fields: every element; maps: keys and values.
 
 A broken rule raises `errors.InvalidArgument` naming the field's path (`learner.spec.backend`,
@@ -202,10 +203,25 @@ def _message_check(field: FieldDescriptor) -> _Check:
 
         return check_map
 
+    if message_type.full_name == "google.protobuf.Timestamp":
+        return _timestamp_check
+
     def check_message(value, path: str) -> None:
         _check(value, path + ".")
 
     return check_message
+
+
+# google.protobuf.Timestamp's own range (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z):
+# anything outside cannot become a datetime.
+_MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+
+def _timestamp_check(value, path: str) -> None:
+    if not _MIN_SECONDS <= value.seconds <= _MAX_SECONDS or not 0 <= value.nanos <= 999_999_999:
+        raise _fail(path, "FIELD_OUT_OF_RANGE",
+                    f"{path} is not a valid timestamp (seconds {value.seconds}, nanos {value.nanos}); it must lie "
+                    "between 0001-01-01 and 9999-12-31 with nanos in [0, 999999999]")
 
 
 def _is_repeated(field: FieldDescriptor) -> bool:

@@ -5,7 +5,7 @@ import math
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 from mlmesh.common.v1 import validation_pb2
 from mlmesh.learner.v1 import learner_service_pb2 as lpb
@@ -41,6 +41,11 @@ def _refusal(message) -> errors.InvalidArgument:
     (lpb.CreateLearnerRequest(learner=lpb.Learner(spec=lpb.LearnerSpec(
         backend_params=struct_pb2.Struct(fields={"alpha": struct_pb2.Value(number_value=math.inf)})))),
      "learner.spec.backend_params.fields['alpha'].number_value", "FIELD_NOT_FINITE"),
+    # found by `make fuzz`: a reading's time outside Timestamp's range was INTERNAL in the Learner
+    (lpb.PredictRequest(inputs=[lpb.Observation(reading=lpb.SensorReading(time=timestamp_pb2.Timestamp(
+        seconds=-(2**63))))]), "inputs[0].reading.time", "FIELD_OUT_OF_RANGE"),
+    (lpb.PredictRequest(inputs=[lpb.Observation(reading=lpb.SensorReading(time=timestamp_pb2.Timestamp(
+        seconds=0, nanos=-1)))]), "inputs[0].reading.time", "FIELD_OUT_OF_RANGE"),
     (oip.ModelInferRequest(parameters={"k\x00": oip.InferParameter(string_param="v")}),
      "parameters['k\\x00'] (key)", "FIELD_CONTROL_CHARACTER"),
     (oip.ModelInferRequest(inputs=[oip.ModelInferRequest.InferInputTensor(
@@ -66,6 +71,8 @@ def test_a_broken_rule_is_invalid_argument_naming_the_field(message, field, reas
     oip.ModelInferRequest(inputs=[oip.ModelInferRequest.InferInputTensor(
         shape=[1, 2], contents=oip.InferTensorContents(int_contents=[-3, 4]))]),
     lpb.LearnRequest(observations=[lpb.Observation(image=lpb.ImageInput(data=b"\x00" * 1000))]),
+    lpb.LearnRequest(observations=[lpb.Observation(reading=lpb.SensorReading(
+        time=timestamp_pb2.Timestamp(seconds=253_402_300_799, nanos=999_999_999)))]),
 ])
 def test_well_formed_messages_pass(message):
     check_message(message)
