@@ -8,6 +8,7 @@ from mlmesh.registry.v1 import registry_service_pb2 as svc
 from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
 from servers.common.http import HttpFront
+from servers.common.recovery import start_reconciliation
 from servers.common.server import MeshServer, run
 from servers.common.storage import make_object_store
 from servers.registry.adapters.access_db import AccessRepository
@@ -20,6 +21,7 @@ from servers.registry.api.http import RegistryHttp
 from servers.registry.api.servicer import RegistryServicer
 from servers.registry.domain.datasets import DatasetCore
 from servers.registry.domain.models import ModelCore
+from servers.registry.domain.recovery import Reconciler
 from servers.registry.domain.sharing import Sharing
 from servers.registry.settings import RegistrySettings
 
@@ -54,6 +56,10 @@ async def build(settings: RegistrySettings) -> MeshServer:
     server.on_shutdown(trainer.close)
     server.on_shutdown(store.close)
     server.on_shutdown(db.close)
+    if settings.reconcile_on_start:
+        # Registered last, so it is cancelled first, before the clients it uses close.
+        reconciler = Reconciler(store, DatasetRepository(db), ModelRepository(db), ledger)
+        server.recovery = start_reconciliation(server, reconciler.run)
     return server
 
 

@@ -25,6 +25,9 @@ class RegistrySettings(DatabaseSettings, ServerSettings):
     max_upload_bytes: int = Field(64 << 30, ge=1, description="Largest dataset accepted, in bytes.")
     max_recipe_bytes: int = Field(256 << 20, ge=1, description="Largest training recipe archive accepted.")
     max_model_bytes: int = Field(32 << 30, ge=1, description="Largest trained model accepted from the Trainer.")
+    reconcile_on_start: bool = Field(
+        True, description="At start, check every dataset and model against the chain and the object store in "
+        "the background; log and export (mlmesh_recovery_inconsistencies) whatever is missing.")
     read_chunk_bytes: int = Field(1 << 20, ge=4096, le=4 << 20, description="Bytes per download message.")
 
     @model_validator(mode="after")

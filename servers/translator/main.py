@@ -8,6 +8,7 @@ from mlmesh.translator.v1 import translator_service_pb2 as pb
 from mlmesh.translator.v1 import translator_service_pb2_grpc as pb_grpc
 
 from servers.common.server import MeshServer, run
+from servers.common.recovery import start_reconciliation
 from servers.common.storage import make_object_store
 from servers.translator.adapters.db import Database
 from servers.translator.adapters.ledger_client import LedgerClient
@@ -55,6 +56,9 @@ async def build(settings: TranslatorSettings) -> tuple[MeshServer, TranslatorCor
     server.on_shutdown(store.close)
     server.on_shutdown(ledger.close)
     server.on_shutdown(registry.close)
+    if settings.reconcile_on_start:
+        # Registered last, so it is cancelled first, before the clients it uses close.
+        server.recovery = start_reconciliation(server, core.reconcile)
     return server, core
 
 

@@ -54,6 +54,9 @@ class TranslatorSettings(DatabaseSettings, ServerSettings):
     max_model_bytes: int = Field(32 << 30, ge=1, description="Largest source model the Translator downloads.")
     max_dataset_bytes: int = Field(64 << 30, ge=1, description="Largest dataset the Translator downloads.")
     read_chunk_bytes: int = Field(1 << 20, ge=4096, le=4 << 20, description="Bytes per download message.")
+    reconcile_on_start: bool = Field(
+        True, description="At start, check every translation against the chain and the object store in the "
+        "background; log and export (mlmesh_recovery_inconsistencies) whatever is missing.")
     keep_work_dirs: bool = Field(False, description="Keep <work_dir>/<translation_id>/ after the call (debugging).")
     registry_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of a unary Registry call.")
     ledger_deploy_timeout_seconds: float = Field(120.0, gt=0, description="Timeout of a contract deployment.")

@@ -140,6 +140,7 @@ class EvmChain:
         self._journal: TxJournal | None = None
         self._inflight: dict[int, bytes] = {}
         self._watcher: asyncio.Task | None = None
+        self._dev_chain = False
         self.replayed = 0  # transactions sent again from the journal (a Prometheus gauge reads it)
         self._ready_lock = asyncio.Lock()
         self._chain_id: int | None = None
@@ -227,7 +228,7 @@ class EvmChain:
                     f"for {expected} (MLMESH_LEDGER_EXPECTED_CHAIN_ID)",
                     reason="CHAIN_ID_MISMATCH",
                 )
-            dev_chain = version.lower().startswith("anvil")
+            dev_chain = self._dev_chain = version.lower().startswith("anvil")
             if self._settings.fund_signer_on_dev_chain and dev_chain:
                 async with self._errors("funding the signer on the dev chain"):
                     await self._fund_on_anvil()
@@ -393,7 +394,19 @@ class EvmChain:
             return False
 
     async def _transact(self, call: Any, action: str) -> tuple[dict[str, Any], str]:
-        """Build, sign, send `call` (a contract constructor or function) and wait for its receipt."""
+        """Build, sign, send `call` (a contract constructor or function) and wait for its receipt. On
+        Anvil, a signer left without funds (a node restarted from an older state) is topped up once."""
+        try:
+            return await self._transact_once(call, action)
+        except FailedPrecondition as exc:
+            if exc.reason != "SIGNER_INSUFFICIENT_FUNDS" or not (
+                    self._dev_chain and self._settings.fund_signer_on_dev_chain):
+                raise
+        async with self._errors("funding the signer on the dev chain"):
+            await self._fund_on_anvil()
+        return await self._transact_once(call, action)
+
+    async def _transact_once(self, call: Any, action: str) -> tuple[dict[str, Any], str]:
         chain_id = await self._ready()
         async with self._errors(action):
             tx = dict(await call.build_transaction({"from": self.signer_address, "chainId": chain_id}))

@@ -224,7 +224,7 @@ def on_chain_model_from_proto(p: model_pb2.OnChainModel) -> ModelContractFields:
 
 def model_provenance_to_proto(p: ModelProvenance) -> model_pb2.ModelProvenance:
     return model_pb2.ModelProvenance(
-        model=model_to_proto(p.record), on_chain=on_chain_model_to_proto(p.on_chain), stored_md5=p.stored_md5,
+        model=model_to_proto(p.record), on_chain=on_chain_model_to_proto(p.on_chain) if p.on_chain else None, stored_md5=p.stored_md5,
         stored_sha256=p.stored_sha256,
         checks=[pb.ProvenanceCheck(name=c.name, ok=c.ok, detail=c.detail) for c in p.checks],
         consistent=p.consistent,

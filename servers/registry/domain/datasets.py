@@ -18,6 +18,7 @@ from servers.common import access, blobs, errors, hashing, ids
 from servers.common.access import Access
 from servers.common.storage import ObjectStore
 from servers.registry.domain.ports import DatasetContractFields, DatasetRepository, Ledger
+from servers.registry.domain.recovery import ANCHOR_PRESENT_CHECK, read_anchor
 from servers.registry.domain.records import DATASET, AccessPolicyRecord, DatasetRecord, Page
 from servers.registry.domain.sharing import Caller, Sharing, validate_grantees
 
@@ -240,7 +241,12 @@ class DatasetCore:
             await self._with_access(record.dataset_id, caller_org, Access.READ, "read")
         except errors.NotFound:
             return None
-        return record, await self.ledger.get_dataset_contract(record.contract_address)
+        return record, await self._chain_anchor(record)
+
+    async def _chain_anchor(self, record: DatasetRecord) -> DatasetContractFields:
+        """The dataset's contract as the chain holds it; DATA_LOSS ANCHOR_MISSING when it is gone."""
+        return await read_anchor(self.ledger.get_dataset_contract, "dataset", record.dataset_id,
+                                 record.contract_address)
 
     async def list(self, page_size: int, page_token: str, organization_id: str, *, caller_org: str | None) -> Page:
         """The datasets `caller_org` may see, newest first; `organization_id` narrows to one owner."""
@@ -287,7 +293,7 @@ class DatasetCore:
         """
         record = await self.get(dataset_id, caller_org=caller_org)
         blobs.check_offset(offset, record.size_bytes, "the dataset")
-        chain = await self.ledger.get_dataset_contract(record.contract_address)
+        chain = await self._chain_anchor(record)
         if chain.sha256 != record.sha256 or chain.size_bytes != record.size_bytes:
             raise errors.DataLoss(
                 f"dataset {record.dataset_id}: the database records sha256 {record.sha256} ({record.size_bytes} "
@@ -304,8 +310,13 @@ class DatasetCore:
 
     async def provenance(self, dataset_id: str, *, caller_org: str | None) -> Provenance:
         record = await self.get(dataset_id, caller_org=caller_org)
-        chain = await self.ledger.get_dataset_contract(record.contract_address)
         checks: list[Check] = []
+        try:
+            chain = await self._chain_anchor(record)
+        except errors.DataLoss as exc:
+            # The anchor, not the dataset, is missing: say so, and compare the bytes with the database.
+            chain = None
+            checks.append(Check(ANCHOR_PRESENT_CHECK, False, exc.message))
         try:
             hasher = await hashing.md5_sha256_of(self.store.read(record.object_key, 0, self.read_chunk_bytes))
             stored_md5, stored_sha, stored_size = hasher.md5, hasher.sha256, hasher.size
@@ -318,6 +329,12 @@ class DatasetCore:
             ok = ours == theirs
             checks.append(Check(name, ok, "" if ok else f"{ours!r} != {theirs!r}"))
 
+        if chain is None:
+            compare("stored size_bytes = database size_bytes", stored_size, record.size_bytes)
+            compare("stored md5 = database md5", stored_md5, record.md5)
+            compare("stored sha256 = database sha256", stored_sha, record.sha256)
+            return Provenance(record, None, stored_md5, stored_sha, stored_size, checks)
+        checks.append(Check(ANCHOR_PRESENT_CHECK, True))
         compare("database dataset_id = chain dataset_id", record.dataset_id, chain.dataset_id)
         compare("database organization_id = chain organization_id", record.organization_id, chain.organization_id)
         compare("database samples_dimension = chain samples_dimension", record.samples_dimension,

@@ -23,6 +23,7 @@ from servers.common.access import Access
 from servers.common.storage import ObjectStore
 from servers.registry.domain.datasets import MAX_TEXT, Check, DatasetCore
 from servers.registry.domain.ports import ModelContractFields, ModelLedger, ModelRepository, Trainer
+from servers.registry.domain.recovery import ANCHOR_PRESENT_CHECK, read_anchor
 from servers.registry.domain.records import (
     FAILED,
     MODEL,
@@ -89,7 +90,7 @@ class ModelVersion:
 @dataclass(frozen=True)
 class ModelProvenance:
     record: ModelRecord
-    on_chain: ModelContractFields
+    on_chain: ModelContractFields | None  # None: the contract is missing from the chain (see checks)
     stored_md5: str
     stored_sha256: str
     checks: list[Check]
@@ -268,7 +269,11 @@ class ModelCore:
             await self._with_access(record.model_id, caller_org, Access.READ, "read")
         except errors.NotFound:
             return None
-        return record, await self.ledger.get_model_contract(record.contract_address)
+        return record, await self._chain_anchor(record)
+
+    async def _chain_anchor(self, record: ModelRecord) -> ModelContractFields:
+        """The model's contract as the chain holds it; DATA_LOSS ANCHOR_MISSING when it is gone."""
+        return await read_anchor(self.ledger.get_model_contract, "model", record.model_id, record.contract_address)
 
     async def _with_access(self, model_id: str, caller_org: str | None, needed: Access, action: str) -> ModelRecord:
         ident = ids.parse_id(model_id, "model_id")
@@ -323,7 +328,7 @@ class ModelCore:
             raise errors.FailedPrecondition(not_trained_message(record.model_id), reason="MODEL_NOT_TRAINED",
                                             metadata={"state": record.state})
         blobs.check_offset(offset, record.size_bytes, "the model")
-        chain = await self.ledger.get_model_contract(record.contract_address)
+        chain = await self._chain_anchor(record)
         if not chain.verified or chain.res_sha256 != record.res_sha256 or chain.res_hash != record.res_md5:
             raise errors.DataLoss(
                 f"model {record.model_id}: the database records res_hash {record.res_md5} but its ledger contract "
@@ -340,7 +345,7 @@ class ModelCore:
             raise errors.FailedPrecondition(
                 f"model {record.model_id} is trained from the container image {record.image_reference}@"
                 f"{record.image_digest}; it has no recipe archive", reason="NO_RECIPE")
-        chain = await self.ledger.get_model_contract(record.contract_address)
+        chain = await self._chain_anchor(record)
         if chain.train_image_sha256 != record.recipe_sha256:
             raise errors.DataLoss(f"model {record.model_id}: the recipe recorded in the database does not match "
                                   "its ledger contract", reason="LEDGER_MISMATCH")
@@ -351,12 +356,27 @@ class ModelCore:
 
     async def provenance(self, model_id: str, *, caller_org: str | None) -> ModelProvenance:
         record = await self.get(model_id, caller_org=caller_org)
-        chain = await self.ledger.get_model_contract(record.contract_address)
         checks: list[Check] = []
 
         def compare(name: str, ours, theirs) -> None:
             ok = ours == theirs
             checks.append(Check(name, ok, "" if ok else f"{ours!r} != {theirs!r}"))
+
+        try:
+            chain = await self._chain_anchor(record)
+        except errors.DataLoss as exc:
+            # The anchor, not the model, is missing: say so, and compare the bytes with the database.
+            checks.append(Check(ANCHOR_PRESENT_CHECK, False, exc.message))
+            stored_md5 = stored_sha = ""
+            if record.state == TRAINED:
+                try:
+                    hasher = await hashing.md5_sha256_of(self.store.read(record.object_key, 0, self.read_chunk_bytes))
+                    stored_md5, stored_sha = hasher.md5, hasher.sha256
+                    compare("stored model sha256 = database res_sha256", stored_sha, record.res_sha256)
+                except errors.NotFound:
+                    checks.append(Check("stored model present", False, f"object {record.object_key} is missing"))
+            return ModelProvenance(record, None, stored_md5, stored_sha, checks)
+        checks.append(Check(ANCHOR_PRESENT_CHECK, True))
 
         compare("database model_id = chain model_id", record.model_id, chain.model_id)
         compare("database organization_id = chain organization_id", record.organization_id, chain.organization_id)

@@ -36,6 +36,7 @@ from pathlib import Path
 
 from servers.common import blobs, errors, ids
 from servers.common.access import Access, access
+from servers.common.recovery import Inconsistency, ReconcileReport, check_anchor, check_bytes, read_anchor
 from servers.common.storage import ObjectStore
 from servers.translator.domain.ports import (
     ContractRequest,
@@ -255,7 +256,8 @@ class TranslatorCore:
         t = await self.get(translation_id, caller_org)
         what = f"translation {t.translation_id}"
         blobs.check_offset(offset, t.size_bytes, what)
-        contract = await self.ledger.get_translation_contract(t.contract_address)
+        contract = await read_anchor(self.ledger.get_translation_contract, "translation", t.translation_id,
+                                     t.contract_address)
         if contract.onnx_sha256 != t.sha256 or contract.translation_id != t.translation_id:
             raise errors.DataLoss(
                 f"{what}: the database (sha256 {t.sha256}) and its contract {t.contract_address} (translation "
@@ -264,6 +266,25 @@ class TranslatorCore:
         return t, await blobs.open_verified(self.store, t.object_key, offset=offset, sha256=contract.onnx_sha256,
                                             size_bytes=t.size_bytes, what=what,
                                             chunk_bytes=self.options.read_chunk_bytes)
+
+    # -- recovery --------------------------------------------------------------------------------
+
+    async def reconcile(self) -> ReconcileReport:
+        """Every translation against the chain (its Translation contract) and the store (its ONNX
+        bytes): what is missing (servers.common.recovery; run at start)."""
+        found: list[Inconsistency] = []
+        checked, token = 0, ""
+        while True:
+            page = await self.repo.list(page_size=MAX_PAGE_SIZE, page_token=token, model_id="", organization_id=None)
+            for t in page.items:
+                checked += 1
+                _, missing = await check_anchor(self.ledger.get_translation_contract, "translation",
+                                                 t.translation_id, t.contract_address)
+                found += missing
+                found += await check_bytes(self.store, "translation", t.translation_id, t.object_key, t.size_bytes)
+            token = page.next_page_token
+            if not token:
+                return ReconcileReport({"translation": checked}, found)
 
 
 def _dataset_suffix(filename: str, content_type: str) -> str:
