@@ -1,0 +1,95 @@
+"""Runs the Optimizer's training worker (servers/optimizer/worker) in `.venv-rl` through the mesh's
+shared `LocalProcessRunner` (the Trainer's recipes run through the same one): its own session,
+a time and a memory limit, every line streamed, the whole process group killed when the call is
+cancelled or a limit is hit, and its pid recorded so a restarted server can kill a leftover.
+
+    <rl_python> -m servers.optimizer.worker train --spec WORK/spec.json --out WORK/out
+
+The worker prints one JSON object per line for its progress (`{"event": "state" | "episode" |
+"done" | "error", ...}`) and plain lines for its evaluation table; both reach `on_event`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from servers.common import errors
+from servers.common.processes import LocalProcessRunner, RunRequest
+
+EventSink = Callable[[dict[str, Any]], Awaitable[None]]
+INHERITED = ("PATH", "LANG", "LC_ALL", "TMPDIR")
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What a finished worker left: the policy file and result.json's content on success."""
+
+    exit_code: int | None
+    failure: str = ""  # empty when the worker succeeded
+    policy_path: Path | None = None
+    result: dict[str, Any] = field(default_factory=dict)
+    peak_rss_bytes: int = 0
+    seconds: float = 0.0
+
+
+class WorkerRunner:
+    def __init__(self, rl_python: Path, repo_root: Path, *, runner: LocalProcessRunner | None = None):
+        self.rl_python, self.repo_root = rl_python, repo_root
+        self.runner = runner or LocalProcessRunner(what="the training job")
+        self.env = {k: os.environ[k] for k in INHERITED if k in os.environ}
+
+    async def train(self, spec: dict[str, Any], work_dir: Path, *, time_limit_seconds: int,
+                    memory_limit_bytes: int, on_event: EventSink, pid_file: Path | None = None) -> TrainOutcome:
+        if not os.access(self.rl_python, os.X_OK):
+            raise errors.Unavailable(f"the RL environment's Python {self.rl_python} is missing: run `make rl-venv`",
+                                     reason="RL_ENVIRONMENT_MISSING")
+        work_dir.mkdir(parents=True, exist_ok=True)
+        (work_dir / "spec.json").write_text(json.dumps(spec))
+        out = work_dir / "out"
+        env = {**self.env, "HOME": str(work_dir), "PYTHONPATH": str(self.repo_root), "PYTHONUNBUFFERED": "1",
+               "OMP_NUM_THREADS": "1", "MPLCONFIGDIR": str(work_dir / ".matplotlib")}
+        request = RunRequest(argv=[str(self.rl_python), "-m", "servers.optimizer.worker", "train",
+                                   "--spec", str(work_dir / "spec.json"), "--out", str(out)],
+                             cwd=self.repo_root, env=env, time_limit_seconds=time_limit_seconds,
+                             memory_limit_bytes=memory_limit_bytes, pid_file=pid_file)
+        invalid: dict[str, Any] = {}
+
+        async def on_line(stream: str, text: str) -> None:
+            event: dict[str, Any] | None = None
+            if stream == "stdout" and text.startswith("{"):
+                try:
+                    event = json.loads(text)
+                except ValueError:
+                    event = None
+            if event is None:
+                event = {"event": "log", "stream": stream, "text": text}
+            elif event.get("event") == "error":
+                invalid.update(event)
+            await on_event(event)
+
+        result = await self.runner.run(request, on_line)
+        if result.limit_failure:
+            return TrainOutcome(result.exit_code, failure=result.limit_failure, peak_rss_bytes=result.peak_rss_bytes,
+                                seconds=result.seconds)
+        if invalid:
+            raise errors.InvalidArgument(invalid.get("message", "invalid job"),
+                                         reason="SPEC_INVALID", metadata={"field": str(invalid.get("field", ""))})
+        if result.exit_code != 0:
+            tail = " | ".join(result.stderr_tail[-3:]) or "no output"
+            return TrainOutcome(result.exit_code, failure=f"the training worker exited with status "
+                                f"{result.exit_code}: {tail}", peak_rss_bytes=result.peak_rss_bytes,
+                                seconds=result.seconds)
+        try:
+            summary = json.loads((out / "result.json").read_text())
+        except (OSError, ValueError) as exc:
+            return TrainOutcome(result.exit_code, failure=f"the training worker left no readable result ({exc})")
+        return TrainOutcome(0, policy_path=out / "policy.zip", result=summary, peak_rss_bytes=result.peak_rss_bytes,
+                            seconds=result.seconds)
+
+    def kill_leftover(self, pid_file: Path) -> bool:
+        return self.runner.kill_leftover(pid_file)
