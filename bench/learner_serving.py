@@ -20,7 +20,7 @@ from mlmesh.learner.v1 import learner_service_pb2 as lpb
 from mlmesh.learner.v1 import learner_service_pb2_grpc as lgrpc
 
 from bench.learner_predict import Served
-from bench.stack import bench_stack
+from bench.stack import BenchStack, bench_stack
 
 FEATURES = 36
 LEARN_ROWS = 4000
@@ -38,42 +38,48 @@ def _rows(n: int, seed: int) -> tuple[list[list[float]], list[float]]:
 @contextlib.contextmanager
 def learner(workdir: Path) -> Iterator[Served]:
     with bench_stack(base_id=91) as stack:
-        header = ",".join(f"x{i}" for i in range(FEATURES))
-        xs, _ = _rows(300, 1)
-        body = header + "\n" + "\n".join(",".join(f"{v:.5f}" for v in row) for row in xs) + "\n"
-        r = httpx.post(f"http://{stack.front}/v1/datasets:upload", params={"organization_id": "bench",
-                       "display_name": "bench-reference"}, content=body.encode(),
-                       headers={"authorization": f"Bearer {stack.token}", "content-type": "text/csv"}, timeout=60)
-        r.raise_for_status()
-        target = f"127.0.0.1:{stack.env['MLMESH_LEARNER_PORT']}"
-        params = struct_pb2.Struct()
-        params.update({"feature_count": FEATURES})
-        backend = struct_pb2.Struct()
-        backend.update({"estimator": "SGDRegressor", "random_state": 0})
-        credentials = stack.client_credentials()  # the Learner's port needs a mesh certificate
-        with grpc.secure_channel(target, credentials) as channel:
-            stub = lgrpc.LearnerServiceStub(channel)
-            created = stub.CreateLearner(lpb.CreateLearnerRequest(learner=lpb.Learner(
-                display_name="bench-sgd", organization_id="bench", developer_id="bench", spec=lpb.LearnerSpec(
-                    backend="sklearn", task="regression", transformer="tabular", backend_params=backend,
-                    transformer_params=params, reference_dataset_id=r.json()["dataset_id"],
-                    save_policy=lpb.SavePolicy(disabled=True),
-                    monitoring=lpb.MonitoringPolicy(window=100_000, every=100_000)))))
-            xs, ys = _rows(LEARN_ROWS, 2)
-            observations = [lpb.Observation(row=lpb.FeatureRow(values=x), target=y) for x, y in zip(xs, ys)]
+        yield serve_learner(stack)
 
-            def requests():
-                for i in range(0, len(observations), 100):
-                    yield lpb.LearnRequest(learner_id=created.learner_id, observations=observations[i:i + 100])
-            t0 = time.perf_counter()
-            acks = list(stub.Learn(requests()))
-            LEARNED.update(samples_per_s=LEARN_ROWS / (time.perf_counter() - t0),
-                           final_validation_mse=acks[-1].validation_loss)
-        first = lpb.PredictRequest(learner_id=created.learner_id,
-                                   inputs=[lpb.Observation(row=lpb.FeatureRow(values=xs[0]))])
-        nxt = lpb.PredictRequest(inputs=[lpb.Observation(row=lpb.FeatureRow(values=xs[1]))])
-        yield Served(target, "bench-sgd", stack.pid("learner"),
-                     lambda ch: ch.stream_stream("/mlmesh.learner.v1.LearnerService/PredictStream",
-                                                 request_serializer=lpb.PredictRequest.SerializeToString,
-                                                 response_deserializer=lpb.PredictResponse.FromString)(),
-                     lambda i: first if i == 0 else nxt, credentials)
+
+def serve_learner(stack: BenchStack) -> Served:
+    """On `stack`: the reference dataset, the bench-sgd learner, 4,000 rows learned; the learner as a
+    V2 model served from the Learner's own port."""
+    header = ",".join(f"x{i}" for i in range(FEATURES))
+    xs, _ = _rows(300, 1)
+    body = header + "\n" + "\n".join(",".join(f"{v:.5f}" for v in row) for row in xs) + "\n"
+    r = httpx.post(f"http://{stack.front}/v1/datasets:upload", params={"organization_id": "bench",
+                   "display_name": "bench-reference"}, content=body.encode(),
+                   headers={"authorization": f"Bearer {stack.token}", "content-type": "text/csv"}, timeout=60)
+    r.raise_for_status()
+    target = f"127.0.0.1:{stack.env['MLMESH_LEARNER_PORT']}"
+    params = struct_pb2.Struct()
+    params.update({"feature_count": FEATURES})
+    backend = struct_pb2.Struct()
+    backend.update({"estimator": "SGDRegressor", "random_state": 0})
+    credentials = stack.client_credentials()  # the Learner's port needs a mesh certificate
+    with grpc.secure_channel(target, credentials) as channel:
+        stub = lgrpc.LearnerServiceStub(channel)
+        created = stub.CreateLearner(lpb.CreateLearnerRequest(learner=lpb.Learner(
+            display_name="bench-sgd", organization_id="bench", developer_id="bench", spec=lpb.LearnerSpec(
+                backend="sklearn", task="regression", transformer="tabular", backend_params=backend,
+                transformer_params=params, reference_dataset_id=r.json()["dataset_id"],
+                save_policy=lpb.SavePolicy(disabled=True),
+                monitoring=lpb.MonitoringPolicy(window=100_000, every=100_000)))))
+        xs, ys = _rows(LEARN_ROWS, 2)
+        observations = [lpb.Observation(row=lpb.FeatureRow(values=x), target=y) for x, y in zip(xs, ys)]
+
+        def requests():
+            for i in range(0, len(observations), 100):
+                yield lpb.LearnRequest(learner_id=created.learner_id, observations=observations[i:i + 100])
+        t0 = time.perf_counter()
+        acks = list(stub.Learn(requests()))
+        LEARNED.update(samples_per_s=LEARN_ROWS / (time.perf_counter() - t0),
+                       final_validation_mse=acks[-1].validation_loss)
+    first = lpb.PredictRequest(learner_id=created.learner_id,
+                               inputs=[lpb.Observation(row=lpb.FeatureRow(values=xs[0]))])
+    nxt = lpb.PredictRequest(inputs=[lpb.Observation(row=lpb.FeatureRow(values=xs[1]))])
+    return Served(target, "bench-sgd", stack.pid("learner"),
+                 lambda ch: ch.stream_stream("/mlmesh.learner.v1.LearnerService/PredictStream",
+                                             request_serializer=lpb.PredictRequest.SerializeToString,
+                                             response_deserializer=lpb.PredictResponse.FromString)(),
+                 lambda i: first if i == 0 else nxt, credentials)

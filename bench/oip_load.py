@@ -173,19 +173,21 @@ def _channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.a
 
 async def run_oip_load(target: str, model_name: str, concurrency: int, seconds: float, rows: int = 1, *,
                        warmup: float = 1.0, raw: bool = False, server_pid: int | None = None,
-                       credentials: grpc.ChannelCredentials | None = None) -> dict:
+                       credentials: grpc.ChannelCredentials | None = None,
+                       metadata: tuple[tuple[str, str], ...] | None = None) -> dict:
     """Unary ModelInfer load against `target` (host:port): `concurrency` requests in flight.
 
     Requests are serialized once up front (a pool of distinct inputs, cycled) and responses
     are read as bytes (each checked non-empty; one per worker parsed and checked fully), so
-    the generator spends its time on gRPC, not on protobuf."""
+    the generator spends its time on gRPC, not on protobuf. `metadata`: sent with every call (a bearer
+    token, through Envoy)."""
     if concurrency < 1 or seconds <= 0:
         raise ValueError(f"concurrency must be >= 1 and seconds > 0, got {concurrency} and {seconds}")
     pool = [infer_request(model_name, rows, seed=i, raw=raw).SerializeToString() for i in range(DISTINCT_REQUESTS)]
     async with _channel(target, credentials) as channel:
         await _wait_ready(channel)
         infer = channel.unary_unary(INFER, request_serializer=None, response_deserializer=None)
-        first = pb.ModelInferResponse.FromString(await infer(pool[0], timeout=30))
+        first = pb.ModelInferResponse.FromString(await infer(pool[0], timeout=30, metadata=metadata))
         check_infer_response(first, rows)
         window = _Window(warmup, seconds, server_pid)
 
@@ -194,7 +196,7 @@ async def run_oip_load(target: str, model_name: str, concurrency: int, seconds: 
             while window.running():
                 started = time.perf_counter()
                 try:
-                    body = await infer(pool[i % DISTINCT_REQUESTS], timeout=30)
+                    body = await infer(pool[i % DISTINCT_REQUESTS], timeout=30, metadata=metadata)
                     if not body:
                         raise RuntimeError("empty ModelInferResponse")
                 except (grpc.aio.AioRpcError, RuntimeError) as exc:

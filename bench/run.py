@@ -35,6 +35,12 @@ def main() -> None:
           f"{learner_serving.LEARNED['final_validation_mse']:.4f})")
 
     print()
+    print("== The front door under concurrency: the Learner's V2 model direct vs through Envoy with a JWT ==")
+    from bench import front_door
+
+    print(front_door.report(front_door.run()))
+
+    print()
     print("== Optimizer environment: GridShift-v0 steps/s with the power flow vs a bare pandapower.runpp loop ==")
     subprocess.run([str(REPO / ".venv-rl/bin/python"), "-m", "bench.gridshift_env"], cwd=REPO, check=True)
 

@@ -155,7 +155,8 @@ def up(s: DevstackSettings) -> dict:
             upstream_tls=None if certs is None else UpstreamTls(
                 ca_file=certs.ca_file, cert_file=certs.cert_file("envoy"), key_file=certs.key_file("envoy")),
         )
-        start_envoy(config, base_id=s.envoy_base_id, log_path=s.log_dir / "envoy.log", pid_dir=s.run_dir)
+        start_envoy(config, base_id=s.envoy_base_id, log_path=s.log_dir / "envoy.log", pid_dir=s.run_dir,
+                    concurrency=s.envoy_concurrency)
         started.append("envoy")
     state.update(
         mtls=None if certs is None else str(certs.dir),

@@ -19,6 +19,8 @@ class DevstackSettings(BaseSettings):
     envoy_port: int = Field(ENVOY_PORT, description="The front door: REST and native gRPC.")
     envoy_admin_port: int = Field(ENVOY_ADMIN_PORT, description="Envoy's admin interface (127.0.0.1 only).")
     envoy_base_id: int = Field(0, description="Envoy --base-id (distinct per Envoy on one machine).")
+    envoy_concurrency: int | None = Field(
+        None, ge=1, description="Envoy --concurrency (worker threads). Unset: Envoy's default, one per core.")
     postgres_port: int = Field(POSTGRES_PORT, description="Embedded PostgreSQL.")
     anvil_port: int = Field(ANVIL_PORT, description="Embedded EVM node (Anvil) JSON-RPC.")
     registry_port: int = Field(PORTS["registry"].grpc, description="Registry gRPC (internal; clients go through Envoy).")

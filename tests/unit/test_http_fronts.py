@@ -136,3 +136,24 @@ def test_an_http_route_needs_its_upstream_and_one_matcher():
     with pytest.raises(ValueError, match="no upstream"):
         render_envoy_config(upstreams={"registry": ("127.0.0.1", 1)}, jwks={"keys": []},
                             http_routes=(HttpRoute("registry", ("GET",), path="/x"),))
+
+
+def test_hot_prediction_paths_are_access_logged_only_when_they_fail():
+    import re
+
+    from servers.devstack.envoy.render import QUIET_PATHS_REGEX
+
+    _, hcm = _config()
+    log_filter = hcm["access_log"][0]["filter"]["or_filter"]["filters"]
+    assert log_filter[0]["header_filter"]["header"]["invert_match"] is True
+    quiet = re.compile(QUIET_PATHS_REGEX)  # Envoy's safe_regex matches the whole path, as fullmatch does
+    for path in ("/inference.GRPCInferenceService/ModelInfer", "/v2/models/m/infer", "/v2/health/ready", "/v2"):
+        assert quiet.fullmatch(path), path
+    for path in ("/v1/datasets", "/inference.GRPCInferenceService/ModelMetadata", "/dataset", "/v2x"):
+        assert not quiet.fullmatch(path), path
+
+
+def test_verified_tokens_are_cached():
+    _, hcm = _config()
+    jwt = next(f for f in hcm["http_filters"] if f["name"] == "envoy.filters.http.jwt_authn")["typed_config"]
+    assert jwt["providers"]["mlmesh"]["jwt_cache_config"]["jwt_cache_size"] > 0

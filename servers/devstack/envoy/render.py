@@ -233,6 +233,9 @@ def _jwt_filter(
             {"header_name": SUBJECT_HEADER, "claim_name": "sub"},
         ],
         "clock_skew_seconds": 30,
+        # Verified tokens are cached (by their text, until they expire): a client sends the same token on
+        # every call, and an RS256 signature check per request costs more than the rest of the filter.
+        "jwt_cache_config": {"jwt_cache_size": 1000},
     }
     if jwks is not None:
         provider["local_jwks"] = {"inline_string": json.dumps(dict(jwks), separators=(",", ":"))}
@@ -425,6 +428,26 @@ _ACCESS_LOG_FORMAT = {
 }
 
 
+# Per-prediction paths (the Open Inference Protocol, both halves): a successful call is not access-logged
+# (as the Learner does not log it at INFO); a failed one is, as is every call on any other path.
+# (Envoy's safe_regex matches the whole path.)
+QUIET_PATHS_REGEX = r"/(inference\.GRPCInferenceService/(ModelInfer|ModelReady|ServerLive|ServerReady)|v2(/.*)?)"
+
+
+def _access_log_filter() -> dict[str, Any]:
+    return {"or_filter": {"filters": [
+        {"header_filter": {"header": {"name": ":path", "string_match": {"safe_regex": {"regex": QUIET_PATHS_REGEX}},
+                                      "invert_match": True}}},
+        {"status_code_filter": {"comparison": {"op": "GE", "value": {"default_value": 400,
+                                                                      "runtime_key": "mlmesh.unused"}}}},
+        # a gRPC error comes with HTTP 200; the status filter alone would also match every REST call
+        {"and_filter": {"filters": [
+            {"header_filter": {"header": {"name": "content-type", "string_match": {"prefix": "application/grpc"}}}},
+            {"grpc_status_filter": {"statuses": ["OK"], "exclude": True}},
+        ]}},
+    ]}}
+
+
 def _http_connection_manager(
     routes: list[dict[str, Any]], http_filters: list[dict[str, Any]], stream_idle_timeout_seconds: float
 ) -> dict[str, Any]:
@@ -458,6 +481,7 @@ def _http_connection_manager(
         "access_log": [
             {
                 "name": "envoy.access_loggers.stdout",
+                "filter": _access_log_filter(),
                 "typed_config": {
                     "@type": "type.googleapis.com/envoy.extensions.access_loggers.stream.v3.StdoutAccessLog",
                     "log_format": {"json_format": _ACCESS_LOG_FORMAT},
