@@ -14,7 +14,7 @@ import asyncpg
 
 from servers.common import errors, postgres
 from servers.common.ids import parse_uuid
-from servers.learner.domain.records import LearnerRecord, Page, spec_from_json, spec_to_json
+from servers.learner.domain.records import JournalRow, LearnerRecord, Page, spec_from_json, spec_to_json
 
 log = logging.getLogger("mlmesh.learner.db")
 
@@ -96,13 +96,32 @@ class Database(postgres.Postgres):
         return Page(items=items, next_page_token=token)
 
     async def record_save(self, learner_id: str, *, current_model_id: str, version: int, observations_learned: int,
-                          saved_validation_loss: float, transformer_state: dict, save_time: dt.datetime) -> None:
-        async with self.connection(f"recording a save of learner {learner_id}") as conn:
+                          saved_validation_loss: float, transformer_state: dict, save_time: dt.datetime,
+                          journal_seq: int = 0, pending: bytes | None = None) -> None:
+        ident = _uuid(learner_id)
+        async with self.connection(f"recording a save of learner {learner_id}") as conn, conn.transaction():
             await conn.execute(
                 "UPDATE learner_learners SET current_model_id = $2, version = $3, observations_learned = $4, "
-                "saved_validation_loss = $5, transformer_state = $6, save_time = $7 WHERE learner_id = $1",
-                _uuid(learner_id), current_model_id, version, observations_learned, saved_validation_loss,
-                json.dumps(transformer_state), save_time)
+                "saved_validation_loss = $5, transformer_state = $6, save_time = $7, journal_seq = $8 "
+                "WHERE learner_id = $1",
+                ident, current_model_id, version, observations_learned, saved_validation_loss,
+                json.dumps(transformer_state), save_time, journal_seq)
+            await conn.execute("DELETE FROM learner_learn_journal WHERE learner_id = $1 AND seq <= $2",
+                               ident, journal_seq)
+            if pending is not None:
+                await conn.execute("INSERT INTO learner_learn_journal (learner_id, seq, kind, flush, payload) "
+                                   "VALUES ($1, $2, 'pending', false, $3)", ident, journal_seq, pending)
+
+    async def journal_append(self, learner_id: str, seq: int, payload: bytes, flush: bool) -> None:
+        async with self.connection(f"journaling a Learn message of learner {learner_id}") as conn:
+            await conn.execute("INSERT INTO learner_learn_journal (learner_id, seq, kind, flush, payload) "
+                               "VALUES ($1, $2, 'observations', $3, $4)", _uuid(learner_id), seq, flush, payload)
+
+    async def journal_since(self, learner_id: str, seq: int) -> list[JournalRow]:
+        async with self.connection(f"reading the learn journal of learner {learner_id}") as conn:
+            rows = await conn.fetch("SELECT seq, kind, flush, payload FROM learner_learn_journal "
+                                    "WHERE learner_id = $1 AND seq >= $2 ORDER BY seq", _uuid(learner_id), seq)
+        return [JournalRow(seq=r["seq"], kind=r["kind"], flush=r["flush"], payload=bytes(r["payload"])) for r in rows]
 
     async def set_state(self, learner_id: str, state: str, failure_reason: str = "") -> None:
         async with self.connection(f"updating learner {learner_id}") as conn:

@@ -15,10 +15,11 @@ import hashlib
 import json
 import logging
 import math
+import pickle
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from servers.common import errors
-from servers.learner.domain.records import CLASSIFICATION_TASK, LearnerRecord, spec_to_json
+from servers.learner.domain.records import CLASSIFICATION_TASK, JournalRow, LearnerRecord, spec_to_json
 from servers.learner.ml.base import Backend, Obs, Output, Transformer
 
 log = logging.getLogger("mlmesh.learner")
@@ -95,6 +96,7 @@ class LiveLearner:
         self.lock = asyncio.Lock()
         self.spec = record.spec
         self.counters = Counters(observations_learned=record.observations_learned)
+        self.journal_seq = record.journal_seq  # the last learn-journal position used (docs/learner.md)
         self.validation: deque[float] = deque(maxlen=self.spec.save_policy.validation_window)
         self._pending_x: list[np.ndarray] = []
         self._pending_y: list[np.ndarray] = []
@@ -138,8 +140,14 @@ class LiveLearner:
 
     # -- learning --------------------------------------------------------------------------------
 
-    async def learn(self, observations: list[Obs], flush: bool, on_saved: Callable[[], Any]) -> LearnStep:
+    async def learn(self, observations: list[Obs], flush: bool, on_saved: Callable[[], Any],
+                    journal: Callable[[int, list[Obs], bool], Awaitable[None]] | None = None) -> LearnStep:
+        """Learns one message. With `journal`, the message is journaled (durably) first, under the
+        lock, so the journal's order is the order learned and an acknowledgement is never ahead of it."""
         async with self.lock:
+            if journal is not None and (observations or flush):
+                self.journal_seq += 1
+                await journal(self.journal_seq, observations, flush)
             monitor_due = await self.run(self._learn_sync, observations, flush)
             if monitor_due:
                 self.schedule_monitoring()
@@ -193,6 +201,33 @@ class LiveLearner:
         c.digest.update(np.ascontiguousarray(y).tobytes())
         return due
 
+    def pending_pairs(self) -> bytes | None:
+        """The training pairs waiting for a micro-batch, pickled, for the journal's 'pending' row at a save
+        (the saved model has not learned them); None when there are none."""
+        if not self._pending_n:
+            return None
+        return pickle.dumps((np.concatenate(self._pending_x), np.concatenate(self._pending_y)), protocol=5)
+
+    def replay_sync(self, rows: list[JournalRow]) -> tuple[int, int]:
+        """On the worker thread, before the learner serves: learns again what the journal holds after
+        the loaded version, exactly as the Learn stream did (a message the transformer refused is
+        refused again and skipped). (messages replayed, observations replayed)."""
+        messages = observations = 0
+        for row in rows:
+            if row.kind == "pending":
+                X, y = pickle.loads(row.payload)  # noqa: S301 - the Learner's own journal, in its own database
+                self._pending_x, self._pending_y, self._pending_n = [X], [y], len(X)
+            else:
+                batch = pickle.loads(row.payload)  # noqa: S301 - as above
+                try:
+                    self._learn_sync(batch, row.flush)
+                except errors.InvalidArgument:
+                    pass
+                messages += 1
+                observations += len(batch)
+            self.journal_seq = max(self.journal_seq, row.seq)
+        return messages, observations
+
     def _save_due(self) -> bool:
         policy = self.spec.save_policy
         if policy.disabled or self.counters.since_save < policy.min_observations:
@@ -231,7 +266,7 @@ class LiveLearner:
         parent = self.record.current_model_id or self.spec.starting_model_id
         self.record = replace(self.record, current_model_id=model_id, version=version,
                               saved_validation_loss=loss, observations_learned=self.counters.observations_learned,
-                              save_time=when)
+                              save_time=when, journal_seq=self.journal_seq)
         self.counters.since_save = 0
         self.counters.digest = hashlib.sha256()
         return SavedVersion(model_id=model_id, version=version, parent_model_id=parent, validation_loss=loss,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from servers.learner.domain.records import LearnerRecord, Page
+from servers.learner.domain.records import JournalRow, LearnerRecord, Page
 
 # ModelInfo.state of a model whose result is stored and verified on the ledger: the only state a
 # learner starts from.
@@ -96,4 +96,15 @@ class LearnerRepository(Protocol):
 
     async def record_save(self, learner_id: str, *, current_model_id: str, version: int, observations_learned: int,
                           saved_validation_loss: float, transformer_state: dict[str, Any],
-                          save_time: dt.datetime) -> None: ...
+                          save_time: dt.datetime, journal_seq: int = 0, pending: bytes | None = None) -> None:
+        """Records the version and, in the same transaction, compacts the learn journal: rows up to
+        `journal_seq` go, `pending` (if any) is kept as the 'pending' row at `journal_seq`."""
+        ...
+
+    async def journal_append(self, learner_id: str, seq: int, payload: bytes, flush: bool) -> None:
+        """Appends one Learn message to the learner's journal; durable (committed) when it returns."""
+        ...
+
+    async def journal_since(self, learner_id: str, seq: int) -> list[JournalRow]:
+        """The journal rows at and after `seq`, in order."""
+        ...

@@ -127,6 +127,20 @@ class LearnerRecord:
     transformer_state: dict[str, Any]
     create_time: dt.datetime
     save_time: dt.datetime | None
+    # Position in the learn journal the saved version covers (docs/learner.md, "Durability").
+    journal_seq: int = 0
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One row of a learner's learn journal: a Learn message ("observations": the pickled list of
+    observations, and whether it asked to flush) or, at a save's position, the training pairs that
+    were still waiting for a micro-batch ("pending": pickled (X, y))."""
+
+    seq: int
+    kind: str
+    flush: bool
+    payload: bytes
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import pickle
 import shutil
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -88,7 +89,8 @@ class LearnerCore:
         """Loads every stored learner from its latest saved version (or its starting model)."""
         for record in await self.db.all():
             try:
-                self.live[record.learner_id] = await self._load(record)
+                self.live[record.learner_id] = live = await self._load(record)
+                await self._replay(live)
                 if record.state == FAILED:
                     await self.db.set_state(record.learner_id, READY)
                 log.info("learner_id=%s name=%s resumed from %s (version %d, %d observations)", record.learner_id,
@@ -313,11 +315,27 @@ class LearnerCore:
 
     async def _learn(self, live: LiveLearner, observations: list[Obs], flush: bool) -> LearnStep:
         before = live.counters.observations_learned
-        step = await live.learn(observations, flush, lambda: self.save(live))
+        step = await live.learn(observations, flush, lambda: self.save(live), self._journal(live))
         if step.observations_learned > before:
             metrics.learned(live.learner_id, step.observations_learned - before, step.running_loss,
                             step.validation_loss)
         return step
+
+    def _journal(self, live: LiveLearner):
+        """What `LiveLearner.learn` calls to make a message durable before it is learned."""
+        async def append(seq: int, observations: list[Obs], flush: bool) -> None:
+            await self.db.journal_append(live.learner_id, seq, pickle.dumps(observations, protocol=5), flush)
+        return append
+
+    async def _replay(self, live: LiveLearner) -> None:
+        """Learns again what the Learn streams acknowledged after the loaded version (docs/learner.md)."""
+        rows = await self.db.journal_since(live.learner_id, live.record.journal_seq)
+        if not rows:
+            return
+        messages, observations = await live.run(live.replay_sync, rows)
+        log.info("learner_id=%s replayed %d journaled Learn messages (%d observations) after version %d: "
+                 "%d observations learned", live.learner_id, messages, observations, live.record.version,
+                 live.counters.observations_learned)
 
     # -- predicting and explaining ---------------------------------------------------------------
 
@@ -441,7 +459,7 @@ class LearnerCore:
             await self.db.record_save(record.learner_id, current_model_id=model.model_id, version=version,
                                       observations_learned=live.counters.observations_learned,
                                       saved_validation_loss=loss, transformer_state=transformer_state,
-                                      save_time=when)
+                                      save_time=when, journal_seq=live.journal_seq, pending=live.pending_pairs())
         except errors.MeshError as exc:
             log.warning("learner_id=%s: saving version %d failed, will retry: %s", record.learner_id, version,
                         exc.message)
