@@ -24,7 +24,7 @@ import httpx
 import psutil
 
 from bench.stack import bench_stack
-from clients.sdk import Registry
+import mlmesh
 
 CHUNK = 1 << 20
 
@@ -108,14 +108,14 @@ def run(mb: int | None = None) -> list[dict]:
         record("baseline: raw copy + MD5 + SHA-256", raw_copy_with_hashes(src, work / "copy.bin"))
         (work / "copy.bin").unlink()
 
-        with Registry(front, token=token) as reg:
+        with mlmesh.Client(front, token=token) as client:
             with PeakRss(registry_pid) as r, PeakRss(envoy_pid) as e:
                 t0 = time.perf_counter()
-                ds = reg.upload_file(src, organization_id="bench", display_name="bench grpc")
+                ds = client.datasets.upload(src, organization_id="bench", display_name="bench grpc")
                 record("gRPC upload via Envoy", time.perf_counter() - t0, r, e)
             with PeakRss(registry_pid) as r, PeakRss(envoy_pid) as e:
                 t0 = time.perf_counter()
-                reg.download_file(ds.dataset_id, work / "grpc.bin")
+                client.datasets.download(ds.dataset_id, work / "grpc.bin")
                 record("gRPC download via Envoy", time.perf_counter() - t0, r, e)
             (work / "grpc.bin").unlink()
 

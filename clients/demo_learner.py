@@ -17,15 +17,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import grpc
 import httpx
-from google.protobuf import struct_pb2
-from mlmesh.learner.v1 import learner_service_pb2 as lpb
-from mlmesh.learner.v1 import learner_service_pb2_grpc as lgrpc
 from rich.console import Console
 from rich.table import Table
 
-from clients import session
+import mlmesh
 from clients.sensorformat import Row, observation, read_rows
 from clients.settings import ClientSettings
 
@@ -56,7 +52,6 @@ def run_demo_learner(settings: ClientSettings, console: Console, token: str) -> 
     work = settings.data_dir.resolve() / "demo-learner"
     work.mkdir(parents=True, exist_ok=True)
     auth = {"authorization": f"Bearer {token}"}
-    metadata = session.metadata(token)
     base = f"http://{settings.front_door}"
 
     def say(text: str) -> None:
@@ -72,33 +67,24 @@ def run_demo_learner(settings: ClientSettings, console: Console, token: str) -> 
     dataset_id = r.json()["dataset_id"]
     console.print(f"dataset {dataset_id}")
 
-    with grpc.insecure_channel(settings.front_door) as channel:
-        stub = lgrpc.LearnerServiceStub(channel)
+    with mlmesh.Client(settings.front_door, token=token, organization_id=settings.org) as client:
         say("2. a learner: PyTorch GRU, window 36 readings -> the value 24 h (96 steps) ahead")
-        transformer = struct_pb2.Struct()
-        transformer.update({"window": 36, "horizon": 96, "interval_seconds": 900, "scale_min": 0, "scale_max": 80})
-        backend = struct_pb2.Struct()
-        backend.update({"architecture": "gru", "hidden_size": 32, "lr": 0.003, "seed": 0})
-        learner = stub.CreateLearner(lpb.CreateLearnerRequest(learner=lpb.Learner(
-            display_name=f"uc10-demo-{int(time.time())}", developer_id="demo", spec=lpb.LearnerSpec(
-                backend="pytorch", task="regression", transformer="power-forecast", backend_params=backend,
-                transformer_params=transformer, reference_dataset_id=dataset_id, micro_batch_size=32,
-                save_policy=lpb.SavePolicy(min_observations=192, validation_window=192,
-                                           min_relative_improvement=0.05),
-                monitoring=lpb.MonitoringPolicy(window=288, every=96)))), metadata=metadata)
+        learner = client.learners.create(
+            display_name=f"uc10-demo-{int(time.time())}", developer_id="demo", backend="pytorch", task="regression",
+            transformer="power-forecast", reference_dataset_id=dataset_id, micro_batch_size=32,
+            backend_params={"architecture": "gru", "hidden_size": 32, "lr": 0.003, "seed": 0},
+            transformer_params={"window": 36, "horizon": 96, "interval_seconds": 900, "scale_min": 0,
+                                "scale_max": 80},
+            save_policy={"min_observations": 192, "validation_window": 192, "min_relative_improvement": 0.05},
+            monitoring={"window": 288, "every": 96})
         console.print(f"learner {learner.learner_id} ({learner.display_name}), features "
                       f"{learner.feature_names[0]}..{learner.feature_names[-1]}")
 
         say("3. stream the next 8 days of meter-7 over one Learn stream")
         stream = [observation(r, SENSOR) for r in _days(history, (7, 15))]
-
-        def requests(observations):
-            for i in range(0, len(observations), 96):
-                yield lpb.LearnRequest(learner_id=learner.learner_id, observations=observations[i:i + 96])
-
         table = Table("day", "received", "learned", "running loss", "validation loss", "saved version")
         started = time.monotonic()
-        for i, ack in enumerate(stub.Learn(requests(stream), metadata=metadata)):
+        for i, ack in enumerate(client.learners.learn(learner.learner_id, stream, batch_size=96)):
             saved = f"v{ack.saved.version} {ack.saved.model_id[:8]}…" if ack.HasField("saved") else ""
             table.add_row(str(i + 1), str(ack.observations_received), str(ack.observations_learned),
                           f"{ack.running_loss:.5f}", f"{ack.validation_loss:.5f}", saved)
@@ -107,15 +93,13 @@ def run_demo_learner(settings: ClientSettings, console: Console, token: str) -> 
         console.print(f"{len(stream)} readings in {seconds:.1f} s ({len(stream) / seconds:.0f} readings/s)")
 
         say("4. forecast from meter-7's latest readings")
-        forecast = stub.Predict(lpb.PredictRequest(learner_id=learner.learner_id, sensor_id=SENSOR),
-                                metadata=metadata)
+        forecast = client.learners.predict(learner.learner_id, sensor_id=SENSOR)
         p = forecast.predictions[0]
         console.print(f"{p.values[0]:.2f} kW at {p.target_time.ToDatetime().isoformat()}Z "
                       f"(model {forecast.model_id or 'live, not saved yet'})")
 
         say("5. why: Integrated Gradients over the 36 lags")
-        explanation = stub.Explain(lpb.ExplainRequest(learner_id=learner.learner_id, sensor_id=SENSOR),
-                                   metadata=metadata)
+        explanation = client.learners.explain(learner.learner_id, sensor_id=SENSOR)
         total = sum(abs(a.attribution) for a in explanation.attributions) or 1.0
         top = sorted(explanation.attributions, key=lambda a: -abs(a.attribution))[:6]
         console.print(f"method {explanation.method}, convergence delta {explanation.convergence_delta:.2e}"
@@ -126,15 +110,13 @@ def run_demo_learner(settings: ClientSettings, console: Console, token: str) -> 
         recent = sum(abs(a.attribution) for a in explanation.attributions[-6:]) / total
         console.print(f"the 6 most recent lags carry {100 * recent:.0f}% of the attribution")
 
-        before = stub.GetMonitoring(lpb.GetMonitoringRequest(learner_id=learner.learner_id, refresh=True),
-                                    metadata=metadata)
+        before = client.learners.monitoring(learner.learner_id, refresh=True)
         say("6. the meter's level shifts (+60%): one more day")
         # The meter's 16th day, at +60%, right after the streamed days.
         shifted = [observation(r, SENSOR, scale=1.6) for r in _days(history, (15, 16))]
-        for _ack in stub.Learn(requests(shifted), metadata=metadata):
+        for _ack in client.learners.learn(learner.learner_id, shifted, batch_size=96):
             pass
-        after = stub.GetMonitoring(lpb.GetMonitoringRequest(learner_id=learner.learner_id, refresh=True),
-                                   metadata=metadata)
+        after = client.learners.monitoring(learner.learner_id, refresh=True)
         table = Table("", "dataset drift", "drifted features", "MAE kW", "ME kW", "MAPE %", "over-estimated")
         for label, rep in (("before", before), ("after the shift", after)):
             d, e = rep.drift, rep.errors
@@ -145,7 +127,7 @@ def run_demo_learner(settings: ClientSettings, console: Console, token: str) -> 
         if not math.isfinite(after.errors.mae) or after.drift.feature_count == 0:
             console.print("[red]monitoring figures are missing[/red]")
             return 1
-        got = stub.GetLearner(lpb.GetLearnerRequest(learner_id=learner.learner_id), metadata=metadata)
+        got = client.learners.get(learner.learner_id)
         console.print(f"learner: version {got.version}, model {got.current_model_id}, "
                       f"{got.observations_learned} pairs learned, {got.predictions_served} predictions served")
         console.print("Prometheus: the Learner's metrics port (9105 in `make up`); Grafana dashboard: "

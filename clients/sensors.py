@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
 
-import grpc
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from clients import session
+from mlmesh.client.errors import MlmeshError, NotFound
 from clients.sensorformat import (CsvError, Row, broker_params, check_csv, observation, reading_payload,
                                   read_rows, sensor_topic)
 
@@ -66,64 +66,55 @@ class LearnResult:
 
 async def replay_grpc(rows: Iterator[Row], *, target: str, token: str | None, learner_id: str, sensor_id: str,
                       rate: float | None, batch: int, on_sent=None, on_ack=None) -> tuple[object, LearnResult]:
-    """Streams `rows` into one Learn call; returns (the learner before, LearnResult). Raises grpc.RpcError."""
+    """Streams `rows` into one Learn stream of the asyncio SDK; returns (the learner before,
+    LearnResult). A message carries what is due (at most `batch` readings), so a paced replay sends
+    each reading as it comes and a flat-out one fills its messages. Raises MlmeshError."""
     from mlmesh.learner.v1 import learner_service_pb2 as pb
-    from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
 
-    metadata = session.metadata(token)
+    import mlmesh.aio
+
     result = LearnResult()
-    async with grpc.aio.insecure_channel(target) as channel:
-        stub = pb_grpc.LearnerServiceStub(channel)
-        learner = await stub.GetLearner(pb.GetLearnerRequest(learner_id=learner_id), metadata=metadata, timeout=30)
-        queue: asyncio.Queue[Row | None] = asyncio.Queue(maxsize=4 * batch)
-        call = stub.Learn(metadata=metadata)
+    queue: asyncio.Queue[Row | None] = asyncio.Queue(maxsize=4 * batch)
 
-        async def pace() -> None:
-            pacer = Pacer(rate)
-            for i, row in enumerate(rows):
-                await pacer.wait(i)
-                await queue.put(row)
-            await queue.put(None)
+    async def pace() -> None:
+        pacer = Pacer(rate)
+        for i, row in enumerate(rows):
+            await pacer.wait(i)
+            await queue.put(row)
+        await queue.put(None)
 
-        async def write() -> None:
-            done = False
-            while not done:
-                first = await queue.get()
-                taken = [] if first is None else [first]
-                done = first is None
-                while not done and len(taken) < batch and not queue.empty():
-                    row = queue.get_nowait()
-                    done = row is None
-                    if row is not None:
-                        taken.append(row)
-                if taken:
-                    await call.write(pb.LearnRequest(learner_id=learner_id, observations=[
-                        observation(r, sensor_id) for r in taken]))
-                    result.sent += len(taken)
-                    result.messages += 1
-                    if on_sent:
-                        on_sent(len(taken))
-            await call.done_writing()
+    async def requests():
+        done = False
+        while not done:
+            first = await queue.get()
+            taken = [] if first is None else [first]
+            done = first is None
+            while not done and len(taken) < batch and not queue.empty():
+                row = queue.get_nowait()
+                done = row is None
+                if row is not None:
+                    taken.append(row)
+            if taken:
+                yield pb.LearnRequest(learner_id=learner_id, observations=[observation(r, sensor_id) for r in taken])
+                result.sent += len(taken)
+                result.messages += 1
+                if on_sent:
+                    on_sent(len(taken))
 
-        async def read() -> None:
-            async for ack in call:
+    async with mlmesh.aio.Client(target, token=token) as client:
+        learner = await client.learners.get(learner_id)
+        pacing = asyncio.create_task(pace())
+        try:
+            async for ack in client.learners.learn(learner_id, requests()):
                 result.last = ack
                 if ack.HasField("saved"):
                     result.saved.append(ack.saved)
                 if on_ack:
                     on_ack(ack)
-
-        tasks = [asyncio.create_task(c) for c in (pace(), write(), read())]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()
-            await asyncio.gather(*tasks)
+            await pacing
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            call.cancel()
+            pacing.cancel()
+            await asyncio.gather(pacing, return_exceptions=True)
     return learner, result
 
 
@@ -232,12 +223,12 @@ def _replay_grpc(rows: Iterator[Row], total: int, learner_id: str, sensor: str, 
             learner, result = asyncio.run(replay_grpc(rows, target=target, token=token, learner_id=learner_id,
                                                       sensor_id=sensor, rate=rate, batch=batch,
                                                       on_sent=lambda n: bar.advance(task, n), on_ack=on_ack))
-        except grpc.RpcError as exc:
+        except MlmeshError as exc:
             bar.stop()
-            if exc.code() == grpc.StatusCode.NOT_FOUND:
-                err.print(f"[red]NOT_FOUND[/red]: {exc.details()}")
+            if isinstance(exc, NotFound):
+                err.print(f"[red]NOT_FOUND[/red]: {exc.message}")
                 err.print(f"no learner {learner_id} at {target}: check --learner (the learner's UUID) and --target")
-                raise typer.Exit(1) from None
+                raise typer.Exit(session.EXIT_FAILED) from None
             raise session.fail(exc) from None
     last = result.last
     console.print(f"sent {result.sent} readings of {sensor} in {result.messages} messages to learner "

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import grpc
 import httpx
+import mlmesh
 import pytest
 from google.api import httpbody_pb2
 from mlmesh.ledger.v1 import ledger_service_pb2, ledger_service_pb2_grpc
 from mlmesh.registry.v1 import registry_service_pb2 as svc
+from mlmesh.client import errors
 from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
-from clients.sdk import Registry
 
 REPO = Path(__file__).resolve().parents[2]
 GRPCURL = REPO / ".venv" / "bin" / "grpcurl"
@@ -38,8 +39,8 @@ def rest_upload(stack, data: bytes, *, headers=None, **params):
 
 
 def list_ids(stack) -> set[str]:
-    with Registry(stack.envoy, token=stack.token()) as reg:
-        return {d.dataset_id for d in reg.iter_all()}
+    with mlmesh.Client(stack.envoy, token=stack.token()) as client:
+        return {d.dataset_id for d in client.datasets.list()}
 
 
 def object_files(stack) -> set[str] | None:
@@ -117,12 +118,12 @@ def test_list_paginates(stack):
 def test_native_grpc_through_envoy(stack, tmp_path):
     src = tmp_path / "blob.bin"
     src.write_bytes(os.urandom(3 * 1024 * 1024 + 17))
-    with Registry(stack.envoy, token=stack.token()) as reg:
-        ds = reg.upload_file(src, organization_id=ORG, display_name="blob")
+    with mlmesh.Client(stack.envoy, token=stack.token()) as client:
+        ds = client.datasets.upload(src, organization_id=ORG, display_name="blob")
         assert ds.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
-        out = reg.download_file(ds.dataset_id, tmp_path / "copy.bin")
+        out = client.datasets.download(ds.dataset_id, tmp_path / "copy.bin")
         assert out.read_bytes() == src.read_bytes()
-        assert reg.provenance(ds.dataset_id).consistent
+        assert client.datasets.provenance(ds.dataset_id).consistent
 
 
 def test_grpcurl_via_reflection(stack, uploaded):
@@ -156,9 +157,9 @@ def test_expired_token_is_401(stack):
 
 
 def test_native_grpc_without_token_is_unauthenticated(stack):
-    with Registry(stack.envoy) as reg, pytest.raises(grpc.RpcError) as info:
-        reg.list()
-    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    with mlmesh.Client(stack.envoy, token="") as client, pytest.raises(errors.Unauthenticated) as info:
+        list(client.datasets.list())
+    assert info.value.code == grpc.StatusCode.UNAUTHENTICATED
 
 
 def test_ledger_is_not_reachable_through_envoy(stack):

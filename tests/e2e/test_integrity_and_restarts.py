@@ -14,12 +14,13 @@ import time
 
 import grpc
 import httpx
+import mlmesh
 import pytest
 from google.api import httpbody_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as svc
+from mlmesh.client import errors
 from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
-from clients.sdk import Registry
 
 ORG = "smart-energy-ll"
 pytestmark = pytest.mark.controls_processes
@@ -44,12 +45,12 @@ def test_tampered_bytes_fail_download_with_data_loss(stack, tmp_path):
     r = httpx.get(f"{stack.base_url}/v1/datasets/{ds['dataset_id']}:download", headers=stack.auth(), timeout=60)
     assert r.status_code == 500 and r.json()["code"] == grpc.StatusCode.DATA_LOSS.value[0], r.text
     assert "do not match the ledger" in r.json()["message"]
-    with Registry(stack.envoy, token=stack.token()) as reg:
-        with pytest.raises(grpc.RpcError) as info:
-            reg.download_file(ds["dataset_id"], tmp_path / "out.bin")
-        assert info.value.code() == grpc.StatusCode.DATA_LOSS
+    with mlmesh.Client(stack.envoy, token=stack.token()) as client:
+        with pytest.raises(errors.DataLoss) as info:
+            client.datasets.download(ds["dataset_id"], tmp_path / "out.bin")
+        assert info.value.code == grpc.StatusCode.DATA_LOSS
         assert not (tmp_path / "out.bin").exists()
-        prov = reg.provenance(ds["dataset_id"])
+        prov = client.datasets.provenance(ds["dataset_id"])
     assert not prov.consistent
     failed = {c.name for c in prov.checks if not c.ok}
     assert failed == {"stored md5 = chain md5", "stored sha256 = chain sha256"}
@@ -58,28 +59,28 @@ def test_tampered_bytes_fail_download_with_data_loss(stack, tmp_path):
 def test_down_up_keeps_every_dataset(stack, tmp_path):
     data = os.urandom(100_000)
     kept = _upload(stack, data, "survives restarts")
-    with Registry(stack.envoy, token=stack.token()) as reg:
-        before = {d.dataset_id: d for d in reg.iter_all()}
+    with mlmesh.Client(stack.envoy, token=stack.token()) as client:
+        before = {d.dataset_id: d for d in client.datasets.list()}
     stack.devstack("down")
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{stack.base_url}/v1/datasets", headers=stack.auth(), timeout=5)
     stack.devstack("up")
-    with Registry(stack.envoy, token=stack.token()) as reg:
-        after = {d.dataset_id: d for d in reg.iter_all()}
+    with mlmesh.Client(stack.envoy, token=stack.token()) as client:
+        after = {d.dataset_id: d for d in client.datasets.list()}
         assert after == before
         for dataset_id, ds in after.items():
             if ds.display_name == "to be tampered":
                 continue
-            prov = reg.provenance(dataset_id)
+            prov = client.datasets.provenance(dataset_id)
             assert prov.consistent, (dataset_id, [c for c in prov.checks if not c.ok])
-        out = reg.download_file(kept["dataset_id"], tmp_path / "kept.bin")
+        out = client.datasets.download(kept["dataset_id"], tmp_path / "kept.bin")
     assert out.read_bytes() == data
 
 
 def test_kill_9_of_the_registry_mid_upload(stack):
     acknowledged = _upload(stack, b"acknowledged before the crash\n", "before crash")
-    with Registry(stack.envoy, token=stack.token()) as reg:
-        before = {d.dataset_id for d in reg.iter_all()}
+    with mlmesh.Client(stack.envoy, token=stack.token()) as client:
+        before = {d.dataset_id for d in client.datasets.list()}
     sent = threading.Event()
     outcome: dict = {}
 
@@ -111,9 +112,9 @@ def test_kill_9_of_the_registry_mid_upload(stack):
                                  grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN), outcome
 
     stack.devstack("up")  # restarts what is missing: the Registry
-    with Registry(stack.envoy, token=stack.token()) as reg:
-        after = {d.dataset_id for d in reg.iter_all()}
+    with mlmesh.Client(stack.envoy, token=stack.token()) as client:
+        after = {d.dataset_id for d in client.datasets.list()}
         assert after == before, "no partial dataset is visible and nothing acknowledged is lost"
-        assert reg.provenance(acknowledged["dataset_id"]).consistent
+        assert client.datasets.provenance(acknowledged["dataset_id"]).consistent
     assert not any(partial_dir.iterdir()), "the restarted Registry cleans partial uploads"
     assert hashlib.sha256(b"acknowledged before the crash\n").hexdigest() == acknowledged["sha256"]
