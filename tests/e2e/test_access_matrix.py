@@ -20,10 +20,7 @@ is UNAUTHENTICATED. Revocation: after unshare, the grantee's next download is NO
 
 from __future__ import annotations
 
-import enum
-import io
 import subprocess
-import tarfile
 import time
 import uuid
 from collections.abc import Callable
@@ -47,6 +44,8 @@ from mlmesh.translator.v1 import translator_service_pb2 as xpb
 from mlmesh.translator.v1 import translator_service_pb2_grpc as xgrpc
 
 from clients.recipes import pack_recipe
+from servers.common.access import Access
+from tests.fixtures.trainer import tar_gz
 
 REPO = Path(__file__).resolve().parents[2]
 SUFFIX = uuid.uuid4().hex[:6]
@@ -56,12 +55,6 @@ LEARNER_NAME = "acl-meter"
 ORG_HEADER = "x-mlmesh-org"
 TIMEOUT = 120
 FEATURES = 64
-
-
-class Access(enum.IntEnum):
-    NONE = 0
-    READ = 1
-    OWNER = 2
 
 
 # -- the resources -------------------------------------------------------------------------------
@@ -214,19 +207,8 @@ def oip(c: Call) -> v2grpc.GRPCInferenceServiceStub:
 
 # -- verbs ---------------------------------------------------------------------------------------
 
-def archive_of(files: dict[str, str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
 # A recipe without recipe.toml: registering it is the access check; its job then fails at once.
-BROKEN_RECIPE = archive_of({"train.py": "print('never runs')\n"})
+BROKEN_RECIPE = tar_gz({"train.py": "print('never runs')\n"})
 
 
 def _model_params(c: Call) -> dict[str, str]:
@@ -281,6 +263,7 @@ def grpc_start_learner(c: Call) -> Outcome:
 
 ROW = {"inputs": [{"row": {"values": [8.0] * FEATURES}}]}
 OBSERVATION = lpb.Observation(row=lpb.FeatureRow(values=[8.0] * FEATURES))
+LABELLED = lpb.Observation(row=OBSERVATION.row, target=1.0)
 
 
 def _infer(c: Call, name: str) -> Outcome:
@@ -327,235 +310,178 @@ class Verb:
 
 
 READS, OWNS = Access.READ, Access.OWNER
-PAGE = {"page_size": 100}
+PAGE = 100
+
+
+def req(cls, **from_set: str) -> Callable[[Call], object]:
+    """A request builder: each field takes the named attribute of the set (`dataset_id="dataset"`)."""
+    return lambda c: cls(**{field: getattr(c.res, attr) for field, attr in from_set.items()})
+
+
+def verb(kind: str, name: str, needs: Access, *, path: str = "", http_method: str = "GET", body: dict | None = None,
+         stub: Callable[[Call], object] | None = None, method: str = "", request: Callable[[Call], object] | None = None,
+         stream: bool = False, **options) -> Verb:
+    """A verb over REST (`http_method` `path`, formatted with the set as `res`) and native gRPC
+    (`stub(c).<method>(request(c))`, drained when its reply is a stream), either or both."""
+    over_rest = over_grpc = None
+    if path:
+        def over_rest(c: Call) -> Outcome:
+            return rest(c.http.request(http_method, path.format(res=c.res), json=body, headers=c.headers))
+    if method:
+        def over_grpc(c: Call) -> Outcome:
+            def invoke():
+                reply = getattr(stub(c), method)(request(c), metadata=c.metadata, timeout=TIMEOUT)
+                if stream:
+                    drain(reply)
+            return rpc(invoke)
+    return Verb(kind, name, needs, over_rest, over_grpc, **options)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A List RPC: REST path, gRPC stub and method, request type, the reply's repeated field, the id field."""
+
+    path: str
+    stub: Callable[[Call], object]
+    method: str
+    request: type
+    key: str
+    field: str
+
+
+LISTINGS = {
+    "dataset": Listing("/v1/datasets", reg, "ListDatasets", rpb.ListDatasetsRequest, "datasets", "dataset_id"),
+    "model": Listing("/v1/models", reg, "ListModels", rpb.ListModelsRequest, "models", "model_id"),
+    "job": Listing("/v1/trainingJobs", trainer, "ListTrainingJobs", tpb.ListTrainingJobsRequest, "training_jobs",
+                   "job_id"),
+    "translation": Listing("/v1/translations", translator, "ListTranslations", xpb.ListTranslationsRequest,
+                           "translations", "translation_id"),
+    "learner": Listing("/v1/learners", learners, "ListLearners", lpb.ListLearnersRequest, "learners", "learner_id"),
+}
+FILTERS = {"organization_id": "org", "dataset_id": "dataset", "model_id": "model"}
+
+
+def listing(kind: str, name: str, needs: Access, by: str = "", **options) -> Verb:
+    """Is the set's resource of `kind` listed? Unfiltered, or filtered `by` the set's owner, dataset or model."""
+    lst = LISTINGS[kind]
+
+    def args(c: Call) -> dict:
+        return {"page_size": PAGE, **({by: getattr(c.res, FILTERS[by])} if by else {})}
+
+    def over_rest(c: Call) -> Outcome:
+        r = c.http.get(lst.path, params=args(c), headers=c.headers)
+        return rest_listing(r, lst.key, getattr(c.res, kind), lst.field)
+
+    def over_grpc(c: Call) -> Outcome:
+        def ids() -> list[str]:
+            reply = getattr(lst.stub(c), lst.method)(lst.request(**args(c)), metadata=c.metadata, timeout=TIMEOUT)
+            return [getattr(x, lst.field) for x in getattr(reply, lst.key)]
+        return rpc_listing(ids, getattr(c.res, kind))
+
+    return Verb(kind, name, needs, over_rest, over_grpc, listing=True, filtered=bool(by), **options)
+
+
+def sharing(kind: str) -> tuple[Verb, ...]:
+    """Share, unshare (with NOBODY, an organization no test uses) and the access policy: the owner's alone."""
+    title, ident = kind.capitalize(), f"{kind}_id"
+    grant = {"organization_ids": [NOBODY]}
+    return tuple(
+        verb(kind, action, OWNS, path=f"/v1/{kind}s/{{res.{kind}}}:{action}", http_method="POST", body=grant,
+             stub=reg, method=f"{action.capitalize()}{title}",
+             request=lambda c, cls=getattr(rpb, f"{action.capitalize()}{title}Request"):
+                 cls(**{ident: getattr(c.res, kind)}, **grant))
+        for action in ("share", "unshare")
+    ) + (verb(kind, "access_policy", OWNS, path=f"/v1/{kind}s/{{res.{kind}}}/accessPolicy", stub=reg,
+              method=f"Get{title}AccessPolicy",
+              request=req(getattr(rpb, f"Get{title}AccessPolicyRequest"), **{ident: kind})),)
+
 
 VERBS: tuple[Verb, ...] = (
     # -- datasets
-    Verb("dataset", "get", READS,
-         lambda c: rest(c.http.get(f"/v1/datasets/{c.res.dataset}", headers=c.headers)),
-         lambda c: rpc(lambda: reg(c).GetDataset(rpb.GetDatasetRequest(dataset_id=c.res.dataset), metadata=c.metadata,
-                                                 timeout=TIMEOUT))),
-    Verb("dataset", "list", READS,
-         lambda c: rest_listing(c.http.get("/v1/datasets", params=PAGE, headers=c.headers), "datasets",
-                                c.res.dataset, "dataset_id"),
-         lambda c: rpc_listing(lambda: [d.dataset_id for d in reg(c).ListDatasets(
-             rpb.ListDatasetsRequest(page_size=100), metadata=c.metadata, timeout=TIMEOUT).datasets], c.res.dataset),
-         listing=True),
-    Verb("dataset", "list_by_owner", READS,
-         lambda c: rest_listing(c.http.get("/v1/datasets", params={**PAGE, "organization_id": c.res.org},
-                                           headers=c.headers), "datasets", c.res.dataset, "dataset_id"),
-         lambda c: rpc_listing(lambda: [d.dataset_id for d in reg(c).ListDatasets(
-             rpb.ListDatasetsRequest(page_size=100, organization_id=c.res.org), metadata=c.metadata,
-             timeout=TIMEOUT).datasets], c.res.dataset),
-         listing=True, filtered=True),
-    Verb("dataset", "download", READS,
-         lambda c: rest(c.http.get(f"/v1/datasets/{c.res.dataset}:download", headers=c.headers)),
-         lambda c: rpc(lambda: drain(reg(c).DownloadDataset(rpb.DownloadDatasetRequest(dataset_id=c.res.dataset),
-                                                            metadata=c.metadata, timeout=TIMEOUT)))),
-    Verb("dataset", "download_seed_route", READS,
-         lambda c: rest(c.http.get(f"/dataset/{c.res.dataset}", headers=c.headers))),
-    Verb("dataset", "provenance", READS,
-         lambda c: rest(c.http.get(f"/v1/datasets/{c.res.dataset}/provenance", headers=c.headers)),
-         lambda c: rpc(lambda: reg(c).GetDatasetProvenance(rpb.GetDatasetProvenanceRequest(dataset_id=c.res.dataset),
-                                                           metadata=c.metadata, timeout=TIMEOUT))),
+    verb("dataset", "get", READS, path="/v1/datasets/{res.dataset}", stub=reg, method="GetDataset",
+         request=req(rpb.GetDatasetRequest, dataset_id="dataset")),
+    listing("dataset", "list", READS),
+    listing("dataset", "list_by_owner", READS, by="organization_id"),
+    verb("dataset", "download", READS, path="/v1/datasets/{res.dataset}:download", stub=reg,
+         method="DownloadDataset", request=req(rpb.DownloadDatasetRequest, dataset_id="dataset"), stream=True),
+    verb("dataset", "download_seed_route", READS, path="/dataset/{res.dataset}"),
+    verb("dataset", "provenance", READS, path="/v1/datasets/{res.dataset}/provenance", stub=reg,
+         method="GetDatasetProvenance", request=req(rpb.GetDatasetProvenanceRequest, dataset_id="dataset")),
     Verb("dataset", "train_on", READS, rest_train_on, grpc_train_on),
-    Verb("dataset", "share", OWNS,
-         lambda c: rest(c.http.post(f"/v1/datasets/{c.res.dataset}:share", json={"organization_ids": [NOBODY]},
-                                    headers=c.headers)),
-         lambda c: rpc(lambda: reg(c).ShareDataset(rpb.ShareDatasetRequest(dataset_id=c.res.dataset,
-                                                                           organization_ids=[NOBODY]),
-                                                   metadata=c.metadata, timeout=TIMEOUT))),
-    Verb("dataset", "unshare", OWNS,
-         lambda c: rest(c.http.post(f"/v1/datasets/{c.res.dataset}:unshare", json={"organization_ids": [NOBODY]},
-                                    headers=c.headers)),
-         lambda c: rpc(lambda: reg(c).UnshareDataset(rpb.UnshareDatasetRequest(dataset_id=c.res.dataset,
-                                                                               organization_ids=[NOBODY]),
-                                                     metadata=c.metadata, timeout=TIMEOUT))),
-    Verb("dataset", "access_policy", OWNS,
-         lambda c: rest(c.http.get(f"/v1/datasets/{c.res.dataset}/accessPolicy", headers=c.headers)),
-         lambda c: rpc(lambda: reg(c).GetDatasetAccessPolicy(
-             rpb.GetDatasetAccessPolicyRequest(dataset_id=c.res.dataset), metadata=c.metadata, timeout=TIMEOUT))),
-    Verb("dataset", "usages", OWNS,
-         lambda c: rest(c.http.get(f"/v1/datasets/{c.res.dataset}/usages", headers=c.headers)),
-         lambda c: rpc(lambda: reg(c).ListDatasetUsages(rpb.ListDatasetUsagesRequest(dataset_id=c.res.dataset),
-                                                        metadata=c.metadata, timeout=TIMEOUT))),
+    *sharing("dataset"),
+    verb("dataset", "usages", OWNS, path="/v1/datasets/{res.dataset}/usages", stub=reg, method="ListDatasetUsages",
+         request=req(rpb.ListDatasetUsagesRequest, dataset_id="dataset")),
     # -- models
-    Verb("model", "get", READS,
-         lambda c: rest(c.http.get(f"/v1/models/{c.res.model}", headers=c.headers)),
-         lambda c: rpc(lambda: reg(c).GetModel(rpb.GetModelRequest(model_id=c.res.model), metadata=c.metadata,
-                                               timeout=TIMEOUT))),
-    Verb("model", "list", READS,
-         lambda c: rest_listing(c.http.get("/v1/models", params=PAGE, headers=c.headers), "models", c.res.model,
-                                "model_id"),
-         lambda c: rpc_listing(lambda: [m.model_id for m in reg(c).ListModels(
-             rpb.ListModelsRequest(page_size=100), metadata=c.metadata, timeout=TIMEOUT).models], c.res.model),
-         listing=True),
-    Verb("model", "list_by_owner", READS,
-         lambda c: rest_listing(c.http.get("/v1/models", params={**PAGE, "organization_id": c.res.org},
-                                           headers=c.headers), "models", c.res.model, "model_id"),
-         lambda c: rpc_listing(lambda: [m.model_id for m in reg(c).ListModels(
-             rpb.ListModelsRequest(page_size=100, organization_id=c.res.org), metadata=c.metadata,
-             timeout=TIMEOUT).models], c.res.model),
-         listing=True, filtered=True),
-    Verb("model", "list_by_dataset", READS,
-         lambda c: rest_listing(c.http.get("/v1/models", params={**PAGE, "dataset_id": c.res.dataset},
-                                           headers=c.headers), "models", c.res.model, "model_id"),
-         lambda c: rpc_listing(lambda: [m.model_id for m in reg(c).ListModels(
-             rpb.ListModelsRequest(page_size=100, dataset_id=c.res.dataset), metadata=c.metadata,
-             timeout=TIMEOUT).models], c.res.model),
-         listing=True, filtered=True),
-    Verb("model", "download", READS,
-         lambda c: rest(c.http.get(f"/v1/models/{c.res.model}:download", headers=c.headers)),
-         lambda c: rpc(lambda: drain(reg(c).DownloadModel(rpb.DownloadModelRequest(model_id=c.res.model),
-                                                          metadata=c.metadata, timeout=TIMEOUT)))),
-    Verb("model", "download_seed_route", READS, lambda c: rest(c.http.get(f"/model/{c.res.model}", headers=c.headers))),
-    Verb("model", "recipe_download", READS,
-         lambda c: rest(c.http.get(f"/v1/models/{c.res.model}/recipe:download", headers=c.headers)),
-         lambda c: rpc(lambda: drain(reg(c).DownloadModelRecipe(rpb.DownloadModelRecipeRequest(model_id=c.res.model),
-                                                                metadata=c.metadata, timeout=TIMEOUT)))),
-    Verb("model", "provenance", READS,
-         lambda c: rest(c.http.get(f"/v1/models/{c.res.model}/provenance", headers=c.headers)),
-         lambda c: rpc(lambda: reg(c).GetModelProvenance(rpb.GetModelProvenanceRequest(model_id=c.res.model),
-                                                         metadata=c.metadata, timeout=TIMEOUT))),
-    Verb("model", "metadata_seed_route", READS,
-         lambda c: rest(c.http.get(f"/model/{c.res.model}/metadata", headers=c.headers))),
-    Verb("model", "translate", READS,
-         lambda c: rest(c.http.post(f"/v1/models/{c.res.model}:translate", json={}, headers=c.headers)),
-         lambda c: rpc(lambda: translator(c).TranslateModel(xpb.TranslateModelRequest(model_id=c.res.model),
-                                                            metadata=c.metadata, timeout=TIMEOUT))),
-    Verb("model", "translate_seed_route", READS,
-         lambda c: rest(c.http.post(f"/translate/{c.res.model}", json={}, headers=c.headers))),
+    verb("model", "get", READS, path="/v1/models/{res.model}", stub=reg, method="GetModel",
+         request=req(rpb.GetModelRequest, model_id="model")),
+    listing("model", "list", READS),
+    listing("model", "list_by_owner", READS, by="organization_id"),
+    listing("model", "list_by_dataset", READS, by="dataset_id"),
+    verb("model", "download", READS, path="/v1/models/{res.model}:download", stub=reg, method="DownloadModel",
+         request=req(rpb.DownloadModelRequest, model_id="model"), stream=True),
+    verb("model", "download_seed_route", READS, path="/model/{res.model}"),
+    verb("model", "recipe_download", READS, path="/v1/models/{res.model}/recipe:download", stub=reg,
+         method="DownloadModelRecipe", request=req(rpb.DownloadModelRecipeRequest, model_id="model"), stream=True),
+    verb("model", "provenance", READS, path="/v1/models/{res.model}/provenance", stub=reg,
+         method="GetModelProvenance", request=req(rpb.GetModelProvenanceRequest, model_id="model")),
+    verb("model", "metadata_seed_route", READS, path="/model/{res.model}/metadata"),
+    verb("model", "translate", READS, path="/v1/models/{res.model}:translate", http_method="POST", body={},
+         stub=translator, method="TranslateModel", request=req(xpb.TranslateModelRequest, model_id="model")),
+    verb("model", "translate_seed_route", READS, path="/translate/{res.model}", http_method="POST", body={}),
     # A reader passes the access check and is told what the Learner needs: a logistic regression
     # cannot learn online (no partial_fit). tests/integration/test_learner.py starts one from a shared model.
     Verb("model", "start_learner", READS, rest_start_learner, grpc_start_learner, allowed="FAILED_PRECONDITION"),
-    Verb("model", "share", OWNS,
-         lambda c: rest(c.http.post(f"/v1/models/{c.res.model}:share", json={"organization_ids": [NOBODY]},
-                                    headers=c.headers)),
-         lambda c: rpc(lambda: reg(c).ShareModel(rpb.ShareModelRequest(model_id=c.res.model,
-                                                                       organization_ids=[NOBODY]),
-                                                 metadata=c.metadata, timeout=TIMEOUT))),
-    Verb("model", "unshare", OWNS,
-         lambda c: rest(c.http.post(f"/v1/models/{c.res.model}:unshare", json={"organization_ids": [NOBODY]},
-                                    headers=c.headers)),
-         lambda c: rpc(lambda: reg(c).UnshareModel(rpb.UnshareModelRequest(model_id=c.res.model,
-                                                                           organization_ids=[NOBODY]),
-                                                   metadata=c.metadata, timeout=TIMEOUT))),
-    Verb("model", "access_policy", OWNS,
-         lambda c: rest(c.http.get(f"/v1/models/{c.res.model}/accessPolicy", headers=c.headers)),
-         lambda c: rpc(lambda: reg(c).GetModelAccessPolicy(rpb.GetModelAccessPolicyRequest(model_id=c.res.model),
-                                                           metadata=c.metadata, timeout=TIMEOUT))),
+    *sharing("model"),
     # -- training jobs: their model's owner's alone
-    Verb("job", "get", OWNS,
-         lambda c: rest(c.http.get(f"/v1/trainingJobs/{c.res.job}", headers=c.headers)),
-         lambda c: rpc(lambda: trainer(c).GetTrainingJob(tpb.GetTrainingJobRequest(job_id=c.res.job),
-                                                         metadata=c.metadata, timeout=TIMEOUT))),
-    Verb("job", "list", OWNS,
-         lambda c: rest_listing(c.http.get("/v1/trainingJobs", params=PAGE, headers=c.headers), "training_jobs",
-                                c.res.job, "job_id"),
-         lambda c: rpc_listing(lambda: [j.job_id for j in trainer(c).ListTrainingJobs(
-             tpb.ListTrainingJobsRequest(page_size=100), metadata=c.metadata, timeout=TIMEOUT).training_jobs],
-             c.res.job),
-         listing=True),
-    Verb("job", "list_by_model", OWNS,
-         lambda c: rest_listing(c.http.get("/v1/trainingJobs", params={**PAGE, "model_id": c.res.model},
-                                           headers=c.headers), "training_jobs", c.res.job, "job_id"),
-         lambda c: rpc_listing(lambda: [j.job_id for j in trainer(c).ListTrainingJobs(
-             tpb.ListTrainingJobsRequest(page_size=100, model_id=c.res.model), metadata=c.metadata,
-             timeout=TIMEOUT).training_jobs], c.res.job),
-         listing=True, filtered=True),
-    Verb("job", "watch", OWNS,
-         lambda c: rest(c.http.get(f"/v1/trainingJobs/{c.res.job}:watch", headers=c.headers)),
-         lambda c: rpc(lambda: drain(trainer(c).WatchTrainingJob(tpb.WatchTrainingJobRequest(job_id=c.res.job),
-                                                                 metadata=c.metadata, timeout=TIMEOUT)))),
+    verb("job", "get", OWNS, path="/v1/trainingJobs/{res.job}", stub=trainer, method="GetTrainingJob",
+         request=req(tpb.GetTrainingJobRequest, job_id="job")),
+    listing("job", "list", OWNS),
+    listing("job", "list_by_model", OWNS, by="model_id"),
+    verb("job", "watch", OWNS, path="/v1/trainingJobs/{res.job}:watch", stub=trainer, method="WatchTrainingJob",
+         request=req(tpb.WatchTrainingJobRequest, job_id="job"), stream=True),
     # The job has succeeded: its owner passes the access check and is told it cannot be cancelled.
-    Verb("job", "cancel", OWNS,
-         lambda c: rest(c.http.post(f"/v1/trainingJobs/{c.res.job}:cancel", json={}, headers=c.headers)),
-         lambda c: rpc(lambda: trainer(c).CancelTrainingJob(tpb.CancelTrainingJobRequest(job_id=c.res.job),
-                                                            metadata=c.metadata, timeout=TIMEOUT)),
+    verb("job", "cancel", OWNS, path="/v1/trainingJobs/{res.job}:cancel", http_method="POST", body={}, stub=trainer,
+         method="CancelTrainingJob", request=req(tpb.CancelTrainingJobRequest, job_id="job"),
          allowed="FAILED_PRECONDITION"),
     # -- translations: whoever may read the model
-    Verb("translation", "get", READS,
-         lambda c: rest(c.http.get(f"/v1/translations/{c.res.translation}", headers=c.headers)),
-         lambda c: rpc(lambda: translator(c).GetTranslation(
-             xpb.GetTranslationRequest(translation_id=c.res.translation), metadata=c.metadata, timeout=TIMEOUT))),
-    Verb("translation", "list_by_model", READS,
-         lambda c: rest_listing(c.http.get("/v1/translations", params={**PAGE, "model_id": c.res.model},
-                                           headers=c.headers), "translations", c.res.translation, "translation_id"),
-         lambda c: rpc_listing(lambda: [t.translation_id for t in translator(c).ListTranslations(
-             xpb.ListTranslationsRequest(page_size=100, model_id=c.res.model), metadata=c.metadata,
-             timeout=TIMEOUT).translations], c.res.translation),
-         listing=True, filtered=True, denied="NOT_FOUND"),  # the model does not exist for a stranger
-    # Without a model, ListTranslations lists the caller's organization's own.
-    Verb("translation", "list", OWNS,
-         lambda c: rest_listing(c.http.get("/v1/translations", params=PAGE, headers=c.headers), "translations",
-                                c.res.translation, "translation_id"),
-         lambda c: rpc_listing(lambda: [t.translation_id for t in translator(c).ListTranslations(
-             xpb.ListTranslationsRequest(page_size=100), metadata=c.metadata, timeout=TIMEOUT).translations],
-             c.res.translation),
-         listing=True),
-    Verb("translation", "download", READS,
-         lambda c: rest(c.http.get(f"/v1/translations/{c.res.translation}:download", headers=c.headers)),
-         lambda c: rpc(lambda: drain(translator(c).DownloadTranslation(
-             xpb.DownloadTranslationRequest(translation_id=c.res.translation), metadata=c.metadata,
-             timeout=TIMEOUT)))),
+    verb("translation", "get", READS, path="/v1/translations/{res.translation}", stub=translator,
+         method="GetTranslation", request=req(xpb.GetTranslationRequest, translation_id="translation")),
+    listing("translation", "list_by_model", READS, by="model_id", denied="NOT_FOUND"),  # no such model for a stranger
+    listing("translation", "list", OWNS),  # without a model: the caller's organization's own
+    verb("translation", "download", READS, path="/v1/translations/{res.translation}:download", stub=translator,
+         method="DownloadTranslation", request=req(xpb.DownloadTranslationRequest, translation_id="translation"),
+         stream=True),
     # -- learners: their organization's alone
-    Verb("learner", "get", OWNS,
-         lambda c: rest(c.http.get(f"/v1/learners/{c.res.learner}", headers=c.headers)),
-         lambda c: rpc(lambda: learners(c).GetLearner(lpb.GetLearnerRequest(learner_id=c.res.learner),
-                                                      metadata=c.metadata, timeout=TIMEOUT))),
-    Verb("learner", "list", OWNS,
-         lambda c: rest_listing(c.http.get("/v1/learners", params=PAGE, headers=c.headers), "learners",
-                                c.res.learner, "learner_id"),
-         lambda c: rpc_listing(lambda: [x.learner_id for x in learners(c).ListLearners(
-             lpb.ListLearnersRequest(page_size=100), metadata=c.metadata, timeout=TIMEOUT).learners], c.res.learner),
-         listing=True),
-    Verb("learner", "list_by_owner", OWNS,
-         lambda c: rest_listing(c.http.get("/v1/learners", params={**PAGE, "organization_id": c.res.org},
-                                           headers=c.headers), "learners", c.res.learner, "learner_id"),
-         lambda c: rpc_listing(lambda: [x.learner_id for x in learners(c).ListLearners(
-             lpb.ListLearnersRequest(page_size=100, organization_id=c.res.org), metadata=c.metadata,
-             timeout=TIMEOUT).learners], c.res.learner),
-         listing=True, filtered=True),
-    Verb("learner", "predict", OWNS,
-         lambda c: rest(c.http.post(f"/v1/learners/{c.res.learner}:predict", json=ROW, headers=c.headers)),
-         lambda c: rpc(lambda: learners(c).Predict(lpb.PredictRequest(
-             learner_id=c.res.learner, inputs=[OBSERVATION]),
-             metadata=c.metadata, timeout=TIMEOUT))),
-    Verb("learner", "monitoring", OWNS,
-         lambda c: rest(c.http.get(f"/v1/learners/{c.res.learner}/monitoring", headers=c.headers)),
-         lambda c: rpc(lambda: learners(c).GetMonitoring(lpb.GetMonitoringRequest(learner_id=c.res.learner),
-                                                         metadata=c.metadata, timeout=TIMEOUT))),
-    # The owner's cell would delete the module's learner: everyone else's is NOT_FOUND and deletes nothing.
-    Verb("learner", "delete", OWNS,
-         lambda c: rest(c.http.delete(f"/v1/learners/{c.res.learner}", headers=c.headers)),
-         lambda c: rpc(lambda: learners(c).DeleteLearner(lpb.DeleteLearnerRequest(learner_id=c.res.learner),
-                                                         metadata=c.metadata, timeout=TIMEOUT)),
-         skip_roles=("owner",)),
-    Verb("learner", "explain", OWNS,
-         lambda c: rest(c.http.post(f"/v1/learners/{c.res.learner}:explain", json={"input": ROW["inputs"][0]},
-                                    headers=c.headers)),
-         lambda c: rpc(lambda: learners(c).Explain(lpb.ExplainRequest(learner_id=c.res.learner, input=OBSERVATION),
-                                                   metadata=c.metadata, timeout=TIMEOUT)),
+    verb("learner", "get", OWNS, path="/v1/learners/{res.learner}", stub=learners, method="GetLearner",
+         request=req(lpb.GetLearnerRequest, learner_id="learner")),
+    listing("learner", "list", OWNS),
+    listing("learner", "list_by_owner", OWNS, by="organization_id"),
+    verb("learner", "predict", OWNS, path="/v1/learners/{res.learner}:predict", http_method="POST", body=ROW,
+         stub=learners, method="Predict",
+         request=lambda c: lpb.PredictRequest(learner_id=c.res.learner, inputs=[OBSERVATION])),
+    verb("learner", "monitoring", OWNS, path="/v1/learners/{res.learner}/monitoring", stub=learners,
+         method="GetMonitoring", request=req(lpb.GetMonitoringRequest, learner_id="learner")),
+    verb("learner", "explain", OWNS, path="/v1/learners/{res.learner}:explain", http_method="POST",
+         body={"input": ROW["inputs"][0]}, stub=learners, method="Explain",
+         request=lambda c: lpb.ExplainRequest(learner_id=c.res.learner, input=OBSERVATION),
          allowed="FAILED_PRECONDITION"),  # the owner is told scikit-learn has no explainer
-    # The streams (native gRPC only): learning feeds the owner's learner a few labelled rows.
-    Verb("learner", "learn", OWNS, grpc=lambda c: rpc(lambda: drain(learners(c).Learn(iter([lpb.LearnRequest(
-        learner_id=c.res.learner, observations=[lpb.Observation(row=OBSERVATION.row, target=1.0)] * 4)]),
-        metadata=c.metadata, timeout=TIMEOUT)))),
-    Verb("learner", "predict_stream", OWNS, grpc=lambda c: rpc(lambda: drain(learners(c).PredictStream(
-        iter([lpb.PredictRequest(learner_id=c.res.learner, inputs=[OBSERVATION])]), metadata=c.metadata,
-        timeout=TIMEOUT)))),
+    # The owner's cell would delete the module's learner: everyone else's is NOT_FOUND and deletes nothing.
+    verb("learner", "delete", OWNS, path="/v1/learners/{res.learner}", http_method="DELETE", stub=learners,
+         method="DeleteLearner", request=req(lpb.DeleteLearnerRequest, learner_id="learner"), skip_roles=("owner",)),
     # The owner's event stream stays open until something happens: the others' end at once.
-    Verb("learner", "events", OWNS,
-         lambda c: rest(c.http.get(f"/v1/learners/{c.res.learner}/events", headers=c.headers)),
-         lambda c: rpc(lambda: drain(learners(c).WatchLearnerEvents(
-             lpb.WatchLearnerEventsRequest(learner_id=c.res.learner), metadata=c.metadata, timeout=TIMEOUT))),
+    verb("learner", "events", OWNS, path="/v1/learners/{res.learner}/events", stub=learners,
+         method="WatchLearnerEvents", request=req(lpb.WatchLearnerEventsRequest, learner_id="learner"), stream=True,
          skip_roles=("owner",)),
+    # The client streams (native gRPC only): learning feeds the owner's learner a few labelled rows.
+    verb("learner", "learn", OWNS, stub=learners, method="Learn", stream=True, request=lambda c: iter([
+        lpb.LearnRequest(learner_id=c.res.learner, observations=[LABELLED] * 4)])),
+    verb("learner", "predict_stream", OWNS, stub=learners, method="PredictStream", stream=True,
+         request=lambda c: iter([lpb.PredictRequest(learner_id=c.res.learner, inputs=[OBSERVATION])])),
     # The Open Inference Protocol (native gRPC only): a model named by the learner's id or its name.
     Verb("learner", "oip_infer_by_id", OWNS, grpc=lambda c: _infer(c, c.res.learner)),
     Verb("learner", "oip_infer_by_name", OWNS, grpc=lambda c: _infer(c, LEARNER_NAME)),
-    Verb("learner", "oip_metadata", OWNS,
-         grpc=lambda c: rpc(lambda: oip(c).ModelMetadata(v2.ModelMetadataRequest(name=c.res.learner),
-                                                         metadata=c.metadata, timeout=TIMEOUT))),
+    verb("learner", "oip_metadata", OWNS, stub=oip, method="ModelMetadata",
+         request=req(v2.ModelMetadataRequest, name="learner")),
     Verb("learner", "oip_ready", OWNS, grpc=_ready, listing=True),
 )
 
