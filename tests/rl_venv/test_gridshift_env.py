@@ -173,3 +173,37 @@ def test_files_round_trip_and_bad_input_names_the_field(grid, tmp_path):
     with pytest.raises(GridDataError) as err:
         GridShiftEnv(data=back, days=[5])
     assert err.value.field == "days"
+
+
+def test_simbench_grids_are_cached_and_a_broken_cache_is_read_again(grid, tmp_path, monkeypatch):
+    from servers.optimizer.gridshift import data as gridshift_data
+
+    monkeypatch.setenv("MLMESH_GRIDSHIFT_CACHE", str(tmp_path))
+    gridshift_data._simbench.cache_clear()
+    try:
+        fresh = gridshift_data.simbench_grid()  # read from SimBench, then written to the cache
+        files = sorted(p.suffix for p in tmp_path.iterdir())
+        assert files == [".json", ".npz"]
+        gridshift_data._simbench.cache_clear()
+        cached = gridshift_data.simbench_grid()
+        np.testing.assert_array_equal(cached.load_p, fresh.load_p)
+        np.testing.assert_array_equal(cached.sgen_p, grid.sgen_p)
+        assert cached.load_index == fresh.load_index and len(cached.net.bus) == len(fresh.net.bus)
+        next(tmp_path.glob("*.npz")).write_bytes(b"torn")
+        gridshift_data._simbench.cache_clear()
+        again = gridshift_data.simbench_grid()
+        np.testing.assert_array_equal(again.load_p, fresh.load_p)
+    finally:
+        gridshift_data._simbench.cache_clear()
+
+
+@FAST
+@given(shifts=st.lists(SHIFTS, min_size=1, max_size=8))
+def test_gain_rewards_add_up_to_the_days_gain(grid, shifts):
+    env = GridShiftEnv(data=grid, days=[SUMMER_DAY], max_actions=8, reward="gain", power_flow="none")
+    _obs, info = env.reset()
+    start, total = info["reward_raw"], 0.0
+    for shift in shifts:
+        _obs, reward, *_rest, info = env.step(env.encode(shift))
+        total += reward
+    assert total == pytest.approx(100 * (info["reward_raw"] - start), abs=1e-9)

@@ -58,6 +58,7 @@ def test_a_bad_spec_fails_before_training_naming_the_field(tmp_path):
     ({"hyperparameters": {"n_steps": 10}}, "hyperparameters.n_steps"),  # a PPO knob given to DQN
     ({"hyperparameters": {"batch_size": 1.5}}, "hyperparameters.batch_size"),
     ({"max_actions": 0}, "max_actions"),
+    ({"reward": "profit"}, "reward"),
 ])
 def test_spec_errors_name_the_field(change, field):
     with pytest.raises(SpecError) as err:

@@ -38,8 +38,13 @@ class TrainOutcome:
 
 
 class WorkerRunner:
-    def __init__(self, rl_python: Path, repo_root: Path, *, runner: LocalProcessRunner | None = None):
+    def __init__(self, rl_python: Path, repo_root: Path, *, runner: LocalProcessRunner | None = None,
+                 grid_cache: Path | None = None):
         self.rl_python, self.repo_root = rl_python, repo_root
+        # Converted SimBench grids shared by every job (a job's HOME is its own work dir); the
+        # environment's own default when none is given (servers/optimizer/gridshift/data.py).
+        self.grid_cache = grid_cache or Path(os.environ.get("MLMESH_GRIDSHIFT_CACHE")
+                                             or Path.home() / ".cache" / "mlmesh-gridshift")
         self.runner = runner or LocalProcessRunner(what="the training job")
         self.env = {k: os.environ[k] for k in INHERITED if k in os.environ}
 
@@ -52,7 +57,8 @@ class WorkerRunner:
         (work_dir / "spec.json").write_text(json.dumps(spec))
         out = work_dir / "out"
         env = {**self.env, "HOME": str(work_dir), "PYTHONPATH": str(self.repo_root), "PYTHONUNBUFFERED": "1",
-               "OMP_NUM_THREADS": "1", "MPLCONFIGDIR": str(work_dir / ".matplotlib")}
+               "OMP_NUM_THREADS": "1", "MPLCONFIGDIR": str(work_dir / ".matplotlib"),
+               "MLMESH_GRIDSHIFT_CACHE": str(self.grid_cache)}
         request = RunRequest(argv=[str(self.rl_python), "-m", "servers.optimizer.worker", "train",
                                    "--spec", str(work_dir / "spec.json"), "--out", str(out)],
                              cwd=self.repo_root, env=env, time_limit_seconds=time_limit_seconds,

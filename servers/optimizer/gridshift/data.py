@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import functools
 import io
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,10 +64,49 @@ def _check(data: GridData) -> GridData:
     return data
 
 
+def cache_dir() -> Path:
+    """Where converted SimBench grids are kept (reading SimBench's CSVs takes 5-15 s, the cache
+    well under one): MLMESH_GRIDSHIFT_CACHE, else ~/.cache/mlmesh-gridshift."""
+    return Path(os.environ.get("MLMESH_GRIDSHIFT_CACHE") or Path.home() / ".cache" / "mlmesh-gridshift")
+
+
+def _from_cache(base: Path, code: str) -> GridData | None:
+    import pandapower as pp
+
+    try:
+        arrays = np.load(base.with_suffix(".npz"))
+        net = pp.from_json_string(base.with_suffix(".json").read_text())
+        return GridData(net=net, load_p=arrays["load_p"], load_q=arrays["load_q"], sgen_p=arrays["sgen_p"],
+                        load_index=tuple(int(i) for i in arrays["load_index"]),
+                        sgen_index=tuple(int(i) for i in arrays["sgen_index"]), name=f"simbench:{code}")
+    except Exception:  # absent, partial or from another version: read SimBench again
+        return None
+
+
+def _to_cache(base: Path, data: GridData) -> None:
+    import pandapower as pp
+
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+        tmp = base.parent / f".{base.name}.{os.getpid()}"
+        np.savez(tmp.with_suffix(".npz"), load_p=data.load_p, load_q=data.load_q, sgen_p=data.sgen_p,
+                 load_index=np.array(data.load_index), sgen_index=np.array(data.sgen_index))
+        tmp.with_suffix(".json").write_text(pp.to_json(data.net))
+        # the arrays last: a reader finding them finds the grid too
+        os.replace(tmp.with_suffix(".json"), base.with_suffix(".json"))
+        os.replace(tmp.with_suffix(".npz"), base.with_suffix(".npz"))
+    except OSError:
+        pass  # a read-only home: no cache, the next process reads SimBench again
+
+
 @functools.lru_cache(maxsize=4)
 def _simbench(code: str) -> GridData:
     import simbench
 
+    base = cache_dir() / f"{code}-simbench-{simbench.__version__}"
+    cached = _from_cache(base, code)
+    if cached is not None:
+        return _check(cached)
     try:
         net = simbench.get_simbench_net(code)
     except Exception as exc:  # simbench raises plain errors for unknown codes
@@ -76,12 +116,14 @@ def _simbench(code: str) -> GridData:
     load_q = prof[("load", "q_mvar")]
     sgen_p = prof[("sgen", "p_mw")]
     net.profiles = {}  # the year of profiles lives in the arrays, not in every copy of the net
-    return _check(GridData(
+    data = _check(GridData(
         net=net, load_p=load_p[list(net.load.index)].to_numpy(float),
         load_q=load_q[list(net.load.index)].to_numpy(float),
         sgen_p=sgen_p[list(net.sgen.index)].to_numpy(float) if len(net.sgen) else np.zeros((len(load_p), 0)),
         load_index=tuple(int(i) for i in net.load.index), sgen_index=tuple(int(i) for i in net.sgen.index),
         name=f"simbench:{code}"))
+    _to_cache(base, data)
+    return data
 
 
 def simbench_grid(code: str = DEFAULT_GRID) -> GridData:

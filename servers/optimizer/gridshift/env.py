@@ -13,6 +13,9 @@ Reward after every action: (SCR + SSR) / 2 of the shifted day, with the standard
 (the seed's text gives two ratios that are reciprocals of each other):
     E_self = sum_t min(PV_t, Load_t) * dt     (grid level: all loads, all static generators)
     SCR = E_self / E_PV      SSR = E_self / E_load      (0 when the denominator is 0)
+(`reward="level"`, the default), or with `reward="gain"` the change of (SCR + SSR) / 2 this action
+made, in percentage points (an episode's return is then the day's total gain: the same best plan,
+without the day-to-day spread of the level that swamps a single shift's effect); in both modes
 minus `violation_penalty` per voltage-band or loading violation found by the step's power
 flow, and minus `divergence_penalty` when that power flow does not converge (the step still
 ends normally; `info["power_flow"]` says why).
@@ -78,7 +81,8 @@ class GridShiftEnv(gym.Env):
     def __init__(self, grid: str = DEFAULT_GRID, profiles: str | None = None, *, data: GridData | None = None,
                  days: list[int] | tuple[int, ...] | range | None = None, day_order: str = "random",
                  n_shiftable: int = 7, max_actions: int = 24, action_space: str = "discrete",
-                 power_flow: str = "worst", violation_penalty: float = 0.1, divergence_penalty: float = 1.0):
+                 power_flow: str = "worst", violation_penalty: float = 0.1, divergence_penalty: float = 1.0,
+                 reward: str = "level"):
         super().__init__()
         self.data = data if data is not None else open_grid(grid, profiles)
         n_days = self.data.days
@@ -97,6 +101,9 @@ class GridShiftEnv(gym.Env):
             raise GridDataError("max_actions", "must be at least 1")
         if power_flow not in ("worst", "changed", "none"):
             raise GridDataError("power_flow", "must be 'worst', 'changed' or 'none'")
+        if reward not in ("level", "gain"):
+            raise GridDataError("reward", "must be 'level' or 'gain'")
+        self.reward_mode = reward
         if action_space not in ("discrete", "multidiscrete"):
             raise GridDataError("action_space", "must be 'discrete' or 'multidiscrete'")
         self.day_order, self.max_actions, self.power_flow = day_order, max_actions, power_flow
@@ -161,12 +168,14 @@ class GridShiftEnv(gym.Env):
         self._plan: list[dict] = []
         scr, ssr, _ = self.ratios()
         self._initial = (scr, ssr)
+        self._last_raw = (scr + ssr) / 2
         return self._obs(), {"day": day, "scr": scr, "ssr": ssr, "reward_raw": (scr + ssr) / 2}
 
     def step(self, action):
         if self._left <= 0:
             raise RuntimeError("the episode is over: call reset()")
         shift = self.decode(action)
+        before = self._last_raw
         applied, moved = self._apply(shift)
         self._left -= 1
         scr, ssr, e_self = self.ratios()
@@ -187,7 +196,9 @@ class GridShiftEnv(gym.Env):
             self._plan.append(info["shift"])
         info["penalty"] = penalty
         terminated = self._left == 0
-        return self._obs(), float(raw - penalty), terminated, False, info
+        self._last_raw = raw
+        value = raw if self.reward_mode == "level" else 100.0 * (raw - before)
+        return self._obs(), float(value - penalty), terminated, False, info
 
     # -- the state ---------------------------------------------------------------------------------
     def _apply(self, shift: Shift) -> tuple[bool, float]:

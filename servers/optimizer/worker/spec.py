@@ -36,13 +36,15 @@ class JobSpec:
     n_shiftable: int = 7
     max_actions: int = 24
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    reward: str = "level"  # or "gain": see servers/optimizer/gridshift/env.py
 
     @property
     def action_space(self) -> str:
         return "discrete" if self.algorithm == "DQN" else "multidiscrete"
 
     def env_kwargs(self) -> dict[str, Any]:
-        return {"n_shiftable": self.n_shiftable, "max_actions": self.max_actions, "action_space": self.action_space}
+        return {"n_shiftable": self.n_shiftable, "max_actions": self.max_actions, "action_space": self.action_space,
+                "reward": self.reward}
 
 
 def _days(raw: Any, name: str) -> tuple[int, int]:
@@ -81,7 +83,11 @@ def parse(raw: dict[str, Any]) -> JobSpec:
         raise SpecError("n_shiftable", "must be a positive integer")
     if not isinstance(max_actions, int) or not 1 <= max_actions <= 1000:
         raise SpecError("max_actions", "must be between 1 and 1000")
-    return JobSpec(algorithm=algorithm, total_timesteps=steps, seed=int(raw.get("seed", 0)), train_days=train,
+    reward = raw.get("reward", "level")
+    if reward not in ("level", "gain"):
+        raise SpecError("reward", "must be 'level' or 'gain'")
+    return JobSpec(algorithm=algorithm, reward=reward, total_timesteps=steps, seed=int(raw.get("seed", 0)),
+                   train_days=train,
                    eval_days=evaluation, grid=str(raw.get("grid") or "1-LV-rural1--0-sw"),
                    profiles=str(raw.get("profiles") or ""), n_shiftable=n_shiftable, max_actions=max_actions,
                    hyperparameters=hyper)
