@@ -207,3 +207,14 @@ def test_gain_rewards_add_up_to_the_days_gain(grid, shifts):
         _obs, reward, *_rest, info = env.step(env.encode(shift))
         total += reward
     assert total == pytest.approx(100 * (info["reward_raw"] - start), abs=1e-9)
+
+
+def test_the_last_step_reports_scr_and_ssr_per_pv_bus(grid):
+    env = GridShiftEnv(data=grid, days=[SUMMER_DAY], max_actions=2, power_flow="none")
+    env.reset()
+    assert "per_bus" not in env.step(0)[4]
+    per_bus = env.step(0)[4]["per_bus"]
+    assert [b["bus"] for b in per_bus] == sorted(set(int(b) for b in grid.net.sgen.bus))
+    assert all(0 <= b["scr"] <= 1 and 0 <= b["ssr"] <= 1 for b in per_bus)
+    summary = baselines.summarize([baselines.run_episode(env, baselines.greedy, day=SUMMER_DAY)])
+    assert [b["bus"] for b in summary["per_bus"]] == [b["bus"] for b in per_bus]

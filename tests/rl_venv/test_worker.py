@@ -33,6 +33,7 @@ def test_each_algorithm_trains_evaluates_and_saves(tmp_path, algorithm):
     assert result["evaluation"]["days"] == [170, 171, 172]
     for policy in ("agent", "no_shift", "random", "greedy"):
         assert result["evaluation"][policy]["episodes"] == 3
+        assert len(result["evaluation"][policy]["per_bus"]) == 4  # the four PV buses
         assert [d["day"] for d in result["evaluation"][policy]["per_day"]] == [170, 171, 172]
     assert result["library"].startswith("stable-baselines3 2.9")
 

@@ -73,7 +73,7 @@ def run_episode(env: GridShiftEnv, policy: Policy, *, day: int, seed: int | None
         done = terminated or truncated
     return {"day": day, "return": total, "reward": (info["scr"] + info["ssr"]) / 2, "scr": info["scr"],
             "ssr": info["ssr"], "scr_before": before[0], "ssr_before": before[1], "violations": violations,
-            "diverged": diverged, "plan": env.plan}
+            "diverged": diverged, "plan": env.plan, "per_bus": info.get("per_bus", [])}
 
 
 def summarize(episodes: list[dict]) -> dict:
@@ -81,4 +81,10 @@ def summarize(episodes: list[dict]) -> dict:
     for key in ("return", "reward", "scr", "ssr", "violations"):
         values = np.array([e[key] for e in episodes], dtype=float)
         out[key] = {"mean": float(values.mean()), "std": float(values.std())}
+    buses: dict[int, list[dict]] = {}
+    for e in episodes:
+        for b in e.get("per_bus", []):
+            buses.setdefault(b["bus"], []).append(b)
+    out["per_bus"] = [{"bus": bus, "scr": float(np.mean([b["scr"] for b in rows])),
+                       "ssr": float(np.mean([b["ssr"] for b in rows]))} for bus, rows in sorted(buses.items())]
     return out

@@ -197,6 +197,8 @@ class GridShiftEnv(gym.Env):
         info["penalty"] = penalty
         terminated = self._left == 0
         self._last_raw = raw
+        if terminated:
+            info["per_bus"] = self.per_bus()
         value = raw if self.reward_mode == "level" else 100.0 * (raw - before)
         return self._obs(), float(value - penalty), terminated, False, info
 

@@ -68,7 +68,8 @@ def evaluate(model, spec: JobSpec, data) -> dict[str, Any]:
         totals["violations"] += int(info.get("violations", 0))
         if local["done"]:
             agent_eps.append({"day": int(info["day"]), "reward": (info["scr"] + info["ssr"]) / 2, "scr": info["scr"],
-                              "ssr": info["ssr"], "violations": totals["violations"]})
+                              "ssr": info["ssr"], "violations": totals["violations"],
+                              "per_bus": info.get("per_bus", [])})
             totals["violations"] = 0
 
     returns, _lengths = evaluate_policy(model, Monitor(env), n_eval_episodes=len(days), deterministic=True,
@@ -81,7 +82,7 @@ def evaluate(model, spec: JobSpec, data) -> dict[str, Any]:
     for name, policy in policies.items():
         eps = [baselines.run_episode(probe, policy, day=d) for d in days]
         report[name] = {**baselines.summarize(eps), "per_day": [{k: e[k] for k in (
-            "day", "return", "reward", "scr", "ssr", "violations")} for e in eps]}
+            "day", "return", "reward", "scr", "ssr", "violations", "per_bus")} for e in eps]}
     return report
 
 
