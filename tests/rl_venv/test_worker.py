@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from servers.optimizer.worker.spec import SpecError, parse
@@ -40,6 +41,22 @@ def test_each_algorithm_trains_evaluates_and_saves(tmp_path, algorithm):
     import stable_baselines3 as sb3
     model = getattr(sb3, algorithm).load(out / "policy.zip", device="cpu")
     assert model.observation_space.shape == (7 * 24 + 24 + 24 + 1,)
+
+    # the stored policy plans a held-out day within the seed's constraints
+    plan_file = tmp_path / "plan.json"
+    done = subprocess.run([sys.executable, "-m", "servers.optimizer.worker", "optimize", "--spec", str(spec),
+                           "--policy", str(out / "policy.zip"), "--day", "172", "--out", str(plan_file)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "power flow, 96 quarter hours: before converged" in done.stdout
+    plan = json.loads(plan_file.read_text())
+    assert len(plan["plan"]) <= 6
+    for shift in plan["plan"]:
+        assert abs(shift["to_hour"] - shift["from_hour"]) == 1 and shift["fraction"] in (0.01, 0.05, 0.1)
+    before, after = np.array(plan["hourly_mwh_before"]), np.array(plan["hourly_mwh_after"])
+    np.testing.assert_allclose(after.sum(axis=1), before.sum(axis=1), rtol=0, atol=1e-9)
+    assert plan["after"]["power_flow"]["status"] == "converged"
+    assert 0 <= plan["after"]["scr"] <= 1 and plan["greedy"]["reward"] >= plan["before"]["reward"]
 
 
 def test_a_bad_spec_fails_before_training_naming_the_field(tmp_path):

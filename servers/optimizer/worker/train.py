@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from servers.optimizer.gridshift import baselines
-from servers.optimizer.gridshift.data import open_grid
+from servers.optimizer.gridshift.data import GridDataError, open_grid
 from servers.optimizer.gridshift.env import GridShiftEnv
 from servers.optimizer.worker.spec import JobSpec
 
@@ -131,10 +131,48 @@ def train(spec: JobSpec, out: Path) -> dict[str, Any]:
     return result
 
 
+def optimize(spec: JobSpec, policy_path: Path, day: int) -> dict[str, Any]:
+    """Plays one day with a stored policy: the plan of shifts, the shiftable loads' hourly energy
+    before and after, SCR/SSR/reward before and after, and the whole day's power flow before and
+    after; the greedy baseline's figures on the same day beside them."""
+    data = open_grid(spec.grid, spec.profiles or None)
+    if not 0 <= day < data.days:
+        raise GridDataError("day", f"day {day} is outside the profiles' {data.days} days (0..{data.days - 1})")
+    model = _algorithm(spec.algorithm).load(policy_path, device="cpu")
+    env = GridShiftEnv(data=data, days=[day], **spec.env_kwargs())
+    obs, info = env.reset(options={"day": day})
+    before = {"scr": info["scr"], "ssr": info["ssr"], "reward": info["reward_raw"], "power_flow": env.check_day()}
+    hourly_before = env.hourly()[:, list(env.shiftable)]
+    done = False
+    while not done:
+        action, _state = model.predict(obs, deterministic=True)
+        obs, _reward, terminated, truncated, info = env.step(action)
+        done = terminated or truncated
+    after = {"scr": info["scr"], "ssr": info["ssr"], "reward": info["reward_raw"], "power_flow": env.check_day(),
+             "per_bus": info["per_bus"]}
+    hourly_after = env.hourly()[:, list(env.shiftable)]
+    greedy = baselines.run_episode(GridShiftEnv(data=data, days=[day], **spec.env_kwargs()), baselines.greedy, day=day)
+    return {"day": day, "plan": env.plan, "before": before, "after": after,
+            "shiftable_loads": [data.load_index[i] for i in env.shiftable],
+            "hourly_mwh_before": hourly_before.T.tolist(), "hourly_mwh_after": hourly_after.T.tolist(),
+            "greedy": {k: greedy[k] for k in ("reward", "scr", "ssr", "violations")}}
+
+
+def print_plan(out: dict[str, Any]) -> None:
+    b, a = out["before"], out["after"]
+    print(f"day {out['day']}: {len(out['plan'])} shifts", flush=True)
+    for s in out["plan"]:
+        print(f"  load {s['load_index']:>3}  {s['from_hour']:02d}:00 -> {s['to_hour']:02d}:00  "
+              f"{s['fraction']:.0%}  {s['energy_mwh'] * 1000:.3f} kWh", flush=True)
+    print(f"SCR {b['scr']:.4f} -> {a['scr']:.4f}   SSR {b['ssr']:.4f} -> {a['ssr']:.4f}   "
+          f"(SCR+SSR)/2 {b['reward']:.4f} -> {a['reward']:.4f}   greedy {out['greedy']['reward']:.4f}", flush=True)
+    print(f"power flow, 96 quarter hours: before {b['power_flow']['status']} ({b['power_flow']['violations']} "
+          f"violations), after {a['power_flow']['status']} ({a['power_flow']['violations']} violations)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from servers.optimizer.gridshift.data import GridDataError
     from servers.optimizer.worker.spec import SpecError, parse
 
     parser = argparse.ArgumentParser(prog="python -m servers.optimizer.worker")
@@ -142,9 +180,19 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train", help="train and evaluate an agent from a job spec")
     t.add_argument("--spec", type=Path, required=True)
     t.add_argument("--out", type=Path, required=True)
+    o = sub.add_parser("optimize", help="play one day with a trained policy and print the plan")
+    o.add_argument("--spec", type=Path, required=True, help="the spec the policy was trained with")
+    o.add_argument("--policy", type=Path, required=True)
+    o.add_argument("--day", type=int, required=True)
+    o.add_argument("--out", type=Path, required=True, help="where to write the plan (JSON)")
     args = parser.parse_args(argv)
     try:
         spec = parse(json.loads(args.spec.read_text()))
+        if args.command == "optimize":
+            plan = optimize(spec, args.policy, args.day)
+            args.out.write_text(json.dumps(plan, indent=1, default=float))
+            print_plan(plan)
+            return 0
         args.out.mkdir(parents=True, exist_ok=True)
         train(spec, args.out)
     except (SpecError, GridDataError) as exc:
