@@ -552,7 +552,14 @@ SERVICES: dict[str, type[_Service]] = {
     "inference": Inference}
 
 # Services whose contracts are still landing join when their stubs are in this build.
-if importlib.util.find_spec("mlmesh.federation.v1.federation_service_pb2") is not None:
+def _has_stubs(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package (e.g. mlmesh.federation) is not in this build
+        return False
+
+
+if _has_stubs("mlmesh.federation.v1.federation_service_pb2"):
     from mlmesh.client.federation import Federation
 
     SERVICES["federation"] = Federation
