@@ -37,4 +37,6 @@ SERVERS: tuple[Server, ...] = (
     Server("learner", "Learner", dials=("registry",), ml=True, env=(("TF_CPP_MIN_LOG_LEVEL", "3"),),
            start_timeout=180.0, http=True,
            note="also inference.GRPCInferenceService (KServe V2); HTTP: its REST half"),
+    # Federated jobs run in the frameworks' own virtualenvs (.venv-flower), as separate processes.
+    Server("federation", "Federation", dials=("registry",)),
 )

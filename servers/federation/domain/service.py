@@ -1,0 +1,538 @@
+"""The Federation server's core: creates, runs, cancels, deletes and watches federated jobs. Any
+transport can serve it (the gRPC servicer is a thin layer over it).
+
+A job runs in three steps, each in this process or in the framework's own processes:
+- PREPARING: the dataset is read on behalf of the job's organization and checked against its
+  SHA-256; the app's configuration is written (`appconfig.py`, the one mapping of a spec);
+- RUNNING: the framework's launcher runs in its own virtualenv as one process group, through the
+  `ProcessRunner` port, with the job's time and memory limits. It reports on stdout, one JSON
+  object per line after `MLMESH_EVENT `: the framework's version, each client's data commitment,
+  each round's metrics. Every other line is the job's log;
+- REGISTERING: the final model the launcher wrote goes to the Registry, owned by the job's
+  organization, with the job's provenance (privacy figures from our accountant, not the app's).
+
+Access (docs/security.md): a job belongs to the organization that created it; anyone else is told
+it does not exist, as for an unknown id. A caller of None is a mesh component (tests in-process):
+trusted like the owner.
+
+On start, jobs a previous process was running are FAILED with a reason and their process groups
+killed; QUEUED ones start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import logging
+import math
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from servers.common import errors, ids
+from servers.common.access import Access, access
+from servers.common.processes import RunRequest
+from servers.federation.domain import appconfig, privacy, specs
+from servers.federation.domain.jobs import (
+    CANCEL_REASON,
+    RESTART_REASON,
+    ClientCommitment,
+    ClientMetrics,
+    Job,
+    Limits,
+    LogLine,
+    Page,
+    RoundMetrics,
+    State,
+    commitments_to_json,
+    job_not_found,
+    privacy_to_json,
+    request_to_json,
+)
+from servers.federation.domain.ports import Frameworks, JobRepository, ModelIntake, ProcessRunner, Registry
+from servers.federation.domain.records import FRAMEWORK_NAMES, FedPateSpec, JobRequest
+
+log = logging.getLogger("mlmesh.federation")
+
+EVENT_PREFIX = "MLMESH_EVENT "
+MAX_LINE_CHARS = 8192
+MAX_REASON_CHARS = 4000
+MAX_ROUNDS_KEPT = 10_000
+MODEL_FILE = "model.pt"
+RESULT_FILE = "result.json"
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class CoreOptions:
+    work_root: Path  # <data_dir>/federation: jobs/<job_id>/
+    limits: Limits
+    executor: str = "local"
+    max_concurrent_jobs: int = 1
+    max_log_lines: int = 100_000
+    stderr_tail_lines: int = 20
+    keep_job_dirs: bool = False
+    inherited_env: tuple[tuple[str, str], ...] = ()
+    max_dataset_bytes: int = 1 << 30
+
+
+class _Changes:
+    """Wakes a job's watchers whenever something of it was stored."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def event(self, job_id: str) -> asyncio.Event:
+        return self._events.setdefault(job_id, asyncio.Event())
+
+    def notify(self, job_id: str) -> None:
+        event = self._events.pop(job_id, None)
+        if event is not None:
+            event.set()
+
+
+class _Log:
+    """A running job's log: lines are kept in order, written in batches, and only then announced."""
+
+    def __init__(self, core: FederationCore, job_id: str):
+        self.core, self.job_id = core, job_id
+        self.sequence = 0
+        self.pending: list[LogLine] = []
+        self.truncated = False
+        self._writer: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    def add(self, stream: str, text: str) -> None:
+        limit = self.core.options.max_log_lines
+        if self.sequence >= limit:
+            if not self.truncated:
+                self.truncated = True
+                self._append("federation", f"the log reached {limit} lines; later lines are not stored")
+            return
+        if len(text) > MAX_LINE_CHARS:
+            text = f"{text[:MAX_LINE_CHARS]}... [{len(text) - MAX_LINE_CHARS} more characters]"
+        self._append(stream, text)
+
+    def _append(self, stream: str, text: str) -> None:
+        self.sequence += 1
+        self.pending.append(LogLine(self.sequence, self.core.clock(), stream, text))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_soon())
+
+    async def _write_soon(self) -> None:
+        await asyncio.sleep(0.1)
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self._lock:
+            batch, self.pending = self.pending, []
+            if batch:
+                await self.core.repo.append_logs(self.job_id, batch)
+                self.core._changes.notify(self.job_id)
+
+    async def close(self) -> None:
+        if self._writer is not None and not self._writer.done():
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        await self.flush()
+
+
+class StepFailed(Exception):
+    """A step of a job failed for a reason the job's owner should read."""
+
+
+class FederationCore:
+    def __init__(self, repo: JobRepository, registry: Registry, runner: ProcessRunner, frameworks: Frameworks,
+                 options: CoreOptions, *, clock: Callable[[], dt.datetime] = utcnow):
+        self.repo, self.registry, self.runner, self.frameworks = repo, registry, runner, frameworks
+        self.options, self.clock = options, clock
+        self._slots = asyncio.Semaphore(options.max_concurrent_jobs)
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._ending: dict[str, tuple[State, str]] = {}  # why a task is being cancelled
+        self._changes = _Changes()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def job_dir(self, job_id: str) -> Path:
+        return self.options.work_root / "jobs" / job_id
+
+    async def start(self) -> None:
+        """Fails what a previous process was running (killing its process groups), starts the QUEUED."""
+        for job in await self.repo.live_jobs():
+            if job.state is State.QUEUED:
+                self._spawn(job)
+                continue
+            job_dir = self.job_dir(job.job_id)
+            if self.runner.kill_leftover(job_dir / "job.pid"):
+                log.warning("job %s: killed the processes a previous Federation server left running", job.job_id)
+            if not self.options.keep_job_dirs:
+                await asyncio.to_thread(shutil.rmtree, job_dir, True)
+            await self._move(job, State.FAILED, RESTART_REASON)
+
+    async def close(self) -> None:
+        """Stops the running jobs (FAILED: the server stopped); QUEUED ones start at the next start."""
+        for job_id, task in list(self._tasks.items()):
+            self._ending.setdefault(job_id, (State.FAILED, "the Federation server stopped while the job was running"))
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+
+    # -- the API ------------------------------------------------------------------------------
+
+    async def create(self, request: JobRequest, *, caller_org: str | None, organization_id: str = "") -> Job:
+        """A QUEUED job of the caller's organization, started at once. Everything is checked first:
+        the spec, the limits, the framework, the dataset on behalf of the organization."""
+        owner = caller_org if caller_org is not None else organization_id
+        if not owner:
+            raise errors.InvalidArgument("job.organization_id: a job needs an owner organization (a token with an "
+                                         "org claim)", reason="ORGANIZATION_MISSING",
+                                         metadata={"field": "job.organization_id"})
+        request = specs.check_request(request)
+        time_limit, memory_limit = self.options.limits.resolve(request.time_limit_seconds,
+                                                               request.memory_limit_bytes)
+        request = replace(request, time_limit_seconds=time_limit, memory_limit_bytes=memory_limit)
+        framework = request.framework
+        assert framework is not None
+        await self._dataset(request.data.dataset_id, owner)
+        why_not = self.frameworks.available(framework)
+        if why_not:
+            raise errors.FailedPrecondition(f"{framework} jobs cannot run on this Federation server: {why_not}",
+                                            reason="FRAMEWORK_UNAVAILABLE", metadata={"framework": str(framework)})
+        if request.mode.value == "real":
+            raise errors.FailedPrecondition("job.mode: real mode (clients on their own machines) is not built yet; "
+                                            "use MODE_SIMULATION", reason="MODE_UNAVAILABLE",
+                                            metadata={"field": "job.mode"})
+        job = Job(job_id=str(uuid.uuid4()), organization_id=owner, request=request, state=State.QUEUED,
+                  executor=self.options.executor, time_limit_seconds=time_limit, memory_limit_bytes=memory_limit,
+                  create_time=self.clock(),
+                  privacy=self.final_privacy(request))
+        await self.repo.insert(job)
+        log.info("federated job %s (%s) queued for %s", job.job_id, framework, owner)
+        self._spawn(job)
+        return job
+
+    async def get(self, job_id: str, caller_org: str | None) -> Job:
+        job = await self.repo.get(ids.parse_id(job_id, "job_id"))
+        if access(caller_org, job.organization_id) is not Access.OWNER:
+            raise job_not_found(job.job_id)
+        return job
+
+    async def list(self, page_size: int, page_token: str, framework: str, caller_org: str | None) -> Page:
+        """The caller's organization's jobs, newest first; `framework` as ours or the seed's names."""
+        name = ""
+        if framework:
+            known = FRAMEWORK_NAMES.get(framework.strip().lower())
+            if known is None:
+                raise errors.InvalidArgument(
+                    f"framework: must be one of {', '.join(sorted(FRAMEWORK_NAMES))} or empty, got {framework[:40]!r}",
+                    reason="FRAMEWORK_INVALID", metadata={"field": "framework"})
+            name = str(known)
+        return await self.repo.list(page_size, page_token, name, caller_org)
+
+    async def cancel(self, job_id: str, caller_org: str | None) -> Job:
+        """Stops every process of a live job (its whole process group): CANCELLED, nothing registered."""
+        job = await self.get(job_id, caller_org)
+        if job.final:
+            job.moved(State.CANCELLED, now=self.clock())  # raises FailedPrecondition naming the state
+        await self._stop(job, State.CANCELLED, CANCEL_REASON)
+        return await self.repo.get(job.job_id)
+
+    async def delete(self, job_id: str, caller_org: str | None) -> None:
+        """Deletes the record (a live job is cancelled first); a registered model stays in the Registry."""
+        job = await self.get(job_id, caller_org)
+        if not job.final:
+            await self._stop(job, State.CANCELLED, CANCEL_REASON)
+        await self.repo.delete(job.job_id)
+        self._changes.notify(job.job_id)
+
+    async def watch(self, job_id: str, after_sequence: int, caller_org: str | None
+                    ) -> AsyncIterator[Job | RoundMetrics | LogLine]:
+        """The job now, its log after `after_sequence`, then state changes, rounds and lines until it ends."""
+        if after_sequence < 0:
+            raise errors.InvalidArgument("after_log_sequence: must be >= 0", reason="AFTER_LOG_SEQUENCE_INVALID",
+                                         metadata={"field": "after_log_sequence"})
+        job = await self.get(job_id, caller_org)
+        sent_rounds = len(job.rounds)
+        last = after_sequence
+        yield job
+        while True:
+            changed = self._changes.event(job.job_id)
+            while lines := await self.repo.logs_after(job.job_id, last, 1000):
+                for line in lines:
+                    yield line
+                last = lines[-1].sequence
+            try:
+                fresh = await self.repo.get(job.job_id)
+            except errors.NotFound:
+                return  # deleted while watched
+            for metrics in fresh.rounds[sent_rounds:]:
+                yield metrics
+            sent_rounds = len(fresh.rounds)
+            if fresh.state is not job.state or fresh.result_model_id != job.result_model_id:
+                yield fresh
+            job = fresh
+            if job.final:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=2.0)
+
+    # -- privacy ------------------------------------------------------------------------------
+
+    @staticmethod
+    def final_privacy(request: JobRequest) -> privacy.PrivacyReport:
+        """What the job's spec makes the framework spend, in full (our accountant, not the app's claim)."""
+        spec = request.spec
+        if isinstance(spec, FedPateSpec):
+            return privacy.fedpate(spec.noise.value, epsilon=spec.epsilon, sigma=spec.sigma,
+                                   queries=spec.noise_data, delta=spec.delta)
+        return privacy.no_guarantee(f"{request.framework}", "this framework's jobs are not accounted yet")
+
+    # -- running a job ------------------------------------------------------------------------
+
+    async def _dataset(self, dataset_id: str, owner: str):
+        try:
+            return await self.registry.get_dataset(dataset_id, on_behalf_of=owner)
+        except errors.NotFound:
+            raise errors.NotFound(f"data.dataset_id: dataset {dataset_id} does not exist", reason="DATASET_NOT_FOUND",
+                                  metadata={"field": "data.dataset_id", "dataset_id": dataset_id}) from None
+
+    def _spawn(self, job: Job) -> None:
+        task = asyncio.create_task(self._run(job), name=f"federated-job-{job.job_id}")
+        self._tasks[job.job_id] = task
+        task.add_done_callback(lambda _t, job_id=job.job_id: self._tasks.pop(job_id, None))
+
+    async def _stop(self, job: Job, state: State, reason: str) -> None:
+        task = self._tasks.get(job.job_id)
+        if task is not None and not task.done():
+            self._ending.setdefault(job.job_id, (state, reason))
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            return
+        with contextlib.suppress(errors.FailedPrecondition):
+            await self._move(job, state, reason)
+
+    async def _move(self, job: Job, state: State, failure_reason: str = "", **changes: Any) -> Job:
+        """Stores `job` in `state` (checked against the stored state) and wakes its watchers."""
+        async with self._locks.setdefault(job.job_id, asyncio.Lock()):
+            current = await self.repo.get(job.job_id)
+            new = current.moved(state, now=self.clock(), failure_reason=failure_reason[:MAX_REASON_CHARS], **changes)
+            if not await self.repo.save(new, current.state):
+                raise errors.Aborted(f"federated job {job.job_id} changed meanwhile", reason="JOB_CHANGED")
+        self._changes.notify(job.job_id)
+        log.info("federated job %s: %s%s", job.job_id, state, f" ({failure_reason[:200]})" if failure_reason else "")
+        return new
+
+    async def _update(self, job_id: str, **changes: Any) -> Job:
+        """Stores changes to a live job's figures (rounds, commitments, version) and wakes its watchers."""
+        async with self._locks.setdefault(job_id, asyncio.Lock()):
+            current = await self.repo.get(job_id)
+            new = replace(current, **changes)
+            await self.repo.save(new, current.state)
+        self._changes.notify(job_id)
+        return new
+
+    async def _run(self, job: Job) -> None:
+        joblog = _Log(self, job.job_id)
+        job_dir = self.job_dir(job.job_id)
+        try:
+            async with self._slots:
+                await self._steps(job, job_dir, joblog)
+        except asyncio.CancelledError:
+            state, reason = self._ending.pop(job.job_id, (State.FAILED, "the job's task was cancelled"))
+            await self._end(job, joblog, state, reason)
+        except StepFailed as exc:
+            await self._end(job, joblog, State.FAILED, str(exc))
+        except errors.MeshError as exc:
+            await self._end(job, joblog, State.FAILED, exc.message)
+        except Exception as exc:
+            log.exception("federated job %s failed unexpectedly", job.job_id)
+            await self._end(job, joblog, State.FAILED, f"internal error ({type(exc).__name__}); see the server's log")
+        finally:
+            self._ending.pop(job.job_id, None)
+            self._locks.pop(job.job_id, None)
+            if not self.options.keep_job_dirs:
+                await asyncio.to_thread(shutil.rmtree, job_dir, True)
+
+    async def _end(self, job: Job, joblog: _Log, state: State, reason: str) -> None:
+        async def finish() -> None:
+            joblog.add("federation", f"job {str(state).lower()}: {reason}")
+            with contextlib.suppress(errors.MeshError):
+                await joblog.close()
+            try:
+                await self._move(job, state, reason)
+            except (errors.FailedPrecondition, errors.NotFound):
+                pass  # it ended meanwhile, or was deleted
+            except Exception:
+                log.exception("federated job %s: could not record that it ended %s", job.job_id, state)
+        # Shielded: the record must say how the job ended even while the server shuts down.
+        await asyncio.shield(finish())
+
+    async def _steps(self, job: Job, job_dir: Path, joblog: _Log) -> None:
+        note = lambda text: joblog.add("federation", text)  # noqa: E731
+        request, owner = job.request, job.organization_id
+        job = await self._move(job, State.PREPARING)
+        await asyncio.to_thread(shutil.rmtree, job_dir, True)
+        for sub in ("data", "output", "home", "tmp"):
+            (job_dir / sub).mkdir(parents=True)
+        dataset = await self._dataset(request.data.dataset_id, owner)
+        if dataset.size_bytes > self.options.max_dataset_bytes:
+            raise StepFailed(f"dataset {dataset.dataset_id} has {dataset.size_bytes} bytes, above this server's "
+                             f"limit of {self.options.max_dataset_bytes}")
+        data_path = job_dir / "data" / "dataset.csv"
+        digest = hashlib.sha256()
+        size = 0
+        with data_path.open("wb") as out:
+            async for chunk in self.registry.download_dataset(dataset.dataset_id, on_behalf_of=owner):
+                size += len(chunk)
+                if size > self.options.max_dataset_bytes:
+                    raise StepFailed(f"dataset {dataset.dataset_id} is larger than announced")
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != dataset.sha256:
+            raise StepFailed(f"dataset {dataset.dataset_id}: the downloaded bytes do not match its SHA-256 "
+                             f"{dataset.sha256}")
+        note(f"prepare: dataset {dataset.dataset_id} ({size} bytes, SHA-256 checked)")
+        config = appconfig.app_config(request, data_path=data_path, output_dir=job_dir / "output")
+        (job_dir / "job.json").write_text(json.dumps(config, indent=1, sort_keys=True))
+        launch = self.frameworks.launch(job.framework, job_dir)
+        env = dict(self.options.inherited_env)
+        env.update(launch.env)
+        env.update({"HOME": str(job_dir / "home"), "TMPDIR": str(job_dir / "tmp"), "PYTHONUNBUFFERED": "1",
+                    "MLMESH_FEDERATION_JOB": str(job_dir / "job.json")})
+        await joblog.flush()
+        job = await self._move(job, State.RUNNING)
+        note(f"run: {' '.join(launch.argv[:3])} (time limit {job.time_limit_seconds} s, memory limit "
+             f"{job.memory_limit_bytes} bytes)")
+        events = _Events(self, job)
+
+        async def on_line(stream: str, text: str) -> None:
+            if stream == "stdout" and text.startswith(EVENT_PREFIX):
+                await events.handle(text[len(EVENT_PREFIX):])
+            else:
+                joblog.add(stream, text)
+
+        result = await self.runner.run(
+            RunRequest(argv=launch.argv, cwd=job_dir, env=env, time_limit_seconds=job.time_limit_seconds,
+                       memory_limit_bytes=job.memory_limit_bytes, pid_file=job_dir / "job.pid"), on_line)
+        if result.limit_failure:
+            raise StepFailed(result.limit_failure)
+        if result.exit_code != 0:
+            tail = "\n".join(result.stderr_tail[-self.options.stderr_tail_lines:]).strip()
+            what = (f"the {job.framework} job was killed by signal {-result.exit_code}"
+                    if result.exit_code is not None and result.exit_code < 0
+                    else f"the {job.framework} job exited with status {result.exit_code}")
+            raise StepFailed(f"{what}: {tail}" if tail else what)
+        note(f"run: finished in {result.seconds:.1f} s (peak memory {result.peak_rss_bytes} bytes)")
+        await joblog.flush()
+        job = await self._move(job, State.REGISTERING)
+        model_id = await self._register(job, job_dir, dataset.dataset_id)
+        note(f"register: model {model_id}")
+        await joblog.flush()
+        await self._move(job, State.SUCCEEDED, result_model_id=model_id)
+
+    async def _register(self, job: Job, job_dir: Path, dataset_id: str) -> str:
+        job = await self.repo.get(job.job_id)
+        model_path, result_path = job_dir / "output" / MODEL_FILE, job_dir / "output" / RESULT_FILE
+        if not model_path.is_file() or not result_path.is_file():
+            raise StepFailed(f"the {job.framework} job ended without writing its model ({MODEL_FILE}) and "
+                             f"result ({RESULT_FILE})")
+        try:
+            result = json.loads(result_path.read_text())
+            input_signature = json.dumps(result["input_signature"], sort_keys=True)
+            model_framework = str(result["model_framework"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StepFailed(f"the job's {RESULT_FILE} is malformed: {exc}") from None
+        intake = ModelIntake(
+            organization_id=job.organization_id, developer_id=job.request.developer_id or f"federation:{job.job_id}",
+            display_name=job.request.display_name or f"{job.framework} job {job.job_id[:8]}", dataset_id=dataset_id,
+            framework=model_framework, input_signature=input_signature, provenance=provenance(job),
+            filename=MODEL_FILE)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            with model_path.open("rb") as f:
+                while block := await asyncio.to_thread(f.read, 1 << 20):
+                    yield block
+
+        return await self.registry.register_model(intake, chunks())
+
+
+def provenance(job: Job) -> dict[str, str]:
+    """The final model's lineage: the job, the framework and version, every parameter, the privacy
+    figures and each client's data commitment (JSON values)."""
+    return {
+        "federated_job_id": job.job_id,
+        "framework": str(job.framework),
+        "framework_version": job.framework_version,
+        "request": json.dumps(request_to_json(job.request), sort_keys=True),
+        "privacy": json.dumps(privacy_to_json(job.privacy), sort_keys=True),
+        "client_commitments": json.dumps(commitments_to_json(job.commitments), sort_keys=True),
+    }
+
+
+class _Events:
+    """The launcher's `MLMESH_EVENT` lines: checked, then stored on the job."""
+
+    def __init__(self, core: FederationCore, job: Job):
+        self.core, self.job = core, job
+
+    async def handle(self, raw: str) -> None:
+        try:
+            event = json.loads(raw)
+            kind = event["type"]
+            if kind == "framework":
+                await self.core._update(self.job.job_id, framework_version=str(event["version"])[:200])
+            elif kind == "commitment":
+                commitment = ClientCommitment(client_id=str(event["client_id"])[:200], sha256=str(event["sha256"]),
+                                              sample_count=int(event["sample_count"]))
+                if len(commitment.sha256) != 64 or commitment.sample_count < 0:
+                    raise ValueError("a commitment needs a 64-hex SHA-256 and a sample count >= 0")
+                current = await self.core.repo.get(self.job.job_id)
+                await self.core._update(self.job.job_id, commitments=(*current.commitments, commitment))
+            elif kind == "round":
+                await self._round(event)
+            else:
+                raise ValueError(f"unknown event type {kind!r}")
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("federated job %s: ignored a malformed event (%s)", self.job.job_id, exc)
+
+    async def _round(self, event: dict[str, Any]) -> None:
+        current = await self.core.repo.get(self.job.job_id)
+        if len(current.rounds) >= MAX_ROUNDS_KEPT:
+            return
+        clients = tuple(ClientMetrics(client_id=str(c["client_id"])[:200], loss=_finite(c.get("loss")),
+                                      accuracy=_finite(c.get("accuracy")), num_examples=int(c.get("num_examples", 0)))
+                        for c in event.get("clients", ())[:1000])
+        spent = _privacy_so_far(current.request, int(event.get("queries", 0)))
+        metrics = RoundMetrics(round=int(event["round"]), clients=clients, loss=_finite(event.get("loss")),
+                               accuracy=_finite(event.get("accuracy")), privacy=spent,
+                               seconds=max(0.0, _finite(event.get("seconds"), 0.0)))
+        await self.core._update(self.job.job_id, rounds=(*current.rounds, metrics))
+
+
+def _finite(value: Any, default: float = math.nan) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return default
+    return number if math.isfinite(number) else default
+
+
+def _privacy_so_far(request: JobRequest, queries: int) -> privacy.PrivacyReport:
+    """FedPATE spends privacy only on the noisy queries answered so far (at most the spec's noise_data)."""
+    spec = request.spec
+    if isinstance(spec, FedPateSpec):
+        answered = max(0, min(queries, spec.noise_data))
+        return privacy.fedpate(spec.noise.value, epsilon=spec.epsilon, sigma=spec.sigma, queries=answered,
+                               delta=spec.delta)
+    return FederationCore.final_privacy(request)
+

@@ -1,0 +1,69 @@
+"""The Federation server through the front door: the seed's routes (`/fp`, `/tff`, `/nv`,
+`/nvoverser`, with or without their trailing slash) and the AIP ones, with a token; bad input
+is 400 naming the field, another organization's job or dataset 404."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+ORG, STRANGER = "smart-energy-ll", "fed-stranger"
+SEED_FP = {"net_name": "mlp", "num_rounds": 1, "num_teachers": 2, "teacher_epochs": 1, "student_epochs": 1,
+           "batch_size": 16, "learning_rate": 0.01, "noise": "laplacian", "epsilon": 0.5, "sigma": 0,
+           "num_queries": 40, "noise_data": 20, "bucket_name": "b", "domain_name": "d", "access_key": "AK",
+           "secret_key": "SECRET-never-stored"}
+
+
+@pytest.fixture(scope="module")
+def http(stack):
+    with httpx.Client(base_url=stack.base_url, timeout=60) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def dataset(stack, http) -> str:
+    r = http.post("/v1/datasets:upload", params={"organization_id": ORG, "display_name": "fed"},
+                  content=b"a,b,target\n1,2,0\n3,4,1\n", headers={**stack.auth(ORG), "content-type": "text/csv"})
+    assert r.status_code == 200, r.text
+    return r.json()["dataset_id"]
+
+
+def test_seed_list_routes_answer_with_and_without_the_trailing_slash(stack, http):
+    for path in ("/fp", "/fp/", "/tff", "/tff/", "/nv/", "/v1/federatedJobs"):
+        r = http.get(path, headers=stack.auth(ORG))
+        assert r.status_code == 200, (path, r.text)
+        assert r.json().get("federated_jobs", []) == [] or all(
+            j["organization_id"] == ORG for j in r.json()["federated_jobs"])
+    assert http.get("/fp").status_code == 401  # no token
+
+
+def test_seed_bodies_are_checked_naming_the_field(stack, http, dataset):
+    r = http.post("/fp/", params={"dataset_id": dataset}, json={**SEED_FP, "num_teachers": 0},
+                  headers=stack.auth(ORG))
+    assert r.status_code == 400 and "fedpate.num_teachers" in r.text, r.text
+    r = http.post("/fp", params={"dataset_id": dataset}, json={**SEED_FP, "noise_data": 40}, headers=stack.auth(ORG))
+    assert r.status_code == 400 and "fedpate.noise_data" in r.text, r.text
+    r = http.post("/tff", params={"dataset_id": dataset},
+                  json={"imb_parameter": 0.5, "dp_parameter": 1.0, "n_clients": 0, "n_samples": 10},
+                  headers=stack.auth(ORG))
+    assert r.status_code == 400 and "tff.n_clients" in r.text, r.text
+    r = http.post("/v1/federatedJobs", json={"data": {"dataset_id": dataset}}, headers=stack.auth(ORG))
+    assert r.status_code == 400 and "spec" in r.text, r.text
+    assert "SECRET-never-stored" not in r.text
+
+
+def test_another_organizations_dataset_and_unknown_jobs_are_not_found(stack, http, dataset):
+    r = http.post("/fp", params={"dataset_id": dataset}, json=SEED_FP, headers=stack.auth(STRANGER))
+    assert r.status_code == 404 and "data.dataset_id" in r.text, r.text
+    unknown = str(uuid.uuid4())
+    for method, path in (("GET", f"/fp/{unknown}"), ("DELETE", f"/fp/{unknown}"), ("GET", f"/nv/{unknown}"),
+                         ("GET", f"/v1/federatedJobs/{unknown}")):
+        r = http.request(method, path, headers=stack.auth(ORG))
+        assert r.status_code == 404 and unknown in r.text, (method, path, r.text)
+
+
+def test_flare_servers_say_they_are_not_built(stack, http):
+    r = http.post("/nvoverser/", json={"start": True}, headers=stack.auth(ORG))
+    assert r.status_code == 501 and "not built yet" in r.text, r.text
