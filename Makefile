@@ -50,6 +50,27 @@ $(RLV)/.stamp: requirements/rl.txt requirements/rl.lock
 
 rl-venv: $(RLV)/.stamp
 
+# The Flower environment (Flower 1.42 needs protobuf < 7): the Federation server's FedPATE jobs run
+# in it as separate processes. torch (CPU) goes in first, or pip resolves a multi-GB CUDA build.
+FLV := .venv-flower
+$(FLV)/.stamp: requirements/flower.txt requirements/flower.lock
+	test -x $(FLV)/bin/python || $(PY_BOOT) -m venv $(FLV)
+	$(FLV)/bin/python -m pip install -q torch==2.13.0 -c requirements/flower.lock
+	$(FLV)/bin/python -m pip install -q -r requirements/flower.txt -c requirements/flower.lock
+	touch $@
+
+flower-venv: $(FLV)/.stamp
+
+# The third-party provenance verifiers (securesystemslib's DSSE, in-toto-attestation): what a user
+# outside mlmesh runs on an exported .intoto.jsonl. tests/e2e drives tests/provenance_venv in it.
+PVV := .venv-provenance
+$(PVV)/.stamp: requirements/provenance.txt requirements/provenance.lock
+	test -x $(PVV)/bin/python || $(PY_BOOT) -m venv $(PVV)
+	$(PVV)/bin/python -m pip install -q -r requirements/provenance.txt -c requirements/provenance.lock
+	touch $@
+
+provenance-venv: $(PVV)/.stamp
+
 # The MQTT broker the sensor tests and the demo's bridge talk to: Debian's mosquitto package.
 mosquitto:
 	@test -x /usr/sbin/mosquitto || command -v mosquitto >/dev/null || \
@@ -109,7 +130,7 @@ contracts: $(VENV)/.stamp
 check-contracts: $(VENV)/.stamp
 	$(PY) -m servers.ledger.compile --check
 
-test: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp mosquitto
+test: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp $(PVV)/.stamp mosquitto
 	$(MAKE) check-gen check-contracts lint
 	$(PY) -m pytest -q
 	$(MLV)/bin/python -m pytest -q --confcutdir=tests/ml_venv tests/ml_venv

@@ -826,6 +826,15 @@ def _register_sensors() -> None:
 _register_sensors()
 
 
+def _register_provenance() -> None:
+    from clients.provenance import register
+
+    register(app, models)
+
+
+_register_provenance()
+
+
 def main() -> None:
     app()
 

@@ -2,7 +2,8 @@
 
 # tests/ml_venv runs inside the ML virtualenv (.venv-ml/), in its own pytest run (see its conftest).
 # tests/rl_venv likewise runs inside .venv-rl (the Optimizer's grid environment).
-collect_ignore = ["ml_venv", "rl_venv"]
+# tests/provenance_venv runs inside .venv-provenance (third-party verifiers), driven by tests/e2e.
+collect_ignore = ["ml_venv", "rl_venv", "provenance_venv"]
 
 pytest_plugins = [
     "tests.fixtures.postgres",

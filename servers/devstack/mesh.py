@@ -29,7 +29,7 @@ class Server:
 
 SERVERS: tuple[Server, ...] = (
     Server("ledger", "Ledger (internal)", database=False, chain=True),
-    Server("registry", "Registry", dials=("ledger", "trainer"), http=True,
+    Server("registry", "Registry", dials=("ledger", "trainer", "translator"), http=True,
            note="HTTP: the seed's multipart forms, /contract/{address}"),
     Server("trainer", "Trainer", dials=("registry",)),
     Server("translator", "Translator", dials=("registry", "ledger")),

@@ -16,10 +16,14 @@ from servers.registry.adapters.datasets_db import DatasetRepository
 from servers.registry.adapters.db import Database
 from servers.registry.adapters.ledger_client import LedgerClient
 from servers.registry.adapters.models_db import ModelRepository
+from servers.registry.adapters.signing_key import EcdsaSigner
 from servers.registry.adapters.trainer_client import TrainerClient
+from servers.registry.adapters.translator_client import TranslatorClient
 from servers.registry.api.http import RegistryHttp
 from servers.registry.api.servicer import RegistryServicer
+from servers.registry.domain.attestations import AttestationCore
 from servers.registry.domain.datasets import DatasetCore
+from servers.registry.domain.lineage import LineageCore
 from servers.registry.domain.models import ModelCore
 from servers.registry.domain.recovery import Reconciler
 from servers.registry.domain.sharing import Sharing
@@ -43,7 +47,11 @@ async def build(settings: RegistrySettings) -> MeshServer:
         store, ModelRepository(db), ledger, trainer, datasets, max_recipe_bytes=settings.max_recipe_bytes,
         max_model_bytes=settings.max_model_bytes, read_chunk_bytes=settings.read_chunk_bytes,
     )
-    servicer = RegistryServicer(datasets, models)
+    translator = TranslatorClient(settings.translator_target)
+    lineage = LineageCore(models, datasets, trainer, translator, ledger)
+    attestations = AttestationCore(lineage, EcdsaSigner.load(settings.signing_key_file, settings.data_dir),
+                                   mesh_version=_mesh_version())
+    servicer = RegistryServicer(datasets, models, lineage=lineage, attestations=attestations)
     if settings.http_port >= 0:
         front = HttpFront("registry", settings.http_port, settings)
         front.add_routes(RegistryHttp(datasets, models).routes())
@@ -54,6 +62,7 @@ async def build(settings: RegistrySettings) -> MeshServer:
     )
     server.on_shutdown(ledger.close)
     server.on_shutdown(trainer.close)
+    server.on_shutdown(translator.close)
     server.on_shutdown(store.close)
     server.on_shutdown(db.close)
     if settings.reconcile_on_start:
@@ -61,6 +70,15 @@ async def build(settings: RegistrySettings) -> MeshServer:
         reconciler = Reconciler(store, DatasetRepository(db), ModelRepository(db), ledger)
         server.recovery = start_reconciliation(server, reconciler.run)
     return server
+
+
+def _mesh_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mlmesh")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 async def main() -> None:

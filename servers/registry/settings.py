@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, model_validator
 
 from servers.common.endpoints import HTTP_PORTS, PORTS, local_target
@@ -18,6 +20,11 @@ class RegistrySettings(DatabaseSettings, ServerSettings):
                                   f"off. Default: {HTTP_PORTS['registry']}, or a free one when `port` is 0 (tests).")
     ledger_target: str = Field(local_target("ledger"), description="host:port of the Ledger's gRPC server.")
     trainer_target: str = Field(local_target("trainer"), description="host:port of the Trainer's gRPC server.")
+    translator_target: str = Field(local_target("translator"), description="host:port of the Translator's gRPC "
+                                   "server (asked for a model's translations in its lineage).")
+    signing_key_file: Path | None = Field(
+        None, description="PEM ECDSA P-256 private key that signs provenance attestations. Default: "
+        "<data_dir>/provenance/signing-key.pem, made on first start; the public key is written beside it.")
     storage: StorageSettings = Field(
         default_factory=StorageSettings,
         description="Object storage: filesystem under <data_dir>/objects (default) or S3/MinIO.",

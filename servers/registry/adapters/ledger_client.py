@@ -6,7 +6,12 @@ from mlmesh.ledger.v1 import ledger_service_pb2 as ledger_pb
 from mlmesh.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from servers.common.peer import PeerClient
-from servers.registry.domain.ports import Anchor, DatasetContractFields, ModelContractFields
+from servers.registry.domain.ports import (
+    Anchor,
+    DatasetContractFields,
+    ModelContractFields,
+    TranslationContractFields,
+)
 
 
 def dataset_fields_from_proto(c: ledger_pb.DatasetContract) -> DatasetContractFields:
@@ -37,6 +42,15 @@ def model_fields_from_proto(c: ledger_pb.ModelContract) -> ModelContractFields:
         res_sha256=c.res_sha256,
         verified=c.verified,
         block_number=c.block_number,
+    )
+
+
+def translation_fields_from_proto(c: ledger_pb.TranslationContract) -> TranslationContractFields:
+    return TranslationContractFields(
+        contract_address=c.address, chain_id=c.chain_id, translation_id=c.translation_id, model_id=c.model_id,
+        model_contract=c.model_contract, source_sha256=c.source_sha256, onnx_md5=c.onnx_md5,
+        onnx_sha256=c.onnx_sha256, converter=c.converter, opset=c.opset, max_abs_diff=c.max_abs_diff,
+        parity_passed=c.parity_passed, block_number=c.block_number,
     )
 
 
@@ -81,3 +95,7 @@ class LedgerClient(PeerClient):
         request = ledger_pb.VerifyModelRequest(address=address, res_hash=res_hash, res_sha256=res_sha256)
         response = await self.call(self._stub.VerifyModel, request, timeout=self.deploy_timeout)
         return Anchor(contract_address=response.contract.address, tx_hash=response.tx_hash)
+
+    async def get_translation_contract(self, address: str) -> TranslationContractFields:
+        request = ledger_pb.GetTranslationContractRequest(address=address)
+        return translation_fields_from_proto(await self.call(self._stub.GetTranslationContract, request))

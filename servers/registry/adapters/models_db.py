@@ -79,6 +79,13 @@ class ModelRepository:
             visible_to=visible_to, kind="model",
         )
 
+    async def children(self, model_id: str) -> list[ModelRecord]:
+        """The versions saved with `model_id` as their parent, oldest first."""
+        ident = ids.parse_uuid(model_id, "model_id")
+        async with self.db.connection(f"reading the versions of model {ident}") as conn:
+            rows = await conn.fetch(f"{_SELECT} WHERE parent_model_id = $1 ORDER BY create_time, model_id", ident)
+        return [_record(row) for row in rows]
+
     async def update(self, model_id: str, *, from_states: tuple[str, ...], **changes) -> ModelRecord:
         """Applies `changes` if the model is in one of `from_states`; FailedPrecondition otherwise."""
         ident = ids.parse_uuid(model_id, "model_id")

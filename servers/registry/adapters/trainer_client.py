@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from mlmesh.trainer.v1 import trainer_service_pb2 as trainer_pb
 from mlmesh.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
 
 from servers.common.peer import PeerClient
+from servers.registry.domain.ports import TrainingJobInfo
+
+
+def _time(message, field: str):
+    return message.__getattribute__(field).ToDatetime(tzinfo=dt.UTC) if message.HasField(field) else None
+
+
+def training_job_from_proto(job: trainer_pb.TrainingJob) -> TrainingJobInfo:
+    return TrainingJobInfo(
+        job_id=job.job_id, model_id=job.model_id, dataset_id=job.dataset_id,
+        state=trainer_pb.TrainingJob.State.Name(job.state).removeprefix("STATE_"), executor=job.executor,
+        framework=job.framework, failure_reason=job.failure_reason, create_time=_time(job, "create_time"),
+        start_time=_time(job, "start_time"), end_time=_time(job, "end_time"),
+    )
 
 
 class TrainerClient(PeerClient):
-    """Implements the domain's Trainer port."""
+    """Implements the domain's Trainer and TrainingJobs ports."""
 
     def __init__(self, target: str, *, timeout: float = 30.0):
         super().__init__(target, "trainer", trainer_grpc.TrainerServiceStub, timeout=timeout)
@@ -19,3 +35,7 @@ class TrainerClient(PeerClient):
             model_id=model_id, time_limit_seconds=time_limit_seconds, memory_limit_bytes=memory_limit_bytes
         )
         return (await self.call(self._stub.SubmitTrainingJob, request)).job_id
+
+    async def get_training_job(self, job_id: str, *, on_behalf_of: str | None) -> TrainingJobInfo:
+        request = trainer_pb.GetTrainingJobRequest(job_id=job_id)
+        return training_job_from_proto(await self.call(self._stub.GetTrainingJob, request, on_behalf_of=on_behalf_of))

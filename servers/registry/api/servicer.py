@@ -9,15 +9,21 @@ from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 from servers.common.caller import caller_org, caller_subject
 from servers.common.httpbody import send_download, split_upload
 from servers.registry.api import converters as conv
+from servers.registry.api import lineage_converters as lconv
+from servers.registry.domain.attestations import AttestationCore
 from servers.registry.domain.datasets import DatasetCore
+from servers.registry.domain.lineage import LineageCore
 from servers.registry.domain.models import ModelCore
 from servers.registry.domain.sharing import Caller
 
 
 class RegistryServicer(svc_grpc.RegistryServiceServicer):
-    def __init__(self, datasets: DatasetCore, models: ModelCore):
+    def __init__(self, datasets: DatasetCore, models: ModelCore, *, lineage: LineageCore,
+                 attestations: AttestationCore):
         self.datasets = datasets
         self.models = models
+        self.lineage = lineage
+        self.attestations = attestations
 
     async def UploadDataset(self, request_iterator, context) -> pb.Dataset:  # noqa: N802
         first, chunks = await split_upload(request_iterator, conv.has_metadata, "upload")
@@ -132,6 +138,18 @@ class RegistryServicer(svc_grpc.RegistryServiceServicer):
     async def GetModelAccessPolicy(self, request: svc.GetModelAccessPolicyRequest, context):  # noqa: N802
         return conv.access_policy_to_proto(await self.models.access_policy(request.model_id,
                                                                            caller_org=caller_org(context)))
+
+    async def GetModelLineage(self, request: svc.GetModelLineageRequest, context):  # noqa: N802
+        return lconv.lineage_to_proto(await self.lineage.lineage(request.model_id, caller_org=caller_org(context)))
+
+    async def ExportModelAttestations(self, request: svc.ExportModelAttestationsRequest, context):  # noqa: N802
+        exported = await self.attestations.export(request.model_id, caller_org=caller_org(context))
+        return svc.ExportModelAttestationsResponse(
+            envelopes=exported.envelopes,
+            signing_key=lconv.signing_key_to_proto(exported.key_id, exported.public_key_pem, exported.scheme))
+
+    async def GetSigningKey(self, request: svc.GetSigningKeyRequest, context):  # noqa: N802
+        return lconv.signing_key_to_proto(*self.attestations.signing_key())
 
 
 def _caller(context) -> Caller:

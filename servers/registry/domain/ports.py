@@ -109,6 +109,10 @@ class ModelRepository(Protocol):
 
     async def delete(self, model_id: str) -> None: ...
 
+    async def children(self, model_id: str) -> list:
+        """The ModelRecords whose parent is `model_id` (versions saved from it), oldest first."""
+        ...
+
 
 class AccessRepository(Protocol):
     """Grants of datasets and models ("*": public) and the append-only log of share/unshare requests."""
@@ -128,3 +132,80 @@ class AccessRepository(Protocol):
     async def usages(self, dataset_id: str, page_size: int, page_token: str) -> Page:
         """UsageRecords of the models registered on the dataset, newest first."""
         ...
+
+
+# -- lineage (domain/lineage.py): what the Registry asks the Trainer, Translator and Ledger ---------
+
+
+@dataclass(frozen=True)
+class TrainingJobInfo:
+    """A training job as the Trainer reports it."""
+
+    job_id: str
+    model_id: str
+    dataset_id: str
+    state: str  # "SUCCEEDED", "FAILED", ... (the Trainer's state names without STATE_)
+    executor: str
+    framework: str
+    failure_reason: str
+    create_time: dt.datetime | None
+    start_time: dt.datetime | None
+    end_time: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class TranslationInfo:
+    """An ONNX translation as the Translator reports it."""
+
+    translation_id: str
+    model_id: str
+    framework: str
+    source_sha256: str
+    converter: str
+    opset: int
+    size_bytes: int
+    md5: str
+    sha256: str
+    parity: dict  # max_abs_diff, max_rel_diff, atol, rtol, passed, samples, top1_agreement, batch_source
+    contract_address: str
+    contract_tx_hash: str
+    create_time: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class TranslationContractFields:
+    """A Translation contract's fields as read from the chain."""
+
+    contract_address: str
+    chain_id: int
+    translation_id: str
+    model_id: str
+    model_contract: str
+    source_sha256: str
+    onnx_md5: str
+    onnx_sha256: str
+    converter: str
+    opset: int
+    max_abs_diff: str
+    parity_passed: bool
+    block_number: int
+
+
+class TrainingJobs(Protocol):
+    async def get_training_job(self, job_id: str, *, on_behalf_of: str | None) -> TrainingJobInfo:
+        """The job, as `on_behalf_of` may see it (NotFound otherwise; None: the Registry's own call)."""
+        ...
+
+
+class Translations(Protocol):
+    async def list_translations(self, model_id: str, *, on_behalf_of: str | None) -> list[TranslationInfo]:
+        """Every translation of the model that `on_behalf_of` may read, oldest first."""
+        ...
+
+
+class LineageLedger(Protocol):
+    async def get_dataset_contract(self, address: str) -> DatasetContractFields: ...
+
+    async def get_model_contract(self, address: str) -> ModelContractFields: ...
+
+    async def get_translation_contract(self, address: str) -> TranslationContractFields: ...

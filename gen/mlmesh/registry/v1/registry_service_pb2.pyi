@@ -3,6 +3,7 @@ from google.api import httpbody_pb2 as _httpbody_pb2
 from mlmesh.common.v1 import validation_pb2 as _validation_pb2
 from mlmesh.registry.v1 import access_pb2 as _access_pb2
 from mlmesh.registry.v1 import dataset_pb2 as _dataset_pb2
+from mlmesh.registry.v1 import lineage_pb2 as _lineage_pb2
 from mlmesh.registry.v1 import model_pb2 as _model_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -268,3 +269,37 @@ class GetModelAccessPolicyRequest(_message.Message):
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class GetModelLineageRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class ExportModelAttestationsRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class ExportModelAttestationsResponse(_message.Message):
+    __slots__ = ("envelopes", "signing_key")
+    ENVELOPES_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_KEY_FIELD_NUMBER: _ClassVar[int]
+    envelopes: _containers.RepeatedScalarFieldContainer[str]
+    signing_key: SigningKey
+    def __init__(self, envelopes: _Optional[_Iterable[str]] = ..., signing_key: _Optional[_Union[SigningKey, _Mapping]] = ...) -> None: ...
+
+class GetSigningKeyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SigningKey(_message.Message):
+    __slots__ = ("key_id", "public_key_pem", "scheme")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    SCHEME_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    public_key_pem: str
+    scheme: str
+    def __init__(self, key_id: _Optional[str] = ..., public_key_pem: _Optional[str] = ..., scheme: _Optional[str] = ...) -> None: ...

@@ -5,6 +5,7 @@ import grpc
 from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 from mlmesh.registry.v1 import access_pb2 as mlmesh_dot_registry_dot_v1_dot_access__pb2
 from mlmesh.registry.v1 import dataset_pb2 as mlmesh_dot_registry_dot_v1_dot_dataset__pb2
+from mlmesh.registry.v1 import lineage_pb2 as mlmesh_dot_registry_dot_v1_dot_lineage__pb2
 from mlmesh.registry.v1 import model_pb2 as mlmesh_dot_registry_dot_v1_dot_model__pb2
 from mlmesh.registry.v1 import registry_service_pb2 as mlmesh_dot_registry_dot_v1_dot_registry__service__pb2
 
@@ -124,6 +125,21 @@ class RegistryServiceStub(object):
                 '/mlmesh.registry.v1.RegistryService/GetModelAccessPolicy',
                 request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelAccessPolicyRequest.SerializeToString,
                 response_deserializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+                )
+        self.GetModelLineage = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/GetModelLineage',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelLineageRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_lineage__pb2.ModelLineage.FromString,
+                )
+        self.ExportModelAttestations = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/ExportModelAttestations',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ExportModelAttestationsRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ExportModelAttestationsResponse.FromString,
+                )
+        self.GetSigningKey = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/GetSigningKey',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetSigningKeyRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SigningKey.FromString,
                 )
 
 
@@ -307,6 +323,34 @@ class RegistryServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetModelLineage(self, request, context):
+        """The model's whole lineage: its dataset, recipe or image, training job and result,
+        its translations and the versions learners saved from it (the version tree, dead
+        branches marked), every node checked against the ledger now. Nodes the caller may
+        not read: upstream ones appear without ids ("not visible to you"), downstream ones
+        are left out (docs/provenance.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportModelAttestations(self, request, context):
+        """The model's provenance as in-toto Statements (SLSA Provenance v1 predicates) in
+        DSSE envelopes signed with the mesh's provenance key: one for the training result,
+        one per translation and per learned version visible to the caller. Verifiable
+        without mlmesh (docs/provenance.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSigningKey(self, request, context):
+        """The public key that signs the mesh's attestations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -414,6 +458,21 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetModelAccessPolicy,
                     request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelAccessPolicyRequest.FromString,
                     response_serializer=mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.SerializeToString,
+            ),
+            'GetModelLineage': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModelLineage,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelLineageRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_lineage__pb2.ModelLineage.SerializeToString,
+            ),
+            'ExportModelAttestations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportModelAttestations,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ExportModelAttestationsRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ExportModelAttestationsResponse.SerializeToString,
+            ),
+            'GetSigningKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSigningKey,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetSigningKeyRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SigningKey.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -781,5 +840,56 @@ class RegistryService(object):
         return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/GetModelAccessPolicy',
             mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelAccessPolicyRequest.SerializeToString,
             mlmesh_dot_registry_dot_v1_dot_access__pb2.AccessPolicy.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetModelLineage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/GetModelLineage',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelLineageRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_lineage__pb2.ModelLineage.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ExportModelAttestations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/ExportModelAttestations',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ExportModelAttestationsRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ExportModelAttestationsResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetSigningKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/GetSigningKey',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetSigningKeyRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SigningKey.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

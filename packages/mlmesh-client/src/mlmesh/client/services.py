@@ -249,6 +249,28 @@ class Models(_Service):
         return self._t.unary(self._stub.GetModelAccessPolicy, rpb.GetModelAccessPolicyRequest(model_id=model_id),
                              timeout=self._deadline(timeout), idempotent=True)
 
+    @rpc(f"{REGISTRY}/GetModelLineage")
+    def lineage(self, model_id: str, *, timeout: float | None = None):
+        """The model's lineage (dataset → recipe/image → job → model → translations, versions), every
+        node checked against the ledger now (`.nodes[i].check_status`, `.checks`; `.consistent`)."""
+        return self._t.unary(self._stub.GetModelLineage, rpb.GetModelLineageRequest(model_id=model_id),
+                             timeout=self._deadline(timeout, "slow"), idempotent=True)
+
+    @rpc(f"{REGISTRY}/ExportModelAttestations")
+    def attestations(self, model_id: str, *, timeout: float | None = None):
+        """The model's provenance as DSSE envelopes of in-toto Statements with SLSA Provenance v1
+        predicates (`.envelopes`: JSON lines), signed by the mesh's key (`.signing_key`). Check them
+        offline with `mlmesh.client.provenance.verify_envelopes`."""
+        return self._t.unary(self._stub.ExportModelAttestations,
+                             rpb.ExportModelAttestationsRequest(model_id=model_id),
+                             timeout=self._deadline(timeout, "slow"), idempotent=True)
+
+    @rpc(f"{REGISTRY}/GetSigningKey")
+    def signing_key(self, *, timeout: float | None = None):
+        """The public key that signs the mesh's attestations (`.public_key_pem`, `.key_id`)."""
+        return self._t.unary(self._stub.GetSigningKey, rpb.GetSigningKeyRequest(),
+                             timeout=self._deadline(timeout), idempotent=True)
+
 
 class Jobs(_Service):
     """Training jobs (the Trainer): state, logs, cancel."""

@@ -1,0 +1,369 @@
+"""A model's lineage (`LineageCore`): everything behind a model and everything made from it, as one
+tree, each node checked against the ledger when it is asked for. No grpc, no generated code.
+
+    dataset ─ recipe | image ─ training job ─ trained model ─┬─ translation (ONNX, parity)
+                                                              └─ version 1 ─┬─ version 2 ...
+                                                                             └─ version 2 (dead branch)
+
+Access (docs/security.md, docs/provenance.md): the caller must be able to read the model asked
+about (NOT_FOUND otherwise). Every other node is looked up as the caller: the Registry's own
+datasets and models through the access model, the training job from the Trainer and the
+translations from the Translator on the caller's behalf. An upstream node the caller may not read
+(the dataset of a model shared with it, a parent version of another organization, the owner's
+training job) stays in the tree as "not visible to you": its kind only, no id, no hash. A
+downstream node it may not read (another organization's version, and what hangs under it) is left
+out, so a model's owner learns nothing about what others derived from it unless they share it.
+
+Dead branches: a learner continues from its last saved version; if it saved a version it did not
+record (a crash in between) it resumes from the parent and saves again. For each learner the live
+line is its newest version and that version's ancestors; its other versions are dead branches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from servers.common import errors
+from servers.registry.domain.datasets import Check, DatasetCore
+from servers.registry.domain.models import ModelCore
+from servers.registry.domain.ports import (
+    LineageLedger,
+    ModelContractFields,
+    TrainingJobs,
+    TranslationInfo,
+    Translations,
+)
+from servers.registry.domain.records import TRAINED, DatasetRecord, ModelRecord
+
+# Node kinds and check outcomes (the contract's LineageNode.Kind / CheckStatus without prefixes).
+DATASET, RECIPE, IMAGE, TRAINING_JOB, MODEL, TRANSLATION, VERSION = (
+    "DATASET", "RECIPE", "IMAGE", "TRAINING_JOB", "MODEL", "TRANSLATION", "VERSION")
+VERIFIED, MISMATCH, NOT_ANCHORED, UNAVAILABLE, HIDDEN = (
+    "VERIFIED", "MISMATCH", "NOT_ANCHORED", "UNAVAILABLE", "HIDDEN")
+MAX_NODES = 2000  # a lineage larger than this is cut (the last node says so)
+
+
+@dataclass
+class LineageNode:
+    kind: str
+    parent: int | None  # index in Lineage.nodes
+    visible: bool = True
+    resource_id: str = ""
+    display_name: str = ""
+    organization_id: str = ""
+    size_bytes: int = 0
+    md5: str = ""
+    sha256: str = ""
+    contract_address: str = ""
+    tx_hash: str = ""
+    create_time: dt.datetime | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+    dead_branch: bool = False
+    version: int = 0
+    status: str = VERIFIED
+    checks: list[Check] = field(default_factory=list)
+    record: ModelRecord | None = None  # models and versions: the row (not sent; the exporter reads it)
+
+
+@dataclass
+class Lineage:
+    model_id: str
+    nodes: list[LineageNode]
+    check_time: dt.datetime
+    chain_id: int = 0
+
+    @property
+    def consistent(self) -> bool:
+        return all(n.status != MISMATCH for n in self.nodes if n.visible)
+
+    def children(self, index: int) -> list[int]:
+        return [i for i, n in enumerate(self.nodes) if n.parent == index]
+
+
+def _hidden(kind: str, parent: int | None) -> LineageNode:
+    return LineageNode(kind=kind, parent=parent, visible=False, status=HIDDEN)
+
+
+class _Checks:
+    """Collects a node's comparisons and settles its status."""
+
+    def __init__(self) -> None:
+        self.items: list[Check] = []
+        self.unavailable = False
+
+    def compare(self, name: str, ours, theirs) -> None:
+        ok = ours == theirs
+        self.items.append(Check(name, ok, "" if ok else f"{ours!r} != {theirs!r}"))
+
+    def fail(self, name: str, detail: str) -> None:
+        self.items.append(Check(name, False, detail))
+
+    def status(self, anchored: bool = True) -> str:
+        failing = [c for c in self.items if not c.ok]
+        if not failing:
+            return VERIFIED if anchored else NOT_ANCHORED
+        # The ledger could not be asked, and nothing else failed: unknown, not a mismatch.
+        return UNAVAILABLE if self.unavailable and len(failing) == 1 else MISMATCH
+
+
+async def _read_chain(read: Callable[[str], Awaitable], address: str, what: str, checks: _Checks):
+    """The contract at `address`, or None with a failed check saying why (missing, or ledger down)."""
+    if not address:
+        checks.fail(f"{what} contract recorded", "no contract address is recorded")
+        return None
+    try:
+        return await read(address)
+    except (errors.NotFound, errors.DataLoss, errors.FailedPrecondition) as exc:
+        checks.fail(f"{what} contract present on chain", exc.message)
+    except (errors.Unavailable, errors.MeshError) as exc:
+        checks.unavailable = True
+        checks.fail(f"ledger reachable for the {what} contract", exc.message)
+    return None
+
+
+def _time(value: dt.datetime | None) -> str:
+    return value.isoformat() if value else ""
+
+
+class LineageCore:
+    """GetModelLineage: walks the Registry's models and datasets, asks the Trainer and the
+    Translator on the caller's behalf, and checks each node against the ledger."""
+
+    def __init__(self, models: ModelCore, datasets: DatasetCore, jobs: TrainingJobs, translations: Translations,
+                 ledger: LineageLedger, *, clock: Callable[[], dt.datetime] | None = None):
+        self.models, self.datasets, self.jobs, self.translations, self.ledger = (
+            models, datasets, jobs, translations, ledger)
+        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
+
+    async def lineage(self, model_id: str, *, caller_org: str | None) -> Lineage:
+        target = await self.models.get(model_id, caller_org=caller_org)  # NOT_FOUND for a stranger
+        # Up: the line of parents to the first model (a trained one, or a learner's first version).
+        line = [target]
+        hidden_parent = False
+        while line[0].parent_model_id and len(line) < MAX_NODES:
+            try:
+                line.insert(0, await self.models.get(line[0].parent_model_id, caller_org=caller_org))
+            except errors.NotFound:
+                hidden_parent = True
+                break
+        root = line[0]
+        lineage = Lineage(model_id=target.model_id, nodes=[], check_time=self.clock())
+        if hidden_parent:
+            top = self._add(lineage, _hidden(VERSION if root.version > 1 else MODEL, None))
+        else:
+            top = await self._upstream(lineage, root, caller_org)
+        await self._downstream(lineage, root, top, caller_org)
+        self._mark_dead_branches(lineage)
+        chain_ids = {int(n.attributes.get("chain_id", "0")) for n in lineage.nodes} - {0}
+        lineage.chain_id = min(chain_ids) if chain_ids else 0
+        for n in lineage.nodes:
+            n.attributes.pop("chain_id", None)
+        return lineage
+
+    @staticmethod
+    def _add(lineage: Lineage, node: LineageNode) -> int:
+        lineage.nodes.append(node)
+        return len(lineage.nodes) - 1
+
+    # -- upstream: dataset, recipe or image, training job ------------------------------------
+
+    async def _upstream(self, lineage: Lineage, root: ModelRecord, caller_org: str | None) -> int | None:
+        """Adds the dataset and, for a trained model, its recipe/image and job; returns the index
+        the root model hangs under."""
+        try:
+            dataset = await self.datasets.get(root.dataset_id, caller_org=caller_org)
+            parent = self._add(lineage, await self._dataset_node(dataset))
+        except errors.NotFound:
+            parent = self._add(lineage, _hidden(DATASET, None))
+        if root.source_kind == "online":
+            return parent  # a learner's first version: its reference dataset, then the version
+        chain = await self._model_chain(root)
+        parent = self._add(lineage, self._source_node(root, chain, parent))
+        return self._add(lineage, await self._job_node(root, chain, parent, caller_org))
+
+    async def _dataset_node(self, ds: DatasetRecord) -> LineageNode:
+        checks = _Checks()
+        chain = await _read_chain(self.ledger.get_dataset_contract, ds.contract_address, "dataset", checks)
+        if chain is not None:
+            checks.compare("database dataset_id = chain dataset_id", ds.dataset_id, chain.dataset_id)
+            checks.compare("database organization_id = chain organization_id", ds.organization_id,
+                           chain.organization_id)
+            checks.compare("database size_bytes = chain size_bytes", ds.size_bytes, chain.size_bytes)
+            checks.compare("database md5 = chain md5", ds.md5, chain.md5)
+            checks.compare("database sha256 = chain sha256", ds.sha256, chain.sha256)
+        attributes = {"content_type": ds.content_type, "samples_dimension": ds.samples_dimension}
+        if chain is not None:
+            attributes.update(chain_id=str(chain.chain_id), block_number=str(chain.block_number))
+        return LineageNode(
+            kind=DATASET, parent=None, resource_id=ds.dataset_id, display_name=ds.display_name,
+            organization_id=ds.organization_id, size_bytes=ds.size_bytes, md5=ds.md5, sha256=ds.sha256,
+            contract_address=ds.contract_address, tx_hash=ds.contract_tx_hash, create_time=ds.create_time,
+            attributes={k: v for k, v in attributes.items() if v}, status=checks.status(), checks=checks.items)
+
+    async def _model_chain(self, record: ModelRecord) -> tuple[ModelContractFields | None, _Checks]:
+        checks = _Checks()
+        chain = await _read_chain(self.ledger.get_model_contract, record.contract_address, "model", checks)
+        return chain, checks
+
+    def _source_node(self, root: ModelRecord, chain_checks, parent: int) -> LineageNode:
+        chain, base = chain_checks
+        checks = _Checks()
+        checks.items, checks.unavailable = list(base.items), base.unavailable
+        if root.source_kind == "image":
+            kind, name, sha = IMAGE, root.image_reference, root.train_image_sha256
+            attributes = {"digest": root.image_digest or "(unpinned: the reference's text is anchored)"}
+        else:
+            kind, name, sha = RECIPE, root.recipe_filename, root.recipe_sha256
+            attributes = {}
+        if chain is not None:
+            checks.compare("recipe md5 = chain train_image_hash", root.train_image_hash, chain.train_image_hash)
+            checks.compare("recipe sha256 = chain train_image_sha256", root.train_image_sha256,
+                           chain.train_image_sha256)
+        return LineageNode(
+            kind=kind, parent=parent, resource_id=root.model_id, display_name=name,
+            organization_id=root.organization_id, size_bytes=root.recipe_size_bytes,
+            md5=root.train_image_hash, sha256=sha, contract_address=root.contract_address,
+            tx_hash=root.contract_tx_hash, create_time=root.create_time, attributes=attributes,
+            status=checks.status(), checks=checks.items)
+
+    async def _job_node(self, root: ModelRecord, chain_checks, parent: int, caller_org: str | None
+                        ) -> LineageNode:
+        if not root.training_job_id:
+            return LineageNode(kind=TRAINING_JOB, parent=parent, display_name="(not scheduled)",
+                               status=NOT_ANCHORED, checks=[Check("training job scheduled", False, root.state)])
+        chain, _ = chain_checks
+        checks = _Checks()
+        try:
+            job = await self.jobs.get_training_job(root.training_job_id, on_behalf_of=caller_org)
+        except errors.NotFound:
+            return _hidden(TRAINING_JOB, parent)
+        except errors.MeshError as exc:
+            return LineageNode(kind=TRAINING_JOB, parent=parent, resource_id=root.training_job_id, status=UNAVAILABLE,
+                               checks=[Check("trainer reachable", False, exc.message)])
+        checks.compare("job model_id = model", job.model_id, root.model_id)
+        checks.compare("job dataset_id = database dataset_id", job.dataset_id, root.dataset_id)
+        if chain is not None:
+            checks.compare("job dataset_id = chain dataset_id (data_params)", job.dataset_id, chain.dataset_id)
+        if root.state == TRAINED:
+            checks.compare("job state = SUCCEEDED (the model is TRAINED)", job.state, "SUCCEEDED")
+        attributes = {"state": job.state, "executor": job.executor, "framework": job.framework,
+                      "start_time": _time(job.start_time), "end_time": _time(job.end_time),
+                      "failure_reason": job.failure_reason[:200]}
+        return LineageNode(
+            kind=TRAINING_JOB, parent=parent, resource_id=job.job_id, display_name=f"training job ({job.executor})",
+            organization_id=root.organization_id, create_time=job.create_time,
+            attributes={k: v for k, v in attributes.items() if v},
+            # Jobs are not anchored on the ledger; the checks tie the job to what is.
+            status=checks.status(anchored=False), checks=checks.items)
+
+    # -- the model, its translations and versions --------------------------------------------
+
+    async def _model_node(self, record: ModelRecord, parent: int | None) -> LineageNode:
+        chain, checks = await self._model_chain(record)
+        if chain is not None:
+            checks.compare("database model_id = chain model_id", record.model_id, chain.model_id)
+            checks.compare("database organization_id = chain organization_id", record.organization_id,
+                           chain.organization_id)
+            checks.compare("database dataset_id = chain dataset_id (data_params)", record.dataset_id,
+                           chain.dataset_id)
+            checks.compare("database train_image_sha256 = chain train_image_sha256", record.train_image_sha256,
+                           chain.train_image_sha256)
+            if record.state == TRAINED:
+                checks.compare("chain result verified", True, chain.verified)
+                checks.compare("database res_hash = chain res_hash", record.res_md5, chain.res_hash)
+                checks.compare("database res_sha256 = chain res_sha256", record.res_sha256, chain.res_sha256)
+        online = record.source_kind == "online"
+        attributes = {"state": record.state, "framework": record.framework}
+        if online:
+            attributes.update(learner_id=record.learner_id, observations=str(record.observations),
+                              observations_sha256=record.observations_sha256,
+                              validation_loss=repr(record.validation_loss),
+                              learning_record_sha256=record.recipe_sha256)
+            if chain is not None:
+                checks.compare("learning record sha256 = chain train_image_sha256", record.recipe_sha256,
+                               chain.train_image_sha256)
+        if record.failure_reason:
+            attributes["failure_reason"] = record.failure_reason[:200]
+        if chain is not None:
+            attributes.update(chain_id=str(chain.chain_id), block_number=str(chain.block_number))
+        return LineageNode(
+            kind=VERSION if online else MODEL, parent=parent, resource_id=record.model_id,
+            display_name=record.display_name, organization_id=record.organization_id, size_bytes=record.size_bytes,
+            md5=record.res_md5, sha256=record.res_sha256, contract_address=record.contract_address,
+            tx_hash=record.verify_tx_hash or record.contract_tx_hash, create_time=record.create_time,
+            attributes={k: v for k, v in attributes.items() if v}, version=record.version,
+            status=checks.status(anchored=record.state == TRAINED), checks=checks.items, record=record)
+
+    async def _translation_node(self, t: TranslationInfo, model: ModelRecord, parent: int) -> LineageNode:
+        checks = _Checks()
+        chain = await _read_chain(self.ledger.get_translation_contract, t.contract_address, "translation", checks)
+        checks.compare("translation source_sha256 = model res_sha256", t.source_sha256, model.res_sha256)
+        if chain is not None:
+            checks.compare("translation_id = chain translation_id", t.translation_id, chain.translation_id)
+            checks.compare("model_id = chain model_id", t.model_id, chain.model_id)
+            checks.compare("model contract = chain model_contract", model.contract_address.lower(),
+                           chain.model_contract.lower())
+            checks.compare("source_sha256 = chain source_sha256", t.source_sha256, chain.source_sha256)
+            checks.compare("onnx md5 = chain onnx_md5", t.md5, chain.onnx_md5)
+            checks.compare("onnx sha256 = chain onnx_sha256", t.sha256, chain.onnx_sha256)
+            checks.compare("parity passed = chain parity_passed", bool(t.parity.get("passed")), chain.parity_passed)
+            try:
+                on_chain = float(chain.max_abs_diff)
+            except ValueError:
+                on_chain = math.nan
+            ok = math.isclose(on_chain, float(t.parity.get("max_abs_diff", 0.0)), rel_tol=1e-6, abs_tol=1e-12)
+            checks.items.append(Check("parity max_abs_diff = chain max_abs_diff", ok,
+                                      "" if ok else f"{t.parity.get('max_abs_diff')!r} != {chain.max_abs_diff!r}"))
+        attributes = {"converter": t.converter, "opset": str(t.opset), "framework": t.framework}
+        attributes.update({f"parity.{k}": str(v) for k, v in t.parity.items() if v not in ("", None)})
+        if chain is not None:
+            attributes.update(chain_id=str(chain.chain_id), block_number=str(chain.block_number))
+        return LineageNode(
+            kind=TRANSLATION, parent=parent, resource_id=t.translation_id, display_name=f"ONNX opset {t.opset}",
+            organization_id=model.organization_id, size_bytes=t.size_bytes, md5=t.md5, sha256=t.sha256,
+            contract_address=t.contract_address, tx_hash=t.contract_tx_hash, create_time=t.create_time,
+            attributes=attributes, status=checks.status(), checks=checks.items)
+
+    async def _downstream(self, lineage: Lineage, model: ModelRecord, parent: int | None,
+                          caller_org: str | None) -> None:
+        """Adds `model`, its translations and, recursively, the versions saved from it."""
+        if len(lineage.nodes) >= MAX_NODES:
+            return
+        index = self._add(lineage, await self._model_node(model, parent))
+        if model.state == TRAINED:
+            try:
+                found = await self.translations.list_translations(model.model_id, on_behalf_of=caller_org)
+            except errors.NotFound:
+                found = []
+            except errors.MeshError as exc:
+                self._add(lineage, LineageNode(kind=TRANSLATION, parent=index, status=UNAVAILABLE,
+                                               checks=[Check("translator reachable", False, exc.message)]))
+                found = []
+            for node in await asyncio.gather(*(self._translation_node(t, model, index) for t in found)):
+                self._add(lineage, node)
+        for child in await self.models.repo.children(model.model_id):
+            try:
+                visible = await self.models.get(child.model_id, caller_org=caller_org)
+            except errors.NotFound:
+                continue  # another organization's version: left out (module docstring)
+            await self._downstream(lineage, visible, index, caller_org)
+
+    @staticmethod
+    def _mark_dead_branches(lineage: Lineage) -> None:
+        by_learner: dict[str, list[int]] = {}
+        for i, n in enumerate(lineage.nodes):
+            if n.kind == VERSION and n.visible and n.record is not None:
+                by_learner.setdefault(n.record.learner_id, []).append(i)
+        for indexes in by_learner.values():
+            newest = max(indexes, key=lambda i: (lineage.nodes[i].version, lineage.nodes[i].record.create_time))
+            live = set()
+            at: int | None = newest
+            while at is not None:
+                live.add(at)
+                at = lineage.nodes[at].parent
+            for i in indexes:
+                lineage.nodes[i].dead_branch = i not in live
