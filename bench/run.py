@@ -44,6 +44,12 @@ def main() -> None:
     print("== Optimizer environment: GridShift-v0 steps/s with the power flow vs a bare pandapower.runpp loop ==")
     subprocess.run([str(REPO / ".venv-rl/bin/python"), "-m", "bench.gridshift_env"], cwd=REPO, check=True)
 
+    print()
+    print("== Provenance: export + offline verify of a 1 GB artifact vs reading and hashing it once ==")
+    from bench import provenance
+
+    provenance.main()
+
 
 if __name__ == "__main__":
     main()
