@@ -11,7 +11,6 @@ the RPC runs), on a lineage whose model node names this artifact's digest; the v
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import os
 import tempfile
 import time
