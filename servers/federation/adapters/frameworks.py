@@ -31,6 +31,8 @@ class LocalFrameworks:
         if framework is Framework.FEDPATE:
             if not self.flower_python.exists():
                 return f"the Flower environment is missing ({self.flower_python}; make flower-venv)"
+            if not (APPS / "launch_flower.py").exists():
+                return "the FedPATE launcher on Flower is not built yet (docs/federation.md)"
             return ""
         return "its launcher is not built yet (docs/federation.md says what exists)"
 
