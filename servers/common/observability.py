@@ -85,6 +85,10 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         self.domain = f"{server}.mlmesh"
         self.metrics = metrics
         self.quiet_methods = quiet_methods
+        # Per method: the handler it wrapped and the wrapper, built once, not on every call (grpc.aio
+        # asks the interceptors for the handler of every call); and the method's labelled series.
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._series: dict[tuple[str, str], _MethodSeries] = {}
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
@@ -92,27 +96,40 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return None
-        service, method = _split(details.method)
+        cached = self._wrapped.get(details.method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(details.method, handler)
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
+
+    def series(self, service: str, method: str) -> _MethodSeries:
+        found = self._series.get((service, method))
+        if found is None:
+            found = self._series[(service, method)] = _MethodSeries(
+                self.metrics, service, method, f"/{service}/{method}" in self.quiet_methods)
+        return found
+
+    def _wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        service, method = _split(full_method)
         if service.startswith("grpc.reflection") or service.startswith("grpc.health"):
             return handler
-        headers = dict(details.invocation_metadata or ())
-        incoming_id = headers.get("x-request-id", "")
         streaming = not handler.unary_unary
         deserialize, serialize = handler.request_deserializer, handler.response_serializer
         if streaming:
             deserialize, serialize = self._counting(service, method, deserialize, serialize)
-        callers = internal_callers(details.method)
+        callers = internal_callers(full_method)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, service, method, incoming_id, False, callers), deserialize, serialize)
+                self._unary(handler.unary_unary, service, method, False, callers), deserialize, serialize)
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._unary(handler.stream_unary, service, method, incoming_id, True, callers), deserialize, serialize)
+                self._unary(handler.stream_unary, service, method, True, callers), deserialize, serialize)
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, service, method, incoming_id, callers), deserialize, serialize)
+                self._stream(handler.unary_stream, service, method, callers), deserialize, serialize)
         return grpc.stream_stream_rpc_method_handler(
-            self._stream(handler.stream_stream, service, method, incoming_id, callers), deserialize, serialize)
+            self._stream(handler.stream_stream, service, method, callers), deserialize, serialize)
 
     # -- wrappers -------------------------------------------------------------------------------
 
@@ -133,10 +150,9 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
 
         return counted_deserialize, counted_serialize
 
-    def _unary(self, behavior, service: str, method: str, incoming_id: str, streaming_in: bool,
-               callers: frozenset[str] | None):
+    def _unary(self, behavior, service: str, method: str, streaming_in: bool, callers: frozenset[str] | None):
         async def wrapper(request, context: grpc.aio.ServicerContext):
-            call = _Call(self, service, method, incoming_id, context, streaming=streaming_in)
+            call = _Call(self, service, method, context, streaming=streaming_in)
             await call.begin()
             try:
                 if callers is not None:
@@ -150,9 +166,9 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
 
         return wrapper
 
-    def _stream(self, behavior, service: str, method: str, incoming_id: str, callers: frozenset[str] | None):
+    def _stream(self, behavior, service: str, method: str, callers: frozenset[str] | None):
         async def wrapper(request, context: grpc.aio.ServicerContext):
-            call = _Call(self, service, method, incoming_id, context, streaming=True)
+            call = _Call(self, service, method, context, streaming=True)
             await call.begin()
             try:
                 if callers is not None:
@@ -175,33 +191,63 @@ def _check_internal(service: str, method: str, callers: frozenset[str], context:
     check_internal_call(f"/{service}/{method}", callers, context.invocation_metadata() or (), peer_component(context))
 
 
+class _MethodSeries:
+    """One method's labelled Prometheus series, looked up once (`labels()` costs microseconds a call)."""
+
+    __slots__ = ("handled", "latency", "in_flight", "quiet", "_metrics", "_labels")
+
+    def __init__(self, metrics: Metrics, service: str, method: str, quiet: bool):
+        self._metrics, self._labels, self.quiet = metrics, (service, method), quiet
+        self.latency = metrics.latency.labels(service, method)
+        self.in_flight = metrics.in_flight.labels(service, method)
+        self.handled: dict[str, Any] = {}
+
+    def handled_with(self, code: str):
+        child = self.handled.get(code)
+        if child is None:
+            child = self.handled[code] = self._metrics.handled.labels(*self._labels, code)
+        return child
+
+
+def _request_id(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id":
+            return value
+    return ""
+
+
 class _Call:
     """Book-keeping of one RPC."""
 
-    def __init__(self, ic: MeshInterceptor, service: str, method: str, incoming_id: str,
-                 context: grpc.aio.ServicerContext, *, streaming: bool):
+    __slots__ = ("ic", "service", "method", "context", "streaming", "request_id", "started", "token", "series")
+
+    def __init__(self, ic: MeshInterceptor, service: str, method: str, context: grpc.aio.ServicerContext, *,
+                 streaming: bool):
         self.ic, self.service, self.method, self.context, self.streaming = ic, service, method, context, streaming
-        self.request_id = incoming_id or uuid.uuid4().hex
-        self.short = f"{service.rsplit('.', 1)[-1]}.{method}"
+        self.request_id = _request_id(context) or uuid.uuid4().hex
         self.started = time.perf_counter()
         self.token: contextvars.Token | None = None
-        self.quiet = f"/{service}/{method}" in ic.quiet_methods
+        self.series = ic.series(service, method)
+
+    @property
+    def short(self) -> str:
+        return f"{self.service.rsplit('.', 1)[-1]}.{self.method}"
 
     async def begin(self) -> None:
         self.token = request_id_var.set(self.request_id)
         if self.streaming:
-            self.ic.metrics.in_flight.labels(self.service, self.method).inc()
+            self.series.in_flight.inc()
         # Trailers, not headers: handlers stay free to send their own initial metadata.
         self.context.set_trailing_metadata((("x-request-id", self.request_id),))
 
     def end(self, code: str, note: str = "") -> None:
         elapsed = time.perf_counter() - self.started
-        m = self.ic.metrics
-        m.handled.labels(self.service, self.method, code).inc()
-        m.latency.labels(self.service, self.method).observe(elapsed)
+        series = self.series
+        series.handled_with(code).inc()
+        series.latency.observe(elapsed)
         if self.streaming:
-            m.in_flight.labels(self.service, self.method).dec()
-        if code == "OK" and self.quiet:
+            series.in_flight.dec()
+        if code == "OK" and series.quiet:
             level = logging.DEBUG
         else:
             level = logging.INFO if code in ("OK", "CANCELLED") or not code.startswith("INTERNAL") else logging.ERROR

@@ -60,6 +60,21 @@ def _fail(path: str, reason: str, message: str) -> errors.InvalidArgument:
     return errors.InvalidArgument(message, reason=reason, metadata={"field": path[:200]})
 
 
+class _Fault(Exception):
+    """A broken rule, raised by a value's check without the field's path, which the walk adds on the
+    way out (`at`): no path string is built for a request that passes, which is nearly all of them."""
+
+    def __init__(self, reason: str, message: Callable[[str], str]):
+        self.reason, self.message, self.path = reason, message, ""
+
+    def at(self, outer: str) -> _Fault:
+        self.path = outer + self.path if self.path.startswith("[") or not self.path else f"{outer}.{self.path}"
+        return self
+
+    def error(self) -> errors.InvalidArgument:
+        return _fail(self.path, self.reason, self.message(self.path))
+
+
 @dataclass(frozen=True)
 class Rules:
     """The effective rules of one field (the option, or the defaults)."""
@@ -87,23 +102,22 @@ def rules_of(field: FieldDescriptor) -> Rules:
     )
 
 
-# A check of one value of one field: (value, path) -> None or raise.
-_Check = Callable[[object, str], None]
+# A check of one value of one field: value -> None, or raise _Fault.
+_Check = Callable[[object], None]
 
 
 def _string_check(rules: Rules) -> _Check:
-    pattern = _TEXT_CONTROL if rules.text else _CONTROL
+    search = (_TEXT_CONTROL if rules.text else _CONTROL).search
     limit = rules.max_length
 
-    def check(value, path: str) -> None:
+    def check(value) -> None:
         if len(value) > limit:
-            raise _fail(path, "FIELD_TOO_LONG",
-                        f"{path} is too long: {len(value)} characters, at most {limit}")
-        bad = pattern.search(value)
+            raise _Fault("FIELD_TOO_LONG", lambda path: f"{path} is too long: {len(value)} characters, at most {limit}")
+        bad = search(value)
         if bad is not None:
-            raise _fail(path, "FIELD_CONTROL_CHARACTER",
-                        f"{path} contains the control character U+{ord(bad.group()):04X} at position "
-                        f"{bad.start()} ({quote(value)}); remove it")
+            raise _Fault("FIELD_CONTROL_CHARACTER", lambda path: (
+                f"{path} contains the control character U+{ord(bad.group()):04X} at position {bad.start()} "
+                f"({quote(value)}); remove it"))
 
     return check
 
@@ -113,9 +127,9 @@ def _bytes_check(rules: Rules) -> _Check | None:
     if not limit:
         return None
 
-    def check(value, path: str) -> None:
+    def check(value) -> None:
         if len(value) > limit:
-            raise _fail(path, "FIELD_TOO_LONG", f"{path} is too long: {len(value)} bytes, at most {limit}")
+            raise _Fault("FIELD_TOO_LONG", lambda path: f"{path} is too long: {len(value)} bytes, at most {limit}")
 
     return check
 
@@ -125,10 +139,10 @@ def _enum_check(field: FieldDescriptor) -> _Check:
     defined = frozenset(enum.values_by_number)
     names = ", ".join(f"{v.name}={v.number}" for v in enum.values[:8]) + (", …" if len(enum.values) > 8 else "")
 
-    def check(value, path: str) -> None:
+    def check(value) -> None:
         if value not in defined:
-            raise _fail(path, "FIELD_UNKNOWN_ENUM_VALUE",
-                        f"{path} is {value}, which {enum.full_name} does not define ({names})")
+            raise _Fault("FIELD_UNKNOWN_ENUM_VALUE",
+                         lambda path: f"{path} is {value}, which {enum.full_name} does not define ({names})")
 
     return check
 
@@ -137,9 +151,9 @@ def _float_check(allow_non_finite: bool) -> _Check | None:
     if allow_non_finite:
         return None
 
-    def check(value, path: str) -> None:
+    def check(value) -> None:
         if not math.isfinite(value):
-            raise _fail(path, "FIELD_NOT_FINITE", f"{path} is {value}; it must be a finite number")
+            raise _Fault("FIELD_NOT_FINITE", lambda path: f"{path} is {value}; it must be a finite number")
 
     return check
 
@@ -148,9 +162,9 @@ def _int_check(minimum: int | None) -> _Check | None:
     if minimum is None:
         return None
 
-    def check(value, path: str) -> None:
+    def check(value) -> None:
         if value < minimum:
-            raise _fail(path, "FIELD_TOO_SMALL", f"{path} is {value}; it must be at least {minimum}")
+            raise _Fault("FIELD_TOO_SMALL", lambda path: f"{path} is {value}; it must be at least {minimum}")
 
     return check
 
@@ -158,15 +172,17 @@ def _int_check(minimum: int | None) -> _Check | None:
 class _Plan:
     """How to check one message type: per field number, the field's name, whether it is
     repeated, the check of one value (None: nothing to check) and whether it is a float
-    field that must be finite."""
+    field that must be finite. `idle`: no field of the type (nor of any type it holds) has
+    anything to check, so its messages are not walked at all."""
 
-    __slots__ = ("fields",)
+    __slots__ = ("fields", "idle")
 
     def __init__(self) -> None:
         self.fields: dict[int, tuple[str, bool, _Check | None, bool]] = {}
+        self.idle = False
 
 
-_plans: dict[str, _Plan] = {}
+_plans: dict[Descriptor, _Plan] = {}
 
 
 def _value_check(field: FieldDescriptor, rules: Rules) -> _Check | None:
@@ -186,30 +202,36 @@ def _value_check(field: FieldDescriptor, rules: Rules) -> _Check | None:
     return None  # bool, unsigned integers
 
 
-def _message_check(field: FieldDescriptor) -> _Check:
+def _message_check(field: FieldDescriptor) -> _Check | None:
     message_type = field.message_type
     if message_type.GetOptions().map_entry:
         key_field, value_field = message_type.fields_by_name["key"], message_type.fields_by_name["value"]
         key_check = _value_check(key_field, rules_of(key_field))
         value_check = _value_check(value_field, rules_of(value_field))
 
-        def check_map(mapping, path: str) -> None:
+        def check_map(mapping) -> None:
             for key, value in mapping.items():
-                item = f"{path}[{quote(key, 20) if isinstance(key, str) else key}]"
-                if key_check is not None:
-                    key_check(key, f"{item} (key)")
-                if value_check is not None:
-                    value_check(value, item)
+                item = f"[{quote(key, 20) if isinstance(key, str) else key}]"
+                try:
+                    if key_check is not None:
+                        key_check(key)
+                except _Fault as fault:
+                    raise fault.at(f"{item} (key)") from None
+                try:
+                    if value_check is not None:
+                        value_check(value)
+                except _Fault as fault:
+                    raise fault.at(item) from None
 
         return check_map
 
     if message_type.full_name == "google.protobuf.Timestamp":
         return _timestamp_check
 
-    def check_message(value, path: str) -> None:
-        _check(value, path + ".")
-
-    return check_message
+    plan = _plan_for(message_type)
+    if plan.idle:
+        return None
+    return _check
 
 
 # google.protobuf.Timestamp's own range (0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z):
@@ -217,11 +239,11 @@ def _message_check(field: FieldDescriptor) -> _Check:
 _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
 
 
-def _timestamp_check(value, path: str) -> None:
+def _timestamp_check(value) -> None:
     if not _MIN_SECONDS <= value.seconds <= _MAX_SECONDS or not 0 <= value.nanos <= 999_999_999:
-        raise _fail(path, "FIELD_OUT_OF_RANGE",
-                    f"{path} is not a valid timestamp (seconds {value.seconds}, nanos {value.nanos}); it must lie "
-                    "between 0001-01-01 and 9999-12-31 with nanos in [0, 999999999]")
+        raise _Fault("FIELD_OUT_OF_RANGE", lambda path: (
+            f"{path} is not a valid timestamp (seconds {value.seconds}, nanos {value.nanos}); it must lie "
+            "between 0001-01-01 and 9999-12-31 with nanos in [0, 999999999]"))
 
 
 def _is_repeated(field: FieldDescriptor) -> bool:
@@ -231,42 +253,51 @@ def _is_repeated(field: FieldDescriptor) -> bool:
 
 
 def _plan_for(descriptor: Descriptor) -> _Plan:
-    plan = _plans.get(descriptor.full_name)
+    plan = _plans.get(descriptor)
     if plan is not None:
         return plan
     plan = _Plan()
-    _plans[descriptor.full_name] = plan  # before the fields: recursive types find it
+    _plans[descriptor] = plan  # before the fields: recursive types find it (and are walked)
     for field in descriptor.fields:
         rules = rules_of(field)
         is_map = field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.GetOptions().map_entry
         repeated = _is_repeated(field) and not is_map
         check = _value_check(field, rules)
-        plan.fields[field.number] = (field.name, repeated, check, field.type in _FLOATS and not rules.allow_non_finite)
+        if check is not None:
+            plan.fields[field.number] = (field.name, repeated, check,
+                                         field.type in _FLOATS and not rules.allow_non_finite)
+    plan.idle = not plan.fields
     return plan
 
 
-def _check(message: Message, prefix: str) -> None:
-    plan = _plan_for(message.DESCRIPTOR)
+def _check(message: Message) -> None:
+    fields = (_plans.get(message.DESCRIPTOR) or _plan_for(message.DESCRIPTOR)).fields
     for field, value in message.ListFields():
-        entry = plan.fields.get(field.number)
-        if entry is None:  # an extension
+        entry = fields.get(field.number)
+        if entry is None:  # nothing to check, or an extension
             continue
         name, repeated, check, finite_floats = entry
-        if check is None:
-            continue
-        path = prefix + name
         if not repeated:
-            check(value, path)
+            try:
+                check(value)
+            except _Fault as fault:
+                raise fault.at(name) from None
             continue
         if finite_floats and math.isfinite(sum(value)):
             continue  # every element is finite (a sum of finite values that overflows falls through)
         for i, item in enumerate(value):
-            check(item, f"{path}[{i}]")
+            try:
+                check(item)
+            except _Fault as fault:
+                raise fault.at(f"{name}[{i}]") from None
 
 
 def check_message(message: Message) -> None:
     """Raises `errors.InvalidArgument` for the first field of `message` that breaks its rules."""
-    _check(message, "")
+    try:
+        _check(message)
+    except _Fault as fault:
+        raise fault.error() from None
 
 
 # -- the interceptor ------------------------------------------------------------------------------
@@ -313,7 +344,11 @@ async def _checked_stream(messages: AsyncIterator[Message]) -> AsyncIterator[Mes
 class ValidationInterceptor(grpc.aio.ServerInterceptor):
     """Checks every request message of every RPC (health and reflection aside) before the
     servicer sees it. Installed by `MeshServer` inside `MeshInterceptor`, which maps the
-    `InvalidArgument` it raises to a status like any other domain error."""
+    `InvalidArgument` it raises to a status like any other domain error. The checking handler of
+    a method is built once (grpc.aio asks the interceptors for a handler on every call)."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Any], details: grpc.HandlerCallDetails
@@ -321,15 +356,23 @@ class ValidationInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or details.method.startswith("/grpc."):
             return handler
-        deserialize, serialize = _tolerant(handler.request_deserializer), handler.response_serializer
-        if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(_unary_in(handler.unary_unary), deserialize, serialize)
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(_stream_in(handler.stream_unary), deserialize, serialize)
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_streaming(handler.unary_stream, False), deserialize,
-                                                        serialize)
-        return grpc.stream_stream_rpc_method_handler(_streaming(handler.stream_stream, True), deserialize, serialize)
+        cached = self._wrapped.get(details.method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = _checking(handler)
+        self._wrapped[details.method] = (handler, wrapped)
+        return wrapped
+
+
+def _checking(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    deserialize, serialize = _tolerant(handler.request_deserializer), handler.response_serializer
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(_unary_in(handler.unary_unary), deserialize, serialize)
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(_stream_in(handler.stream_unary), deserialize, serialize)
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(_streaming(handler.unary_stream, False), deserialize, serialize)
+    return grpc.stream_stream_rpc_method_handler(_streaming(handler.stream_stream, True), deserialize, serialize)
 
 
 def _unary_in(behavior):

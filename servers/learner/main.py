@@ -18,6 +18,7 @@ from servers.learner.adapters.registry_client import RegistryClient
 from servers.learner.api.oip import InferenceServicer
 from servers.learner.api.oip_rest import OipRest
 from servers.learner.api.servicer import LearnerServicer
+from servers.learner.domain.live import PredictBatching
 from servers.learner.domain.service import CoreOptions, LearnerCore
 from servers.learner.settings import LearnerSettings
 
@@ -41,7 +42,9 @@ async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
     core = LearnerCore(db, registry, CoreOptions(
         work_dir=settings.work_dir.resolve(), max_learners=settings.max_learners,
         max_reference_rows=settings.max_reference_rows, running_loss_alpha=settings.running_loss_alpha,
-        max_download_bytes=settings.max_download_bytes))
+        max_download_bytes=settings.max_download_bytes,
+        batching=PredictBatching(enabled=settings.predict_batching, max_size=settings.predict_batch_max_size,
+                                 max_delay=settings.predict_batch_max_delay_us / 1e6)))
     try:
         await core.start()
     except BaseException:

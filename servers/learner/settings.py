@@ -39,6 +39,13 @@ class LearnerSettings(DatabaseSettings, ServerSettings):
     access_log_predictions: bool = Field(
         False, description="Access-log every successful prediction call (Predict, ModelInfer, ...) at INFO. "
         "Off: they are logged at DEBUG; errors are always logged, and every call is counted in the metrics.")
+    predict_batching: bool = Field(True, description="Adaptive micro-batching: concurrent prediction requests "
+                                   "(ModelInfer, Predict, PredictStream, REST infer) to one learner are answered "
+                                   "with one model call (docs/performance.md).")
+    predict_batch_max_size: int = Field(256, ge=1, le=65_536, description="Requests per batched model call at most.")
+    predict_batch_max_delay_us: int = Field(0, ge=0, le=1_000_000, description="Microseconds a prediction may "
+                                            "wait for others to batch with; 0 batches only what is already "
+                                            "waiting (no latency added).")
     transfer_chunk_bytes: int = Field(1 << 20, ge=4096, le=4 << 20, description="Bytes per upload message.")
 
     @model_validator(mode="after")

@@ -71,3 +71,60 @@ async def test_a_fast_idle_model_answers_on_the_event_loop_and_a_busy_one_on_its
     assert threads[0].startswith("ThreadPoolExecutor") and threads[1] == "MainThread"
     assert threads.count("MainThread") == 1  # the prediction during learning did not run on the loop
     live.close()
+
+
+async def test_batching_off_answers_each_request_with_its_own_model_call(make_live):
+    from servers.learner.domain.live import PredictBatching
+
+    live = make_live()
+    live.batching = PredictBatching(enabled=False)
+    calls = []
+    predict = live.backend.predict
+    live.backend.predict = lambda X: calls.append(len(X)) or predict(X)
+    rows = np.random.default_rng(2).normal(size=(20, FEATURES))
+    results = await asyncio.gather(*(live.predict([Obs(row=row)], "") for row in rows))
+    assert calls == [1] * 20
+    assert [r.outputs[0].values[0] for r in results] == pytest.approx([float(v) for v in predict(
+        rows.astype(np.float32))], rel=1e-5, abs=1e-5)
+    assert live.counters.predictions_served == 20 and live.monitor.window_size == 20
+    live.close()
+
+
+async def test_a_batch_holds_at_most_max_size_requests_and_max_delay_gathers_later_ones(make_live):
+    from servers.learner.domain.live import PredictBatching
+
+    live = make_live()
+    calls = []
+    predict = live.backend.predict
+    live.backend.predict = lambda X: calls.append(len(X)) or predict(X)
+    row = [Obs(row=np.zeros(FEATURES))]
+    live.batching = PredictBatching(max_size=4)
+    await asyncio.gather(*(live.predict(row, "") for _ in range(10)))
+    assert sum(calls) == 10 and max(calls) <= 4 and len(calls) >= 3
+
+    calls.clear()
+    live.batching = PredictBatching(max_delay=0.2)
+    first = asyncio.ensure_future(live.predict(row, ""))
+    await asyncio.sleep(0.02)  # several turns of the loop later, within the delay: still one batch
+    second = asyncio.ensure_future(live.predict(row, ""))
+    await asyncio.gather(first, second)
+    assert calls == [2]
+    assert live.counters.predictions_served == 12
+    live.close()
+
+
+async def test_after_a_batch_of_one_lone_requests_skip_the_wait_then_batch_again(make_live):
+    from servers.learner.domain import live as live_module
+
+    live = make_live()
+    calls = []
+    predict = live.backend.predict
+    live.backend.predict = lambda X: calls.append(len(X)) or predict(X)
+    row = [Obs(row=np.zeros(FEATURES))]
+    for _ in range(3):
+        await live.predict(row, "")  # one at a time: batches of one
+    await asyncio.gather(*(live.predict(row, "") for _ in range(live_module.PROBE_EVERY + 8)))
+    # The lone-request streak answers PROBE_EVERY requests one by one, then the rest batch again.
+    assert calls[:3] == [1, 1, 1] and max(calls) > 1
+    assert sum(calls) == 3 + live_module.PROBE_EVERY + 8
+    live.close()

@@ -35,6 +35,9 @@ log = logging.getLogger("mlmesh.learner")
 # A model whose recent predict calls all took less than this answers on the event loop when the
 # worker thread is idle (a linear model: ~10 us); slower ones (a GRU: ms) always use the thread.
 INLINE_PREDICT_SECONDS = 200e-6
+# After a batch that held one request (no concurrency), this many requests skip batching: a lone
+# request gains nothing from waiting for a turn of the event loop; the next one batches again.
+PROBE_EVERY = 32
 T = TypeVar("T")
 
 
@@ -68,6 +71,18 @@ class Event:
     saved: SavedVersion | None = None
 
 
+@dataclass(frozen=True)
+class PredictBatching:
+    """Adaptive micro-batching of concurrent predictions (as Triton's dynamic batcher and MLServer's
+    adaptive batching): `enabled`; `max_size` requests per model call at most; `max_delay` seconds a
+    request may wait for others (0: only those that arrived before the next turn of the event loop,
+    which adds no waiting)."""
+
+    enabled: bool = True
+    max_size: int = 256
+    max_delay: float = 0.0
+
+
 @dataclass
 class Prediction:
     outputs: list[Output]
@@ -87,7 +102,8 @@ class Counters:
 
 class LiveLearner:
     def __init__(self, record: LearnerRecord, backend: Backend, transformer: Transformer, monitor: Any,
-                 executor: ThreadPoolExecutor, *, work_dir: Path, running_loss_alpha: float):
+                 executor: ThreadPoolExecutor, *, work_dir: Path, running_loss_alpha: float,
+                 batching: PredictBatching | None = None):
         self.record = record
         self.backend, self.transformer, self.monitor = backend, transformer, monitor
         self.executor = executor
@@ -103,8 +119,11 @@ class LiveLearner:
         self._pending_n = 0
         self._subscribers: set[asyncio.Queue] = set()
         self._monitor_task: asyncio.Task | None = None
+        self.batching = batching or PredictBatching()
         self._predict_queue: list[tuple[list[Obs], str, asyncio.Future]] = []
-        self._predict_drainer: asyncio.Task | None = None
+        self._flush_scheduled = False
+        self._worker_batch = False  # a batch of predictions is on the worker thread
+        self._unbatched_streak = 0  # requests to answer without batching, after a batch of one
         self._in_worker = 0  # calls on (or queued for) the worker thread
         self._predict_seconds = math.inf  # until measured on the worker thread, predictions go there
         self.closed = False
@@ -275,43 +294,110 @@ class LiveLearner:
     # -- predicting and explaining ---------------------------------------------------------------
 
     async def predict(self, inputs: list[Obs], sensor_id: str) -> Prediction:
-        """Predictions that arrive while the worker thread is busy are answered together: one hop to
-        the thread and one call into the model for all of them (no waiting added when it is idle)."""
+        """One prediction request. With batching on (`PredictBatching`), the requests that arrive
+        before the batch is flushed are answered together: one call into the model (on the event
+        loop for a model that answers in microseconds while its thread is idle, else one hop to the
+        thread) and one monitoring update for all of them. A flush happens on the next turn of the
+        event loop (no waiting added), after `max_delay` when that is set, at once when `max_size`
+        requests are waiting, and after the batch on the thread when one is running there."""
         if self.closed:
             raise errors.NotFound(f"learner {self.learner_id} was deleted", reason="LEARNER_NOT_FOUND")
+        loop = asyncio.get_running_loop()
+        if not self.batching.enabled:
+            return await self._predict_alone(inputs, sensor_id)
+        if self._unbatched_streak and not self._predict_queue and not self._worker_batch:
+            # The last batch held this request alone: nothing else is coming in, so waiting for a turn
+            # of the event loop would only cost. Every PROBE_EVERY-th request looks again.
+            self._unbatched_streak -= 1
+            return await self._predict_alone(inputs, sensor_id)
+        future = loop.create_future()
+        queue = self._predict_queue
+        queue.append((inputs, sensor_id, future))
+        if len(queue) >= self.batching.max_size:
+            if not self._worker_batch:
+                self._flush_predictions()
+        elif not self._flush_scheduled and not self._worker_batch:
+            self._flush_scheduled = True
+            delay = self.batching.max_delay
+            if delay > 0:
+                loop.call_later(delay, self._flush_predictions)
+            else:
+                loop.call_soon(self._flush_predictions)
+        return await future
+
+    async def _predict_alone(self, inputs: list[Obs], sensor_id: str) -> Prediction:
+        """Batching off: one model call per request (on the event loop when fast and idle)."""
         if not self._in_worker and self._predict_seconds < INLINE_PREDICT_SECONDS:
+            [result], due = self._predict_batch_sync([(inputs, sensor_id)])
+        else:
+            [result], due = await self.run(self._predict_batch_sync, [(inputs, sensor_id)])
+        if due:
+            self.schedule_monitoring()
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _flush_predictions(self) -> None:
+        """Answers every waiting request with one model call (event loop callback)."""
+        self._flush_scheduled = False
+        batch = self._predict_queue
+        if not batch or self._worker_batch:
+            return  # a batch on the thread flushes what waits when it is done
+        if len(batch) > self.batching.max_size:
+            batch, self._predict_queue = batch[:self.batching.max_size], batch[self.batching.max_size:]
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_predictions)
+        else:
+            self._predict_queue = []
+        requests = [(inputs, sensor_id) for inputs, sensor_id, _ in batch]
+        self._unbatched_streak = PROBE_EVERY if len(batch) == 1 else 0
+        if self.closed:
+            gone = errors.NotFound(f"learner {self.learner_id} was deleted", reason="LEARNER_NOT_FOUND")
+            self._deliver(batch, [gone] * len(batch), False)
+        elif not self._in_worker and self._predict_seconds < INLINE_PREDICT_SECONDS:
             # Nothing runs on the worker thread and this model answers in microseconds: answering on
             # the event loop saves two thread switches, and nothing else can touch the model meanwhile.
-            [result], due = self._predict_batch_sync([(inputs, sensor_id)])
-            if due:
-                self.schedule_monitoring()
-            if isinstance(result, BaseException):
-                raise result
-            return Prediction(result, self.record.current_model_id, self.counters.observations_learned)
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._predict_queue.append((inputs, sensor_id, future))
-        if self._predict_drainer is None or self._predict_drainer.done():
-            self._predict_drainer = loop.create_task(self._drain_predictions())
-        outputs = await future
-        return Prediction(outputs, self.record.current_model_id, self.counters.observations_learned)
-
-    async def _drain_predictions(self) -> None:
-        while self._predict_queue:
-            batch, self._predict_queue = self._predict_queue, []
             try:
-                results, due = await self.run(self._predict_batch_sync, [(i, s) for i, s, _ in batch])
+                results, due = self._predict_batch_sync(requests)
             except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch
                 results, due = [exc] * len(batch), False
-            for (_inputs, _sensor, future), result in zip(batch, results):
-                if future.done():  # the caller went away
-                    continue
-                if isinstance(result, BaseException):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
-            if due:
-                self.schedule_monitoring()
+            self._deliver(batch, results, due)
+        else:
+            self._worker_batch = True
+            self._in_worker += 1
+            try:
+                done = asyncio.get_running_loop().run_in_executor(self.executor, self._predict_batch_sync, requests)
+            except RuntimeError as exc:  # the executor was shut down (deleted learner)
+                self._in_worker -= 1
+                self._worker_batch = False
+                self._deliver(batch, [exc] * len(batch), False)
+                return
+            done.add_done_callback(lambda f: self._worker_done(f, batch))
+
+    def _worker_done(self, done: asyncio.Future, batch: list) -> None:
+        self._in_worker -= 1
+        self._worker_batch = False
+        if done.cancelled():
+            results, due = [errors.NotFound(f"learner {self.learner_id} was deleted",
+                                            reason="LEARNER_NOT_FOUND")] * len(batch), False
+        elif done.exception() is not None:
+            results, due = [done.exception()] * len(batch), False
+        else:
+            results, due = done.result()
+        self._deliver(batch, results, due)
+        if self._predict_queue and not self._flush_scheduled:
+            self._flush_predictions()  # what arrived while the thread was busy: the next batch
+
+    def _deliver(self, batch: list, results: list, due: bool) -> None:
+        for (_inputs, _sensor, future), result in zip(batch, results):
+            if future.done():  # the caller went away
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+        if due:
+            self.schedule_monitoring()
 
     def _predict_batch_sync(self, requests: list[tuple[list[Obs], str]]) -> tuple[list, bool]:
         """One model call for several requests; a request whose inputs are bad gets its own error."""
@@ -335,10 +421,12 @@ class LiveLearner:
             elapsed, 0.9 * self._predict_seconds)
         start = 0
         monitored = []
+        model_id, learned = self.record.current_model_id, self.counters.observations_learned
         for i, X, ctx, sensor_id in prepared:
-            results[i] = self.transformer.outputs(predictions[start:start + len(X)], ctx)
+            outputs = self.transformer.outputs(predictions[start:start + len(X)], ctx)
+            results[i] = Prediction(outputs, model_id, learned)
             start += len(X)
-            self.counters.predictions_served += len(results[i])
+            self.counters.predictions_served += len(outputs)
             # Forecasts from a sensor's buffer repeat windows the learner already monitored while learning.
             if not sensor_id:
                 monitored.append(X)

@@ -31,7 +31,9 @@ from typing import Any, NamedTuple
 from servers.common import errors
 from servers.common.access import Access, access, not_found
 from servers.common.ids import parse_id
-from servers.learner.domain.live import Event, LearnStep, LiveLearner, Prediction, SavedVersion, learning_record_bytes
+from servers.learner.domain.live import (
+    Event, LearnStep, LiveLearner, Prediction, PredictBatching, SavedVersion, learning_record_bytes,
+)
 from servers.learner.domain.ports import MODEL_TRAINED, LearnerRepository, ModelInfo, Registry, VersionToSave
 from servers.learner.domain.records import (
     FAILED, READY, STARTING_FRAMEWORKS, LearnerRecord, Page, Spec, validate_spec,
@@ -50,6 +52,7 @@ class CoreOptions:
     max_reference_rows: int
     running_loss_alpha: float
     max_download_bytes: int = 8 << 30
+    batching: PredictBatching = PredictBatching()
 
 
 class LearnMessage(NamedTuple):
@@ -82,6 +85,7 @@ class LearnerCore:
         self.live: dict[str, LiveLearner] = {}
         self.failed: dict[str, LearnerRecord] = {}
         self._create_lock = asyncio.Lock()
+        self._prediction_counters: dict[str, Any] = {}
 
     # -- start -----------------------------------------------------------------------------------
 
@@ -202,7 +206,7 @@ class LearnerCore:
                 shutil.rmtree(work, ignore_errors=True)
             raise
         return LiveLearner(record, backend, transformer, monitor, executor, work_dir=work,
-                           running_loss_alpha=self.options.running_loss_alpha)
+                           running_loss_alpha=self.options.running_loss_alpha, batching=self.options.batching)
 
     async def _fetch_model(self, model_id: str, spec: Spec, work: Path, org: str | None, *,
                            check_framework: bool) -> tuple[Path, ModelInfo]:
@@ -285,6 +289,7 @@ class LearnerCore:
         if live is not None:
             live.close()
         metrics.forget(learner_id)
+        self._prediction_counters.pop(learner_id, None)
         shutil.rmtree(self._dir(learner_id), ignore_errors=True)
         log.info("learner_id=%s deleted", learner_id)
 
@@ -365,7 +370,10 @@ class LearnerCore:
     async def _serve(self, live: LiveLearner, inputs: list[Obs], sensor_id: str) -> Prediction:
         """Every prediction of either front goes through here, so every one is counted."""
         prediction = await live.predict(inputs, sensor_id)
-        metrics.predicted(live.learner_id, len(prediction.outputs))
+        counter = self._prediction_counters.get(live.learner_id)
+        if counter is None:  # labels() costs microseconds: looked up once per learner
+            counter = self._prediction_counters[live.learner_id] = metrics.prediction_counter(live.learner_id)
+        counter.inc(len(prediction.outputs))
         return prediction
 
     async def explain(self, learner_id: str, obs: Obs | None, sensor_id: str, method: str, steps: int,

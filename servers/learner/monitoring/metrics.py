@@ -41,7 +41,7 @@ UNDER_ESTIMATION_SHARE = Gauge(
     "mlmesh_learner_under_estimation_share", "Share of predictions below their target in the window.", _LABEL
 )
 ERROR_COUNT = Gauge("mlmesh_learner_error_count", "Prediction/target pairs in the error window.", _LABEL)
-# Counted by the Learner's core (`learned`, `predicted`, `version_saved` below).
+# Counted by the Learner's core (`learned`, `prediction_counter`, `version_saved` below).
 OBSERVATIONS_LEARNED = Counter(
     "mlmesh_learner_observations_learned", "Observations (training pairs) learned.", _LABEL
 )
@@ -125,9 +125,10 @@ def learned(learner_id: str, observations: int, running_loss: float, validation_
     VALIDATION_LOSS.labels(learner_id).set(validation_loss)
 
 
-def predicted(learner_id: str, predictions: int) -> None:
-    """Predictions answered, on either front (LearnerService.Predict/PredictStream or ModelInfer)."""
-    PREDICTIONS.labels(learner_id).inc(predictions)
+def prediction_counter(learner_id: str) -> Counter:
+    """The learner's predictions counter: predictions answered on either front (LearnerService.Predict,
+    PredictStream, ModelInfer, REST infer). The core keeps it, so a prediction costs no label lookup."""
+    return PREDICTIONS.labels(learner_id)
 
 
 def version_saved(learner_id: str) -> None:
