@@ -33,6 +33,9 @@ def main() -> None:
     print(f"Learner learn stream: {learner_serving.LEARNED['samples_per_s']:.0f} samples/s "
           f"({learner_serving.LEARN_ROWS} rows, micro-batches of 32, prequential validation MSE "
           f"{learner_serving.LEARNED['final_validation_mse']:.4f})")
+    print()
+    print("== Learner predict path: CPU per request of our own code, without the transport (load-independent) ==")
+    subprocess.run([str(REPO / ".venv-ml/bin/python"), "-m", "bench.learner_path"], cwd=REPO, check=True)
 
     print()
     print("== The front door under concurrency: the Learner's V2 model direct vs through Envoy with a JWT ==")

@@ -73,14 +73,20 @@ async def test_a_fast_idle_model_answers_on_the_event_loop_and_a_busy_one_on_its
     live.close()
 
 
+def _count_model_calls(live):
+    """(rows of each call into the real model, the real predict): a spy on the learner's backend."""
+    calls: list[int] = []
+    predict = live.backend.predict
+    live.backend.predict = lambda X: calls.append(len(X)) or predict(X)
+    return calls, predict
+
+
 async def test_batching_off_answers_each_request_with_its_own_model_call(make_live):
     from servers.learner.domain.live import PredictBatching
 
     live = make_live()
     live.batching = PredictBatching(enabled=False)
-    calls = []
-    predict = live.backend.predict
-    live.backend.predict = lambda X: calls.append(len(X)) or predict(X)
+    calls, predict = _count_model_calls(live)
     rows = np.random.default_rng(2).normal(size=(20, FEATURES))
     results = await asyncio.gather(*(live.predict([Obs(row=row)], "") for row in rows))
     assert calls == [1] * 20
@@ -94,9 +100,7 @@ async def test_a_batch_holds_at_most_max_size_requests_and_max_delay_gathers_lat
     from servers.learner.domain.live import PredictBatching
 
     live = make_live()
-    calls = []
-    predict = live.backend.predict
-    live.backend.predict = lambda X: calls.append(len(X)) or predict(X)
+    calls, predict = _count_model_calls(live)
     row = [Obs(row=np.zeros(FEATURES))]
     live.batching = PredictBatching(max_size=4)
     await asyncio.gather(*(live.predict(row, "") for _ in range(10)))
@@ -117,9 +121,7 @@ async def test_after_a_batch_of_one_lone_requests_skip_the_wait_then_batch_again
     from servers.learner.domain import live as live_module
 
     live = make_live()
-    calls = []
-    predict = live.backend.predict
-    live.backend.predict = lambda X: calls.append(len(X)) or predict(X)
+    calls, predict = _count_model_calls(live)
     row = [Obs(row=np.zeros(FEATURES))]
     for _ in range(3):
         await live.predict(row, "")  # one at a time: batches of one
