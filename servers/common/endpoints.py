@@ -20,6 +20,7 @@ PORTS: dict[str, Ports] = {
     "translator": Ports(50054, 9104),
     "learner": Ports(50055, 9105),
     "federation": Ports(50056, 9106),
+    "optimizer": Ports(50057, 9107),
 }
 # HTTP fronts beside the gRPC port (servers.common.http), behind Envoy like it: the Registry's serves the
 # seed's multipart forms and GET /contract/{address}; the Learner's the Open Inference Protocol's REST half.

@@ -43,8 +43,8 @@ INTERNAL_RPCS: tuple[InternalRpcs, ...] = (
     # The Trainer reports its jobs (its Argo steps, calling from pods, need the trainer certificate).
     InternalRpcs("mlmesh.registry.v1.RegistryService", ("ReportTrainingStatus", "SubmitTrainingResult"),
                  frozenset({"trainer"})),
-    # A learner's saved versions.
-    InternalRpcs("mlmesh.registry.v1.RegistryService", ("CreateModelVersion",), frozenset({"learner"})),
+    # A learner's saved versions; the Optimizer's trained policies.
+    InternalRpcs("mlmesh.registry.v1.RegistryService", ("CreateModelVersion",), frozenset({"learner", "optimizer"})),
     # The Registry schedules the training of the models registered with it.
     InternalRpcs("mlmesh.trainer.v1.TrainerService", ("SubmitTrainingJob",), frozenset({"registry"})),
     # Contracts: datasets and models (Registry), translations (Translator).

@@ -43,8 +43,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # Every component that holds a certificate. "client" is for tests, benchmarks and tools that
 # must dial a server directly; calls with it count as the mesh's own (internal).
-COMPONENTS = ("envoy", "registry", "ledger", "trainer", "translator", "learner", "federation", "mqtt-bridge",
-              "client")
+COMPONENTS = ("envoy", "registry", "ledger", "trainer", "translator", "learner", "federation", "optimizer",
+              "mqtt-bridge", "client")
 ENVOY = "envoy"
 SPIFFE_TRUST_DOMAIN = "mlmesh"
 CA_FILE = "ca.pem"

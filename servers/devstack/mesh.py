@@ -39,4 +39,6 @@ SERVERS: tuple[Server, ...] = (
            note="also inference.GRPCInferenceService (KServe V2); HTTP: its REST half"),
     # Federated jobs run in the frameworks' own virtualenvs (.venv-flower), as separate processes.
     Server("federation", "Federation", dials=("registry",)),
+    # Agents train in the RL environment (.venv-rl), each as a separate worker process.
+    Server("optimizer", "Optimizer", dials=("registry",)),
 )

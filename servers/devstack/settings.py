@@ -37,6 +37,8 @@ class DevstackSettings(BaseSettings):
     learner_metrics_port: int = Field(PORTS["learner"].metrics, description="Learner Prometheus /metrics.")
     federation_port: int = Field(PORTS["federation"].grpc, description="Federation gRPC (public RPCs through Envoy).")
     federation_metrics_port: int = Field(PORTS["federation"].metrics, description="Federation Prometheus /metrics.")
+    optimizer_port: int = Field(PORTS["optimizer"].grpc, description="Optimizer gRPC (public RPCs through Envoy).")
+    optimizer_metrics_port: int = Field(PORTS["optimizer"].metrics, description="Optimizer Prometheus /metrics.")
     registry_http_port: int = Field(HTTP_PORTS["registry"], description="Registry HTTP front (the seed's multipart "
                                     "forms and /contract/{address}; behind Envoy).")
     learner_http_port: int = Field(HTTP_PORTS["learner"], description="Learner HTTP front (the Open Inference "

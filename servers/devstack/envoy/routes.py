@@ -80,6 +80,7 @@ MESH_ROUTES: tuple[ServiceRoute, ...] = (
     ServiceRoute("mlmesh.translator.v1.TranslatorService", "translator", Exposure.REST),
     ServiceRoute("mlmesh.learner.v1.LearnerService", "learner", Exposure.REST),
     ServiceRoute("mlmesh.federation.v1.FederationService", "federation", Exposure.REST),
+    ServiceRoute("mlmesh.optimizer.v1.OptimizerService", "optimizer", Exposure.REST),
     # The Open Inference Protocol (KServe V2) on the Learner: third-party API, no REST here.
     ServiceRoute("inference.GRPCInferenceService", "learner", Exposure.NATIVE),
 )

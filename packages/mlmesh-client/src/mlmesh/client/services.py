@@ -586,4 +586,9 @@ if _has_stubs("mlmesh.federation.v1.federation_service_pb2"):
 
     SERVICES["federation"] = Federation
 
+if _has_stubs("mlmesh.optimizer.v1.optimizer_service_pb2"):
+    from mlmesh.client.optimizer import Optimizer
+
+    SERVICES["optimizer"] = Optimizer
+
 __all__ = ["SERVICES", "Identity", "covered_rpcs", "rpc", *(cls.__name__ for cls in SERVICES.values())]

@@ -1,0 +1,66 @@
+"""Runs the Optimizer: `python -m servers.optimizer.main` (settings from MLMESH_OPTIMIZER_*)."""
+
+from __future__ import annotations
+
+from mlmesh.optimizer.v1 import optimizer_service_pb2 as pb
+from mlmesh.optimizer.v1 import optimizer_service_pb2_grpc as pb_grpc
+
+from servers.common.processes import LocalProcessRunner
+from servers.common.server import MeshServer, run
+from servers.optimizer.adapters.db import Database
+from servers.optimizer.adapters.registry_client import RegistryClient
+from servers.optimizer.adapters.worker_runner import WorkerRunner
+from servers.optimizer.api.servicer import OptimizerServicer
+from servers.optimizer.domain.agents import Limits
+from servers.optimizer.domain.service import CoreOptions, OptimizerCore
+from servers.optimizer.settings import REPO, OptimizerSettings
+
+
+def core_options(settings: OptimizerSettings) -> CoreOptions:
+    assert settings.work_dir is not None
+    return CoreOptions(
+        work_root=settings.work_dir.resolve(),
+        limits=Limits(settings.default_time_limit_seconds, settings.max_time_limit_seconds,
+                      settings.default_memory_limit_bytes, settings.max_memory_limit_bytes),
+        max_concurrent_jobs=settings.max_concurrent_jobs, keep_work_dirs=settings.keep_work_dirs)
+
+
+async def build(settings: OptimizerSettings) -> tuple[MeshServer, OptimizerCore]:
+    """The server and its core wired to their adapters; recovery has run (agents a previous process
+    was training are FAILED, their workers killed; QUEUED ones start). Not started."""
+    db = await Database.connect(settings.require_database_url())
+    registry = RegistryClient(settings.registry_target, timeout=settings.registry_timeout_seconds,
+                              max_message_bytes=settings.max_message_bytes, tls=settings.tls)
+    try:
+        options = core_options(settings)
+        runner = LocalProcessRunner(what="the training job", poll_interval=settings.memory_poll_seconds)
+        worker = WorkerRunner(settings.rl_python.absolute(), REPO, runner=runner,
+                              grid_cache=settings.grid_cache_dir)
+        core = OptimizerCore(db, registry, worker, options)
+        await core.start()
+    except BaseException:
+        await registry.close()
+        await db.close()
+        raise
+    server = MeshServer("optimizer", settings)
+    servicer = OptimizerServicer(core)
+    server.add_service(pb.DESCRIPTOR.services_by_name["OptimizerService"],
+                       lambda s: pb_grpc.add_OptimizerServiceServicer_to_server(servicer, s))
+    # Hooks run in reverse: the core stops its agents first, then the client and the pool close.
+    server.on_shutdown(db.close)
+    server.on_shutdown(registry.close)
+    server.on_shutdown(core.close)
+    return server, core
+
+
+async def main() -> None:
+    settings = OptimizerSettings()
+    from servers.common.observability import configure_logging
+
+    configure_logging(settings.log_level, "optimizer")
+    server, _core = await build(settings)
+    await server.serve_forever()
+
+
+if __name__ == "__main__":
+    run(main)
