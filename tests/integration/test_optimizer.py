@@ -142,6 +142,10 @@ async def test_bad_input_is_invalid_argument_naming_the_field(optimizer) -> None
         (agent(display_name=" "), "agent.display_name"),
         (agent(time_limit_seconds=10**9), "agent.time_limit_seconds"),
         (agent(grid=pb.GridSource(simbench_code="1-LV rural; drop")), "agent.grid.simbench_code"),
+        (agent(hyperparameters={"gamma": float("nan")}), "hyperparameters"),
+        (agent(hyperparameters={"n_steps": 1e300}), "agent.hyperparameters.n_steps"),
+        (agent(display_name="a\x00b"), "display_name"),
+        (agent(seed=-(2**63)), "agent.seed"),
     ]
     for request, field in cases:
         err = await refused(stub.CreateAgent, request)

@@ -112,6 +112,8 @@ def validate(spec: AgentSpec) -> AgentSpec:
         if not all(c.isalnum() or c in "-_." for c in code):
             raise _invalid("grid.simbench_code", f"{code!r} is not a SimBench code such as {A.DEFAULT_GRID}")
         grid = A.GridSource(simbench_code=code)
+    if not 0 <= spec.seed < 2**32:
+        raise _invalid("seed", f"{spec.seed} is outside 0..2**32-1 (NumPy's and PyTorch's seed range)")
     reward = spec.reward or "level"
     if reward not in A.REWARDS:
         raise _invalid("reward", f"{reward!r} is not one of {', '.join(A.REWARDS)}")

@@ -3,10 +3,13 @@ training with a message naming the field."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 ALGORITHMS = ("DQN", "PPO", "A2C")
+# Sizes (buffer, steps, batches) beyond this only exhaust memory or time before training starts.
+MAX_INT_HYPERPARAMETER = 10**8
 # Hyperparameters passed to the Stable-Baselines3 constructor, with the type each must have.
 HYPERPARAMETERS: dict[str, dict[str, type]] = {
     "DQN": {"learning_rate": float, "gamma": float, "buffer_size": int, "learning_starts": int, "batch_size": int,
@@ -73,10 +76,12 @@ def parse(raw: dict[str, Any]) -> JobSpec:
         if key not in allowed:
             raise SpecError(f"hyperparameters.{key}", f"not a {algorithm} hyperparameter here "
                                                       f"(one of {', '.join(sorted(allowed))})")
-        if allowed[key] is int and (not isinstance(value, int | float) or int(value) != value):
+        if not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+            raise SpecError(f"hyperparameters.{key}", "must be a finite non-negative number")
+        if allowed[key] is int and int(value) != value:
             raise SpecError(f"hyperparameters.{key}", "must be an integer")
-        if not isinstance(value, int | float) or value < 0:
-            raise SpecError(f"hyperparameters.{key}", "must be a non-negative number")
+        if allowed[key] is int and value > MAX_INT_HYPERPARAMETER:
+            raise SpecError(f"hyperparameters.{key}", f"must be at most {MAX_INT_HYPERPARAMETER}")
         hyper[key] = allowed[key](value)
     n_shiftable, max_actions = raw.get("n_shiftable", 7), raw.get("max_actions", 24)
     if not isinstance(n_shiftable, int) or n_shiftable < 1:
