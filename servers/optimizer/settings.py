@@ -33,6 +33,8 @@ class OptimizerSettings(DatabaseSettings, ServerSettings):
     default_memory_limit_bytes: int = Field(4 * GIB, ge=1 << 20, description="Memory limit (resident bytes of the "
                                             "worker's process tree) of an agent that sets none.")
     max_memory_limit_bytes: int = Field(16 * GIB, ge=1 << 20, description="Largest memory limit an agent may ask for.")
+    optimize_time_limit_seconds: int = Field(300, ge=1, description="Wall-clock limit of the worker that plans "
+                                             "one day (OptimizeDay).")
     memory_poll_seconds: float = Field(0.2, gt=0, le=5, description="How often the worker's memory is measured.")
     keep_work_dirs: bool = Field(False, description="Keep agents/<agent_id>/ after the job ends (debugging).")
     registry_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of a unary Registry call.")

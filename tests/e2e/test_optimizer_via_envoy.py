@@ -49,8 +49,15 @@ def test_an_agent_created_over_rest_trains_and_its_policy_downloads_checked(stac
     provenance = http.get(f"/v1/models/{agent['model_id']}/provenance", headers=stack.auth(ORG)).json()
     assert provenance["consistent"] is True, provenance
 
+    plan = http.post(f"/v1/agents/{agent_id}:optimize", json={"day": 172}, headers=stack.auth(ORG))
+    assert plan.status_code == 200, plan.text
+    plan = plan.json()
+    assert plan["day"] == 172 and plan["after"]["power_flow_status"] == "converged" and len(plan["loads"]) == 7
+    assert all(abs(s["to_hour"] - s["from_hour"]) == 1 for s in plan.get("shifts", []))
+
     # Another organization: the agent and its policy do not exist.
     for method, path in (("GET", f"/v1/agents/{agent_id}"), ("POST", f"/v1/agents/{agent_id}:cancel"),
+                         ("POST", f"/v1/agents/{agent_id}:optimize"),
                          ("DELETE", f"/v1/agents/{agent_id}"), ("GET", f"/v1/models/{agent['model_id']}")):
         r = http.request(method, path, headers=stack.auth(STRANGER), **({"json": {}} if method == "POST" else {}))
         assert r.status_code == 404, (method, path, r.text)

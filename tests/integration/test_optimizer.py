@@ -198,10 +198,27 @@ async def test_an_agent_trains_is_evaluated_and_its_policy_is_anchored_in_the_re
                                             metadata=as_org(OWNER))
     assert environment.organization_id == OWNER
 
+    # :optimize plans a day with the stored policy within the seed's constraints.
+    plan = await stub.OptimizeDay(pb.OptimizeDayRequest(agent_id=created.agent_id, day=172), metadata=as_org(OWNER))
+    assert plan.day == 172 and plan.model_id == model.model_id and len(plan.loads) == 7
+    assert plan.before.power_flow_status == plan.after.power_flow_status == "converged"
+    assert 0 < plan.before.reward <= 1 and 0 < plan.after.reward <= 1 and 0 < plan.greedy.reward <= 1
+    for shift in plan.shifts:
+        assert abs(shift.to_hour - shift.from_hour) == 1 and shift.fraction in (0.01, 0.05, 0.10)
+    shifted = {(s.load_index, h) for s in plan.shifts for h in (s.from_hour, s.to_hour)}
+    for load in plan.loads:
+        assert len(load.hourly_mwh_before) == len(load.hourly_mwh_after) == 24
+        assert sum(load.hourly_mwh_after) == pytest.approx(sum(load.hourly_mwh_before), abs=1e-9)
+        for hour, (b, a) in enumerate(zip(load.hourly_mwh_before, load.hourly_mwh_after, strict=True)):
+            assert (load.load_index, hour) in shifted or a == pytest.approx(b, abs=1e-12)
+    err = await refused(stub.OptimizeDay, pb.OptimizeDayRequest(agent_id=created.agent_id, day=400))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "day" in err.details(), err.details()
+
     # A stranger: the agent, its policy and its watch do not exist; worded as for an unknown id.
     unknown = str(uuid.uuid4())
     for call, request in ((stub.GetAgent, pb.GetAgentRequest), (stub.CancelAgent, pb.CancelAgentRequest),
-                          (stub.DeleteAgent, pb.DeleteAgentRequest)):
+                          (stub.DeleteAgent, pb.DeleteAgentRequest),
+                          (stub.OptimizeDay, lambda agent_id: pb.OptimizeDayRequest(agent_id=agent_id, day=172))):
         theirs = await refused(call, request(agent_id=created.agent_id), org=STRANGER)
         nobody = await refused(call, request(agent_id=unknown), org=STRANGER)
         assert theirs.code() == nobody.code() == grpc.StatusCode.NOT_FOUND
@@ -261,6 +278,10 @@ async def test_a_registered_grid_is_read_on_the_callers_behalf_and_hash_checked(
                                        reg_pb.DownloadModelRecipeRequest(model_id=model.model_id)))
     assert record["grid"] == {"grid_dataset_id": grid_id, "grid_sha256": done.grid_sha256,
                               "profiles_dataset_id": profiles_id, "profiles_sha256": done.profiles_sha256}
+    plan = await stub.OptimizeDay(pb.OptimizeDayRequest(agent_id=created.agent_id, day=10), metadata=as_org(OWNER))
+    assert plan.day == 10 and plan.after.power_flow_status == "converged"
+    err = await refused(stub.OptimizeDay, pb.OptimizeDayRequest(agent_id=created.agent_id, day=12))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "12 days" in err.details(), err.details()
 
     # Days beyond the registered profiles: the job fails and says why.
     beyond = await stub.CreateAgent(agent(grid=source, train_days=pb.DayRange(first=0, last=9),
@@ -276,6 +297,8 @@ async def test_cancel_kills_the_worker(optimizer) -> None:
     pid = await wait_for_worker(work, created.agent_id)
     cancelled = await stub.CancelAgent(pb.CancelAgentRequest(agent_id=created.agent_id), metadata=as_org(OWNER))
     assert cancelled.state == A.STATE_CANCELLED and cancelled.failure_reason == "the agent was cancelled"
+    err = await refused(stub.OptimizeDay, pb.OptimizeDayRequest(agent_id=created.agent_id, day=172))
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "SUCCEEDED" in err.details()
     assert gone(pid)
     assert not (work / "agents" / created.agent_id).exists()
 

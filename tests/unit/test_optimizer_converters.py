@@ -79,3 +79,12 @@ def test_the_state_machine_ends_once():
     assert failed.final and failed.end_time == NOW
     with pytest.raises(errors.FailedPrecondition):
         failed.moved(A.CANCELLED, now=NOW)
+
+
+def test_a_day_plan_round_trips():
+    plan = A.DayPlan(day=172, shifts=(A.Shift(3, 12, 13, 0.05, 0.001),),
+                     before=A.DayFigures(0.4, 0.5, 0.45, "converged", 0), after=A.DayFigures(0.41, 0.5, 0.455,
+                                                                                            "converged", 1),
+                     greedy=A.DayFigures(0.42, 0.51, 0.465), loads=(A.LoadProfile(3, (1.0,) * 24, (0.5,) * 24),),
+                     model_id="m")
+    assert conv.plan_from_proto(conv.plan_to_proto(plan)) == plan

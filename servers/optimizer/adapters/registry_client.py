@@ -10,9 +10,11 @@ import json
 from collections.abc import AsyncIterator
 
 from google.api import httpbody_pb2
+from mlmesh.registry.v1 import model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 from mlmesh.registry.v1 import registry_service_pb2_grpc as reg_grpc
 
+from servers.common import errors
 from servers.common.peer import PeerClient
 from servers.common.settings import TlsSettings
 from servers.optimizer.domain.ports import DatasetInfo, PolicyIntake
@@ -48,6 +50,17 @@ class RegistryClient(PeerClient):
 
         return _info(await self.call(self._stub.UploadDataset, requests(), timeout=self.stream_timeout,
                                      on_behalf_of=organization_id))
+
+    async def model_sha256(self, model_id: str, *, on_behalf_of: str) -> str:
+        model = await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id),
+                                on_behalf_of=on_behalf_of)
+        if model.state != model_pb2.Model.STATE_TRAINED:
+            raise errors.FailedPrecondition(f"model {model_id} is not TRAINED", reason="MODEL_NOT_TRAINED")
+        return model.res_sha256
+
+    def download_model(self, model_id: str, *, on_behalf_of: str) -> AsyncIterator[bytes]:
+        return self.stream_bytes(self._stub.DownloadModel, reg_pb.DownloadModelRequest(model_id=model_id),
+                                 on_behalf_of=on_behalf_of)
 
     async def store_policy(self, intake: PolicyIntake, chunks: AsyncIterator[bytes]) -> str:
         async def requests() -> AsyncIterator[reg_pb.CreateModelVersionRequest]:

@@ -11,6 +11,7 @@ The worker prints one JSON object per line for its progress (`{"event": "state" 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -56,9 +57,7 @@ class WorkerRunner:
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "spec.json").write_text(json.dumps(spec))
         out = work_dir / "out"
-        env = {**self.env, "HOME": str(work_dir), "PYTHONPATH": str(self.repo_root), "PYTHONUNBUFFERED": "1",
-               "OMP_NUM_THREADS": "1", "MPLCONFIGDIR": str(work_dir / ".matplotlib"),
-               "MLMESH_GRIDSHIFT_CACHE": str(self.grid_cache)}
+        env = self._env(work_dir)
         request = RunRequest(argv=[str(self.rl_python), "-m", "servers.optimizer.worker", "train",
                                    "--spec", str(work_dir / "spec.json"), "--out", str(out)],
                              cwd=self.repo_root, env=env, time_limit_seconds=time_limit_seconds,
@@ -96,6 +95,47 @@ class WorkerRunner:
             return TrainOutcome(result.exit_code, failure=f"the training worker left no readable result ({exc})")
         return TrainOutcome(0, policy_path=out / "policy.zip", result=summary, peak_rss_bytes=result.peak_rss_bytes,
                             seconds=result.seconds)
+
+    async def optimize(self, spec: dict[str, Any], policy: Path, day: int, work_dir: Path, *,
+                       time_limit_seconds: int, memory_limit_bytes: int) -> dict[str, Any]:
+        """Plays `day` with the stored policy (`worker optimize`); the plan.json it wrote. A day
+        outside the profiles is InvalidArgument naming `day`; any other failure FailedPrecondition."""
+        if not os.access(self.rl_python, os.X_OK):
+            raise errors.Unavailable(f"the RL environment's Python {self.rl_python} is missing: run `make rl-venv`",
+                                     reason="RL_ENVIRONMENT_MISSING")
+        work_dir.mkdir(parents=True, exist_ok=True)
+        (work_dir / "spec.json").write_text(json.dumps(spec))
+        out = work_dir / "plan.json"
+        request = RunRequest(argv=[str(self.rl_python), "-m", "servers.optimizer.worker", "optimize",
+                                   "--spec", str(work_dir / "spec.json"), "--policy", str(policy), "--day", str(day),
+                                   "--out", str(out)],
+                             cwd=self.repo_root, env=self._env(work_dir), time_limit_seconds=time_limit_seconds,
+                             memory_limit_bytes=memory_limit_bytes)
+        invalid: dict[str, Any] = {}
+
+        async def on_line(stream: str, text: str) -> None:
+            if stream == "stdout" and text.startswith('{"event": "error"'):
+                with contextlib.suppress(ValueError):
+                    invalid.update(json.loads(text))
+
+        result = await self.runner.run(request, on_line)
+        if invalid:
+            raise errors.InvalidArgument(invalid.get("message", "invalid day"), reason="DAY_INVALID",
+                                         metadata={"field": str(invalid.get("field", ""))})
+        if result.limit_failure or result.exit_code != 0:
+            tail = " | ".join(result.stderr_tail[-3:]) or "no output"
+            raise errors.FailedPrecondition(result.limit_failure or f"the worker could not plan day {day} "
+                                            f"(exit status {result.exit_code}): {tail}", reason="OPTIMIZE_FAILED")
+        try:
+            return json.loads(out.read_text())
+        except (OSError, ValueError) as exc:
+            raise errors.FailedPrecondition(f"the worker left no readable plan ({exc})",
+                                            reason="OPTIMIZE_FAILED") from None
+
+    def _env(self, work_dir: Path) -> dict[str, str]:
+        return {**self.env, "HOME": str(work_dir), "PYTHONPATH": str(self.repo_root), "PYTHONUNBUFFERED": "1",
+                "OMP_NUM_THREADS": "1", "MPLCONFIGDIR": str(work_dir / ".matplotlib"),
+                "MLMESH_GRIDSHIFT_CACHE": str(self.grid_cache)}
 
     def kill_leftover(self, pid_file: Path) -> bool:
         return self.runner.kill_leftover(pid_file)

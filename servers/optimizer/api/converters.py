@@ -139,3 +139,31 @@ def event_to_proto(event: Agent | Episode) -> pb.AgentEvent:
     if isinstance(event, Episode):
         return pb.AgentEvent(episode=episode_to_proto(event))
     return pb.AgentEvent(agent=agent_to_proto(event))
+
+
+def figures_to_proto(f: A.DayFigures) -> pb.DayFigures:
+    return pb.DayFigures(scr=f.scr, ssr=f.ssr, reward=f.reward, power_flow_status=f.power_flow_status,
+                         violations=f.violations)
+
+
+def figures_from_proto(p: pb.DayFigures) -> A.DayFigures:
+    return A.DayFigures(p.scr, p.ssr, p.reward, p.power_flow_status, p.violations)
+
+
+def plan_to_proto(plan: A.DayPlan) -> pb.OptimizeDayResponse:
+    return pb.OptimizeDayResponse(
+        day=plan.day, model_id=plan.model_id, before=figures_to_proto(plan.before),
+        after=figures_to_proto(plan.after), greedy=figures_to_proto(plan.greedy),
+        shifts=[pb.Shift(load_index=s.load_index, from_hour=s.from_hour, to_hour=s.to_hour, fraction=s.fraction,
+                         energy_mwh=s.energy_mwh) for s in plan.shifts],
+        loads=[pb.LoadProfile(load_index=p.load_index, hourly_mwh_before=p.hourly_mwh_before,
+                              hourly_mwh_after=p.hourly_mwh_after) for p in plan.loads])
+
+
+def plan_from_proto(p: pb.OptimizeDayResponse) -> A.DayPlan:
+    return A.DayPlan(
+        day=p.day, model_id=p.model_id, before=figures_from_proto(p.before), after=figures_from_proto(p.after),
+        greedy=figures_from_proto(p.greedy),
+        shifts=tuple(A.Shift(s.load_index, s.from_hour, s.to_hour, s.fraction, s.energy_mwh) for s in p.shifts),
+        loads=tuple(A.LoadProfile(x.load_index, tuple(x.hourly_mwh_before), tuple(x.hourly_mwh_after))
+                    for x in p.loads))

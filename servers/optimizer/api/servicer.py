@@ -37,3 +37,6 @@ class OptimizerServicer(pb_grpc.OptimizerServiceServicer):
     async def WatchAgent(self, request: pb.WatchAgentRequest, context):  # noqa: N802
         async for event in self.core.watch(request.agent_id, caller_org(context)):
             yield conv.event_to_proto(event)
+
+    async def OptimizeDay(self, request: pb.OptimizeDayRequest, context) -> pb.OptimizeDayResponse:  # noqa: N802
+        return conv.plan_to_proto(await self.core.optimize(request.agent_id, request.day, caller_org(context)))

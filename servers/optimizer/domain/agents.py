@@ -197,3 +197,57 @@ class Limits:
                                              reason="LIMIT_TOO_HIGH", metadata={"field": f"agent.{name}"})
         return (time_limit_seconds or self.default_time_limit_seconds,
                 memory_limit_bytes or self.default_memory_limit_bytes)
+
+
+@dataclass(frozen=True)
+class DayFigures:
+    scr: float
+    ssr: float
+    reward: float
+    power_flow_status: str = ""
+    violations: int = 0
+
+
+@dataclass(frozen=True)
+class Shift:
+    load_index: int
+    from_hour: int
+    to_hour: int
+    fraction: float
+    energy_mwh: float
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    load_index: int
+    hourly_mwh_before: tuple[float, ...]
+    hourly_mwh_after: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    """A day planned by an agent's policy (OptimizeDay)."""
+
+    day: int
+    shifts: tuple[Shift, ...]
+    before: DayFigures
+    after: DayFigures
+    greedy: DayFigures
+    loads: tuple[LoadProfile, ...]
+    model_id: str
+
+
+def plan_from_worker(out: dict[str, Any], model_id: str) -> DayPlan:
+    """The worker's plan.json (servers/optimizer/worker/train.py `optimize`) as a record."""
+    def figures(d: dict[str, Any]) -> DayFigures:
+        flow = d.get("power_flow") or {}
+        return DayFigures(scr=float(d["scr"]), ssr=float(d["ssr"]), reward=float(d["reward"]),
+                          power_flow_status=str(flow.get("status", "")),
+                          violations=int(flow.get("violations", d.get("violations", 0))))
+
+    shifts = tuple(Shift(int(s["load_index"]), int(s["from_hour"]), int(s["to_hour"]), float(s["fraction"]),
+                         float(s["energy_mwh"])) for s in out["plan"])
+    loads = tuple(LoadProfile(int(idx), tuple(map(float, before)), tuple(map(float, after))) for idx, before, after
+                  in zip(out["shiftable_loads"], out["hourly_mwh_before"], out["hourly_mwh_after"], strict=True))
+    return DayPlan(day=int(out["day"]), shifts=shifts, before=figures(out["before"]), after=figures(out["after"]),
+                   greedy=figures(out["greedy"]), loads=loads, model_id=model_id)

@@ -43,6 +43,10 @@ class Registry(Protocol):
     async def upload_dataset(self, organization_id: str, display_name: str, filename: str, content_type: str,
                              data: bytes) -> DatasetInfo:
         """A new dataset of `organization_id`, uploaded on its behalf."""
+    async def model_sha256(self, model_id: str, *, on_behalf_of: str) -> str:
+        """The SHA-256 of a TRAINED model's artifact (FailedPrecondition if it is not TRAINED)."""
+    def download_model(self, model_id: str, *, on_behalf_of: str) -> AsyncIterator[bytes]:
+        """The model's bytes; the Registry checks them against the ledger before the first byte."""
     async def store_policy(self, intake: PolicyIntake, chunks: AsyncIterator[bytes]) -> str:
         """Stores the policy (internal CreateModelVersion: anchored and verified on the ledger);
         returns the model id."""
@@ -75,5 +79,9 @@ class Worker(Protocol):
     async def train(self, spec: dict[str, Any], work_dir: Path, *, time_limit_seconds: int, memory_limit_bytes: int,
                     on_event: Callable[[dict[str, Any]], Awaitable[None]],
                     pid_file: Path | None = None) -> TrainOutcome: ...
+
+    async def optimize(self, spec: dict[str, Any], policy: Path, day: int, work_dir: Path, *,
+                       time_limit_seconds: int, memory_limit_bytes: int) -> dict[str, Any]:
+        """Plays `day` with the policy in a worker process; the worker's plan."""
 
     def kill_leftover(self, pid_file: Path) -> bool: ...

@@ -64,6 +64,7 @@ class CoreOptions:
     limits: Limits
     max_concurrent_jobs: int = 1
     keep_work_dirs: bool = False
+    optimize_time_limit_seconds: int = 300
 
 
 class _Watcher:
@@ -224,6 +225,36 @@ class OptimizerCore:
                                             reason="AGENT_RUNNING", metadata={"agent_id": agent.agent_id})
         await self.repo.delete(agent.agent_id)
 
+    async def optimize(self, agent_id: str, day: int, caller_org: str | None = None) -> A.DayPlan:
+        """Plans `day` of the agent's profiles with its stored policy, downloaded from the Registry
+        on behalf of the agent's organization (checked against the ledger there, and against the
+        model's SHA-256 here) and played in a worker process."""
+        agent = await self.get(agent_id, caller_org)
+        if day < 0:
+            raise errors.InvalidArgument(f"day {day} is negative", reason="DAY_INVALID", metadata={"field": "day"})
+        if agent.state != A.SUCCEEDED or not agent.model_id:
+            raise errors.FailedPrecondition(f"agent {agent.agent_id} is {agent.state}; only a SUCCEEDED agent has a "
+                                            "policy to plan with", reason="AGENT_NOT_TRAINED",
+                                            metadata={"agent_id": agent.agent_id, "state": agent.state})
+        org = agent.organization_id
+        work = self.options.work_root / "optimize" / uuid.uuid4().hex
+        work.mkdir(parents=True)
+        try:
+            sha = await self.registry.model_sha256(agent.model_id, on_behalf_of=org)
+            await _write_checked(self.registry.download_model(agent.model_id, on_behalf_of=org), work / "policy.zip",
+                                 sha, f"model {agent.model_id}")
+            spec = agent.worker_spec()
+            if agent.grid.registered:
+                await self._fetch(agent, agent.grid.grid_dataset_id, work / "grid.json")
+                await self._fetch(agent, agent.grid.profiles_dataset_id, work / "profiles.csv")
+                spec.update(grid=str(work / "grid.json"), profiles=str(work / "profiles.csv"))
+            out = await self.worker.optimize(spec, work / "policy.zip", day, work,
+                                             time_limit_seconds=self.options.optimize_time_limit_seconds,
+                                             memory_limit_bytes=agent.memory_limit_bytes)
+            return A.plan_from_worker(out, agent.model_id)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
     async def watch(self, agent_id: str, caller_org: str | None = None) -> AsyncIterator[Agent | Episode]:
         """The agent now, the episodes it finished so far, then live events until it ends."""
         agent_id = ids.parse_id(agent_id, "agent_id")
@@ -338,15 +369,8 @@ class OptimizerCore:
         the SHA-256 the Registry records. Returns that SHA-256."""
         org = agent.organization_id
         info = await self.registry.get_dataset(dataset_id, on_behalf_of=org)
-        digest, size = hashlib.sha256(), 0
-        with open(dest, "wb") as out:
-            async for chunk in self.registry.download_dataset(dataset_id, on_behalf_of=org):
-                digest.update(chunk)
-                size += len(chunk)
-                await asyncio.to_thread(out.write, chunk)
-        if digest.hexdigest() != info.sha256.lower():
-            raise errors.DataLoss(f"dataset {dataset_id}: the {size} bytes received have SHA-256 {digest.hexdigest()}, "
-                                  f"the Registry records {info.sha256}", reason="DOWNLOAD_HASH_MISMATCH")
+        await _write_checked(self.registry.download_dataset(dataset_id, on_behalf_of=org), dest, info.sha256,
+                             f"dataset {dataset_id}")
         return info.sha256.lower()
 
     async def _train(self, agent: Agent, work: Path) -> None:
@@ -438,6 +462,19 @@ class OptimizerCore:
                     yield block
 
         return await self.registry.store_policy(intake, chunks())
+
+
+async def _write_checked(chunks: AsyncIterator[bytes], dest: Path, sha256: str, what: str) -> None:
+    """Writes the stream to `dest`; DataLoss unless its bytes have SHA-256 `sha256`."""
+    digest, size = hashlib.sha256(), 0
+    with open(dest, "wb") as out:
+        async for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            await asyncio.to_thread(out.write, chunk)
+    if digest.hexdigest() != sha256.lower():
+        raise errors.DataLoss(f"{what}: the {size} bytes received have SHA-256 {digest.hexdigest()}, the Registry "
+                              f"records {sha256}", reason="DOWNLOAD_HASH_MISMATCH")
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:

@@ -233,3 +233,67 @@ class WatchAgentRequest(_message.Message):
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
+
+class OptimizeDayRequest(_message.Message):
+    __slots__ = ("agent_id", "day")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    day: int
+    def __init__(self, agent_id: _Optional[str] = ..., day: _Optional[int] = ...) -> None: ...
+
+class Shift(_message.Message):
+    __slots__ = ("load_index", "from_hour", "to_hour", "fraction", "energy_mwh")
+    LOAD_INDEX_FIELD_NUMBER: _ClassVar[int]
+    FROM_HOUR_FIELD_NUMBER: _ClassVar[int]
+    TO_HOUR_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    ENERGY_MWH_FIELD_NUMBER: _ClassVar[int]
+    load_index: int
+    from_hour: int
+    to_hour: int
+    fraction: float
+    energy_mwh: float
+    def __init__(self, load_index: _Optional[int] = ..., from_hour: _Optional[int] = ..., to_hour: _Optional[int] = ..., fraction: _Optional[float] = ..., energy_mwh: _Optional[float] = ...) -> None: ...
+
+class DayFigures(_message.Message):
+    __slots__ = ("scr", "ssr", "reward", "power_flow_status", "violations")
+    SCR_FIELD_NUMBER: _ClassVar[int]
+    SSR_FIELD_NUMBER: _ClassVar[int]
+    REWARD_FIELD_NUMBER: _ClassVar[int]
+    POWER_FLOW_STATUS_FIELD_NUMBER: _ClassVar[int]
+    VIOLATIONS_FIELD_NUMBER: _ClassVar[int]
+    scr: float
+    ssr: float
+    reward: float
+    power_flow_status: str
+    violations: int
+    def __init__(self, scr: _Optional[float] = ..., ssr: _Optional[float] = ..., reward: _Optional[float] = ..., power_flow_status: _Optional[str] = ..., violations: _Optional[int] = ...) -> None: ...
+
+class LoadProfile(_message.Message):
+    __slots__ = ("load_index", "hourly_mwh_before", "hourly_mwh_after")
+    LOAD_INDEX_FIELD_NUMBER: _ClassVar[int]
+    HOURLY_MWH_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    HOURLY_MWH_AFTER_FIELD_NUMBER: _ClassVar[int]
+    load_index: int
+    hourly_mwh_before: _containers.RepeatedScalarFieldContainer[float]
+    hourly_mwh_after: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, load_index: _Optional[int] = ..., hourly_mwh_before: _Optional[_Iterable[float]] = ..., hourly_mwh_after: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class OptimizeDayResponse(_message.Message):
+    __slots__ = ("day", "shifts", "before", "after", "greedy", "loads", "model_id")
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    SHIFTS_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    GREEDY_FIELD_NUMBER: _ClassVar[int]
+    LOADS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    day: int
+    shifts: _containers.RepeatedCompositeFieldContainer[Shift]
+    before: DayFigures
+    after: DayFigures
+    greedy: DayFigures
+    loads: _containers.RepeatedCompositeFieldContainer[LoadProfile]
+    model_id: str
+    def __init__(self, day: _Optional[int] = ..., shifts: _Optional[_Iterable[_Union[Shift, _Mapping]]] = ..., before: _Optional[_Union[DayFigures, _Mapping]] = ..., after: _Optional[_Union[DayFigures, _Mapping]] = ..., greedy: _Optional[_Union[DayFigures, _Mapping]] = ..., loads: _Optional[_Iterable[_Union[LoadProfile, _Mapping]]] = ..., model_id: _Optional[str] = ...) -> None: ...

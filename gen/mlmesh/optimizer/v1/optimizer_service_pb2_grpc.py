@@ -55,6 +55,11 @@ class OptimizerServiceStub(object):
                 request_serializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.WatchAgentRequest.SerializeToString,
                 response_deserializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.AgentEvent.FromString,
                 )
+        self.OptimizeDay = channel.unary_unary(
+                '/mlmesh.optimizer.v1.OptimizerService/OptimizeDay',
+                request_serializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayResponse.FromString,
+                )
 
 
 class OptimizerServiceServicer(object):
@@ -118,6 +123,18 @@ class OptimizerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def OptimizeDay(self, request, context):
+        """Plans one day of the agent's profiles with its trained policy (a SUCCEEDED
+        agent): the policy is downloaded from the Registry, checked against the
+        ledger, and played on that day in a worker process. Returns the shifts,
+        the shiftable loads' hourly energy before and after, SCR/SSR/reward before
+        and after beside the greedy baseline, and the power flow of all 96 quarter
+        hours before and after.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OptimizerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -150,6 +167,11 @@ def add_OptimizerServiceServicer_to_server(servicer, server):
                     servicer.WatchAgent,
                     request_deserializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.WatchAgentRequest.FromString,
                     response_serializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.AgentEvent.SerializeToString,
+            ),
+            'OptimizeDay': grpc.unary_unary_rpc_method_handler(
+                    servicer.OptimizeDay,
+                    request_deserializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayRequest.FromString,
+                    response_serializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -271,5 +293,22 @@ class OptimizerService(object):
         return grpc.experimental.unary_stream(request, target, '/mlmesh.optimizer.v1.OptimizerService/WatchAgent',
             mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.WatchAgentRequest.SerializeToString,
             mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.AgentEvent.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def OptimizeDay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.optimizer.v1.OptimizerService/OptimizeDay',
+            mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayRequest.SerializeToString,
+            mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

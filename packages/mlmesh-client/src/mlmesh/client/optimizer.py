@@ -64,3 +64,10 @@ class Optimizer(_Service):
         `event.episode` (each finished training day: return, SCR, SSR, violations)."""
         return self._t.server_stream(self._stub.WatchAgent, opb.WatchAgentRequest(agent_id=agent_id),
                                      timeout=self._deadline(timeout, "watch"))
+
+    @rpc(f"{OPTIMIZER}/OptimizeDay")
+    def optimize(self, agent_id: str, day: int, *, timeout: float | None = None):
+        """Plans `day` of the agent's profiles with its trained policy: the shifts, SCR/SSR/reward before
+        and after beside greedy, the loads' hourly energy and the power flow before and after."""
+        return self._t.unary(self._stub.OptimizeDay, opb.OptimizeDayRequest(agent_id=agent_id, day=day),
+                             timeout=self._deadline(timeout, "slow"))
