@@ -23,7 +23,8 @@ def core_options(settings: OptimizerSettings) -> CoreOptions:
         limits=Limits(settings.default_time_limit_seconds, settings.max_time_limit_seconds,
                       settings.default_memory_limit_bytes, settings.max_memory_limit_bytes),
         max_concurrent_jobs=settings.max_concurrent_jobs, keep_work_dirs=settings.keep_work_dirs,
-        optimize_time_limit_seconds=settings.optimize_time_limit_seconds)
+        optimize_time_limit_seconds=settings.optimize_time_limit_seconds,
+        max_download_bytes=settings.max_download_bytes)
 
 
 async def build(settings: OptimizerSettings) -> tuple[MeshServer, OptimizerCore]:

@@ -35,6 +35,8 @@ class OptimizerSettings(DatabaseSettings, ServerSettings):
     max_memory_limit_bytes: int = Field(16 * GIB, ge=1 << 20, description="Largest memory limit an agent may ask for.")
     optimize_time_limit_seconds: int = Field(300, ge=1, description="Wall-clock limit of the worker that plans "
                                              "one day (OptimizeDay).")
+    max_download_bytes: int = Field(GIB, ge=1024, description="Largest grid, profile CSV or policy the Optimizer "
+                                    "downloads from the Registry.")
     memory_poll_seconds: float = Field(0.2, gt=0, le=5, description="How often the worker's memory is measured.")
     keep_work_dirs: bool = Field(False, description="Keep agents/<agent_id>/ after the job ends (debugging).")
     registry_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of a unary Registry call.")

@@ -51,12 +51,12 @@ class RegistryClient(PeerClient):
         return _info(await self.call(self._stub.UploadDataset, requests(), timeout=self.stream_timeout,
                                      on_behalf_of=organization_id))
 
-    async def model_sha256(self, model_id: str, *, on_behalf_of: str) -> str:
+    async def model_artifact(self, model_id: str, *, on_behalf_of: str) -> tuple[str, int]:
         model = await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id),
                                 on_behalf_of=on_behalf_of)
         if model.state != model_pb2.Model.STATE_TRAINED:
             raise errors.FailedPrecondition(f"model {model_id} is not TRAINED", reason="MODEL_NOT_TRAINED")
-        return model.res_sha256
+        return model.res_sha256, model.size_bytes
 
     def download_model(self, model_id: str, *, on_behalf_of: str) -> AsyncIterator[bytes]:
         return self.stream_bytes(self._stub.DownloadModel, reg_pb.DownloadModelRequest(model_id=model_id),

@@ -43,8 +43,8 @@ class Registry(Protocol):
     async def upload_dataset(self, organization_id: str, display_name: str, filename: str, content_type: str,
                              data: bytes) -> DatasetInfo:
         """A new dataset of `organization_id`, uploaded on its behalf."""
-    async def model_sha256(self, model_id: str, *, on_behalf_of: str) -> str:
-        """The SHA-256 of a TRAINED model's artifact (FailedPrecondition if it is not TRAINED)."""
+    async def model_artifact(self, model_id: str, *, on_behalf_of: str) -> tuple[str, int]:
+        """(SHA-256, size) of a TRAINED model's artifact (FailedPrecondition if it is not TRAINED)."""
     def download_model(self, model_id: str, *, on_behalf_of: str) -> AsyncIterator[bytes]:
         """The model's bytes; the Registry checks them against the ledger before the first byte."""
     async def store_policy(self, intake: PolicyIntake, chunks: AsyncIterator[bytes]) -> str:

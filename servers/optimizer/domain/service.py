@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import logging
 import shutil
@@ -35,7 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from servers.common import errors, ids
+from servers.common import blobs
 from servers.common.access import Access, access
+from servers.common.watchers import Watcher
 from servers.optimizer.domain import agents as A
 from servers.optimizer.domain.agents import Agent, AgentSpec, Episode, Limits
 from servers.optimizer.domain.ports import AgentRepository, PolicyIntake, Registry, Worker
@@ -65,22 +66,7 @@ class CoreOptions:
     max_concurrent_jobs: int = 1
     keep_work_dirs: bool = False
     optimize_time_limit_seconds: int = 300
-
-
-class _Watcher:
-    """A bounded queue of events; on overflow it is marked lagged and re-reads the database."""
-
-    def __init__(self, maxsize: int = 10_000):
-        self.queue: asyncio.Queue = asyncio.Queue(maxsize)
-        self.lagged = False
-        self.wake = asyncio.Event()
-
-    def put(self, event) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.lagged = True
-        self.wake.set()
+    max_download_bytes: int = 1 << 30  # a grid, profiles or policy larger than this is refused
 
 
 def _owned(agent: Agent, caller_org: str | None) -> Agent:
@@ -142,7 +128,7 @@ class OptimizerCore:
         self._slots = asyncio.Semaphore(options.max_concurrent_jobs)
         self._tasks: dict[str, asyncio.Task] = {}
         self._cancel_requested: set[str] = set()
-        self._watchers: dict[str, set[_Watcher]] = {}
+        self._watchers: dict[str, set[Watcher]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._closing = False
 
@@ -240,9 +226,10 @@ class OptimizerCore:
         work = self.options.work_root / "optimize" / uuid.uuid4().hex
         work.mkdir(parents=True)
         try:
-            sha = await self.registry.model_sha256(agent.model_id, on_behalf_of=org)
-            await _write_checked(self.registry.download_model(agent.model_id, on_behalf_of=org), work / "policy.zip",
-                                 sha, f"model {agent.model_id}")
+            sha, size = await self.registry.model_artifact(agent.model_id, on_behalf_of=org)
+            await blobs.download_to_file(self.registry.download_model(agent.model_id, on_behalf_of=org),
+                                         work / "policy.zip", sha256=sha, size_bytes=size,
+                                         max_bytes=self.options.max_download_bytes, what=f"model {agent.model_id}")
             spec = agent.worker_spec()
             if agent.grid.registered:
                 await self._fetch(agent, agent.grid.grid_dataset_id, work / "grid.json")
@@ -259,7 +246,7 @@ class OptimizerCore:
         """The agent now, the episodes it finished so far, then live events until it ends."""
         agent_id = ids.parse_id(agent_id, "agent_id")
         _owned(await self.repo.get(agent_id), caller_org)  # before anything of it is sent
-        watcher = _Watcher()
+        watcher = Watcher()
         self._watchers.setdefault(agent_id, set()).add(watcher)
         try:
             agent = await self.repo.get(agent_id)
@@ -273,8 +260,7 @@ class OptimizerCore:
                 watcher.wake.clear()
                 if watcher.lagged:
                     watcher.lagged = False
-                    while not watcher.queue.empty():
-                        watcher.queue.get_nowait()
+                    watcher.drain()
                     async for episode in self._replay(agent_id, last):
                         last = episode.episode
                         yield episode
@@ -283,8 +269,7 @@ class OptimizerCore:
                         agent = fresh
                         yield agent
                     continue
-                while not watcher.queue.empty():
-                    event = watcher.queue.get_nowait()
+                for event in watcher.drain():
                     if isinstance(event, Episode):
                         if event.episode > last:
                             last = event.episode
@@ -369,8 +354,9 @@ class OptimizerCore:
         the SHA-256 the Registry records. Returns that SHA-256."""
         org = agent.organization_id
         info = await self.registry.get_dataset(dataset_id, on_behalf_of=org)
-        await _write_checked(self.registry.download_dataset(dataset_id, on_behalf_of=org), dest, info.sha256,
-                             f"dataset {dataset_id}")
+        await blobs.download_to_file(self.registry.download_dataset(dataset_id, on_behalf_of=org), dest,
+                                     sha256=info.sha256.lower(), size_bytes=info.size_bytes,
+                                     max_bytes=self.options.max_download_bytes, what=f"dataset {dataset_id}")
         return info.sha256.lower()
 
     async def _train(self, agent: Agent, work: Path) -> None:
@@ -462,19 +448,6 @@ class OptimizerCore:
                     yield block
 
         return await self.registry.store_policy(intake, chunks())
-
-
-async def _write_checked(chunks: AsyncIterator[bytes], dest: Path, sha256: str, what: str) -> None:
-    """Writes the stream to `dest`; DataLoss unless its bytes have SHA-256 `sha256`."""
-    digest, size = hashlib.sha256(), 0
-    with open(dest, "wb") as out:
-        async for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
-            await asyncio.to_thread(out.write, chunk)
-    if digest.hexdigest() != sha256.lower():
-        raise errors.DataLoss(f"{what}: the {size} bytes received have SHA-256 {digest.hexdigest()}, the Registry "
-                              f"records {sha256}", reason="DOWNLOAD_HASH_MISMATCH")
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
