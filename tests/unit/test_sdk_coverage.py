@@ -74,7 +74,8 @@ def test_sdk_methods_name_only_rpcs_that_exist():
     assert set(covered) <= known, sorted(set(covered) - known)
 
 
-def test_both_clients_have_the_same_services_and_signatures():
+async def test_both_clients_have_the_same_services_and_signatures():
+    # The asyncio client makes a grpc.aio channel, which belongs to the running event loop.
     sync, aio = mlmesh.Client(token="t"), mlmesh.aio.Client(token="t")
     for name, cls in SERVICES.items():
         assert type(getattr(sync, name)) is cls and type(getattr(aio, name)) is cls
@@ -82,3 +83,4 @@ def test_both_clients_have_the_same_services_and_signatures():
             if not attr.startswith("_"):
                 assert getattr(fn, "__doc__", None) or hasattr(fn, "__mlmesh_rpcs__"), f"{name}.{attr}"
     sync.close()
+    await aio.close()
