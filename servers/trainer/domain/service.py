@@ -27,6 +27,7 @@ from pathlib import Path
 
 from servers.common import errors, ids
 from servers.common.access import Access, access
+from servers.common.watchers import Watcher
 from servers.trainer.domain import jobs as J
 from servers.trainer.domain.jobs import Job, Limits, LogLine
 from servers.trainer.domain.ports import Environments, JobRepository, ProcessRunner, Registry, RunRequest, Workflows
@@ -63,22 +64,6 @@ class CoreOptions:
     report_retry_seconds: float = 5.0
     inherited_env: tuple[tuple[str, str], ...] = ()
     seed: int = 0
-
-
-class _Watcher:
-    """A bounded queue of events; on overflow it is marked lagged and re-reads the database."""
-
-    def __init__(self, maxsize: int = 10_000):
-        self.queue: asyncio.Queue = asyncio.Queue(maxsize)
-        self.lagged = False
-        self.wake = asyncio.Event()
-
-    def put(self, event) -> None:
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.lagged = True
-        self.wake.set()
 
 
 class _JobLog:
@@ -143,7 +128,7 @@ class TrainerCore:
         self._slots = asyncio.Semaphore(options.max_concurrent_jobs)
         self._tasks: dict[str, asyncio.Task] = {}
         self._cancel_requested: set[str] = set()
-        self._watchers: dict[str, set[_Watcher]] = {}
+        self._watchers: dict[str, set[Watcher]] = {}
         self._job_locks: dict[str, asyncio.Lock] = {}
         self._closing = False
         self._reporter: asyncio.Task | None = None
@@ -249,7 +234,7 @@ class TrainerCore:
         if after_sequence < 0:
             raise errors.InvalidArgument("after_log_sequence must not be negative", reason="SEQUENCE_INVALID")
         _require_owner(await self.repo.get(job_id), caller_org)  # before anything of the job is sent
-        watcher = _Watcher()
+        watcher = Watcher()
         self._watchers.setdefault(job_id, set()).add(watcher)
         try:
             job = await self.repo.get(job_id)
@@ -263,8 +248,7 @@ class TrainerCore:
                 watcher.wake.clear()
                 if watcher.lagged:
                     watcher.lagged = False
-                    while not watcher.queue.empty():
-                        watcher.queue.get_nowait()
+                    watcher.drain()
                     fresh = await self.repo.get(job_id)
                     async for line in self._replay(job_id, last):
                         last = line.sequence
@@ -273,8 +257,7 @@ class TrainerCore:
                         job = fresh
                         yield job
                     continue
-                while not watcher.queue.empty():
-                    event = watcher.queue.get_nowait()
+                for event in watcher.drain():
                     if isinstance(event, LogLine):
                         if event.sequence > last:
                             last = event.sequence
