@@ -5,7 +5,8 @@ One source of truth: the servers and whom they dial (`servers.devstack.mesh.SERV
 `make up` uses). From them this writes
 
   k8s/base/<server>/    per server: ServiceAccount, Deployment (StatefulSet for the Learner),
-                        Service, settings ConfigMap (env file), NetworkPolicy, PodDisruptionBudget,
+                        Service (gRPC, metrics and the HTTP front of those with one: HTTP_PORTS),
+                        settings ConfigMap (env file), NetworkPolicy, PodDisruptionBudget,
                         cert-manager Certificate, HPA for the stateless ones
   k8s/base/kustomization.yaml       the list of them
   k8s/base/envoy/mlmesh.binpb       the descriptor set Envoy's transcoder reads
@@ -33,10 +34,10 @@ K8S = Path(__file__).resolve().parent
 REPO = K8S.parent
 sys.path.insert(0, str(REPO))
 
-from servers.common.endpoints import ENVOY_ADMIN_PORT, ENVOY_PORT, PORTS  # noqa: E402
+from servers.common.endpoints import ENVOY_ADMIN_PORT, ENVOY_PORT, HTTP_PORTS, PORTS  # noqa: E402
 from servers.devstack.envoy.descriptors import DEFAULT_DESCRIPTOR, build_descriptor_set  # noqa: E402
 from servers.devstack.envoy.render import UpstreamTls, dump_yaml, render_envoy_config  # noqa: E402
-from servers.devstack.envoy.routes import MESH_ROUTES, upstreams_of  # noqa: E402
+from servers.devstack.envoy.routes import HTTP_ROUTES, MESH_ROUTES, http_upstream, upstreams_of  # noqa: E402
 from servers.devstack.mesh import SERVERS, Server  # noqa: E402
 
 NAMESPACE = "mlmesh"
@@ -127,6 +128,7 @@ def settings_env(server: Server) -> dict[str, str]:
         f"{prefix}PORT": str(ports.grpc),
         f"{prefix}METRICS_HOST": "0.0.0.0",
         f"{prefix}METRICS_PORT": str(ports.metrics),
+        **({f"{prefix}HTTP_PORT": str(HTTP_PORTS[server.name])} if server.http else {}),
         **{f"{prefix}{other.upper()}_TARGET": f"{svc(other)}:{PORTS[other].grpc}" for other in server.dials},
         **dict(server.env),
         **EXTRA_SETTINGS.get(server.name, {}),
@@ -187,8 +189,8 @@ def server_pod(server: Server) -> dict[str, Any]:
         "command": [python, "-m", f"servers.{name}.main"],
         "envFrom": [{"configMapRef": {"name": "mlmesh-common"}}, {"configMapRef": {"name": svc(name)}}],
         "env": env,
-        "ports": [{"name": "grpc", "containerPort": ports.grpc, "protocol": "TCP"},
-                  {"name": "metrics", "containerPort": ports.metrics, "protocol": "TCP"}],
+        "ports": [{"name": port_name, "containerPort": port, "protocol": "TCP"}
+                  for port_name, port, _ in server_ports(server)],
         **probes("grpc", f"127.0.0.1:{ports.grpc}", int(server.start_timeout)),
         "resources": RESOURCES.get(name, RESOURCES["default"]),
         "securityContext": container_security(),
@@ -233,6 +235,19 @@ def workload(server: Server) -> dict[str, Any]:
     }
 
 
+def server_ports(server: Server) -> list[tuple[str, int, str]]:
+    """(name, port, appProtocol) of a server's container and Service: gRPC, metrics, and its HTTP front
+    (mutual TLS like the gRPC port, so `https`) when it has one."""
+    ports = PORTS[server.name]
+    http = [("http", HTTP_PORTS[server.name], "https")] if server.http else []
+    return [("grpc", ports.grpc, "grpc"), *http, ("metrics", ports.metrics, "http")]
+
+
+def http_fronts() -> list[str]:
+    """The servers whose HTTP front Envoy routes to (HTTP_ROUTES), in table order."""
+    return list(dict.fromkeys(row.server for row in HTTP_ROUTES))
+
+
 def service(name: str, ports: list[tuple[str, int, str]]) -> dict[str, Any]:
     return {
         "apiVersion": "v1", "kind": "Service", "metadata": {"name": svc(name), "labels": labels(name)},
@@ -254,12 +269,21 @@ def callers_of(name: str) -> list[str]:
     return callers
 
 
-def network_policy(name: str, grpc_port: int, metrics_port: int | None, callers: list[str]) -> dict[str, Any]:
-    rules = [{
+def from_components(components: list[str], port: int) -> dict[str, Any]:
+    return {
         "from": [{"podSelector": {"matchExpressions": [
-            {"key": "app.kubernetes.io/component", "operator": "In", "values": sorted(callers)}]}}],
-        "ports": [{"protocol": "TCP", "port": grpc_port}],
-    }]
+            {"key": "app.kubernetes.io/component", "operator": "In", "values": sorted(components)}]}}],
+        "ports": [{"protocol": "TCP", "port": port}],
+    }
+
+
+def network_policy(name: str, grpc_port: int, metrics_port: int | None, callers: list[str],
+                   http_port: int | None = None) -> dict[str, Any]:
+    """Ingress to the gRPC port from `callers`, to the HTTP front (if any) from Envoy only (nothing
+    else calls it), to the metrics port from the monitoring namespace."""
+    rules = [from_components(callers, grpc_port)]
+    if http_port is not None:
+        rules.append(from_components(["envoy"], http_port))
     if metrics_port is not None:
         rules.append({
             "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}],
@@ -330,8 +354,9 @@ def write_server(out: Written, server: Server) -> None:
                                 "metadata": {"name": svc(name), "labels": labels(name)},
                                 "automountServiceAccountToken": name in API_CLIENTS},
         "workload.yaml": workload(server),
-        "service.yaml": service(name, [("grpc", ports.grpc, "grpc"), ("metrics", ports.metrics, "http")]),
-        "networkpolicy.yaml": network_policy(name, ports.grpc, ports.metrics, callers_of(name)),
+        "service.yaml": service(name, server_ports(server)),
+        "networkpolicy.yaml": network_policy(name, ports.grpc, ports.metrics, callers_of(name),
+                                             HTTP_PORTS[name] if name in http_fronts() else None),
         "pdb.yaml": pdb(name),
         "certificate.yaml": certificate(name),
     }
@@ -348,9 +373,10 @@ def envoy_config(issuer: dict[str, str], descriptor: Path) -> str:
     """Envoy's config from the renderer: every routed server by its Service name, mutual TLS with
     the cert-manager Secret's files, the descriptor set from the ConfigMap at /etc/envoy."""
     upstreams = {name: (svc(name), PORTS[name].grpc) for name in upstreams_of(MESH_ROUTES)}
+    upstreams.update({http_upstream(name): (svc(name), HTTP_PORTS[name]) for name in http_fronts()})
     kwargs = {"jwks_uri": issuer.get("jwks_uri"), "jwks_file": issuer.get("jwks_file")}
     config = render_envoy_config(
-        upstreams=upstreams, routes=MESH_ROUTES, descriptor_path=descriptor,
+        upstreams=upstreams, routes=MESH_ROUTES, http_routes=HTTP_ROUTES, descriptor_path=descriptor,
         listen_host="0.0.0.0", listen_port=ENVOY_PORT, admin_port=ENVOY_ADMIN_PORT,
         issuer=issuer["issuer"], audiences=("mlmesh",),
         upstream_tls=UpstreamTls(Path(f"{TLS_DIR}/ca.crt"), Path(f"{TLS_DIR}/tls.crt"), Path(f"{TLS_DIR}/tls.key")),

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -166,6 +167,8 @@ def test_configmaps_hold_only_settings_the_servers_read(rendered, monkeypatch):
         monkeypatch.setattr("servers.common.settings.TlsSettings.files", lambda self: None)
         settings = cls()
         assert settings.host == "0.0.0.0" and settings.port == generate.PORTS[server.name].grpc
+        if server.http:
+            assert settings.http_port == generate.HTTP_PORTS[server.name]
         assert str(settings.tls.ca_file) == "/etc/mlmesh/tls/ca.crt"
         for other in server.dials:
             assert getattr(settings, f"{other}_target") == f"mlmesh-{other}:{generate.PORTS[other].grpc}"
@@ -214,3 +217,74 @@ def test_envoy_config_routes_every_routed_server_over_mutual_tls():
     transcoder = next(f for f in config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
                       ["typed_config"]["http_filters"] if f["name"] == "envoy.filters.http.grpc_json_transcoder")
     assert transcoder["typed_config"]["proto_descriptor"] == "/etc/envoy/mlmesh.binpb"
+
+
+def routes_of(config: dict) -> list[dict]:
+    hcm = config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    return [r for host in hcm["route_config"]["virtual_hosts"] for r in host["routes"]]
+
+
+@pytest.mark.parametrize("where", list(generate.ISSUERS))
+def test_envoy_config_routes_the_http_fronts(where):
+    config = yaml.safe_load((REPO / "k8s" / where / "envoy" / "envoy.yaml").read_text())
+    clusters = {c["name"]: c for c in config["static_resources"]["clusters"]}
+    fronts = generate.http_fronts()
+    assert {"registry", "learner"} <= set(fronts)
+    routed = [r["route"]["cluster"] for r in routes_of(config) if r["route"].get("cluster", "").endswith("-http")]
+    for server in fronts:
+        cluster = clusters[f"upstream_{server}-http"]
+        address = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+        assert address["socket_address"] == {"address": f"mlmesh-{server}", "port_value": generate.HTTP_PORTS[server]}
+        options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        assert "http_protocol_options" in options["explicit_http_config"], f"{server}: the HTTP front is HTTP/1.1"
+        tls = cluster["transport_socket"]["typed_config"]["common_tls_context"]
+        assert tls["alpn_protocols"] == ["http/1.1"]
+        sans = tls["validation_context"]["match_typed_subject_alt_names"]
+        assert sans == [{"san_type": "URI", "matcher": {"exact": f"spiffe://mlmesh/{server}"}}], \
+            "the front must present its server's own certificate"
+        rows = [row for row in generate.HTTP_ROUTES if row.server == server]
+        assert routed.count(f"upstream_{server}-http") == len(rows), f"{server}: one route per HTTP_ROUTES row"
+
+
+def test_http_fronts_are_served_and_admitted_from_envoy_only(rendered):
+    target, docs = rendered
+    services, policies = by_kind(docs, "Service"), by_kind(docs, "NetworkPolicy")
+    pods = {where.split("/", 1)[1]: spec for where, spec in pod_specs(docs)}
+    for server in generate.SERVERS:
+        name, port = f"mlmesh-{server.name}", generate.HTTP_PORTS.get(server.name)
+        http = [p for p in services[name]["spec"]["ports"] if p["name"] == "http"]
+        rules = [rule for rule in policies[name]["spec"]["ingress"] if {"protocol": "TCP", "port": port} in rule["ports"]]
+        if not server.http:
+            assert http == [] and rules == [], f"{target}: {server.name} has no HTTP front"
+            continue
+        assert http == [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP", "appProtocol": "https"}]
+        container = pods[name]["containers"][0]
+        assert {"name": "http", "containerPort": port, "protocol": "TCP"} in container["ports"]
+        assert len(rules) == 1 and admitted({"spec": {"ingress": rules}}) == {"envoy"}, \
+            f"{target}: {server.name}'s HTTP front must be reachable from Envoy alone"
+        grpc_rule = next(r for r in policies[name]["spec"]["ingress"] if r["ports"][0]["port"] == generate.PORTS[server.name].grpc)
+        assert {"protocol": "TCP", "port": port} not in grpc_rule["ports"]
+
+
+@pytest.mark.parametrize("where", list(generate.ISSUERS))
+def test_envoy_accepts_the_cluster_config(where, tmp_path):
+    """The real Envoy (`--mode validate`) loads the generated config, with this run's files in place of
+    the pod's mounts (the mesh certificate, the descriptor set, dev's JWKS file)."""
+    import json
+
+    from servers.common import identity, tls
+
+    certs = tls.ensure_mesh_certs(tmp_path / "mtls", ["envoy"])
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(identity.jwks(identity.ensure_keys(tmp_path / "identity"))))
+    text = (REPO / "k8s" / where / "envoy" / "envoy.yaml").read_text()
+    for pod_path, here in {"/etc/mlmesh/tls/ca.crt": certs.ca_file, "/etc/mlmesh/tls/tls.crt": certs.cert_file("envoy"),
+                           "/etc/mlmesh/tls/tls.key": certs.key_file("envoy"),
+                           "/etc/envoy/mlmesh.binpb": REPO / "k8s/base/envoy/mlmesh.binpb",
+                           "/etc/mlmesh/jwks/jwks.json": jwks}.items():
+        text = text.replace(pod_path, str(here))
+    config = tmp_path / "envoy.yaml"
+    config.write_text(text)
+    out = subprocess.run([str(Path(sys.executable).with_name("envoy")), "--mode", "validate", "-c", str(config),
+                          "--base-id", str(os.getpid() % 60000 + 1000)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
