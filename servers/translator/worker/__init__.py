@@ -11,6 +11,12 @@ server calls it as a subprocess, from the repository root (or with it on PYTHONP
     .venv-ml/bin/python -m servers.translator.worker --onnx-check --model model.onnx \
         --signature '…' --dataset digits.csv --report check.json [--rows 1437:1797]
 
+    .venv-ml/bin/python -m servers.translator.worker --framework pytorch --model original.pt \
+        --compare reproduced.pt --signature '…' --dataset digits.csv --report diff.json --rows 0:
+
+(``--compare``: both models on the same rows; ``max_abs_diff`` over every output element, measured, and
+whether the files are byte-identical. The Trainer's reproductions run it.)
+
 Frameworks: ``pytorch`` (a TorchScript archive written by ``torch.jit.save``), ``sklearn`` (a pickle of a
 fitted estimator or pipeline), ``tensorflow`` (a Keras ``.keras`` or ``.h5`` file).
 
