@@ -47,6 +47,9 @@ INTERNAL_RPCS: tuple[InternalRpcs, ...] = (
     InternalRpcs("mlmesh.registry.v1.RegistryService", ("CreateModelVersion",), frozenset({"learner", "optimizer"})),
     # The Registry schedules the training of the models registered with it.
     InternalRpcs("mlmesh.trainer.v1.TrainerService", ("SubmitTrainingJob",), frozenset({"registry"})),
+    # The AccessLog: only the Registry anchors and reads shares and unshares (first match wins).
+    InternalRpcs("mlmesh.ledger.v1.LedgerService", ("RecordAccessEvent", "ListAccessEntries"),
+                 frozenset({"registry"})),
     # Contracts: datasets and models (Registry), translations (Translator).
     InternalRpcs("mlmesh.ledger.v1.LedgerService", (), frozenset({"registry", "translator"})),
 )

@@ -52,3 +52,12 @@ def test_the_peer_is_checked_when_known():
     with pytest.raises(errors.PermissionDenied, match="only registry, translator may call, not learner"):
         check_internal_call(path, callers, (), "learner")
     assert internal_callers("/mlmesh.registry.v1.RegistryService/GetDataset") is None
+
+
+def test_only_the_registry_writes_and_reads_the_access_log():
+    for method in ("RecordAccessEvent", "ListAccessEntries"):
+        path = f"/mlmesh.ledger.v1.LedgerService/{method}"
+        callers = internal_callers(path)
+        check_internal_call(path, callers, (), "registry")
+        with pytest.raises(errors.PermissionDenied, match="only registry may call, not translator"):
+            check_internal_call(path, callers, (), "translator")

@@ -158,3 +158,16 @@ def test_failed_parity_keeps_its_verdict():
 
     assert (msg.parity_passed, msg.max_abs_diff) == (False, "0.5")
     assert conv.translation_contract_from_proto(msg) == failed
+
+
+def test_access_event_and_entry_round_trip():
+    from servers.ledger.domain.records import AccessEntry, AccessEventSpec
+
+    spec = AccessEventSpec(resource_kind="model", resource_id="5d066d58-06de-47ab-a2f6-c8f413e21947",
+                           action="UNSHARE", grantee="*", public=True, actor_organization_id="org-1",
+                           actor_subject_sha256="ab" * 32, event_time_micros=1_780_000_000_000_001)
+    entry = AccessEntry(index=3, spec=spec, block_number=9, contract_address=DATASET_CONTRACT.address,
+                        chain_id=31337)
+
+    assert conv.access_event_from_proto(conv.access_event_to_proto(spec)) == spec
+    assert conv.access_entry_from_proto(conv.access_entry_to_proto(entry)) == entry

@@ -1,4 +1,4 @@
-"""The chain adapter: Dataset, Model and Translation contracts on any EVM node over JSON-RPC (web3 AsyncWeb3).
+"""The chain adapter: Dataset, Model and Translation contracts (and the one AccessLog) on any EVM node over JSON-RPC (web3 AsyncWeb3).
 
 One code path for the embedded Anvil and a production Quorum / Besu node. Transactions are
 signed locally by the Ledger's key and sent raw; every write waits for its receipt. Failures
@@ -13,6 +13,11 @@ become domain errors with a message a person can act on:
     signer cannot pay .................. FailedPrecondition (SIGNER_INSUFFICIENT_FUNDS)
     signer used by another writer ...... Aborted      (NONCE_CONFLICT)
     not durable in time ................ Unavailable  (CONFIRMATION_TIMEOUT, JOURNAL_WRITE_FAILED)
+
+The AccessLog (docs/security.md, "Grants on the ledger?") is one contract per chain and signer,
+deployed on the first access event and remembered in <data_dir>/ledger/access-log-<chain id>-<signer>.json
+(written atomically and fsynced before the first entry is appended, like the signer key). Its
+writes go through the same `_transact` as every other, so the journal covers them too.
 
 When is a write acknowledged (durability)
 -----------------------------------------
@@ -33,8 +38,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -56,11 +64,20 @@ from web3.exceptions import (
 from web3.providers.rpc.utils import ExceptionRetryConfiguration
 
 from servers.common.errors import Aborted, FailedPrecondition, MeshError, NotFound, Unavailable
-from servers.ledger.adapters.artifacts import DATASET, MODEL, TRANSLATION, ContractArtifact, load_artifact
+from servers.ledger.adapters.artifacts import (
+    ACCESS_LOG,
+    DATASET,
+    MODEL,
+    TRANSLATION,
+    ContractArtifact,
+    load_artifact,
+)
 from servers.ledger.adapters.journal import JournalEntry, TxJournal, journal_path
 from servers.ledger.adapters.signer import load_or_create_signer
 from servers.ledger.domain.ledger import already_verified
 from servers.ledger.domain.records import (
+    AccessEntry,
+    AccessEventSpec,
     ChainInfo,
     DatasetContract,
     DatasetSpec,
@@ -79,7 +96,9 @@ log = logging.getLogger(__name__)
 DATASET_KIND = "mlmesh.Dataset/1"
 MODEL_KIND = "mlmesh.Model/1"
 TRANSLATION_KIND = "mlmesh.Translation/1"
-_KIND_NAMES = {DATASET_KIND: "Dataset", MODEL_KIND: "Model", TRANSLATION_KIND: "Translation"}
+ACCESS_LOG_KIND = "mlmesh.AccessLog/1"
+_KIND_NAMES = {DATASET_KIND: "Dataset", MODEL_KIND: "Model", TRANSLATION_KIND: "Translation",
+               ACCESS_LOG_KIND: "AccessLog"}
 # anvil_setBalance tops the signer up to this when it holds less than the minimum.
 _DEV_BALANCE_WEI = 10**24
 _DEV_MIN_BALANCE_WEI = 10**21
@@ -113,6 +132,31 @@ def _rpc_message(exc: Web3RPCError) -> str:
     return str(getattr(exc, "message", None) or exc)
 
 
+def _read_address(path: Path) -> str | None:
+    try:
+        return str(json.loads(path.read_text())["address"])
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise FailedPrecondition(f"{path} does not hold the AccessLog's address ({exc}); restore it from a backup "
+                                 "or remove it to start a new log", reason="ACCESS_LOG_FILE_INVALID") from exc
+
+
+def _write_address(path: Path, address: str, tx_hash: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(json.dumps({"address": address, "tx_hash": tx_hash}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 class EvmChain:
     """`ChainPort` over JSON-RPC. Create it, use it from one event loop, `await close()` it."""
 
@@ -134,6 +178,9 @@ class EvmChain:
         self._dataset: ContractArtifact = load_artifact(DATASET)
         self._model: ContractArtifact = load_artifact(MODEL)
         self._translation: ContractArtifact = load_artifact(TRANSLATION)
+        self._access_log: ContractArtifact = load_artifact(ACCESS_LOG)
+        self._access_log_address: str | None = None
+        self._access_log_lock = asyncio.Lock()
         self._nonces = NonceManager(self._recover_then_pending)
         # Dev-chain durability (module docstring): the journal, opened once the node is known to be
         # Anvil; this process's sent-but-not-yet-journaled transactions by nonce; the watcher task.
@@ -620,7 +667,7 @@ class EvmChain:
             for outcome in (found_kind, values, block):
                 if isinstance(outcome, BaseException):
                     raise outcome
-        return list(values), int(block)
+        return (list(values) if isinstance(values, list | tuple) else [values]), int(block)
 
     async def get_dataset(self, address: str) -> DatasetContract:
         values, block = await self._read(address, self._dataset, DATASET_KIND, "get_dataset_params")
@@ -676,6 +723,94 @@ class EvmChain:
         return TranslationContract(
             address=address, **fields, block_number=block, chain_id=await self._ready()
         )
+
+    # -- the AccessLog (module docstring) ------------------------------------------------------
+
+    def _access_log_file(self, chain_id: int) -> Path:
+        return self._settings.data_dir / "ledger" / f"access-log-{chain_id}-{self.signer_address.lower()}.json"
+
+    async def _access_log_at(self, create: bool) -> str | None:
+        """The AccessLog's address on this chain; deployed (and remembered) first when `create`,
+        else None while there is none."""
+        chain_id = await self._ready()
+        if self._access_log_address is not None:
+            return self._access_log_address
+        async with self._access_log_lock:
+            if self._access_log_address is not None:
+                return self._access_log_address
+            path = self._access_log_file(chain_id)
+            address = _read_address(path)
+            if address is not None:
+                try:
+                    await self._read(address, self._access_log, ACCESS_LOG_KIND, "count")
+                except NotFound as exc:
+                    if exc.reason != "CONTRACT_NOT_FOUND":
+                        raise
+                    # The node lost it and the journal cannot bring it back (a dev chain started
+                    # afresh): its entries are gone; a new log starts, and the Registry's anchors
+                    # of the old entries show as inconsistent.
+                    log.error("the AccessLog %s remembered in %s is not on chain %d; deploying a new one",
+                              address, path, chain_id)
+                    address = None
+            if address is None:
+                if not create:
+                    return None
+                factory = self._w3.eth.contract(abi=self._access_log.abi, bytecode=self._access_log.bytecode)
+                receipt, tx_hash = await self._transact(factory.constructor(), "deploying the AccessLog contract")
+                address = str(receipt["contractAddress"])
+                try:
+                    await asyncio.to_thread(_write_address, path, address, tx_hash)
+                except OSError as exc:
+                    raise Unavailable(f"the AccessLog {address} is deployed but its address cannot be saved in "
+                                      f"{path} ({exc})", reason="ACCESS_LOG_NOT_SAVED") from exc
+                log.info("deployed the AccessLog contract %s on chain %d (tx %s)", address, chain_id, tx_hash)
+            self._access_log_address = address
+            return address
+
+    async def record_access(self, spec: AccessEventSpec) -> Transacted[AccessEntry]:
+        address = await self._access_log_at(create=True)
+        contract = self._w3.eth.contract(address=address, abi=self._access_log.abi)
+        subject_hash = bytes.fromhex(spec.actor_subject_sha256) if spec.actor_subject_sha256 else bytes(32)
+        call = contract.functions.record(
+            spec.resource_kind, spec.resource_id, spec.action, spec.grantee, spec.public,
+            spec.actor_organization_id, subject_hash, spec.event_time_micros,
+        )
+        receipt, tx_hash = await self._transact(
+            call, f"recording {spec.action} of {spec.resource_kind} {spec.resource_id} in the AccessLog"
+        )
+        index = None
+        for entry_log in receipt.get("logs", []):
+            topics = entry_log.get("topics") or []
+            if str(entry_log.get("address", "")).lower() == address.lower() and len(topics) >= 2:
+                index = int.from_bytes(bytes(topics[1]), "big")
+        if index is None:
+            raise Unavailable(f"transaction {tx_hash} appended to the AccessLog but emitted no AccessRecorded event",
+                              reason="ACCESS_LOG_NO_EVENT", metadata={"tx_hash": tx_hash})
+        entry = AccessEntry(index=index, spec=spec, block_number=int(receipt["blockNumber"]),
+                            contract_address=address, chain_id=await self._ready())
+        return Transacted(entry, tx_hash)
+
+    async def access_entries(self, resource_kind: str, resource_id: str) -> list[AccessEntry]:
+        address = await self._access_log_at(create=False)
+        if address is None:
+            return []
+        chain_id = await self._ready()
+        contract = self._w3.eth.contract(address=address, abi=self._access_log.abi)
+        async with self._errors(f"reading the AccessLog {address}"):
+            indexes = await contract.functions.indexesOf(resource_kind, resource_id).call()
+            rows = await asyncio.gather(*(contract.functions.entry(i).call() for i in indexes))
+        entries = []
+        for index, row in zip(indexes, rows, strict=True):
+            kind, rid, action, grantee, public, actor_org, subject_hash, event_time, block = row
+            subject = bytes(subject_hash)
+            spec = AccessEventSpec(
+                resource_kind=kind, resource_id=rid, action=action, grantee=grantee, public=bool(public),
+                actor_organization_id=actor_org, actor_subject_sha256=subject.hex() if any(subject) else "",
+                event_time_micros=int(event_time),
+            )
+            entries.append(AccessEntry(index=int(index), spec=spec, block_number=int(block),
+                                       contract_address=address, chain_id=chain_id))
+        return entries
 
     async def chain_info(self) -> ChainInfo:
         chain_id = await self._ready()

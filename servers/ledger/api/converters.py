@@ -5,6 +5,8 @@ from __future__ import annotations
 from mlmesh.ledger.v1 import ledger_service_pb2 as pb
 
 from servers.ledger.domain.records import (
+    AccessEntry,
+    AccessEventSpec,
     ChainInfo,
     DatasetContract,
     DatasetSpec,
@@ -224,3 +226,39 @@ def chain_info_from_proto(msg: pb.ChainInfo) -> ChainInfo:
         signer_address=msg.signer_address,
         node_version=msg.node_version,
     )
+
+
+def access_event_from_proto(msg: pb.RecordAccessEventRequest) -> AccessEventSpec:
+    return AccessEventSpec(
+        resource_kind=msg.resource_kind, resource_id=msg.resource_id, action=msg.action, grantee=msg.grantee,
+        public=msg.public, actor_organization_id=msg.actor_organization_id,
+        actor_subject_sha256=msg.actor_subject_sha256, event_time_micros=msg.event_time_micros,
+    )
+
+
+def access_event_to_proto(spec: AccessEventSpec) -> pb.RecordAccessEventRequest:
+    return pb.RecordAccessEventRequest(
+        resource_kind=spec.resource_kind, resource_id=spec.resource_id, action=spec.action, grantee=spec.grantee,
+        public=spec.public, actor_organization_id=spec.actor_organization_id,
+        actor_subject_sha256=spec.actor_subject_sha256, event_time_micros=spec.event_time_micros,
+    )
+
+
+def access_entry_to_proto(entry: AccessEntry) -> pb.AccessEntry:
+    spec = entry.spec
+    return pb.AccessEntry(
+        index=entry.index, resource_kind=spec.resource_kind, resource_id=spec.resource_id, action=spec.action,
+        grantee=spec.grantee, public=spec.public, actor_organization_id=spec.actor_organization_id,
+        actor_subject_sha256=spec.actor_subject_sha256, event_time_micros=spec.event_time_micros,
+        block_number=entry.block_number, contract_address=entry.contract_address, chain_id=entry.chain_id,
+    )
+
+
+def access_entry_from_proto(msg: pb.AccessEntry) -> AccessEntry:
+    spec = AccessEventSpec(
+        resource_kind=msg.resource_kind, resource_id=msg.resource_id, action=msg.action, grantee=msg.grantee,
+        public=msg.public, actor_organization_id=msg.actor_organization_id,
+        actor_subject_sha256=msg.actor_subject_sha256, event_time_micros=msg.event_time_micros,
+    )
+    return AccessEntry(index=msg.index, spec=spec, block_number=msg.block_number,
+                       contract_address=msg.contract_address, chain_id=msg.chain_id)

@@ -67,3 +67,15 @@ class LedgerServicer(pb_grpc.LedgerServiceServicer):
         self, request: pb.GetChainInfoRequest, context: grpc.aio.ServicerContext
     ) -> pb.ChainInfo:
         return conv.chain_info_to_proto(await self._ledger.chain_info())
+
+    async def RecordAccessEvent(
+        self, request: pb.RecordAccessEventRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordAccessEventResponse:
+        done = await self._ledger.record_access(conv.access_event_from_proto(request))
+        return pb.RecordAccessEventResponse(entry=conv.access_entry_to_proto(done.contract), tx_hash=done.tx_hash)
+
+    async def ListAccessEntries(
+        self, request: pb.ListAccessEntriesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAccessEntriesResponse:
+        entries = await self._ledger.access_entries(request.resource_kind, request.resource_id)
+        return pb.ListAccessEntriesResponse(entries=[conv.access_entry_to_proto(e) for e in entries])

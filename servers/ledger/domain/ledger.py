@@ -8,6 +8,8 @@ from typing import Protocol
 
 from servers.common.errors import FailedPrecondition, NotFound
 from servers.ledger.domain.records import (
+    AccessEntry,
+    AccessEventSpec,
     ChainInfo,
     DatasetContract,
     DatasetSpec,
@@ -19,6 +21,8 @@ from servers.ledger.domain.records import (
     TranslationSpec,
 )
 from servers.ledger.domain.validation import (
+    check_access_event,
+    check_access_resource,
     check_address,
     check_dataset_spec,
     check_model_result,
@@ -50,6 +54,10 @@ class ChainPort(Protocol):
     async def get_translation(self, address: str) -> TranslationContract: ...
 
     async def chain_info(self) -> ChainInfo: ...
+
+    async def record_access(self, spec: AccessEventSpec) -> Transacted[AccessEntry]: ...
+
+    async def access_entries(self, resource_kind: str, resource_id: str) -> list[AccessEntry]: ...
 
 
 def already_verified(contract: ModelContract) -> FailedPrecondition:
@@ -166,3 +174,16 @@ class Ledger:
 
     async def chain_info(self) -> ChainInfo:
         return await self._chain.chain_info()
+
+    async def record_access(self, spec: AccessEventSpec) -> Transacted[AccessEntry]:
+        check_access_event(spec)
+        done = await self._chain.record_access(spec)
+        log.info(
+            "recorded access event %s %s/%s grantee=%s index=%d tx=%s",
+            spec.action, spec.resource_kind, spec.resource_id, spec.grantee, done.contract.index, done.tx_hash,
+        )
+        return done
+
+    async def access_entries(self, resource_kind: str, resource_id: str) -> list[AccessEntry]:
+        check_access_resource(resource_kind, resource_id)
+        return await self._chain.access_entries(resource_kind, resource_id)

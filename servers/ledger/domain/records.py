@@ -133,3 +133,28 @@ class ChainInfo:
     block_number: int
     signer_address: str
     node_version: str
+
+
+@dataclass(frozen=True)
+class AccessEventSpec:
+    """One share or unshare to append to the chain's AccessLog (docs/security.md)."""
+
+    resource_kind: str  # "dataset" or "model"
+    resource_id: str  # the resource's UUID
+    action: str  # "SHARE" or "UNSHARE"
+    grantee: str  # an organization, or "*" for public access
+    public: bool
+    actor_organization_id: str
+    actor_subject_sha256: str  # hex SHA-256 of the actor's subject; "" for a mesh server
+    event_time_micros: int  # Unix microseconds
+
+
+@dataclass(frozen=True)
+class AccessEntry:
+    """An AccessLog entry as read from the chain."""
+
+    index: int
+    spec: AccessEventSpec
+    block_number: int
+    contract_address: str
+    chain_id: int

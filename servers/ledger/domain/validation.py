@@ -10,7 +10,7 @@ from decimal import Decimal
 from eth_utils import is_checksum_address, to_checksum_address
 
 from servers.common.errors import InvalidArgument
-from servers.ledger.domain.records import DatasetSpec, ModelResult, ModelSpec, TranslationSpec
+from servers.ledger.domain.records import AccessEventSpec, DatasetSpec, ModelResult, ModelSpec, TranslationSpec
 
 MD5_RE = re.compile(r"[0-9a-f]{32}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
@@ -133,3 +133,35 @@ def check_translation_spec(spec: TranslationSpec) -> TranslationSpec:
     for field in ("max_abs_diff", "max_rel_diff", "atol", "rtol"):
         check_decimal(field, getattr(spec, field))
     return dataclasses.replace(spec, model_contract=model_contract)
+
+
+ACCESS_RESOURCE_KINDS = ("dataset", "model")
+ACCESS_ACTIONS = ("SHARE", "UNSHARE")
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+MAX_ORGANIZATION_CHARS = 128
+
+
+def check_access_resource(resource_kind: str, resource_id: str) -> None:
+    if resource_kind not in ACCESS_RESOURCE_KINDS:
+        raise _invalid("resource_kind", f"expected one of {', '.join(ACCESS_RESOURCE_KINDS)}, got {resource_kind!r}",
+                       "INVALID_RESOURCE_KIND")
+    if not UUID_RE.fullmatch(resource_id):
+        raise _invalid("resource_id", f"expected a lowercase UUID, got {resource_id[:64]!r}", "INVALID_RESOURCE_ID")
+
+
+def check_access_event(spec: AccessEventSpec) -> AccessEventSpec:
+    check_access_resource(spec.resource_kind, spec.resource_id)
+    if spec.action not in ACCESS_ACTIONS:
+        raise _invalid("action", f"expected SHARE or UNSHARE, got {spec.action!r}", "INVALID_ACTION")
+    if not spec.grantee or len(spec.grantee) > MAX_ORGANIZATION_CHARS:
+        raise _invalid("grantee", f"expected 1 to {MAX_ORGANIZATION_CHARS} characters", "INVALID_GRANTEE")
+    if spec.public != (spec.grantee == "*"):
+        raise _invalid("public", 'public is set exactly when the grantee is "*"', "INVALID_GRANTEE")
+    if len(spec.actor_organization_id) > MAX_ORGANIZATION_CHARS:
+        raise _invalid("actor_organization_id", f"longer than {MAX_ORGANIZATION_CHARS} characters",
+                       "INVALID_ORGANIZATION")
+    if spec.actor_subject_sha256:
+        check_sha256("actor_subject_sha256", spec.actor_subject_sha256)
+    if not 0 <= spec.event_time_micros < 2**63:
+        raise _invalid("event_time_micros", "expected Unix microseconds >= 0", "INVALID_EVENT_TIME")
+    return spec

@@ -1,7 +1,8 @@
 from mlmesh.common.v1 import validation_pb2 as _validation_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from typing import ClassVar as _ClassVar, Mapping as _Mapping, Optional as _Optional, Union as _Union
+from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Mapping, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -228,3 +229,73 @@ class GetTranslationContractRequest(_message.Message):
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     address: str
     def __init__(self, address: _Optional[str] = ...) -> None: ...
+
+class AccessEntry(_message.Message):
+    __slots__ = ("index", "resource_kind", "resource_id", "action", "grantee", "public", "actor_organization_id", "actor_subject_sha256", "event_time_micros", "block_number", "contract_address", "chain_id")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_KIND_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    GRANTEE_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_SUBJECT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_MICROS_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    CONTRACT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CHAIN_ID_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    resource_kind: str
+    resource_id: str
+    action: str
+    grantee: str
+    public: bool
+    actor_organization_id: str
+    actor_subject_sha256: str
+    event_time_micros: int
+    block_number: int
+    contract_address: str
+    chain_id: int
+    def __init__(self, index: _Optional[int] = ..., resource_kind: _Optional[str] = ..., resource_id: _Optional[str] = ..., action: _Optional[str] = ..., grantee: _Optional[str] = ..., public: bool = ..., actor_organization_id: _Optional[str] = ..., actor_subject_sha256: _Optional[str] = ..., event_time_micros: _Optional[int] = ..., block_number: _Optional[int] = ..., contract_address: _Optional[str] = ..., chain_id: _Optional[int] = ...) -> None: ...
+
+class RecordAccessEventRequest(_message.Message):
+    __slots__ = ("resource_kind", "resource_id", "action", "grantee", "public", "actor_organization_id", "actor_subject_sha256", "event_time_micros")
+    RESOURCE_KIND_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    GRANTEE_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_SUBJECT_SHA256_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TIME_MICROS_FIELD_NUMBER: _ClassVar[int]
+    resource_kind: str
+    resource_id: str
+    action: str
+    grantee: str
+    public: bool
+    actor_organization_id: str
+    actor_subject_sha256: str
+    event_time_micros: int
+    def __init__(self, resource_kind: _Optional[str] = ..., resource_id: _Optional[str] = ..., action: _Optional[str] = ..., grantee: _Optional[str] = ..., public: bool = ..., actor_organization_id: _Optional[str] = ..., actor_subject_sha256: _Optional[str] = ..., event_time_micros: _Optional[int] = ...) -> None: ...
+
+class RecordAccessEventResponse(_message.Message):
+    __slots__ = ("entry", "tx_hash")
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    entry: AccessEntry
+    tx_hash: str
+    def __init__(self, entry: _Optional[_Union[AccessEntry, _Mapping]] = ..., tx_hash: _Optional[str] = ...) -> None: ...
+
+class ListAccessEntriesRequest(_message.Message):
+    __slots__ = ("resource_kind", "resource_id")
+    RESOURCE_KIND_FIELD_NUMBER: _ClassVar[int]
+    RESOURCE_ID_FIELD_NUMBER: _ClassVar[int]
+    resource_kind: str
+    resource_id: str
+    def __init__(self, resource_kind: _Optional[str] = ..., resource_id: _Optional[str] = ...) -> None: ...
+
+class ListAccessEntriesResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AccessEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[AccessEntry, _Mapping]]] = ...) -> None: ...

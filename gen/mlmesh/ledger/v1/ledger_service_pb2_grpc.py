@@ -56,6 +56,16 @@ class LedgerServiceStub(object):
                 request_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.GetTranslationContractRequest.SerializeToString,
                 response_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.TranslationContract.FromString,
                 )
+        self.RecordAccessEvent = channel.unary_unary(
+                '/mlmesh.ledger.v1.LedgerService/RecordAccessEvent',
+                request_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.RecordAccessEventRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.RecordAccessEventResponse.FromString,
+                )
+        self.ListAccessEntries = channel.unary_unary(
+                '/mlmesh.ledger.v1.LedgerService/ListAccessEntries',
+                request_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.ListAccessEntriesRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.ListAccessEntriesResponse.FromString,
+                )
 
 
 class LedgerServiceServicer(object):
@@ -121,6 +131,21 @@ class LedgerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordAccessEvent(self, request, context):
+        """Appends one share or unshare of a dataset or a model to the chain's AccessLog contract
+        (deployed by the Ledger on first use) and waits for its receipt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAccessEntries(self, request, context):
+        """Reads every AccessLog entry of one resource, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LedgerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +188,16 @@ def add_LedgerServiceServicer_to_server(servicer, server):
                     servicer.GetTranslationContract,
                     request_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.GetTranslationContractRequest.FromString,
                     response_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.TranslationContract.SerializeToString,
+            ),
+            'RecordAccessEvent': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAccessEvent,
+                    request_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.RecordAccessEventRequest.FromString,
+                    response_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.RecordAccessEventResponse.SerializeToString,
+            ),
+            'ListAccessEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccessEntries,
+                    request_deserializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.ListAccessEntriesRequest.FromString,
+                    response_serializer=mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.ListAccessEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -309,5 +344,39 @@ class LedgerService(object):
         return grpc.experimental.unary_unary(request, target, '/mlmesh.ledger.v1.LedgerService/GetTranslationContract',
             mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.GetTranslationContractRequest.SerializeToString,
             mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.TranslationContract.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def RecordAccessEvent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.ledger.v1.LedgerService/RecordAccessEvent',
+            mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.RecordAccessEventRequest.SerializeToString,
+            mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.RecordAccessEventResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ListAccessEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.ledger.v1.LedgerService/ListAccessEntries',
+            mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.ListAccessEntriesRequest.SerializeToString,
+            mlmesh_dot_ledger_dot_v1_dot_ledger__service__pb2.ListAccessEntriesResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -15,7 +15,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmlmesh/registry/v1/access.proto\x12\x12mlmesh.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n\x0c\x41\x63\x63\x65ssPolicy\x12\x1a\n\x08resource\x18\x01 \x01(\tR\x08resource\x12\x32\n\x15owner_organization_id\x18\x02 \x01(\tR\x13ownerOrganizationId\x12\x16\n\x06public\x18\x03 \x01(\x08R\x06public\x12\x31\n\x06grants\x18\x04 \x03(\x0b\x32\x19.mlmesh.registry.v1.GrantR\x06grants\x12\x39\n\x07history\x18\x05 \x03(\x0b\x32\x1f.mlmesh.registry.v1.AccessEventR\x07history\"\x8a\x01\n\x05Grant\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x39\n\ngrant_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tgrantTime\x12\x1d\n\ngranted_by\x18\x03 \x01(\tR\tgrantedBy\"\xf5\x02\n\x0b\x41\x63\x63\x65ssEvent\x12>\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32&.mlmesh.registry.v1.AccessEvent.ActionR\x06\x61\x63tion\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x16\n\x06public\x18\x03 \x01(\x08R\x06public\x12\x14\n\x05\x61\x63tor\x18\x04 \x01(\tR\x05\x61\x63tor\x12\x39\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\teventTime\x12\x32\n\x15\x61\x63tor_organization_id\x18\x06 \x01(\tR\x13\x61\x63torOrganizationId\x12\x18\n\x07\x63hanged\x18\x07 \x01(\x08R\x07\x63hanged\"F\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41\x43TION_SHARE\x10\x01\x12\x12\n\x0e\x41\x43TION_UNSHARE\x10\x02\"\x8f\x01\n\x0c\x44\x61tasetUsage\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTimeB\x19\n\x15io.mlmesh.registry.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fmlmesh/registry/v1/access.proto\x12\x12mlmesh.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe4\x01\n\x0c\x41\x63\x63\x65ssPolicy\x12\x1a\n\x08resource\x18\x01 \x01(\tR\x08resource\x12\x32\n\x15owner_organization_id\x18\x02 \x01(\tR\x13ownerOrganizationId\x12\x16\n\x06public\x18\x03 \x01(\x08R\x06public\x12\x31\n\x06grants\x18\x04 \x03(\x0b\x32\x19.mlmesh.registry.v1.GrantR\x06grants\x12\x39\n\x07history\x18\x05 \x03(\x0b\x32\x1f.mlmesh.registry.v1.AccessEventR\x07history\"\x8a\x01\n\x05Grant\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x39\n\ngrant_time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tgrantTime\x12\x1d\n\ngranted_by\x18\x03 \x01(\tR\tgrantedBy\"\xaf\x03\n\x0b\x41\x63\x63\x65ssEvent\x12>\n\x06\x61\x63tion\x18\x01 \x01(\x0e\x32&.mlmesh.registry.v1.AccessEvent.ActionR\x06\x61\x63tion\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x16\n\x06public\x18\x03 \x01(\x08R\x06public\x12\x14\n\x05\x61\x63tor\x18\x04 \x01(\tR\x05\x61\x63tor\x12\x39\n\nevent_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\teventTime\x12\x32\n\x15\x61\x63tor_organization_id\x18\x06 \x01(\tR\x13\x61\x63torOrganizationId\x12\x18\n\x07\x63hanged\x18\x07 \x01(\x08R\x07\x63hanged\x12\x38\n\x06\x61nchor\x18\x08 \x01(\x0b\x32 .mlmesh.registry.v1.AccessAnchorR\x06\x61nchor\"F\n\x06\x41\x63tion\x12\x16\n\x12\x41\x43TION_UNSPECIFIED\x10\x00\x12\x10\n\x0c\x41\x43TION_SHARE\x10\x01\x12\x12\n\x0e\x41\x43TION_UNSHARE\x10\x02\"\xf8\x01\n\x0c\x41\x63\x63\x65ssAnchor\x12\x17\n\x07tx_hash\x18\x01 \x01(\tR\x06txHash\x12\x14\n\x05index\x18\x02 \x01(\x03R\x05index\x12<\n\x05\x63heck\x18\x03 \x01(\x0e\x32&.mlmesh.registry.v1.AccessAnchor.CheckR\x05\x63heck\x12\x16\n\x06\x64\x65tail\x18\x04 \x01(\tR\x06\x64\x65tail\"c\n\x05\x43heck\x12\x15\n\x11\x43HECK_UNSPECIFIED\x10\x00\x12\x14\n\x10\x43HECK_CONSISTENT\x10\x01\x12\x16\n\x12\x43HECK_INCONSISTENT\x10\x02\x12\x15\n\x11\x43HECK_UNAVAILABLE\x10\x03\"\x8f\x01\n\x0c\x44\x61tasetUsage\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTimeB\x19\n\x15io.mlmesh.registry.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -28,9 +28,13 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_GRANT']._serialized_start=320
   _globals['_GRANT']._serialized_end=458
   _globals['_ACCESSEVENT']._serialized_start=461
-  _globals['_ACCESSEVENT']._serialized_end=834
-  _globals['_ACCESSEVENT_ACTION']._serialized_start=764
-  _globals['_ACCESSEVENT_ACTION']._serialized_end=834
-  _globals['_DATASETUSAGE']._serialized_start=837
-  _globals['_DATASETUSAGE']._serialized_end=980
+  _globals['_ACCESSEVENT']._serialized_end=892
+  _globals['_ACCESSEVENT_ACTION']._serialized_start=822
+  _globals['_ACCESSEVENT_ACTION']._serialized_end=892
+  _globals['_ACCESSANCHOR']._serialized_start=895
+  _globals['_ACCESSANCHOR']._serialized_end=1143
+  _globals['_ACCESSANCHOR_CHECK']._serialized_start=1044
+  _globals['_ACCESSANCHOR_CHECK']._serialized_end=1143
+  _globals['_DATASETUSAGE']._serialized_start=1146
+  _globals['_DATASETUSAGE']._serialized_end=1289
 # @@protoc_insertion_point(module_scope)

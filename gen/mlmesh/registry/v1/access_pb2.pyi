@@ -32,7 +32,7 @@ class Grant(_message.Message):
     def __init__(self, organization_id: _Optional[str] = ..., grant_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., granted_by: _Optional[str] = ...) -> None: ...
 
 class AccessEvent(_message.Message):
-    __slots__ = ("action", "organization_id", "public", "actor", "event_time", "actor_organization_id", "changed")
+    __slots__ = ("action", "organization_id", "public", "actor", "event_time", "actor_organization_id", "changed", "anchor")
     class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         ACTION_UNSPECIFIED: _ClassVar[AccessEvent.Action]
@@ -48,6 +48,7 @@ class AccessEvent(_message.Message):
     EVENT_TIME_FIELD_NUMBER: _ClassVar[int]
     ACTOR_ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     CHANGED_FIELD_NUMBER: _ClassVar[int]
+    ANCHOR_FIELD_NUMBER: _ClassVar[int]
     action: AccessEvent.Action
     organization_id: str
     public: bool
@@ -55,7 +56,30 @@ class AccessEvent(_message.Message):
     event_time: _timestamp_pb2.Timestamp
     actor_organization_id: str
     changed: bool
-    def __init__(self, action: _Optional[_Union[AccessEvent.Action, str]] = ..., organization_id: _Optional[str] = ..., public: bool = ..., actor: _Optional[str] = ..., event_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., actor_organization_id: _Optional[str] = ..., changed: bool = ...) -> None: ...
+    anchor: AccessAnchor
+    def __init__(self, action: _Optional[_Union[AccessEvent.Action, str]] = ..., organization_id: _Optional[str] = ..., public: bool = ..., actor: _Optional[str] = ..., event_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., actor_organization_id: _Optional[str] = ..., changed: bool = ..., anchor: _Optional[_Union[AccessAnchor, _Mapping]] = ...) -> None: ...
+
+class AccessAnchor(_message.Message):
+    __slots__ = ("tx_hash", "index", "check", "detail")
+    class Check(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        CHECK_UNSPECIFIED: _ClassVar[AccessAnchor.Check]
+        CHECK_CONSISTENT: _ClassVar[AccessAnchor.Check]
+        CHECK_INCONSISTENT: _ClassVar[AccessAnchor.Check]
+        CHECK_UNAVAILABLE: _ClassVar[AccessAnchor.Check]
+    CHECK_UNSPECIFIED: AccessAnchor.Check
+    CHECK_CONSISTENT: AccessAnchor.Check
+    CHECK_INCONSISTENT: AccessAnchor.Check
+    CHECK_UNAVAILABLE: AccessAnchor.Check
+    TX_HASH_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    CHECK_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    tx_hash: str
+    index: int
+    check: AccessAnchor.Check
+    detail: str
+    def __init__(self, tx_hash: _Optional[str] = ..., index: _Optional[int] = ..., check: _Optional[_Union[AccessAnchor.Check, str]] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class DatasetUsage(_message.Message):
     __slots__ = ("model_id", "organization_id", "create_time")
