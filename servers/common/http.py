@@ -15,7 +15,14 @@ What it shares with the gRPC port, so neither front can disagree with the other:
 * domain errors through the same table (`grpc_errors.status_code_for`): the HTTP status and a
   `google.rpc.Status` JSON body `{"code", "message", "details": [ErrorInfo]}`, the shape the
   transcoder gives for the gRPC routes; anything else is a 500 with a request id, no traceback;
-* the request id (Envoy's `x-request-id`) in the log lines and the response.
+* the request id (Envoy's `x-request-id`) in the log lines and the response;
+* the request validation's rules (servers.common.validation): every query parameter and path
+  segment is checked before the handler runs (no control character, at most 256 characters, as
+  an unannotated proto string); handlers check what maps onto a proto field with
+  `validation.check_fields` and parse JSON bodies with `loads_json` (no NaN, no Infinity, no
+  number that overflows to one); a body past `client_max_size` is a 413;
+* metrics in the server's registry (`mlmesh_http_requests_total`, `mlmesh_http_request_duration_seconds`
+  by route pattern, method and status), as the gRPC interceptor counts RPCs.
 """
 
 from __future__ import annotations
@@ -26,10 +33,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 
+import json
 import grpc
 from aiohttp import web
 
-from servers.common import errors
+from servers.common import errors, validation
 from servers.common.caller import org_from_headers
 from servers.common.grpc_errors import status_code_for
 from servers.common.observability import request_id_var
@@ -66,6 +74,38 @@ def error_body(exc: errors.MeshError, domain: str) -> tuple[int, dict]:
     return HTTP_STATUS.get(code, 500), {"code": code.value[0], "message": message, "details": [info]}
 
 
+def _refuse_constant(name: str):
+    raise errors.InvalidArgument(f"the JSON body holds {name}, which is not a number here; send finite numbers",
+                                 reason="JSON_NOT_FINITE")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise errors.InvalidArgument(f"the JSON body holds the number {text[:40]}, too large for a 64-bit float",
+                                     reason="JSON_NOT_FINITE")
+    return value
+
+
+def loads_json(raw: bytes | str, what: str = "the request body"):
+    """`raw` as JSON, with NaN, Infinity and numbers overflowing to infinity refused (Python's json
+    takes them; the validation layer refuses non-finite floats on gRPC); InvalidArgument otherwise."""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
+        raise errors.InvalidArgument(f"{what} is not JSON: {detail}", reason="REQUEST_NOT_JSON") from None
+
+
+def check_request_text(request: web.Request) -> None:
+    """The validation layer's string rules on every query parameter (name and value) and path segment."""
+    for key, value in request.query.items():
+        validation.check_text("query parameter name", key)
+        validation.check_text(f"query parameter {key}", value)
+    for key, value in request.match_info.items():
+        validation.check_text(key, value)
+
+
 def peer_common_name(request: web.Request) -> str | None:
     """The CN of the client certificate on this connection (its mesh component), None without TLS."""
     transport = request.transport
@@ -82,6 +122,7 @@ def http_caller_org(request: web.Request) -> str | None:
     return org_from_headers(request.headers.items(), peer_common_name(request))
 
 
+_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -100,6 +141,8 @@ class HttpFront:
         self.port = 0
         self.quiet_paths = tuple(quiet_paths)
         self.error_key = error_key
+        self.client_max_size = client_max_size
+        self.metrics = None  # the server's servers.common.observability.Metrics (MeshServer.add_http)
         self.app = web.Application(middlewares=[self._middleware], client_max_size=client_max_size,
                                    handler_args={"access_log": None})
         self._runner: web.AppRunner | None = None
@@ -140,21 +183,28 @@ class HttpFront:
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         resource = request.match_info.route.resource
-        route = f"{request.method} {resource.canonical if resource is not None else request.path[:80]}"
+        pattern = resource.canonical if resource is not None else None
+        route = f"{request.method} {pattern or request.path[:80]}"
+        labels = (request.method if request.method in _METHODS else "OTHER", pattern or "(no route)")
         try:
             try:
+                check_request_text(request)
                 response = await handler(request)
             except errors.MeshError as exc:
                 status, body = error_body(exc, self.domain)
                 if self.error_key:
                     body[self.error_key] = body["message"]
-                self._log(route, status, started, f"reason={exc.reason} message={body['message']!r}")
+                self._log(labels, route, status, started, f"reason={exc.reason} message={body['message']!r}")
                 return web.json_response(body, status=status, headers={"x-request-id": request_id})
             except web.HTTPException as exc:
                 # aiohttp's own answers (no such route, method not allowed, body too large) as Status JSON.
                 code = {404: 5, 405: 12, 413: 8}.get(exc.status, 3 if exc.status < 500 else 13)
-                self._log(route, exc.status, started, exc.reason or "")
-                body = {"code": code, "message": exc.reason or "", "details": []}
+                self._log(labels, route, exc.status, started, exc.reason or "")
+                message = exc.reason or ""
+                if exc.status == 413:
+                    message = (f"the request body is larger than the {self.client_max_size} bytes this "
+                               "endpoint takes; send a smaller one")
+                body = {"code": code, "message": message, "details": []}
                 if self.error_key:
                     body[self.error_key] = body["message"]
                 return web.json_response(body, status=exc.status, headers={"x-request-id": request_id})
@@ -164,17 +214,22 @@ class HttpFront:
                         f"{request_id}", "details": [{"@type": _ERROR_INFO_TYPE, "reason": "INTERNAL",
                                                       "domain": self.domain,
                                                       "metadata": {"request_id": request_id}}]}
-                self._log(route, 500, started, "")
+                self._log(labels, route, 500, started, "")
                 return web.json_response(body, status=500, headers={"x-request-id": request_id})
             if not response.prepared:
                 response.headers["x-request-id"] = request_id
             quiet = response.status < 400 and request.path.startswith(self.quiet_paths) if self.quiet_paths else False
-            self._log(route, response.status, started, "", quiet=quiet)
+            self._log(labels, route, response.status, started, "", quiet=quiet)
             return response
         finally:
             request_id_var.reset(token)
 
-    def _log(self, route: str, status: int, started: float, note: str, *, quiet: bool = False) -> None:
+    def _log(self, labels: tuple[str, str], route: str, status: int, started: float, note: str, *,
+             quiet: bool = False) -> None:
+        if self.metrics is not None:
+            method, pattern = labels
+            self.metrics.http_handled.labels(self.name, method, pattern, str(status)).inc()
+            self.metrics.http_latency.labels(self.name, method, pattern).observe(time.perf_counter() - started)
         level = logging.DEBUG if quiet else (logging.ERROR if status >= 500 else logging.INFO)
         if log.isEnabledFor(level):
             log.log(level, "[%s http %s] status=%d %.1fms%s", self.name, route, status,

@@ -69,6 +69,18 @@ class Metrics:
             "mlmesh_rpc_stream_bytes_total", "Serialized message bytes of streaming RPCs.",
             [*labels, "direction"], registry=self.registry,
         )
+        # The HTTP fronts (servers.common.http) beside the RPCs: route is the route's pattern
+        # (`/v2/models/{name}/infer`), never the raw path, so the series stay bounded.
+        self.http_handled = Counter(
+            "mlmesh_http_requests_total", "HTTP front requests completed, by status.", ["front", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.http_latency = Histogram(
+            "mlmesh_http_request_duration_seconds", "HTTP front requests: time from request to response.",
+            ["front", "method", "route"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+            registry=self.registry,
+        )
         self.server = server
 
 

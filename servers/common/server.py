@@ -65,7 +65,8 @@ class MeshServer:
 
     def add_http(self, front) -> None:
         """An HTTP front over the same core (servers.common.http.HttpFront): started after the gRPC
-        server, stopped with it."""
+        server, stopped with it; its requests are counted in this server's metrics registry."""
+        front.metrics = self.metrics
         self._http_fronts.append(front)
 
     def on_shutdown(self, hook: Callable[[], Awaitable[None]]) -> None:

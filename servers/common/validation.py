@@ -300,6 +300,57 @@ def check_message(message: Message) -> None:
         raise fault.error() from None
 
 
+def check_fields(values: dict, message_type: type[Message], prefix: str = "") -> None:
+    """The rules of `message_type`'s fields applied to plain values that map onto them (an HTTP
+    front's multipart metadata, a protocol's own JSON): each key naming a scalar or repeated scalar
+    field is set on a `message_type` message, which `check_message` then walks, so REST and gRPC
+    share one set of limits. Keys naming no such field are left to the caller. A value of the
+    wrong type (or an integer out of the field's range) is INVALID_ARGUMENT too. `prefix` goes
+    before the field's name in the error (`metadata.`)."""
+    message = message_type()
+    fields = message.DESCRIPTOR.fields_by_name
+    for key, value in values.items():
+        field = fields.get(key)
+        if field is None or field.type in (FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_GROUP):
+            continue
+        try:
+            if _is_repeated(field):
+                getattr(message, key).extend(value)
+            else:
+                setattr(message, key, value)
+        except (TypeError, ValueError):
+            raise _fail(prefix + key, "FIELD_WRONG_TYPE",
+                        f"{prefix}{key} is not a valid {_type_name(field)} ({quote(str(value))})") from None
+    try:
+        _check(message)
+    except _Fault as fault:
+        fault.path = prefix + fault.path
+        raise fault.error() from None
+
+
+def _type_name(field: FieldDescriptor) -> str:
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return "string"
+    if field.type in _FLOATS:
+        return "number"
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        return "boolean"
+    if field.type == FieldDescriptor.TYPE_ENUM:
+        return f"{field.enum_type.name} value"
+    return "64-bit integer" if field.type in (FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_SINT64,
+                                              FieldDescriptor.TYPE_UINT64) else "integer"
+
+
+def check_text(path: str, value: str, max_length: int = DEFAULT_STRING_MAX) -> None:
+    """A free-standing identifier or name (a query parameter, a path segment) by the default string
+    rules: at most `max_length` characters, no control character."""
+    try:
+        _string_check(Rules(max_length=max_length, text=False, min_value=None, allow_non_finite=False))(value)
+    except _Fault as fault:
+        fault.path = path
+        raise fault.error() from None
+
+
 # -- the interceptor ------------------------------------------------------------------------------
 
 

@@ -130,6 +130,8 @@ def tensor_observations(live: LiveLearner, datatype: str, shape: list[int], *, v
             raise errors.InvalidArgument(f"input has {array.size} values; shape {shape} needs "
                                          f"{shape[0] * shape[1]}", reason="SHAPE")
     rows = array.astype(np.float64).reshape(shape)
+    if not np.isfinite(rows).all():  # raw bytes too: the field rules refuse NaN in fp64_contents already
+        raise errors.InvalidArgument("input data holds NaN or an infinity; send finite numbers", reason="DATA")
     return [Obs(row=row) for row in rows]
 
 

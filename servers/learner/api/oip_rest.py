@@ -16,18 +16,21 @@ asks (`parameters.binary_data_output`, or `binary_data` on a requested output).
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 from aiohttp import web
+from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2 as v2
 
-from servers.common import errors
-from servers.common.http import http_caller_org
+from servers.common import errors, validation
+from servers.common.http import http_caller_org, loads_json
 from servers.learner.api.oip import SERVER_NAME, SERVER_VERSION, model_metadata, output_tensor, tensor_observations
 from servers.learner.domain.service import LearnerCore
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 _MODEL = "/v2/models/{name}"
 _VERSION = "/v2/models/{name}/versions/{version}"
+MAX_RANK = 32  # dimensions of a tensor's shape
 
 
 def _json(body: dict, status: int = 200) -> web.Response:
@@ -38,21 +41,38 @@ def parse_infer_body(body: bytes, header_length: str | None) -> tuple[dict, byte
     """(the request's JSON, the binary data after it)."""
     split = len(body)
     if header_length is not None:
-        if not header_length.isdigit() or int(header_length) > len(body):
+        if not (header_length.isascii() and header_length.isdigit() and len(header_length) <= 20) \
+                or int(header_length) > len(body):
             raise errors.InvalidArgument(f"{HEADER_LENGTH} must be the JSON header's size, at most the body's "
                                          f"{len(body)} bytes", reason="HEADER_LENGTH")
         split = int(header_length)
-    try:
-        request = json.loads(body[:split])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise errors.InvalidArgument(f"the inference request is not JSON: {str(exc)[:120]}",
-                                     reason="REQUEST_NOT_JSON") from None
+    request = loads_json(body[:split], "the inference request")
     if not isinstance(request, dict):
         raise errors.InvalidArgument("the inference request must be a JSON object", reason="REQUEST_NOT_JSON")
     return request, body[split:]
 
 
-def input_tensor(request: dict, binary: bytes) -> tuple[str, list[int], object, bytes | None]:
+def check_tensor_header(request: dict, tensor: dict, max_elements: int) -> None:
+    """The gRPC half's field rules on what maps onto ModelInferRequest (id, the input's name and
+    datatype, shape in int64), then what JSON adds: a shape of at most MAX_RANK dimensions, none
+    negative, holding at most `max_elements` elements (the body's size: every element takes at least
+    a byte, in JSON or binary), so no product of dimensions is ever allocated."""
+    validation.check_fields({k: request[k] for k in ("id",) if k in request}, v2.ModelInferRequest)
+    validation.check_fields({k: tensor[k] for k in ("name", "datatype", "shape") if k in tensor},
+                            v2.ModelInferRequest.InferInputTensor, "inputs[0].")
+    shape = tensor["shape"]
+    if len(shape) > MAX_RANK:
+        raise errors.InvalidArgument(f"inputs[0].shape has {len(shape)} dimensions, at most {MAX_RANK}",
+                                     reason="SHAPE")
+    if any(d < 0 for d in shape):
+        raise errors.InvalidArgument(f"inputs[0].shape {shape} has a negative dimension", reason="SHAPE")
+    if math.prod(shape) > max_elements:
+        raise errors.InvalidArgument(f"inputs[0].shape {shape[:8]} holds more elements than the request's "
+                                     f"{max_elements} bytes can carry", reason="SHAPE")
+
+
+def input_tensor(request: dict, binary: bytes, max_elements: int = 1 << 26) -> tuple[str, list[int], object,
+                                                                                     bytes | None]:
     """(datatype, shape, data, raw bytes) of the request's one input tensor."""
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
@@ -64,6 +84,7 @@ def input_tensor(request: dict, binary: bytes) -> tuple[str, list[int], object, 
             not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
         raise errors.InvalidArgument('an input tensor needs "datatype" (a string) and "shape" (integers)',
                                      reason="TENSOR")
+    check_tensor_header(request, tensor, max_elements)
     size = (tensor.get("parameters") or {}).get("binary_data_size") if isinstance(tensor.get("parameters"),
                                                                                  dict) else None
     if size is not None:
@@ -130,8 +151,9 @@ class OipRest:
 
     async def infer(self, request: web.Request) -> web.Response:
         live = self._live(request)
-        body, binary = parse_infer_body(await request.read(), request.headers.get(HEADER_LENGTH))
-        datatype, shape, data, raw = input_tensor(body, binary)
+        raw_body = await request.read()
+        body, binary = parse_infer_body(raw_body, request.headers.get(HEADER_LENGTH))
+        datatype, shape, data, raw = input_tensor(body, binary, max_elements=len(raw_body))
         name, values = output_tensor(live, await self.core.infer(
             live, tensor_observations(live, datatype, shape, values=data, raw=raw)))
         response: dict = {"model_name": live.record.display_name, "model_version": str(live.record.version)}

@@ -9,11 +9,13 @@ The metadata takes the fields the query-parameter form takes (`POST /v1/datasets
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
+from mlmesh.registry.v1 import registry_service_pb2 as svc
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
-from servers.common import errors
+from servers.common import errors, validation
 from servers.registry.domain.datasets import UploadMetadata
 from servers.registry.domain.models import CreateModel
 from servers.registry.domain.ports import DatasetContractFields, ModelContractFields
@@ -114,21 +116,27 @@ MODEL_EXAMPLE = ('{"model_params": {"developer_id": "...", "organization_id": ".
 
 def upload_metadata_from_form(form: DatasetForm, *, filename: str, content_type: str) -> UploadMetadata:
     """The upload's metadata: the form's fields; a missing display name or file name is the
-    uploaded file's name, a missing content type the file part's."""
-    return UploadMetadata(
+    uploaded file's name, a missing content type the file part's. Checked by UploadDataset's field
+    rules (lengths, control characters), as the gRPC and transcoded routes are."""
+    meta = UploadMetadata(
         organization_id=form.organization_id, display_name=form.display_name or filename,
         samples_dimension=form.samples_dimension, content_type=form.content_type or content_type,
         filename=form.filename or filename, expected_md5=form.expected_md5, expected_sha256=form.expected_sha256)
+    validation.check_fields(dataclasses.asdict(meta), svc.UploadDatasetRequest)
+    return meta
 
 
 def create_model_from_form(form: ModelForm, *, train_image: str = "", recipe_filename: str = "") -> CreateModel:
-    """The model registration: a missing display name is the recipe's file name or the image reference."""
+    """The model registration: a missing display name is the recipe's file name or the image reference.
+    Checked by CreateModel's field rules (lengths, control characters, limits not negative)."""
     p = form.model_params
-    return CreateModel(
+    create = CreateModel(
         organization_id=p.organization_id, developer_id=p.developer_id, dataset_id=form.data_params.dataset_id,
         display_name=p.display_name or recipe_filename or train_image, recipe_filename=recipe_filename,
         expected_recipe_sha256=p.expected_recipe_sha256, image_reference=train_image, image_digest=p.image_digest,
         time_limit_seconds=p.time_limit_seconds, memory_limit_bytes=p.memory_limit_bytes)
+    validation.check_fields(dataclasses.asdict(create), svc.CreateModelRequest)
+    return create
 
 
 def dataset_contract_json(c: DatasetContractFields) -> dict:
