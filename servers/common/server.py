@@ -23,6 +23,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -36,6 +37,7 @@ from servers.common.settings import ServerSettings
 from servers.common.validation import ValidationInterceptor
 
 log = logging.getLogger("mlmesh.server")
+S = TypeVar("S", bound=ServerSettings)
 
 
 class MeshServer:
@@ -157,6 +159,25 @@ class MeshServer:
         await stop.wait()
         log.info("%s: signal received; draining for up to %.0fs", self.name, self.settings.grace_seconds)
         await self.stop()
+
+
+def serve(build: Callable[[S], Awaitable[MeshServer | tuple[MeshServer, Any]]], settings_class: type[S],
+          name: str) -> None:
+    """Entry point of a server's `main.py`: settings from the environment (`settings_class()`),
+    logging for `name`, `await build(settings)` (a MeshServer, or a tuple whose first item is
+    one), then serve until SIGTERM/SIGINT; a startup error is one line and exit status 1 (`run`).
+
+        if __name__ == "__main__":
+            serve(build, RegistrySettings, "registry")
+    """
+    async def main() -> None:
+        settings = settings_class()
+        configure_logging(settings.log_level, name)
+        built = await build(settings)
+        server = built[0] if isinstance(built, tuple) else built
+        await server.serve_forever()
+
+    run(main)
 
 
 def run(main: Callable[[], Awaitable[None]]) -> None:

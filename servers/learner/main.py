@@ -12,7 +12,7 @@ from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2 as v2
 from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2_grpc as v2_grpc
 
 from servers.common.http import HttpFront
-from servers.common.server import MeshServer, run
+from servers.common.server import MeshServer, serve
 from servers.learner.adapters.db import connect
 from servers.learner.adapters.registry_client import RegistryClient
 from servers.learner.api.oip import InferenceServicer
@@ -73,14 +73,5 @@ async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
     return server, core
 
 
-async def main() -> None:
-    settings = LearnerSettings()
-    from servers.common.observability import configure_logging
-
-    configure_logging(settings.log_level, "learner")
-    server, _core = await build(settings)
-    await server.serve_forever()
-
-
 if __name__ == "__main__":
-    run(main)
+    serve(build, LearnerSettings, "learner")

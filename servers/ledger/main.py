@@ -9,7 +9,7 @@ from prometheus_client import Gauge
 from mlmesh.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 
 from servers.common.errors import FailedPrecondition, Unavailable
-from servers.common.server import MeshServer, run
+from servers.common.server import MeshServer, serve
 from servers.ledger.adapters.artifacts import ArtifactError
 from servers.ledger.adapters.chain import EvmChain
 from servers.ledger.adapters.signer import SignerKeyError
@@ -20,9 +20,9 @@ from servers.ledger.settings import LedgerSettings
 log = logging.getLogger("mlmesh.ledger")
 
 
-def build(settings: LedgerSettings, *, configure_logs: bool = False) -> tuple[MeshServer, EvmChain]:
+def build(settings: LedgerSettings) -> tuple[MeshServer, EvmChain]:
     """The Ledger server (not started) and its chain adapter, which the server closes on stop."""
-    server = MeshServer("ledger", settings, configure_logs=configure_logs)
+    server = MeshServer("ledger", settings)
     try:
         chain = EvmChain(settings)
     except (SignerKeyError, ArtifactError) as exc:
@@ -42,9 +42,10 @@ def build(settings: LedgerSettings, *, configure_logs: bool = False) -> tuple[Me
     return server, chain
 
 
-async def main() -> None:
-    settings = LedgerSettings()
-    server, chain = build(settings, configure_logs=True)
+async def build_checked(settings: LedgerSettings) -> MeshServer:
+    """`build`, then one look at the chain node: a node not up yet is a warning (calls answer
+    UNAVAILABLE until it is), not a startup failure."""
+    server, chain = build(settings)
     log.info("ledger: chain node %s, signer %s (key %s)", settings.rpc_url, chain.signer_address,
              settings.signer_key_path)
     try:
@@ -54,8 +55,8 @@ async def main() -> None:
     except BaseException:
         await chain.close()
         raise
-    await server.serve_forever()
+    return server
 
 
 if __name__ == "__main__":
-    run(main)
+    serve(build_checked, LedgerSettings, "ledger")

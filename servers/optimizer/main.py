@@ -6,7 +6,7 @@ from mlmesh.optimizer.v1 import optimizer_service_pb2 as pb
 from mlmesh.optimizer.v1 import optimizer_service_pb2_grpc as pb_grpc
 
 from servers.common.processes import LocalProcessRunner
-from servers.common.server import MeshServer, run
+from servers.common.server import MeshServer, serve
 from servers.optimizer.adapters.db import Database
 from servers.optimizer.adapters.registry_client import RegistryClient
 from servers.optimizer.adapters.worker_runner import WorkerRunner
@@ -55,14 +55,5 @@ async def build(settings: OptimizerSettings) -> tuple[MeshServer, OptimizerCore]
     return server, core
 
 
-async def main() -> None:
-    settings = OptimizerSettings()
-    from servers.common.observability import configure_logging
-
-    configure_logging(settings.log_level, "optimizer")
-    server, _core = await build(settings)
-    await server.serve_forever()
-
-
 if __name__ == "__main__":
-    run(main)
+    serve(build, OptimizerSettings, "optimizer")

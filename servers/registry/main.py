@@ -9,7 +9,7 @@ from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
 from servers.common.http import HttpFront
 from servers.common.recovery import start_reconciliation
-from servers.common.server import MeshServer, run
+from servers.common.server import MeshServer, serve
 from servers.common.storage import make_object_store
 from servers.registry.adapters.access_db import AccessRepository
 from servers.registry.adapters.datasets_db import DatasetRepository
@@ -38,8 +38,9 @@ async def build(settings: RegistrySettings) -> MeshServer:
     db = await Database.connect(settings.require_database_url())
     store = make_object_store(settings.storage)
     ledger = LedgerClient(settings.ledger_target)
+    sharing = Sharing(AccessRepository(db), ledger=ledger)  # grants anchored on the ledger's AccessLog
     datasets = DatasetCore(
-        store, DatasetRepository(db), ledger, Sharing(AccessRepository(db)),
+        store, DatasetRepository(db), ledger, sharing,
         max_upload_bytes=settings.max_upload_bytes, read_chunk_bytes=settings.read_chunk_bytes,
     )
     trainer = TrainerClient(settings.trainer_target)
@@ -65,6 +66,9 @@ async def build(settings: RegistrySettings) -> MeshServer:
     server.on_shutdown(translator.close)
     server.on_shutdown(store.close)
     server.on_shutdown(db.close)
+    # Access events an earlier run could not anchor (the ledger was down); stopped before its clients close.
+    sharing.start_anchoring()
+    server.on_shutdown(sharing.close)
     if settings.reconcile_on_start:
         # Registered last, so it is cancelled first, before the clients it uses close.
         reconciler = Reconciler(store, DatasetRepository(db), ModelRepository(db), ledger)
@@ -81,14 +85,5 @@ def _mesh_version() -> str:
         return "unknown"
 
 
-async def main() -> None:
-    settings = RegistrySettings()
-    from servers.common.observability import configure_logging
-
-    configure_logging(settings.log_level, "registry")
-    server = await build(settings)
-    await server.serve_forever()
-
-
 if __name__ == "__main__":
-    run(main)
+    serve(build, RegistrySettings, "registry")

@@ -7,7 +7,7 @@ import logging
 from mlmesh.trainer.v1 import trainer_service_pb2 as pb
 from mlmesh.trainer.v1 import trainer_service_pb2_grpc as pb_grpc
 
-from servers.common.server import MeshServer, run
+from servers.common.server import MeshServer, serve
 from servers.trainer.adapters.db import Database
 from servers.trainer.adapters.local_executor import LocalProcessRunner, RecipeEnvironments
 from servers.trainer.adapters.registry_client import RegistryClient
@@ -74,14 +74,5 @@ async def build(settings: TrainerSettings) -> tuple[MeshServer, TrainerCore]:
     return server, core
 
 
-async def main() -> None:
-    settings = TrainerSettings()
-    from servers.common.observability import configure_logging
-
-    configure_logging(settings.log_level, "trainer")
-    server, _core = await build(settings)
-    await server.serve_forever()
-
-
 if __name__ == "__main__":
-    run(main)
+    serve(build, TrainerSettings, "trainer")

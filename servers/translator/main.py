@@ -7,7 +7,7 @@ import logging
 from mlmesh.translator.v1 import translator_service_pb2 as pb
 from mlmesh.translator.v1 import translator_service_pb2_grpc as pb_grpc
 
-from servers.common.server import MeshServer, run
+from servers.common.server import MeshServer, serve
 from servers.common.recovery import start_reconciliation
 from servers.common.storage import make_object_store
 from servers.translator.adapters.db import Database
@@ -62,14 +62,5 @@ async def build(settings: TranslatorSettings) -> tuple[MeshServer, TranslatorCor
     return server, core
 
 
-async def main() -> None:
-    settings = TranslatorSettings()
-    from servers.common.observability import configure_logging
-
-    configure_logging(settings.log_level, "translator")
-    server, _core = await build(settings)
-    await server.serve_forever()
-
-
 if __name__ == "__main__":
-    run(main)
+    serve(build, TranslatorSettings, "translator")
