@@ -36,6 +36,7 @@ def main() -> None:
     print()
     print("== Learner predict path: CPU per request of our own code, without the transport (load-independent) ==")
     subprocess.run([str(REPO / ".venv-ml/bin/python"), "-m", "bench.learner_path"], cwd=REPO, check=True)
+    subprocess.run([str(REPO / ".venv-ml/bin/python"), "-m", "bench.validation_cost"], cwd=REPO, check=True)
 
     print()
     print("== The front door under concurrency: the Learner's V2 model direct vs through Envoy with a JWT ==")
