@@ -3,7 +3,9 @@ levels the Sharing component derives from grants, and the access-policy converte
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
 
 import pytest
 from mlmesh.registry.v1 import access_pb2
@@ -131,3 +133,29 @@ def test_grant_and_usage_round_trips():
     assert conv.grant_from_proto(conv.grant_to_proto(grant)) == grant
     usage = UsageRecord("m-1", "org-b", T0)
     assert conv.usage_from_proto(conv.usage_to_proto(usage)) == usage
+
+
+def test_anchored_event_round_trips_with_its_check():
+    from servers.registry.domain.records import AccessAnchorRecord
+
+    for check, detail in (("CONSISTENT", ""), ("INCONSISTENT", "grantee: database 'x', chain 'y'"),
+                          ("UNAVAILABLE", "ledger down")):
+        event = AccessEventRecord(SHARE, "*", "org-a", "alice", T0, True,
+                                  anchor=AccessAnchorRecord("0x" + "ab" * 32, 7, check, detail))
+        assert conv.access_event_from_proto(conv.access_event_to_proto(event)) == event
+
+
+def test_the_chain_entry_of_an_event_hashes_the_subject_and_names_every_difference():
+    from servers.registry.domain.sharing import compare_entry, log_entry
+
+    resource = "5d066d58-06de-47ab-a2f6-c8f413e21947"
+    event = AccessEventRecord(SHARE, "*", "org-a", "alice", T0 + dt.timedelta(microseconds=7), True)
+    entry = log_entry("dataset", resource, event)
+    assert entry.public and entry.grantee == "*"
+    assert entry.actor_subject_sha256 == hashlib.sha256(b"alice").hexdigest()
+    assert entry.event_time_micros == int(T0.timestamp()) * 1_000_000 + 123_000 + 7
+    assert log_entry("model", resource, AccessEventRecord(UNSHARE, "org-b", "", "", T0, False)
+                     ).actor_subject_sha256 == ""
+    assert compare_entry(entry, entry) == []
+    tampered = dataclasses.replace(entry, grantee="org-x", event_time_micros=1)
+    assert [d.split(":")[0] for d in compare_entry(entry, tampered)] == ["grantee", "event_time_micros"]

@@ -3,8 +3,9 @@ resource, a share or unshare applied with its audit events in one transaction, t
 and the usages of a dataset (the models registered on it). Implements
 `servers.registry.domain.ports.AccessRepository`.
 
-`access_events` is append-only in the database (a trigger refuses UPDATE, DELETE and TRUNCATE);
-this module only ever inserts into it."""
+`access_events` is append-only in the database (a trigger refuses UPDATE, DELETE and TRUNCATE,
+except the one UPDATE that sets a row's missing ledger anchor, migration 0006); this module
+inserts rows and sets anchors, nothing else."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from servers.registry.adapters.db import Database, keyset_page
 from servers.registry.domain.records import (
     SHARE,
     UNSHARE,
+    AccessAnchorRecord,
     AccessEventRecord,
     GrantRecord,
     Page,
@@ -30,6 +32,20 @@ def _ident(kind: str, resource_id: str):
     if kind not in _ID_FIELD:
         raise ValueError(f"unknown resource kind {kind!r}")
     return ids.parse_uuid(resource_id, _ID_FIELD[kind])
+
+
+def _event(row: asyncpg.Record) -> AccessEventRecord:
+    anchor = None
+    if row["anchor_tx_hash"]:
+        anchor = AccessAnchorRecord(tx_hash=row["anchor_tx_hash"], index=row["anchor_index"])
+    return AccessEventRecord(action=row["action"], grantee=row["grantee"],
+                             actor_organization_id=row["actor_organization_id"], actor_subject=row["actor_subject"],
+                             event_time=row["event_time"].astimezone(dt.UTC), changed=row["changed"],
+                             event_id=row["event_id"], anchor=anchor)
+
+
+_EVENT_COLUMNS = ("event_id, action, grantee, actor_organization_id, actor_subject, event_time, changed, "
+                  "anchor_tx_hash, anchor_index")
 
 
 def _usage(row: asyncpg.Record) -> UsageRecord:
@@ -83,16 +99,26 @@ class AccessRepository:
                 "SELECT grantee, granted_by, grant_time FROM grants WHERE resource_kind = $1 AND resource_id = $2 "
                 "ORDER BY grant_time, grantee", kind, ident)
             events = await conn.fetch(
-                "SELECT action, grantee, actor_organization_id, actor_subject, event_time, changed "
-                "FROM access_events WHERE resource_kind = $1 AND resource_id = $2 ORDER BY event_id", kind, ident)
+                f"SELECT {_EVENT_COLUMNS} FROM access_events WHERE resource_kind = $1 AND resource_id = $2 "
+                "ORDER BY event_id", kind, ident)
         return (
             [GrantRecord(grantee=r["grantee"], granted_by=r["granted_by"],
                          grant_time=r["grant_time"].astimezone(dt.UTC)) for r in grants],
-            [AccessEventRecord(action=r["action"], grantee=r["grantee"],
-                               actor_organization_id=r["actor_organization_id"], actor_subject=r["actor_subject"],
-                               event_time=r["event_time"].astimezone(dt.UTC), changed=r["changed"])
-             for r in events],
+            [_event(r) for r in events],
         )
+
+    async def unanchored(self, limit: int) -> list[tuple[str, str, AccessEventRecord]]:
+        async with self.db.connection("reading the access events not anchored yet") as conn:
+            rows = await conn.fetch(
+                f"SELECT resource_kind, resource_id, {_EVENT_COLUMNS} FROM access_events "
+                "WHERE anchor_tx_hash = '' ORDER BY event_id LIMIT $1", limit)
+        return [(r["resource_kind"], str(r["resource_id"]), _event(r)) for r in rows]
+
+    async def set_anchor(self, event_id: int, tx_hash: str, index: int) -> None:
+        async with self.db.connection(f"recording the ledger anchor of access event {event_id}") as conn:
+            await conn.execute(
+                "UPDATE access_events SET anchor_tx_hash = $2, anchor_index = $3 "
+                "WHERE event_id = $1 AND anchor_tx_hash = ''", event_id, tx_hash, index)
 
     async def usages(self, dataset_id: str, page_size: int, page_token: str) -> Page:
         return await keyset_page(

@@ -7,6 +7,7 @@ from mlmesh.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from servers.common.peer import PeerClient
 from servers.registry.domain.ports import (
+    AccessLogEntry,
     Anchor,
     DatasetContractFields,
     ModelContractFields,
@@ -51,6 +52,14 @@ def translation_fields_from_proto(c: ledger_pb.TranslationContract) -> Translati
         model_contract=c.model_contract, source_sha256=c.source_sha256, onnx_md5=c.onnx_md5,
         onnx_sha256=c.onnx_sha256, converter=c.converter, opset=c.opset, max_abs_diff=c.max_abs_diff,
         parity_passed=c.parity_passed, block_number=c.block_number,
+    )
+
+
+def access_entry_from_proto(e: ledger_pb.AccessEntry) -> AccessLogEntry:
+    return AccessLogEntry(
+        index=e.index, resource_kind=e.resource_kind, resource_id=e.resource_id, action=e.action,
+        grantee=e.grantee, public=e.public, actor_organization_id=e.actor_organization_id,
+        actor_subject_sha256=e.actor_subject_sha256, event_time_micros=e.event_time_micros,
     )
 
 
@@ -99,3 +108,17 @@ class LedgerClient(PeerClient):
     async def get_translation_contract(self, address: str) -> TranslationContractFields:
         request = ledger_pb.GetTranslationContractRequest(address=address)
         return translation_fields_from_proto(await self.call(self._stub.GetTranslationContract, request))
+
+    async def record_access(self, entry: AccessLogEntry) -> tuple[str, int]:
+        request = ledger_pb.RecordAccessEventRequest(
+            resource_kind=entry.resource_kind, resource_id=entry.resource_id, action=entry.action,
+            grantee=entry.grantee, public=entry.public, actor_organization_id=entry.actor_organization_id,
+            actor_subject_sha256=entry.actor_subject_sha256, event_time_micros=entry.event_time_micros,
+        )
+        response = await self.call(self._stub.RecordAccessEvent, request, timeout=self.deploy_timeout)
+        return response.tx_hash, response.entry.index
+
+    async def access_entries(self, resource_kind: str, resource_id: str) -> list[AccessLogEntry]:
+        request = ledger_pb.ListAccessEntriesRequest(resource_kind=resource_kind, resource_id=resource_id)
+        response = await self.call(self._stub.ListAccessEntries, request)
+        return [access_entry_from_proto(e) for e in response.entries]

@@ -12,6 +12,7 @@ from servers.registry.domain.datasets import Provenance, UploadMetadata
 from servers.registry.domain.records import (
     SHARE,
     UNSHARE,
+    AccessAnchorRecord,
     AccessEventRecord,
     AccessPolicyRecord,
     DatasetRecord,
@@ -259,7 +260,24 @@ def access_event_to_proto(e: AccessEventRecord) -> access_pb2.AccessEvent:
     return access_pb2.AccessEvent(
         action=_ACTIONS[e.action], organization_id="" if public else e.grantee, public=public,
         actor=e.actor_subject, event_time=timestamp_to_proto(e.event_time),
-        actor_organization_id=e.actor_organization_id, changed=e.changed)
+        actor_organization_id=e.actor_organization_id, changed=e.changed,
+        anchor=access_anchor_to_proto(e.anchor) if e.anchor else None)
+
+
+_CHECKS = {"CONSISTENT": access_pb2.AccessAnchor.CHECK_CONSISTENT,
+           "INCONSISTENT": access_pb2.AccessAnchor.CHECK_INCONSISTENT,
+           "UNAVAILABLE": access_pb2.AccessAnchor.CHECK_UNAVAILABLE}
+
+
+def access_anchor_to_proto(a: AccessAnchorRecord) -> access_pb2.AccessAnchor:
+    return access_pb2.AccessAnchor(tx_hash=a.tx_hash, index=a.index,
+                                   check=_CHECKS.get(a.check, access_pb2.AccessAnchor.CHECK_UNSPECIFIED),
+                                   detail=a.detail)
+
+
+def access_anchor_from_proto(p: access_pb2.AccessAnchor) -> AccessAnchorRecord:
+    check = {v: k for k, v in _CHECKS.items()}.get(p.check, "")
+    return AccessAnchorRecord(tx_hash=p.tx_hash, index=p.index, check=check, detail=p.detail)
 
 
 def access_event_from_proto(p: access_pb2.AccessEvent) -> AccessEventRecord:
@@ -269,7 +287,8 @@ def access_event_from_proto(p: access_pb2.AccessEvent) -> AccessEventRecord:
     return AccessEventRecord(
         action=action, grantee=_PUBLIC if p.public else p.organization_id,
         actor_organization_id=p.actor_organization_id, actor_subject=p.actor,
-        event_time=timestamp_from_proto(p.event_time), changed=p.changed)
+        event_time=timestamp_from_proto(p.event_time), changed=p.changed,
+        anchor=access_anchor_from_proto(p.anchor) if p.HasField("anchor") else None)
 
 
 def access_policy_to_proto(r: AccessPolicyRecord) -> access_pb2.AccessPolicy:

@@ -114,6 +114,31 @@ class ModelRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class AccessLogEntry:
+    """An AccessLog entry as the Ledger reads it from the chain (docs/security.md)."""
+
+    index: int
+    resource_kind: str
+    resource_id: str
+    action: str
+    grantee: str
+    public: bool
+    actor_organization_id: str
+    actor_subject_sha256: str  # "" for a mesh server
+    event_time_micros: int
+
+
+class AccessLedger(Protocol):
+    """The Ledger's AccessLog: append one access event, read a resource's entries."""
+
+    async def record_access(self, entry: AccessLogEntry) -> tuple[str, int]:
+        """Appends `entry` (its index is ignored); (tx hash, index on chain)."""
+        ...
+
+    async def access_entries(self, resource_kind: str, resource_id: str) -> list[AccessLogEntry]: ...
+
+
 class AccessRepository(Protocol):
     """Grants of datasets and models ("*": public) and the append-only log of share/unshare requests."""
 
@@ -127,6 +152,14 @@ class AccessRepository(Protocol):
 
     async def policy(self, kind: str, resource_id: str) -> tuple[list[GrantRecord], list[AccessEventRecord]]:
         """The current grants and the whole history, oldest first."""
+        ...
+
+    async def unanchored(self, limit: int) -> list[tuple[str, str, AccessEventRecord]]:
+        """(kind, resource id, event) of the oldest audit rows without a ledger anchor."""
+        ...
+
+    async def set_anchor(self, event_id: int, tx_hash: str, index: int) -> None:
+        """Records the event's AccessLog entry (once: an anchored row keeps its anchor)."""
         ...
 
     async def usages(self, dataset_id: str, page_size: int, page_token: str) -> Page:

@@ -123,6 +123,22 @@ class AccessEventRecord:
     actor_subject: str  # "" for a mesh server
     event_time: dt.datetime
     changed: bool  # False: the grant already existed (share) or did not (unshare)
+    event_id: int = 0  # the audit row's id (not part of the API)
+    anchor: AccessAnchorRecord | None = None  # its AccessLog entry; None while not anchored yet
+
+
+# Outcomes of comparing an audit row with its AccessLog entry on the chain.
+ANCHOR_CONSISTENT, ANCHOR_INCONSISTENT, ANCHOR_UNAVAILABLE = "CONSISTENT", "INCONSISTENT", "UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class AccessAnchorRecord:
+    """Where the chain's AccessLog holds an access event, and whether it still agrees."""
+
+    tx_hash: str
+    index: int
+    check: str = ""  # ANCHOR_*; "" when not compared
+    detail: str = ""  # what differs, for ANCHOR_INCONSISTENT
 
 
 @dataclass(frozen=True)
