@@ -10,6 +10,10 @@ into output parameters); post-train streams the artifact to the Registry. The st
 are servers/trainer/domain/steps.py, which the local executor runs inside the Trainer; this
 module only gives them a command line. Exit status 1 with one line on stderr on failure (Argo
 shows it as the step's message).
+
+The Registry serves only mutual TLS in a cluster: the steps dial it with the mesh identity of
+`MLMESH_TLS_CA_FILE` / `MLMESH_TLS_CERT_FILE` / `MLMESH_TLS_KEY_FILE` (TlsSettings; the template
+mounts the Trainer's certificate and sets them), plaintext when none is set (development).
 """
 
 from __future__ import annotations
@@ -20,7 +24,10 @@ import datetime as dt
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from servers.common import errors
+from servers.common.settings import TlsSettings
 from servers.trainer.adapters.registry_client import RegistryClient
 from servers.trainer.domain import jobs as J
 from servers.trainer.domain.recipe import ARTIFACT_NAMES, ArchiveLimits, load_recipe, parse_recipe_toml
@@ -99,6 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--registry", required=True, help="host:port of the Registry")
     parser.add_argument("--work", required=True, help="the job's shared directory")
     args = parser.parse_args(argv)
+    try:  # the client (servers.common.peer) loads the same settings; a bad one fails here with one line
+        TlsSettings().files()
+    except (ValidationError, OSError) as exc:
+        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+        print(f"error: the mesh certificate (MLMESH_TLS_*): {reason}", file=sys.stderr)
+        return 1
     step = run_pre_train if args.step == "pre-train" else run_post_train
     try:
         asyncio.run(step(args))

@@ -288,3 +288,34 @@ def test_envoy_accepts_the_cluster_config(where, tmp_path):
     out = subprocess.run([str(Path(sys.executable).with_name("envoy")), "--mode", "validate", "-c", str(config),
                           "--base-id", str(os.getpid() % 60000 + 1000)], capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+
+
+def test_the_training_workflow_steps_that_call_the_registry_carry_the_trainer_certificate():
+    """pre-train and post-train (our code) mount the Trainer's cert-manager Secret and point MLMESH_TLS_* at it
+    (servers/trainer/argo_steps.py dials with them); the train steps (the user's code) never see it."""
+    from servers.common.internal import INTERNAL_RPCS
+    from servers.common.settings import TlsSettings
+
+    docs = render("k8s/base")
+    template = by_kind(docs, "WorkflowTemplate")["mlmesh-training"]["spec"]
+    volumes = {v["name"]: v for v in template["volumes"]}
+    secret = volumes["tls"]["secret"]["secretName"]
+    certificates = by_kind(docs, "Certificate")
+    assert certificates[secret]["spec"]["secretName"] == secret, "the Secret is one cert-manager issues"
+    identity = certificates[secret]["spec"]["commonName"]
+    registry_calls = {t["name"]: t["container"] for t in template["templates"] if "container" in t}
+    for step in ("pre-train", "post-train"):
+        container = registry_calls.pop(step)
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+        assert mount.get("readOnly") is True
+        env = {e["name"]: e["value"] for e in container["env"]}
+        settings = TlsSettings(**{k.removeprefix("MLMESH_TLS_").lower(): v for k, v in env.items()
+                                  if k.startswith("MLMESH_TLS_")})
+        for path, key in ((settings.ca_file, "ca.crt"), (settings.cert_file, "tls.crt"), (settings.key_file, "tls.key")):
+            assert str(path) == f"{mount['mountPath']}/{key}", f"{step}: {path} is not the Secret's {key}"
+    for name, container in registry_calls.items():
+        assert "tls" not in {m["name"] for m in container.get("volumeMounts", [])}, f"{name} runs user code"
+        assert not any(e["name"].startswith("MLMESH_TLS_") for e in container.get("env", [])), name
+    reporting = [rule for rule in INTERNAL_RPCS if "SubmitTrainingResult" in rule.methods]
+    assert reporting and all(identity in rule.callers for rule in reporting), \
+        f"the Registry must admit {identity}'s certificate for post-train's SubmitTrainingResult"

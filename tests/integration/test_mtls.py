@@ -178,3 +178,37 @@ def test_a_token_without_an_org_claim_is_refused_through_envoy(stack):
     rest = httpx.get(f"{stack.base_url}/v1/datasets", headers={"authorization": f"Bearer {token}"}, timeout=30)
     assert rest.status_code == 401
     assert rest.json()["code"] == 16 and "no org claim" in rest.json()["message"]
+
+
+async def _argo_step(registry_port: int, work, tls_env: dict[str, str]) -> tuple[int, str]:
+    """`python -m servers.trainer.argo_steps pre-train` as the WorkflowTemplate runs it, with `tls_env`
+    (the template's MLMESH_TLS_*) in place of any the test process has."""
+    import asyncio
+    import os
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLMESH_TLS_")} | tls_env
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "servers.trainer.argo_steps", "pre-train", "--model-id=no-such-model", "--job-id=j1",
+        f"--registry=127.0.0.1:{registry_port}", f"--work={work}", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    return proc.returncode, err.decode()
+
+
+async def test_argo_steps_dial_the_registry_with_the_mounted_mesh_certificate(tls_registry, mesh_certs, tmp_path):
+    """The training workflow's steps reach a mutual-TLS Registry with the Trainer's certificate from
+    MLMESH_TLS_* (a malformed model id, so the Registry's own INVALID_ARGUMENT proves the call got in), and
+    are refused at the handshake without one (after pre-train's 10 s grace for an unavailable Registry)."""
+    import asyncio
+
+    trainer = {"MLMESH_TLS_CA_FILE": str(mesh_certs.ca_file), "MLMESH_TLS_CERT_FILE": str(mesh_certs.cert_file("trainer")),
+               "MLMESH_TLS_KEY_FILE": str(mesh_certs.key_file("trainer"))}
+    (with_cert, without, partial) = await asyncio.gather(
+        _argo_step(tls_registry.port, tmp_path / "a", trainer),
+        _argo_step(tls_registry.port, tmp_path / "b", {}),
+        _argo_step(tls_registry.port, tmp_path / "c", {"MLMESH_TLS_CA_FILE": str(mesh_certs.ca_file)}))
+    assert with_cert[0] == 1 and "model_id 'no-such-model' is not a UUID" in with_cert[1], with_cert
+    assert without[0] == 1 and "no-such-model" not in without[1] and "unavailable" in without[1].lower(), without
+    assert partial[0] == 1 and "MLMESH_TLS_" in partial[1] and "cert_file" in partial[1], partial
+    assert "Traceback" not in with_cert[1] + without[1] + partial[1]
