@@ -632,3 +632,7 @@ def test_revoking_a_grant_takes_effect_on_the_next_download(stack, http, channel
     assert policy.get("grants", []) == []
     assert sorted((e["action"], e["organization_id"]) for e in policy["history"]) == [
         ("ACTION_SHARE", GRANTEE), ("ACTION_UNSHARE", GRANTEE)]
+    # Both events are anchored on the ledger's AccessLog and the chain agrees with the audit rows.
+    anchors = [e.get("anchor", {}) for e in policy["history"]]
+    assert [(a.get("check"), len(a.get("tx_hash", ""))) for a in anchors] == [("CHECK_CONSISTENT", 66)] * 2
+    assert len({a["tx_hash"] for a in anchors}) == 2
