@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import signal
@@ -11,12 +10,11 @@ import uuid
 import grpc
 import pytest
 from mlmesh.ledger.v1 import ledger_service_pb2 as pb
-from mlmesh.ledger.v1 import ledger_service_pb2_grpc as pb_grpc
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import ContractLogicError
 
 from servers.ledger.adapters.artifacts import ACCESS_LOG, load_artifact
-from tests.fixtures.chain import make_ledger_settings, start_anvil_node
+from tests.fixtures.chain import make_ledger_settings, running_ledger, start_anvil_node
 
 
 def _event(resource_id: str = "", **overrides) -> pb.RecordAccessEventRequest:
@@ -25,19 +23,6 @@ def _event(resource_id: str = "", **overrides) -> pb.RecordAccessEventRequest:
                   event_time_micros=1_780_000_000_123_456)
     values.update(overrides)
     return pb.RecordAccessEventRequest(**values)
-
-
-@contextlib.asynccontextmanager
-async def _ledger(settings):
-    from servers.ledger.main import build
-
-    server, chain = build(settings)
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-            yield chain, pb_grpc.LedgerServiceStub(channel)
-    finally:
-        await server.stop(0, drain=0)
 
 
 async def test_entries_are_appended_and_read_back_per_resource(ledger_stub):
@@ -101,18 +86,19 @@ async def test_the_access_log_is_deployed_once_remembered_and_journaled(tmp_path
     settings = make_ledger_settings(node.url, tmp_path / "ledger")
     resource = str(uuid.uuid4())
     try:
-        async with _ledger(settings) as (chain, stub):
+        async with running_ledger(settings) as (_server, stub):
             empty = await stub.ListAccessEntries(pb.ListAccessEntriesRequest(resource_kind="dataset",
                                                                              resource_id=resource))
             first = await stub.RecordAccessEvent(_event(resource))
-            journaled = {json.loads(line)["tx_hash"] for line in chain.journal.path.read_text().splitlines()}
+            [journal] = (tmp_path / "ledger" / "ledger").glob("journal-*.jsonl")
+            journaled = {json.loads(line)["tx_hash"] for line in journal.read_text().splitlines()}
         remembered = [json.loads(p.read_text()) for p in (tmp_path / "ledger" / "ledger").glob("access-log-*.json")]
         # A restarted Ledger on a chain that lost everything: the journal restores the log and its entry.
         node.stop(signal.SIGKILL)
         for path in (tmp_path / "chain" / "anvil").glob("*.json"):
             path.unlink()
         node.start()
-        async with _ledger(settings) as (_chain, stub):
+        async with running_ledger(settings) as (_server, stub):
             second = await stub.RecordAccessEvent(_event(resource, action="UNSHARE"))
             listed = await stub.ListAccessEntries(pb.ListAccessEntriesRequest(resource_kind="dataset",
                                                                               resource_id=resource))

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 
 import asyncpg
 import grpc
@@ -17,6 +16,7 @@ from mlmesh.registry.v1 import access_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
+from servers.devstack.procs import free_port
 from tests.fixtures.registry_models import as_org, create_model_as, upload_dataset_of
 
 A, B = "org-owner", "org-partner"
@@ -24,12 +24,6 @@ ALICE = "alice@org-owner"
 CONSISTENT = access_pb2.AccessAnchor.CHECK_CONSISTENT
 INCONSISTENT = access_pb2.AccessAnchor.CHECK_INCONSISTENT
 _ACTION = {access_pb2.AccessEvent.ACTION_SHARE: "SHARE", access_pb2.AccessEvent.ACTION_UNSHARE: "UNSHARE"}
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest_asyncio.fixture
@@ -41,7 +35,7 @@ async def start_registry(ledger_server, fresh_db_dsn, tmp_path, trainer):
     started = []
 
     async def start(ledger_up: bool = True):
-        ledger_port = ledger_server.port if ledger_up else _closed_port()
+        ledger_port = ledger_server.port if ledger_up else free_port()  # nobody listens there
         settings = RegistrySettings(port=0, metrics_port=-1, database_url=fresh_db_dsn, data_dir=tmp_path,
                                     ledger_target=f"127.0.0.1:{ledger_port}",
                                     trainer_target=f"127.0.0.1:{trainer.port}", reconcile_on_start=False)
