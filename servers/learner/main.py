@@ -38,7 +38,7 @@ async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
     db = await connect(database_url)
     registry = RegistryClient(settings.registry_target, timeout=settings.registry_timeout_seconds,
                               stream_timeout=settings.registry_stream_timeout_seconds,
-                              chunk_bytes=settings.transfer_chunk_bytes)
+                              chunk_bytes=settings.transfer_chunk_bytes, tls=settings.tls)
     core = LearnerCore(db, registry, CoreOptions(
         work_dir=settings.work_dir.resolve(), max_learners=settings.max_learners,
         max_reference_rows=settings.max_reference_rows, running_loss_alpha=settings.running_loss_alpha,

@@ -37,18 +37,18 @@ async def build(settings: RegistrySettings) -> MeshServer:
     server = MeshServer("registry", settings, configure_logs=False)
     db = await Database.connect(settings.require_database_url())
     store = make_object_store(settings.storage)
-    ledger = LedgerClient(settings.ledger_target)
+    ledger = LedgerClient(settings.ledger_target, tls=settings.tls)
     sharing = Sharing(AccessRepository(db), ledger=ledger)  # grants anchored on the ledger's AccessLog
     datasets = DatasetCore(
         store, DatasetRepository(db), ledger, sharing,
         max_upload_bytes=settings.max_upload_bytes, read_chunk_bytes=settings.read_chunk_bytes,
     )
-    trainer = TrainerClient(settings.trainer_target)
+    trainer = TrainerClient(settings.trainer_target, tls=settings.tls)
     models = ModelCore(
         store, ModelRepository(db), ledger, trainer, datasets, max_recipe_bytes=settings.max_recipe_bytes,
         max_model_bytes=settings.max_model_bytes, read_chunk_bytes=settings.read_chunk_bytes,
     )
-    translator = TranslatorClient(settings.translator_target)
+    translator = TranslatorClient(settings.translator_target, tls=settings.tls)
     lineage = LineageCore(models, datasets, trainer, translator, ledger)
     attestations = AttestationCore(lineage, EcdsaSigner.load(settings.signing_key_file, settings.data_dir),
                                    mesh_version=_mesh_version())

@@ -45,7 +45,7 @@ async def build(settings: TrainerSettings) -> tuple[MeshServer, TrainerCore]:
     workflows = None
     db = await Database.connect(settings.require_database_url())
     registry = RegistryClient(settings.registry_target, timeout=settings.registry_timeout_seconds,
-                              max_message_bytes=settings.max_message_bytes)
+                              max_message_bytes=settings.max_message_bytes, tls=settings.tls)
     try:
         if settings.executor == "argo":
             from servers.trainer.adapters.argo import ArgoWorkflows

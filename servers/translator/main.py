@@ -40,9 +40,9 @@ async def build(settings: TranslatorSettings) -> tuple[MeshServer, TranslatorCor
         await db.close()
         raise
     registry = RegistryClient(settings.registry_target, timeout=settings.registry_timeout_seconds,
-                              max_message_bytes=settings.max_message_bytes)
+                              max_message_bytes=settings.max_message_bytes, tls=settings.tls)
     ledger = LedgerClient(settings.ledger_target, deploy_timeout=settings.ledger_deploy_timeout_seconds,
-                          read_timeout=settings.ledger_read_timeout_seconds)
+                          read_timeout=settings.ledger_read_timeout_seconds, tls=settings.tls)
     worker = SubprocessWorker(settings.ml_python.absolute(), REPO,
                               time_limit_seconds=settings.worker_time_limit_seconds,
                               inherited_env=settings.inherited_env)

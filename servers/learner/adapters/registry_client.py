@@ -18,6 +18,7 @@ from mlmesh.registry.v1 import registry_service_pb2_grpc as reg_grpc
 from servers.common import blobs
 from servers.common.grpc_errors import error_from_rpc
 from servers.common.peer import PeerClient
+from servers.common.settings import TlsSettings
 from servers.learner.domain.ports import DatasetInfo, ModelInfo, SavedModel, VersionToSave
 
 LIMIT_SETTING = "MLMESH_LEARNER_MAX_DOWNLOAD_BYTES"
@@ -36,9 +37,9 @@ class RegistryClient(PeerClient):
     """The `domain.ports.Registry` over the Registry's gRPC API."""
 
     def __init__(self, target: str, *, timeout: float = 30.0, stream_timeout: float | None = None,
-                 chunk_bytes: int = 1 << 20):
+                 chunk_bytes: int = 1 << 20, tls: TlsSettings | None = None):
         super().__init__(target, "registry", reg_grpc.RegistryServiceStub, timeout=timeout,
-                         stream_timeout=stream_timeout, max_message_bytes=max(8 << 20, 2 * chunk_bytes))
+                         stream_timeout=stream_timeout, max_message_bytes=max(8 << 20, 2 * chunk_bytes), tls=tls)
         self.chunk_bytes = chunk_bytes
 
     async def get_model(self, model_id: str, *, on_behalf_of: str | None = None) -> ModelInfo:

@@ -6,6 +6,7 @@ from mlmesh.ledger.v1 import ledger_service_pb2 as ledger_pb
 from mlmesh.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from servers.common.peer import PeerClient
+from servers.common.settings import TlsSettings
 from servers.registry.domain.ports import (
     AccessLogEntry,
     Anchor,
@@ -66,8 +67,9 @@ def access_entry_from_proto(e: ledger_pb.AccessEntry) -> AccessLogEntry:
 class LedgerClient(PeerClient):
     """Implements the domain's Ledger ports over gRPC."""
 
-    def __init__(self, target: str, *, deploy_timeout: float = 120.0, read_timeout: float = 30.0):
-        super().__init__(target, "ledger", ledger_grpc.LedgerServiceStub, timeout=read_timeout)
+    def __init__(self, target: str, *, deploy_timeout: float = 120.0, read_timeout: float = 30.0,
+                 tls: TlsSettings | None = None):
+        super().__init__(target, "ledger", ledger_grpc.LedgerServiceStub, timeout=read_timeout, tls=tls)
         self.deploy_timeout = deploy_timeout
 
     async def deploy_dataset_contract(

@@ -8,6 +8,7 @@ from mlmesh.trainer.v1 import trainer_service_pb2 as trainer_pb
 from mlmesh.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
 
 from servers.common.peer import PeerClient
+from servers.common.settings import TlsSettings
 from servers.registry.domain.ports import TrainingJobInfo
 
 
@@ -27,8 +28,8 @@ def training_job_from_proto(job: trainer_pb.TrainingJob) -> TrainingJobInfo:
 class TrainerClient(PeerClient):
     """Implements the domain's Trainer and TrainingJobs ports."""
 
-    def __init__(self, target: str, *, timeout: float = 30.0):
-        super().__init__(target, "trainer", trainer_grpc.TrainerServiceStub, timeout=timeout)
+    def __init__(self, target: str, *, timeout: float = 30.0, tls: TlsSettings | None = None):
+        super().__init__(target, "trainer", trainer_grpc.TrainerServiceStub, timeout=timeout, tls=tls)
 
     async def submit_training_job(self, *, model_id: str, time_limit_seconds: int, memory_limit_bytes: int) -> str:
         request = trainer_pb.SubmitTrainingJobRequest(

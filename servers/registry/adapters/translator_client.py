@@ -9,6 +9,7 @@ from mlmesh.translator.v1 import translator_service_pb2 as tr_pb
 from mlmesh.translator.v1 import translator_service_pb2_grpc as tr_grpc
 
 from servers.common.peer import PeerClient
+from servers.common.settings import TlsSettings
 from servers.registry.domain.ports import TranslationInfo
 
 PAGE_SIZE = 100
@@ -31,8 +32,8 @@ def translation_from_proto(t: tr_pb.Translation) -> TranslationInfo:
 class TranslatorClient(PeerClient):
     """Implements the domain's Translations port."""
 
-    def __init__(self, target: str, *, timeout: float = 30.0):
-        super().__init__(target, "translator", tr_grpc.TranslatorServiceStub, timeout=timeout)
+    def __init__(self, target: str, *, timeout: float = 30.0, tls: TlsSettings | None = None):
+        super().__init__(target, "translator", tr_grpc.TranslatorServiceStub, timeout=timeout, tls=tls)
 
     async def list_translations(self, model_id: str, *, on_behalf_of: str | None) -> list[TranslationInfo]:
         found: list[TranslationInfo] = []

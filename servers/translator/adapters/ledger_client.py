@@ -6,6 +6,7 @@ from mlmesh.ledger.v1 import ledger_service_pb2 as ledger_pb
 from mlmesh.ledger.v1 import ledger_service_pb2_grpc as ledger_grpc
 
 from servers.common.peer import PeerClient
+from servers.common.settings import TlsSettings
 from servers.translator.domain.ports import ContractFields, ContractRequest
 
 
@@ -26,8 +27,9 @@ def contract_fields_from_proto(c: ledger_pb.TranslationContract) -> ContractFiel
 class LedgerClient(PeerClient):
     """Implements `domain.ports.Ledger` over gRPC."""
 
-    def __init__(self, target: str, *, deploy_timeout: float = 120.0, read_timeout: float = 30.0):
-        super().__init__(target, "ledger", ledger_grpc.LedgerServiceStub, timeout=read_timeout)
+    def __init__(self, target: str, *, deploy_timeout: float = 120.0, read_timeout: float = 30.0,
+                 tls: TlsSettings | None = None):
+        super().__init__(target, "ledger", ledger_grpc.LedgerServiceStub, timeout=read_timeout, tls=tls)
         self.deploy_timeout = deploy_timeout
 
     async def deploy_translation_contract(self, request: ContractRequest) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 from mlmesh.registry.v1 import registry_service_pb2_grpc as reg_grpc
 
 from servers.common.peer import PeerClient
+from servers.common.settings import TlsSettings
 from servers.translator.domain.ports import SourceDataset, SourceModel
 
 _MODEL_STATES = {
@@ -34,9 +35,9 @@ class RegistryClient(PeerClient):
     """Implements `domain.ports.Registry` over gRPC."""
 
     def __init__(self, target: str, *, timeout: float = 30.0, stream_timeout: float | None = None,
-                 max_message_bytes: int = 8 << 20):
+                 max_message_bytes: int = 8 << 20, tls: TlsSettings | None = None):
         super().__init__(target, "registry", reg_grpc.RegistryServiceStub, timeout=timeout,
-                         stream_timeout=stream_timeout, max_message_bytes=max_message_bytes)
+                         stream_timeout=stream_timeout, max_message_bytes=max_message_bytes, tls=tls)
 
     async def get_model(self, model_id: str, *, on_behalf_of: str | None = None) -> SourceModel:
         m = await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id), on_behalf_of=on_behalf_of)
