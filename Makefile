@@ -130,7 +130,7 @@ contracts: $(VENV)/.stamp
 check-contracts: $(VENV)/.stamp
 	$(PY) -m servers.ledger.compile --check
 
-test: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp $(PVV)/.stamp mosquitto
+test: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp $(PVV)/.stamp $(FLV)/.stamp mosquitto
 	$(MAKE) check-gen check-contracts lint
 	$(PY) -m pytest -q
 	$(MLV)/bin/python -m pytest -q --confcutdir=tests/ml_venv tests/ml_venv

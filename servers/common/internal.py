@@ -43,8 +43,9 @@ INTERNAL_RPCS: tuple[InternalRpcs, ...] = (
     # The Trainer reports its jobs (its Argo steps, calling from pods, need the trainer certificate).
     InternalRpcs("mlmesh.registry.v1.RegistryService", ("ReportTrainingStatus", "SubmitTrainingResult"),
                  frozenset({"trainer"})),
-    # A learner's saved versions; the Optimizer's trained policies.
-    InternalRpcs("mlmesh.registry.v1.RegistryService", ("CreateModelVersion",), frozenset({"learner", "optimizer"})),
+    # A learner's saved versions; the Optimizer's trained policies; the Federation's final models.
+    InternalRpcs("mlmesh.registry.v1.RegistryService", ("CreateModelVersion",),
+                 frozenset({"learner", "optimizer", "federation"})),
     # The Registry schedules the training of the models registered with it.
     InternalRpcs("mlmesh.trainer.v1.TrainerService", ("SubmitTrainingJob",), frozenset({"registry"})),
     # The AccessLog: only the Registry anchors and reads shares and unshares (first match wins).

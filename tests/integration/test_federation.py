@@ -4,7 +4,7 @@ the caller), pagination, watch, cancel by process group, and kill -9 recovery.
 
 The framework here is a stand-in launcher (STAND_IN below, plain Python run through the
 server's `commands` setting): these tests are about the server's orchestration, which is the
-same for every framework. The real FedPATE on Flower runs in tests/flower/test_fedpate.py."""
+same for every framework. The real FedPATE on Flower (.venv-flower) runs at the end of this file."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from mlmesh.federation.v1 import federation_service_pb2_grpc as fed_grpc
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 
 from servers.devstack.procs import free_port, port_open
+from tests.fixtures.federation import blobs_csv
 
 OWNER, STRANGER = "smart-energy-ll", "grid-partner"
 J = pb.FederatedJob
@@ -292,3 +293,98 @@ async def test_a_server_killed_mid_job_restarts_with_the_job_failed_and_no_orpha
     # Assert: FAILED with the reason, and the orphan is gone
     assert got.state == J.STATE_FAILED and "restarted while the job was running" in got.failure_reason
     assert gone(pid)
+
+
+# -- FedPATE on Flower, for real -----------------------------------------------------------------
+
+FLOWER_PYTHON = REPO / ".venv-flower" / "bin" / "python"
+
+
+def expected_commitments(csv_path: Path, teachers: int, server_fraction: float, seed: int) -> list[tuple[str, int]]:
+    """The shards' (SHA-256, samples) recomputed from the CSV by the app's own partitioning code,
+    run in .venv-flower: what each teacher should have committed to."""
+    script = ("import json, sys; sys.path.insert(0, sys.argv[1]); from fedpate import task\n"
+              "t = task.read_table(sys.argv[2], 'target')\n"
+              "_p, private = task.split(len(t.labels), float(sys.argv[4]), int(sys.argv[5]))\n"
+              "shards = task.partition(private, t.labels, int(sys.argv[3]), 'iid', 0.0, int(sys.argv[5]))\n"
+              "print(json.dumps([task.commitment(t, s) for s in shards]))\n")
+    out = subprocess.run([str(FLOWER_PYTHON), "-c", script, str(REPO / "servers/federation/apps/fedpate"),
+                          str(csv_path), str(teachers), str(server_fraction), str(seed)],
+                         check=True, capture_output=True, text=True).stdout
+    return [tuple(c) for c in __import__("json").loads(out)]
+
+
+@pytest.fixture
+async def flower_federation(registry, fresh_db_dsn, tmp_path):
+    """(Federation stub, Registry stub) with the real FedPATE launcher on Flower (.venv-flower)."""
+    from servers.federation.main import build
+    from servers.federation.settings import FederationSettings
+
+    if not FLOWER_PYTHON.exists():
+        pytest.fail(f"{FLOWER_PYTHON} is missing: run `make flower-venv` (part of `make test`)", pytrace=False)
+    registry_stub, registry_server = registry
+    server, _core = await build(FederationSettings(
+        port=0, metrics_port=-1, database_url=fresh_db_dsn, data_dir=tmp_path / "fed",
+        registry_target=f"127.0.0.1:{registry_server.port}", flower_python=FLOWER_PYTHON))
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield fed_grpc.FederationServiceStub(channel), registry_stub
+    await server.stop(0, drain=0)
+
+
+async def test_fedpate_on_flower_trains_registers_and_anchors_the_student(flower_federation, tmp_path) -> None:
+    """2 teachers (Flower SuperNodes), 1 round, Laplace noise: SUCCEEDED with the round's figures,
+    the teachers' data commitments, and the student in the Registry with its provenance, anchored."""
+    import hashlib
+    import json
+
+    stub, registry = flower_federation
+    data = blobs_csv()
+    (tmp_path / "data.csv").write_bytes(data)
+    dataset = await upload(registry, OWNER, data)
+    request = pb.CreateFederatedJobRequest(job=J(
+        display_name="fedpate blobs", data=pb.FederatedData(dataset_id=dataset, seed=3),
+        fedpate=pb.FedPateSpec(num_teachers=2, num_rounds=1, teacher_epochs=15, student_epochs=30, batch_size=16,
+                               learning_rate=0.01, epsilon=2.0, num_queries=60, noise_data=40)))
+    # Execute
+    created = await stub.CreateFederatedJob(request, metadata=as_org(OWNER))
+    events = [e async for e in stub.WatchFederatedJob(pb.WatchFederatedJobRequest(job_id=created.job_id),
+                                                      metadata=as_org(OWNER))]
+    # Assert: the job's path and its figures
+    job = events[-1].job
+    assert job.state == J.STATE_SUCCEEDED, job.failure_reason
+    states = [e.job.state for e in events if e.HasField("job")]
+    assert J.STATE_RUNNING in states and J.STATE_REGISTERING in states
+    assert job.framework_version == "flwr 1.42.0"
+    rounds = [e.round for e in events if e.HasField("round")]
+    assert [r.round for r in rounds] == [1]
+    assert sorted(c.client_id for c in rounds[0].clients) == ["teacher-0", "teacher-1"]
+    assert rounds[0].accuracy >= 0.8, rounds[0]  # separable blobs, 2 teachers with epsilon 2
+    # 40 noisy queries, each (2 * epsilon)-DP by our accountant: 160, spent in full in the one round.
+    assert rounds[0].privacy.epsilon == pytest.approx(2 * 2.0 * 40) and rounds[0].privacy.compositions == 40
+    assert job.privacy.epsilon == pytest.approx(160.0) and job.privacy.formal_guarantee
+    got = sorted((c.sha256, c.sample_count) for c in job.client_commitments)
+    assert got == sorted(expected_commitments(tmp_path / "data.csv", 2, 0.3, 3))
+    assert sum(n for _h, n in got) == 240 - 72
+    # The student: owned by the job's organization, TRAINED, anchored and consistent with the ledger
+    assert job.result_model_id
+    model = await registry.GetModel(reg_pb.GetModelRequest(model_id=job.result_model_id), metadata=as_org(OWNER))
+    assert model.organization_id == OWNER and model.framework == "pytorch" and model.dataset_id == dataset
+    assert model.contract_address and model.verify_tx_hash and model.version == 1
+    assert json.loads(model.input_signature)["csv_feature_columns"] == [0, 8]
+    proof = await registry.GetModelProvenance(reg_pb.GetModelProvenanceRequest(model_id=model.model_id),
+                                              metadata=as_org(OWNER))
+    assert proof.consistent, [c for c in proof.checks if not c.ok]
+    blob = b"".join([c.data async for c in registry.DownloadModel(
+        reg_pb.DownloadModelRequest(model_id=model.model_id), metadata=as_org(OWNER))])
+    assert hashlib.sha256(blob).hexdigest() == model.res_sha256 == proof.stored_sha256
+    assert blob[:2] == b"PK"  # a TorchScript archive (zip)
+    record = json.loads(b"".join([c.data async for c in registry.DownloadModelRecipe(
+        reg_pb.DownloadModelRecipeRequest(model_id=model.model_id), metadata=as_org(OWNER))]))
+    assert record["federated_job_id"] == job.job_id and record["framework_version"] == "flwr 1.42.0"
+    assert json.loads(record["request"])["spec"]["epsilon"] == 2.0
+    assert json.loads(record["privacy"])["epsilon"] == pytest.approx(160.0)
+    assert sorted((c["sha256"], c["sample_count"]) for c in json.loads(record["client_commitments"])) == got
+    # Nobody else sees it
+    err = await refused(registry.GetModel, reg_pb.GetModelRequest(model_id=model.model_id), STRANGER)
+    assert err.code() == grpc.StatusCode.NOT_FOUND

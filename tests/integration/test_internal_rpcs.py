@@ -6,7 +6,7 @@ mutual TLS only from their expected mesh callers.
   RPC"; the same call without them reaches the handler.
 * Mutual TLS (the default of `make up`): the Registry, the Ledger and the Trainer serving with their
   mesh certificates, called with each component's certificate: only the Trainer reports training,
-  only the Learner saves versions, only the Registry schedules training, only the Registry and the
+  only the Learner, the Optimizer and the Federation server save versions, only the Registry schedules training, only the Registry and the
   Translator reach the Ledger.
 * The devstack: the mesh's "client" certificate (tests and tools) does not reach the Ledger.
 """
@@ -135,19 +135,20 @@ async def tls_registry(ledger_server, fresh_db_dsn, tmp_path, mesh_certs):
 OTHERS = ("client", "envoy", "ledger", "translator", "mqtt-bridge")
 
 
-@pytest.mark.parametrize("component", ["trainer", "learner", "optimizer", *OTHERS])
+@pytest.mark.parametrize("component", ["trainer", "learner", "optimizer", "federation", *OTHERS])
 async def test_only_the_trainer_reports_training_and_only_the_learner_saves_versions(tls_registry, mesh_certs,
                                                                                     component):
-    # (and the Optimizer, which stores its trained policies as versions)
+    # (and the Optimizer, which stores its trained policies as versions, and the Federation server, its
+    # final global models)
     async with _channel(mesh_certs, tls_registry.port, component) as channel:
         stub = svc_grpc.RegistryServiceStub(channel)
         metadata = AS_USER if component == "envoy" else None  # Envoy always names the token's organization
         report = await _refusal(stub.ReportTrainingStatus(_report(), metadata=metadata))
         result = await _refusal(stub.SubmitTrainingResult(_result(), metadata=metadata))
         version = await _refusal(stub.CreateModelVersion(_version(), metadata=metadata))
-        if component in ("trainer", "learner", "optimizer"):  # its own calls, but for a user: refused all the same
+        if component in ("trainer", "learner", "optimizer", "federation"):  # its own calls, but for a user: refused all the same
             _assert_internal_refusal(await _refusal(stub.ReportTrainingStatus(_report(), metadata=AS_USER)))
-    for err, allowed in ((report, "trainer"), (result, "trainer"), (version, "learner, optimizer")):
+    for err, allowed in ((report, "trainer"), (result, "trainer"), (version, "federation, learner, optimizer")):
         if component in allowed.split(", "):
             # past the check: the handler answers (the model and dataset do not exist)
             assert err.code() == grpc.StatusCode.NOT_FOUND and _reason(err) != "INTERNAL_RPC", err.details()

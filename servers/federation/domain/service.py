@@ -140,9 +140,9 @@ class _Log:
                 self.core._changes.notify(self.job_id)
 
     async def close(self) -> None:
+        # Waited for, never cancelled: a writer cancelled inside flush() would lose the batch it took.
         if self._writer is not None and not self._writer.done():
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(Exception):
                 await self._writer
         await self.flush()
 
@@ -267,14 +267,16 @@ class FederationCore:
         yield job
         while True:
             changed = self._changes.event(job.job_id)
-            while lines := await self.repo.logs_after(job.job_id, last, 1000):
-                for line in lines:
-                    yield line
-                last = lines[-1].sequence
+            # The job first, then its log: a job's lines are stored before it moves to a final
+            # state, so every line of a final job is read before the watch ends.
             try:
                 fresh = await self.repo.get(job.job_id)
             except errors.NotFound:
                 return  # deleted while watched
+            while lines := await self.repo.logs_after(job.job_id, last, 1000):
+                for line in lines:
+                    yield line
+                last = lines[-1].sequence
             for metrics in fresh.rounds[sent_rounds:]:
                 yield metrics
             sent_rounds = len(fresh.rounds)

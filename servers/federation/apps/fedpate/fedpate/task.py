@@ -1,0 +1,179 @@
+"""FedPATE's data and models, shared by the ServerApp and the ClientApp (plain numpy and PyTorch).
+
+The data is a CSV file with a header, numeric feature columns and an integer class column (the
+`target-column`). In simulation every node reads the same file and takes its own part of it, chosen
+by the run's `seed`: the server's public split (`server-fraction` of the rows) and the teachers'
+private shards (the rest, IID or by a Dirichlet split over the labels). A node started with its own
+`data-path` in its node config trains on that whole file instead (a client with its own data).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Table:
+    header: list[str]
+    lines: list[str]  # each row as it appears in the file (no line end)
+    features: np.ndarray  # float32, rows x features
+    labels: np.ndarray  # int64
+    feature_columns: tuple[int, ...]  # indices of the feature columns in the file
+
+
+def read_table(path: str | Path, target_column: str) -> Table:
+    text = Path(path).read_text()
+    raw_lines = [line for line in text.splitlines() if line.strip()]
+    if len(raw_lines) < 2:
+        raise ValueError(f"{path}: a CSV with a header and at least one row is needed")
+    rows = list(csv.reader(io.StringIO("\n".join(raw_lines))))
+    header = rows[0]
+    if target_column not in header:
+        raise ValueError(f"the target column {target_column!r} is not in the CSV's header ({', '.join(header[:20])})")
+    target = header.index(target_column)
+    feature_columns = tuple(i for i in range(len(header)) if i != target)
+    try:
+        values = np.array([[float(v) for v in row] for row in rows[1:]], dtype=np.float64)
+    except ValueError as exc:
+        raise ValueError(f"every value of the CSV must be a number ({exc})") from None
+    labels = values[:, target]
+    if not np.all(labels == np.round(labels)) or labels.min() < 0:
+        raise ValueError(f"the target column {target_column!r} must hold class numbers 0, 1, 2, ...")
+    return Table(header=header, lines=raw_lines[1:], features=values[:, feature_columns].astype(np.float32),
+                 labels=labels.astype(np.int64), feature_columns=feature_columns)
+
+
+def split(rows: int, server_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(the server's public rows, the teachers' rows), a seeded permutation of all rows."""
+    order = np.random.default_rng(seed).permutation(rows)
+    server_rows = max(1, int(round(rows * server_fraction)))
+    return order[:server_rows], order[server_rows:]
+
+
+def partition(rows: np.ndarray, labels: np.ndarray, parts: int, how: str, alpha: float, seed: int
+              ) -> list[np.ndarray]:
+    """`rows` over `parts` teachers: IID (equal shares of a shuffle) or Dirichlet(alpha) per class.
+    Every part gets at least one row (a Dirichlet draw that leaves one empty is drawn again)."""
+    if len(rows) < parts:
+        raise ValueError(f"{len(rows)} rows cannot be split over {parts} teachers")
+    rng = np.random.default_rng(seed + 1)
+    if how == "iid":
+        return [np.sort(p) for p in np.array_split(rng.permutation(rows), parts)]
+    if how != "dirichlet" or not alpha > 0:
+        raise ValueError(f"unknown partition {how!r} (iid, or dirichlet with dirichlet-alpha > 0)")
+    for _attempt in range(100):
+        shares: list[list[int]] = [[] for _ in range(parts)]
+        for label in np.unique(labels[rows]):
+            members = rng.permutation(rows[labels[rows] == label])
+            cuts = (np.cumsum(rng.dirichlet([alpha] * parts)) * len(members)).astype(int)[:-1]
+            for i, piece in enumerate(np.split(members, cuts)):
+                shares[i].extend(piece.tolist())
+        if all(shares):
+            return [np.sort(np.array(s, dtype=np.int64)) for s in shares]
+    raise ValueError(f"a Dirichlet split with alpha {alpha} left a teacher without data 100 times; raise alpha")
+
+
+def commitment(table: Table, rows: np.ndarray) -> tuple[str, int]:
+    """SHA-256 of the shard as a CSV file (the header, then its rows as they appear in the data,
+    each ending in a newline) and its number of samples."""
+    digest = hashlib.sha256((",".join(table.header) + "\n").encode())
+    for row in rows:
+        digest.update((table.lines[int(row)] + "\n").encode())
+    return digest.hexdigest(), len(rows)
+
+
+class Net(nn.Module):
+    """Standardises its input with fixed statistics, then an MLP or, for square inputs, a small CNN."""
+
+    def __init__(self, kind: str, features: int, classes: int, mean: np.ndarray, std: np.ndarray):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(np.where(std > 0, std, 1.0), dtype=torch.float32))
+        side = math.isqrt(features)
+        self.side = side if kind == "cnn" else 0
+        if kind == "cnn":
+            if side * side != features:
+                raise ValueError(f"net cnn needs a square number of features (an image), got {features}")
+            self.body = nn.Sequential(
+                nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
+                nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(128, classes))
+        elif kind == "mlp":
+            self.body = nn.Sequential(nn.Linear(features, 128), nn.ReLU(), nn.Linear(128, classes))
+        else:
+            raise ValueError(f"unknown net {kind!r} (mlp, cnn)")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        if self.side:
+            x = x.reshape(-1, 1, self.side, self.side)
+        return self.body(x)
+
+
+def net_kind(name: str) -> str:
+    return "mlp" if name in ("", "auto") else name
+
+
+def make_net(name: str, features: np.ndarray, classes: int) -> Net:
+    return Net(net_kind(name), features.shape[1], classes, features.mean(axis=0), features.std(axis=0))
+
+
+def fit(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float, seed: int
+        ) -> tuple[float, float]:
+    """Trains with Adam and cross-entropy; returns the last epoch's mean loss and accuracy."""
+    generator = torch.Generator().manual_seed(seed)
+    xs, ys = torch.from_numpy(x), torch.from_numpy(y)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    model.train()
+    loss_sum, correct = 0.0, 0
+    for _epoch in range(epochs):
+        loss_sum, correct = 0.0, 0
+        for batch in torch.randperm(len(xs), generator=generator).split(batch_size):
+            optimizer.zero_grad()
+            out = model(xs[batch])
+            loss = loss_fn(out, ys[batch])
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(batch)
+            correct += int((out.argmax(1) == ys[batch]).sum())
+    return loss_sum / max(1, len(xs)), correct / max(1, len(xs))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    model.eval()
+    out = model(torch.from_numpy(x))
+    return float(nn.functional.cross_entropy(out, torch.from_numpy(y))), float((out.argmax(1).numpy() == y).mean())
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    model.eval()
+    return model(torch.from_numpy(x)).argmax(1).numpy().astype(np.int64)
+
+
+def noisy_argmax(votes: np.ndarray, classes: int, noise: str, epsilon: float, sigma: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """PATE's aggregation: per query, the class with the most teacher votes after noise is added
+    to every count — Laplace of scale 1/epsilon (LNMax) or Gaussian of standard deviation sigma
+    (GNMax). `votes` is teachers x queries; votes outside 0..classes-1 are not counted."""
+    counts = np.zeros((votes.shape[1], classes))
+    for teacher in votes:
+        ok = (teacher >= 0) & (teacher < classes)
+        np.add.at(counts, (np.nonzero(ok)[0], teacher[ok]), 1)
+    if noise == "laplacian":
+        counts += rng.laplace(0.0, 1.0 / epsilon, counts.shape)
+    elif noise == "gaussian":
+        counts += rng.normal(0.0, sigma, counts.shape)
+    elif noise != "none":
+        raise ValueError(f"unknown noise {noise!r} (laplacian, gaussian)")
+    return counts.argmax(1).astype(np.int64)

@@ -1,0 +1,203 @@
+"""Runs one FedPATE job on Flower's deployment engine, all on 127.0.0.1, and reports to the
+Federation server. Runs in .venv-flower; imports nothing of mlmesh (stdlib only).
+
+    .venv-flower/bin/python launch_flower.py <job dir>/job.json
+
+1. copies the app (`fedpate/`) into `<job dir>/app` with the job's values as its
+   `[tool.flwr.app.config]` (the values of job.json, written by appconfig.py);
+2. starts a SuperLink (`--isolation process`) and the SuperExec that runs its ServerApps, then one
+   SuperNode per teacher with `partition-id`/`num-partitions` in its node config — every one in
+   this process's group, so the server's cancel and its restart recovery kill them all (Flower
+   detaches a SuperExec it starts itself; here none is started that way);
+3. `flwr run <app> local --stream` against the SuperLink named in `$FLWR_HOME/config.toml`;
+4. turns the app's `output/events.jsonl` into `MLMESH_EVENT {json}` lines on stdout, the way the
+   server reads a launcher (the framework's version, each teacher's data commitment, each round).
+
+Exit 0 once the app wrote its model; otherwise 1 with the reason on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from importlib import metadata
+from pathlib import Path
+
+APP = Path(__file__).resolve().parent / "fedpate"
+BIN = Path(sys.executable).parent
+EVENT = "MLMESH_EVENT "
+HOST = "127.0.0.1"
+
+
+def emit(**event) -> None:
+    print(EVENT + json.dumps(event), flush=True)
+
+
+def toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))  # a TOML basic string: JSON's escapes are TOML's
+
+
+def write_app(config: dict, app_dir: Path) -> None:
+    """The app with `config` as its [tool.flwr.app.config] (the template's defaults replaced)."""
+    shutil.copytree(APP, app_dir, ignore=shutil.ignore_patterns("__pycache__", "output", "*.pyc"))
+    template = (APP / "pyproject.toml").read_text()
+    head = template.split("\n[tool.flwr.app.config]\n")[0]
+    lines = [f"{key} = {toml_value(value)}" for key, value in sorted(config.items())]
+    (app_dir / "pyproject.toml").write_text(head + "\n[tool.flwr.app.config]\n" + "\n".join(lines) + "\n")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with status {proc.returncode} while starting")
+        with socket.socket() as s:
+            if s.connect_ex((HOST, port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} did not listen on {HOST}:{port} within {timeout:.0f} s")
+
+
+def watch(procs: list[subprocess.Popen], run: subprocess.Popen) -> None:
+    """Ends `flwr run` when a SuperLink, SuperExec or SuperNode dies under it (the run would wait
+    for it forever), printing the end of that process's log."""
+    while run.poll() is None:
+        for proc in procs:
+            if proc.poll() is not None:
+                name = Path(proc.args[1]).name if len(proc.args) > 1 else str(proc.args[0])
+                print(f"{name} exited with status {proc.returncode} during the run; stopping it", file=sys.stderr,
+                      flush=True)
+                run.terminate()
+                return
+        time.sleep(0.5)
+
+
+class Tail(threading.Thread):
+    """Follows the app's events file and reports each event as a MLMESH_EVENT line."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path, self.done, self.seen = path, threading.Event(), 0
+
+    def poll(self) -> None:
+        if not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()
+        for line in lines[self.seen:]:
+            if not line.endswith("}"):
+                break  # still being written
+            self.seen += 1
+            print(EVENT + line, flush=True)
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            self.poll()
+        self.poll()
+
+
+def main(job_file: str) -> int:
+    job_file_path = Path(job_file).resolve()
+    job_dir = job_file_path.parent
+    config = json.loads(job_file_path.read_text())
+    output = Path(config["output-dir"])
+    output.mkdir(parents=True, exist_ok=True)
+    app_dir = job_dir / "app"
+    if app_dir.exists():
+        shutil.rmtree(app_dir)
+    write_app(config, app_dir)
+    home = Path(os.environ.get("HOME", str(job_dir / "home")))
+    flwr_home = home / ".flwr"
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    # Flower's processes start each other by name (flower-superexec, flwr-serverapp, flwr-clientapp).
+    path = os.pathsep.join([str(BIN), os.environ.get("PATH", "")])
+    env = {**os.environ, "PATH": path, "FLWR_HOME": str(flwr_home), "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+           "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_TELEMETRY_ENABLED": "0"}
+    emit(type="framework", version=f"flwr {metadata.version('flwr')}")
+    teachers = int(config["num-teachers"])
+    link_port = free_port()
+    (flwr_home / "config.toml").write_text(
+        f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "{HOST}:{link_port}"\ninsecure = true\n')
+    procs: list[subprocess.Popen] = []
+    logs = job_dir / "flower-logs"
+    logs.mkdir(exist_ok=True)
+
+    def start(name: str, argv: list[str]) -> subprocess.Popen:
+        out = (logs / f"{name}.log").open("wb")
+        proc = subprocess.Popen(argv, env=env, cwd=job_dir, stdout=out, stderr=subprocess.STDOUT)
+        procs.append(proc)
+        return proc
+
+    tail = Tail(output / "events.jsonl")
+    lines: deque[str] = deque(maxlen=200)
+    started = time.monotonic()
+    try:
+        link = start("superlink", [str(BIN / "flower-superlink"), "--insecure", "--host", HOST, "--port",
+                                   str(link_port), "--isolation", "process",
+                                   "--disable-runtime-dependency-installation"])
+        wait_port(link_port, link, "flower-superlink")
+        start("superexec-serverapp", [str(BIN / "flower-superexec"), "--insecure", "--runtime-api-address",
+                                      f"{HOST}:{link_port}", "--parent-pid", str(os.getpid())])
+        for i in range(teachers):
+            node_config = f"partition-id={i} num-partitions={teachers}"
+            start(f"supernode-{i}", [str(BIN / "flower-supernode"), "--insecure", "--superlink",
+                                     f"{HOST}:{link_port}", "--host", HOST, "--port", str(free_port()),
+                                     "--node-config", node_config])
+        print(f"Flower deployment engine up in {time.monotonic() - started:.1f} s: SuperLink {HOST}:{link_port}, "
+              f"{teachers} SuperNode(s)", flush=True)
+        tail.start()
+        run = subprocess.Popen([str(BIN / "flwr"), "run", str(app_dir), "local", "--stream"], env=env, cwd=job_dir,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=watch, args=(procs, run), daemon=True).start()
+        assert run.stdout is not None
+        for line in run.stdout:
+            lines.append(line.rstrip())
+            print(line.rstrip(), flush=True)
+        run.wait()
+    finally:
+        tail.done.set()
+        if tail.is_alive():
+            tail.join(5)
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in reversed(procs):
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    print(f"Flower run finished in {time.monotonic() - started:.1f} s", flush=True)
+    if not (output / "model.pt").is_file() or not (output / "result.json").is_file():
+        said = [line for line in lines if line.strip()]
+        # The app's own error (the last "SomethingError: ..." line of a traceback) says it best.
+        errors = [line.strip() for line in said if re.match(r"^\s*\w+(Error|Exception): ", line)]
+        reason = errors[-1] if errors else "\n".join(said[-15:]) if said else "flwr run printed nothing"
+        print(f"the Flower run ended without a model: {reason}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: launch_flower.py <job dir>/job.json", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(sys.argv[1]))
