@@ -388,3 +388,37 @@ async def test_fedpate_on_flower_trains_registers_and_anchors_the_student(flower
     # Nobody else sees it
     err = await refused(registry.GetModel, reg_pb.GetModelRequest(model_id=model.model_id), STRANGER)
     assert err.code() == grpc.StatusCode.NOT_FOUND
+
+
+def processes_in(job_dir: Path) -> list[psutil.Process]:
+    """Live processes working in `job_dir` (the launcher and every Flower process it started)."""
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and Path(proc.cwd()).is_relative_to(job_dir):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+async def test_cancelling_a_fedpate_job_stops_every_flower_process(flower_federation, tmp_path) -> None:
+    stub, registry = flower_federation
+    dataset = await upload(registry, OWNER, blobs_csv())
+    request = pb.CreateFederatedJobRequest(job=J(data=pb.FederatedData(dataset_id=dataset), fedpate=pb.FedPateSpec(
+        num_teachers=2, teacher_epochs=1000, student_epochs=1, batch_size=8, epsilon=1.0, num_queries=60,
+        noise_data=40)))
+    job = await stub.CreateFederatedJob(request, metadata=as_org(OWNER))
+    job_dir = tmp_path / "fed" / "federation" / "jobs" / job.job_id
+    # Wait until the SuperLink, its SuperExec and both SuperNodes run beside the launcher
+    deadline = time.monotonic() + 120
+    while len(procs := processes_in(job_dir)) < 5:
+        assert time.monotonic() < deadline, f"the Flower processes did not start: {procs}"
+        await job_in(stub, job.job_id, (J.STATE_PREPARING, J.STATE_RUNNING))
+        await asyncio.sleep(0.5)
+    # Execute
+    cancelled = await stub.CancelFederatedJob(pb.CancelFederatedJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
+    # Assert: CANCELLED, nothing registered, and not one of its processes left
+    assert cancelled.state == J.STATE_CANCELLED and cancelled.result_model_id == ""
+    assert all(gone(p.pid) for p in procs)
+    assert processes_in(job_dir) == []
