@@ -8,9 +8,9 @@ are random and hostile.
 
 A request fails the test when its answer is a 5xx other than 501 (the transcoder's answer for an RPC
 the server leaves UNIMPLEMENTED, such as the Federation's FLARE RPCs) and 503 without Envoy's
-upstream failure text (a server saying UNAVAILABLE for a dependency, as docs/security.md documents
-for the Ledger); when it hangs past the deadline; or when a server stops answering its health check
-afterwards. Every 4xx is an answer.
+upstream failure text (a server's own UNAVAILABLE, e.g. a dependency it cannot reach; none was seen
+in the runs so far); when it hangs past the deadline; or when a server stops answering its health
+check afterwards. Every 4xx is an answer.
 """
 
 from __future__ import annotations
