@@ -414,6 +414,40 @@ def models_translate(model_id: str, org: OrgOpt = None,
         console.print(f"wrote {output} (sha256 verified)")
 
 
+@models.command("reproduce")
+def models_reproduce(model_id: str, org: OrgOpt = None,
+                     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Follow the job until it ends "
+                                                        "(default) or print it queued.")] = True,
+                     as_json: JsonOpt = False) -> None:
+    """Retrain a trained model from its pinned recipe on its dataset and compare with the ledger's
+    result: IDENTICAL (same bytes) or DIFFERENT with the measured max output difference. Exit 1
+    unless the reproduction job succeeded."""
+    with _client(org, as_json) as client:
+        job = client.jobs.reproduce(model_id)
+        if wait:
+            for event in client.jobs.watch(job.job_id):
+                if event.WhichOneof("event") == "job":
+                    job = event.job
+                elif not as_json:
+                    console.print(f"  [dim]{event.log.stream}[/dim] {event.log.text}", highlight=False)
+    if as_json:
+        _emit(job, True)
+    else:
+        reason = f": {job.failure_reason}" if job.failure_reason else ""
+        console.print(f"[bold]reproduction job {job.job_id} {job_state(job)}[/bold]{reason}")
+        if job.HasField("reproduction"):
+            r = job.reproduction
+            if r.outcome == r.OUTCOME_IDENTICAL:
+                console.print(f"IDENTICAL: sha256 {r.reproduced_sha256} = the ledger's res_sha256")
+            else:
+                agree = f", top-1 agreement {r.top1_agreement:.2%}" if r.top1_agreement >= 0 else ""
+                console.print(f"DIFFERENT: sha256 {r.reproduced_sha256} != the ledger's {r.ledger_res_sha256}; "
+                              f"max |original - reproduced| {r.max_abs_diff:.3e} over {r.compared_samples} "
+                              f"rows{agree}")
+    if wait and job_state(job) != "SUCCEEDED":
+        raise typer.Exit(session.EXIT_FAILED)
+
+
 # -- training jobs -------------------------------------------------------------------------------------
 
 def job_state(job) -> str:

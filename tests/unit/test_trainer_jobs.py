@@ -62,6 +62,12 @@ def test_limits_default_and_cap():
     job(),
     job(state=J.FAILED, failure_reason="boom", framework="sklearn", dataset_id="d", start_time=T0, end_time=T0),
     job(state=J.TRAINING, executor="argo", start_time=T0),
+    job(purpose=J.REPRODUCTION),
+    job(state=J.SUCCEEDED, purpose=J.REPRODUCTION, start_time=T0, end_time=T0, reproduction=J.Reproduction(
+        J.IDENTICAL, "a" * 64, "b" * 32, "a" * 64, method="byte-identical")),
+    job(state=J.SUCCEEDED, purpose=J.REPRODUCTION, start_time=T0, end_time=T0, reproduction=J.Reproduction(
+        J.DIFFERENT, "a" * 64, "b" * 32, "c" * 64, max_abs_diff=0.25, compared_samples=1797, top1_agreement=0.98,
+        method="both run")),
 ])
 def test_job_round_trips(j):
     assert conv.job_from_proto(conv.job_to_proto(j)) == j
@@ -83,6 +89,26 @@ def test_log_lines_and_events_round_trip():
     assert conv.event_from_proto(conv.event_to_proto(job())) == job()
     with pytest.raises(ValueError):
         conv.event_from_proto(pb.TrainingJobEvent())
+
+
+def test_reproduction_round_trips_through_its_stored_json():
+    r = J.Reproduction(J.DIFFERENT, "a" * 64, "b" * 32, "c" * 64, 1.5e-3, 360, -1.0, "m")
+    assert J.Reproduction.from_json(r.to_json()) == r
+
+
+def test_reproduce_request_round_trips():
+    args = ("7c1d2a43-1b64-4cc1-9f7b-2b8f9bb4c0a2", 60, 1 << 27)
+    assert conv.reproduce_request_from_proto(conv.reproduce_request_to_proto(*args)) == args
+
+
+def test_a_reproduction_on_synthetic_inputs_says_so():
+    from servers.trainer.domain.reproduce import reproduction_from_report
+
+    report = {"ok": True, "max_abs_diff": 0.5, "differences": {"max_abs_diff": 0.5, "top1_agreement": None},
+              "batch": {"source": "synthetic", "samples": 256, "description": "256 seeded normal samples"}}
+    r = reproduction_from_report(report, res_hash="h", res_sha256="s", reproduced_sha256="t")
+    assert (r.outcome, r.max_abs_diff, r.compared_samples, r.top1_agreement) == (J.DIFFERENT, 0.5, 256, -1.0)
+    assert "synthetic inputs, not the dataset's rows" in r.method
 
 
 def test_submit_request_round_trips():

@@ -11,6 +11,7 @@ job `NotFound`; a bad page token `InvalidArgument`.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import uuid
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import asyncpg
 
 from servers.common import errors, postgres
-from servers.trainer.domain.jobs import Job, LogLine, Page, job_not_found
+from servers.trainer.domain.jobs import REPRODUCTION, Job, LogLine, Page, Reproduction, job_not_found
 
 log = logging.getLogger("mlmesh.trainer.db")
 
@@ -32,7 +33,8 @@ SCHEMA = postgres.Schema(
 )
 
 _JOB_COLUMNS = ("job_id", "model_id", "dataset_id", "state", "failure_reason", "executor", "time_limit_seconds",
-                "memory_limit_bytes", "framework", "create_time", "start_time", "end_time", "organization_id")
+                "memory_limit_bytes", "framework", "create_time", "start_time", "end_time", "organization_id", "purpose",
+                "reproduction")
 _SELECT_JOB = f"SELECT {', '.join(_JOB_COLUMNS)} FROM trainer_jobs"
 _LIVE = "('QUEUED', 'PRE_TRAINING', 'TRAINING', 'POST_TRAINING')"
 
@@ -46,7 +48,12 @@ def _job(row: asyncpg.Record) -> Job:
     v["job_id"], v["model_id"] = str(v["job_id"]), str(v["model_id"])
     for key in ("create_time", "start_time", "end_time"):
         v[key] = _utc(v[key])
+    v["reproduction"] = Reproduction.from_json(json.loads(v["reproduction"])) if v["reproduction"] else None
     return Job(**v)
+
+
+def _reproduction_json(job: Job) -> str | None:
+    return json.dumps(job.reproduction.to_json()) if job.reproduction is not None else None
 
 
 _PAGE_TOKENS = postgres.model_id_page_tokens()
@@ -60,18 +67,29 @@ class Database(postgres.Postgres):
     # -- jobs ---------------------------------------------------------------------------------
 
     async def insert_or_get_live(self, job: Job) -> tuple[Job, bool]:
-        """Stores `job` unless its model has a live job (the partial unique index decides)."""
+        """Stores `job` unless its model has a live job of the same purpose (for a reproduction: of
+        the same organization); the partial unique indexes decide."""
         values = [getattr(job, c) for c in _JOB_COLUMNS]
         values[0], values[1] = uuid.UUID(job.job_id), uuid.UUID(job.model_id)
+        values[-1] = _reproduction_json(job)
         placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+        if job.purpose == REPRODUCTION:
+            target = f"(model_id, organization_id) WHERE state IN {_LIVE} AND purpose = 'REPRODUCTION'"
+            live_sql = (f"{_SELECT_JOB} WHERE model_id = $1 AND organization_id = $2 AND state IN {_LIVE} "
+                        "AND purpose = 'REPRODUCTION'")
+            live_args = (values[1], job.organization_id)
+        else:
+            target = f"(model_id) WHERE state IN {_LIVE} AND purpose = 'TRAINING'"
+            live_sql = f"{_SELECT_JOB} WHERE model_id = $1 AND state IN {_LIVE} AND purpose = 'TRAINING'"
+            live_args = (values[1],)
         for _ in range(3):
             async with self.connection(f"storing a job for model {job.model_id}") as conn:
                 row = await conn.fetchrow(
                     f"INSERT INTO trainer_jobs ({', '.join(_JOB_COLUMNS)}) VALUES ({placeholders}) "
-                    f"ON CONFLICT (model_id) WHERE state IN {_LIVE} DO NOTHING RETURNING job_id", *values)
+                    f"ON CONFLICT {target} DO NOTHING RETURNING job_id", *values)
                 if row is not None:
                     return job, True
-                live = await conn.fetchrow(f"{_SELECT_JOB} WHERE model_id = $1 AND state IN {_LIVE}", values[1])
+                live = await conn.fetchrow(live_sql, *live_args)
             if live is not None:
                 return _job(live), False
             # The live job ended between the two statements: insert again.
@@ -88,9 +106,9 @@ class Database(postgres.Postgres):
         async with self.connection(f"updating job {job.job_id}") as conn:
             status = await conn.execute(
                 "UPDATE trainer_jobs SET state = $2, failure_reason = $3, dataset_id = $4, framework = $5, "
-                "start_time = $6, end_time = $7 WHERE job_id = $1 AND state = $8",
+                "start_time = $6, end_time = $7, reproduction = $9 WHERE job_id = $1 AND state = $8",
                 uuid.UUID(job.job_id), job.state, job.failure_reason, job.dataset_id, job.framework,
-                job.start_time, job.end_time, expected_state)
+                job.start_time, job.end_time, expected_state, _reproduction_json(job))
         return status == "UPDATE 1"
 
     async def list(self, page_size: int, page_token: str, model_id: str, organization_id: str | None) -> Page:

@@ -46,9 +46,18 @@ class RegistryClient(PeerClient):
         super().__init__(target, "registry", reg_grpc.RegistryServiceStub, timeout=timeout,
                          stream_timeout=stream_timeout, max_message_bytes=max_message_bytes, tls=tls)
 
-    async def get_model(self, model_id: str) -> ModelInfo:
-        m = await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id))
+    async def get_model(self, model_id: str, *, on_behalf_of: str | None = None) -> ModelInfo:
+        m = await self.call(self._stub.GetModel, reg_pb.GetModelRequest(model_id=model_id), on_behalf_of=on_behalf_of)
         return model_info_from_proto(m)
+
+    async def get_ledger_result(self, model_id: str, *, on_behalf_of: str | None = None) -> tuple[str, str]:
+        p = await self.call(self._stub.GetModelProvenance, reg_pb.GetModelProvenanceRequest(model_id=model_id),
+                            on_behalf_of=on_behalf_of)
+        return p.on_chain.res_hash, p.on_chain.res_sha256
+
+    def download_model(self, model_id: str, *, on_behalf_of: str | None = None) -> AsyncIterator[bytes]:
+        return self.stream_bytes(self._stub.DownloadModel, reg_pb.DownloadModelRequest(model_id=model_id),
+                                 on_behalf_of=on_behalf_of)
 
     async def get_dataset(self, dataset_id: str, *, on_behalf_of: str | None = None) -> DatasetInfo:
         d = await self.call(self._stub.GetDataset, reg_pb.GetDatasetRequest(dataset_id=dataset_id),

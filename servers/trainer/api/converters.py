@@ -9,7 +9,7 @@ from mlmesh.trainer.v1 import trainer_service_pb2 as pb
 
 from servers.common import timestamps
 from servers.trainer.domain import jobs as J
-from servers.trainer.domain.jobs import Job, LogLine
+from servers.trainer.domain.jobs import Job, LogLine, Reproduction
 
 _STATE_TO_PROTO = {
     J.QUEUED: pb.TrainingJob.STATE_QUEUED,
@@ -43,13 +43,34 @@ def timestamp_from_proto(ts: timestamp_pb2.Timestamp, present: bool = True) -> d
     return timestamps.timestamp_from_proto(ts) if present else None
 
 
+_PURPOSE_TO_PROTO = {J.TRAINING_PURPOSE: pb.PURPOSE_TRAINING, J.REPRODUCTION: pb.PURPOSE_REPRODUCTION}
+_PURPOSE_FROM_PROTO = {v: k for k, v in _PURPOSE_TO_PROTO.items()} | {pb.PURPOSE_UNSPECIFIED: J.TRAINING_PURPOSE}
+_OUTCOME_TO_PROTO = {J.IDENTICAL: pb.Reproduction.OUTCOME_IDENTICAL, J.DIFFERENT: pb.Reproduction.OUTCOME_DIFFERENT}
+_OUTCOME_FROM_PROTO = {v: k for k, v in _OUTCOME_TO_PROTO.items()}
+
+
+def reproduction_to_proto(r: Reproduction) -> pb.Reproduction:
+    return pb.Reproduction(
+        outcome=_OUTCOME_TO_PROTO[r.outcome], ledger_res_sha256=r.ledger_res_sha256, ledger_res_hash=r.ledger_res_hash,
+        reproduced_sha256=r.reproduced_sha256, max_abs_diff=r.max_abs_diff, compared_samples=r.compared_samples,
+        top1_agreement=r.top1_agreement, method=r.method)
+
+
+def reproduction_from_proto(p: pb.Reproduction) -> Reproduction:
+    return Reproduction(
+        outcome=_OUTCOME_FROM_PROTO[p.outcome], ledger_res_sha256=p.ledger_res_sha256, ledger_res_hash=p.ledger_res_hash,
+        reproduced_sha256=p.reproduced_sha256, max_abs_diff=p.max_abs_diff, compared_samples=p.compared_samples,
+        top1_agreement=p.top1_agreement, method=p.method)
+
+
 def job_to_proto(job: Job) -> pb.TrainingJob:
     return pb.TrainingJob(
         job_id=job.job_id, model_id=job.model_id, dataset_id=job.dataset_id, state=state_to_proto(job.state),
         failure_reason=job.failure_reason, executor=job.executor, time_limit_seconds=job.time_limit_seconds,
         memory_limit_bytes=job.memory_limit_bytes, framework=job.framework,
         create_time=timestamp_to_proto(job.create_time), start_time=timestamp_to_proto(job.start_time),
-        end_time=timestamp_to_proto(job.end_time),
+        end_time=timestamp_to_proto(job.end_time), purpose=_PURPOSE_TO_PROTO[job.purpose],
+        reproduction=reproduction_to_proto(job.reproduction) if job.reproduction is not None else None,
     )
 
 
@@ -61,6 +82,8 @@ def job_from_proto(p: pb.TrainingJob) -> Job:
         create_time=timestamp_from_proto(p.create_time),
         start_time=timestamp_from_proto(p.start_time, p.HasField("start_time")),
         end_time=timestamp_from_proto(p.end_time, p.HasField("end_time")),
+        purpose=_PURPOSE_FROM_PROTO[p.purpose],
+        reproduction=reproduction_from_proto(p.reproduction) if p.HasField("reproduction") else None,
     )
 
 
@@ -89,6 +112,16 @@ def event_from_proto(p: pb.TrainingJobEvent) -> Job | LogLine:
 
 def submit_request_from_proto(p: pb.SubmitTrainingJobRequest) -> tuple[str, int, int]:
     return p.model_id, p.time_limit_seconds, p.memory_limit_bytes
+
+
+def reproduce_request_from_proto(p: pb.ReproduceModelRequest) -> tuple[str, int, int]:
+    return p.model_id, p.time_limit_seconds, p.memory_limit_bytes
+
+
+def reproduce_request_to_proto(model_id: str, time_limit_seconds: int, memory_limit_bytes: int
+                               ) -> pb.ReproduceModelRequest:
+    return pb.ReproduceModelRequest(model_id=model_id, time_limit_seconds=time_limit_seconds,
+                                    memory_limit_bytes=memory_limit_bytes)
 
 
 def submit_request_to_proto(model_id: str, time_limit_seconds: int, memory_limit_bytes: int

@@ -33,3 +33,7 @@ class TrainerServicer(pb_grpc.TrainerServiceServicer):
     async def WatchTrainingJob(self, request: pb.WatchTrainingJobRequest, context):  # noqa: N802
         async for event in self.core.watch(request.job_id, request.after_log_sequence, caller_org(context)):
             yield conv.event_to_proto(event)
+
+    async def ReproduceModel(self, request: pb.ReproduceModelRequest, context) -> pb.TrainingJob:  # noqa: N802
+        return conv.job_to_proto(await self.core.reproduce(*conv.reproduce_request_from_proto(request),
+                                                           caller_org=caller_org(context)))

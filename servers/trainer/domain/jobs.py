@@ -49,6 +49,14 @@ CANCEL_REASON = "the training job was cancelled"
 
 LOG_STREAMS = ("stdout", "stderr", "trainer")
 
+# Why a job runs: TRAINING stores its result in the Registry; REPRODUCTION retrains a trained model
+# on behalf of a caller and only compares its result with the ledger's (nothing is stored).
+TRAINING_PURPOSE = "TRAINING"
+REPRODUCTION = "REPRODUCTION"
+PURPOSES = (TRAINING_PURPOSE, REPRODUCTION)
+IDENTICAL = "IDENTICAL"
+DIFFERENT = "DIFFERENT"
+
 
 def can_transition(old: str, new: str) -> bool:
     return new in TRANSITIONS.get(old, frozenset())
@@ -74,6 +82,28 @@ def job_not_found(job_id: str) -> errors.NotFound:
 
 
 @dataclass(frozen=True)
+class Reproduction:
+    """How a reproduced artifact compares with the original the ledger verified. IDENTICAL only
+    when the bytes are (SHA-256 equal); DIFFERENT carries the measured output difference."""
+
+    outcome: str  # IDENTICAL | DIFFERENT
+    ledger_res_sha256: str
+    ledger_res_hash: str
+    reproduced_sha256: str
+    max_abs_diff: float = 0.0
+    compared_samples: int = 0
+    top1_agreement: float = -1.0  # -1: not a classifier, or nothing was run
+    method: str = ""
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, doc: dict) -> Reproduction:
+        return cls(**{k: doc[k] for k in cls.__dataclass_fields__ if k in doc})
+
+
+@dataclass(frozen=True)
 class Job:
     """A training job as the Trainer records it."""
 
@@ -90,6 +120,13 @@ class Job:
     start_time: dt.datetime | None = None
     end_time: dt.datetime | None = None
     organization_id: str = ""  # the model's owner, who owns the job ("" only for jobs from before it was recorded)
+    # REPRODUCTION jobs belong to the organization that asked (a grantee of the model may reproduce it).
+    purpose: str = TRAINING_PURPOSE
+    reproduction: Reproduction | None = None
+
+    @property
+    def reproducing(self) -> bool:
+        return self.purpose == REPRODUCTION
 
     @property
     def final(self) -> bool:

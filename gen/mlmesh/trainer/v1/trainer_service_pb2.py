@@ -17,7 +17,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from mlmesh.common.v1 import validation_pb2 as mlmesh_dot_common_dot_v1_dot_validation__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'mlmesh/trainer/v1/trainer_service.proto\x12\x11mlmesh.trainer.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mlmesh/common/v1/validation.proto\"\xba\x05\n\x0bTrainingJob\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\x1d\n\ndataset_id\x18\x03 \x01(\tR\tdatasetId\x12:\n\x05state\x18\x04 \x01(\x0e\x32$.mlmesh.trainer.v1.TrainingJob.StateR\x05state\x12%\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\tR\rfailureReason\x12\x1a\n\x08\x65xecutor\x18\x06 \x01(\tR\x08\x65xecutor\x12,\n\x12time_limit_seconds\x18\x07 \x01(\x03R\x10timeLimitSeconds\x12,\n\x12memory_limit_bytes\x18\x08 \x01(\x03R\x10memoryLimitBytes\x12\x1c\n\tframework\x18\t \x01(\tR\tframework\x12;\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x39\n\nstart_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\"\xb1\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_QUEUED\x10\x01\x12\x16\n\x12STATE_PRE_TRAINING\x10\x02\x12\x12\n\x0eSTATE_TRAINING\x10\x03\x12\x17\n\x13STATE_POST_TRAINING\x10\x04\x12\x13\n\x0fSTATE_SUCCEEDED\x10\x05\x12\x10\n\x0cSTATE_FAILED\x10\x06\x12\x13\n\x0fSTATE_CANCELLED\x10\x07\"\x81\x01\n\x07LogLine\x12\x1a\n\x08sequence\x18\x01 \x01(\x03R\x08sequence\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x16\n\x06stream\x18\x03 \x01(\tR\x06stream\x12\x12\n\x04text\x18\x04 \x01(\tR\x04text\"\x7f\n\x10TrainingJobEvent\x12\x32\n\x03job\x18\x01 \x01(\x0b\x32\x1e.mlmesh.trainer.v1.TrainingJobH\x00R\x03job\x12.\n\x03log\x18\x02 \x01(\x0b\x32\x1a.mlmesh.trainer.v1.LogLineH\x00R\x03logB\x07\n\x05\x65vent\"\xa1\x01\n\x18SubmitTrainingJobRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x34\n\x12time_limit_seconds\x18\x02 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\x10timeLimitSeconds\x12\x34\n\x12memory_limit_bytes\x18\x03 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\x10memoryLimitBytes\".\n\x15GetTrainingJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x81\x01\n\x17ListTrainingJobsRequest\x12#\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xaa\x9f\x19\x02\x18\x00R\x08pageSize\x12&\n\npage_token\x18\x02 \x01(\tB\x07\xaa\x9f\x19\x03\x08\x80\x08R\tpageToken\x12\x19\n\x08model_id\x18\x03 \x01(\tR\x07modelId\"\x87\x01\n\x18ListTrainingJobsResponse\x12\x43\n\rtraining_jobs\x18\x01 \x03(\x0b\x32\x1e.mlmesh.trainer.v1.TrainingJobR\x0ctrainingJobs\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"1\n\x18\x43\x61ncelTrainingJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\"f\n\x17WatchTrainingJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x34\n\x12\x61\x66ter_log_sequence\x18\x02 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\x10\x61\x66terLogSequence2\x9a\x05\n\x0eTrainerService\x12`\n\x11SubmitTrainingJob\x12+.mlmesh.trainer.v1.SubmitTrainingJobRequest\x1a\x1e.mlmesh.trainer.v1.TrainingJob\x12}\n\x0eGetTrainingJob\x12(.mlmesh.trainer.v1.GetTrainingJobRequest\x1a\x1e.mlmesh.trainer.v1.TrainingJob\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/trainingJobs/{job_id}\x12\x85\x01\n\x10ListTrainingJobs\x12*.mlmesh.trainer.v1.ListTrainingJobsRequest\x1a+.mlmesh.trainer.v1.ListTrainingJobsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/trainingJobs\x12\x8d\x01\n\x11\x43\x61ncelTrainingJob\x12+.mlmesh.trainer.v1.CancelTrainingJobRequest\x1a\x1e.mlmesh.trainer.v1.TrainingJob\"+\x82\xd3\xe4\x93\x02%\" /v1/trainingJobs/{job_id}:cancel:\x01*\x12\x8e\x01\n\x10WatchTrainingJob\x12*.mlmesh.trainer.v1.WatchTrainingJobRequest\x1a#.mlmesh.trainer.v1.TrainingJobEvent\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/trainingJobs/{job_id}:watch0\x01\x42\x18\n\x14io.mlmesh.trainer.v1P\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'mlmesh/trainer/v1/trainer_service.proto\x12\x11mlmesh.trainer.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!mlmesh/common/v1/validation.proto\"\xb5\x06\n\x0bTrainingJob\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x19\n\x08model_id\x18\x02 \x01(\tR\x07modelId\x12\x1d\n\ndataset_id\x18\x03 \x01(\tR\tdatasetId\x12:\n\x05state\x18\x04 \x01(\x0e\x32$.mlmesh.trainer.v1.TrainingJob.StateR\x05state\x12%\n\x0e\x66\x61ilure_reason\x18\x05 \x01(\tR\rfailureReason\x12\x1a\n\x08\x65xecutor\x18\x06 \x01(\tR\x08\x65xecutor\x12,\n\x12time_limit_seconds\x18\x07 \x01(\x03R\x10timeLimitSeconds\x12,\n\x12memory_limit_bytes\x18\x08 \x01(\x03R\x10memoryLimitBytes\x12\x1c\n\tframework\x18\t \x01(\tR\tframework\x12;\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x39\n\nstart_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartTime\x12\x35\n\x08\x65nd_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x07\x65ndTime\x12\x34\n\x07purpose\x18\r \x01(\x0e\x32\x1a.mlmesh.trainer.v1.PurposeR\x07purpose\x12\x43\n\x0creproduction\x18\x0e \x01(\x0b\x32\x1f.mlmesh.trainer.v1.ReproductionR\x0creproduction\"\xb1\x01\n\x05State\x12\x15\n\x11STATE_UNSPECIFIED\x10\x00\x12\x10\n\x0cSTATE_QUEUED\x10\x01\x12\x16\n\x12STATE_PRE_TRAINING\x10\x02\x12\x12\n\x0eSTATE_TRAINING\x10\x03\x12\x17\n\x13STATE_POST_TRAINING\x10\x04\x12\x13\n\x0fSTATE_SUCCEEDED\x10\x05\x12\x10\n\x0cSTATE_FAILED\x10\x06\x12\x13\n\x0fSTATE_CANCELLED\x10\x07\"\xb0\x03\n\x0cReproduction\x12\x41\n\x07outcome\x18\x01 \x01(\x0e\x32\'.mlmesh.trainer.v1.Reproduction.OutcomeR\x07outcome\x12*\n\x11ledger_res_sha256\x18\x02 \x01(\tR\x0fledgerResSha256\x12&\n\x0fledger_res_hash\x18\x03 \x01(\tR\rledgerResHash\x12+\n\x11reproduced_sha256\x18\x04 \x01(\tR\x10reproducedSha256\x12 \n\x0cmax_abs_diff\x18\x05 \x01(\x01R\nmaxAbsDiff\x12)\n\x10\x63ompared_samples\x18\x06 \x01(\x03R\x0f\x63omparedSamples\x12%\n\x0etop1_agreement\x18\x07 \x01(\x01R\rtop1Agreement\x12\x16\n\x06method\x18\x08 \x01(\tR\x06method\"P\n\x07Outcome\x12\x17\n\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTCOME_IDENTICAL\x10\x01\x12\x15\n\x11OUTCOME_DIFFERENT\x10\x02\"\x81\x01\n\x07LogLine\x12\x1a\n\x08sequence\x18\x01 \x01(\x03R\x08sequence\x12.\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12\x16\n\x06stream\x18\x03 \x01(\tR\x06stream\x12\x12\n\x04text\x18\x04 \x01(\tR\x04text\"\x7f\n\x10TrainingJobEvent\x12\x32\n\x03job\x18\x01 \x01(\x0b\x32\x1e.mlmesh.trainer.v1.TrainingJobH\x00R\x03job\x12.\n\x03log\x18\x02 \x01(\x0b\x32\x1a.mlmesh.trainer.v1.LogLineH\x00R\x03logB\x07\n\x05\x65vent\"\xa1\x01\n\x18SubmitTrainingJobRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x34\n\x12time_limit_seconds\x18\x02 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\x10timeLimitSeconds\x12\x34\n\x12memory_limit_bytes\x18\x03 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\x10memoryLimitBytes\".\n\x15GetTrainingJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\"\x81\x01\n\x17ListTrainingJobsRequest\x12#\n\tpage_size\x18\x01 \x01(\x05\x42\x06\xaa\x9f\x19\x02\x18\x00R\x08pageSize\x12&\n\npage_token\x18\x02 \x01(\tB\x07\xaa\x9f\x19\x03\x08\x80\x08R\tpageToken\x12\x19\n\x08model_id\x18\x03 \x01(\tR\x07modelId\"\x87\x01\n\x18ListTrainingJobsResponse\x12\x43\n\rtraining_jobs\x18\x01 \x03(\x0b\x32\x1e.mlmesh.trainer.v1.TrainingJobR\x0ctrainingJobs\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"1\n\x18\x43\x61ncelTrainingJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\"f\n\x17WatchTrainingJobRequest\x12\x15\n\x06job_id\x18\x01 \x01(\tR\x05jobId\x12\x34\n\x12\x61\x66ter_log_sequence\x18\x02 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\x10\x61\x66terLogSequence\"\x9e\x01\n\x15ReproduceModelRequest\x12\x19\n\x08model_id\x18\x01 \x01(\tR\x07modelId\x12\x34\n\x12time_limit_seconds\x18\x02 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\x10timeLimitSeconds\x12\x34\n\x12memory_limit_bytes\x18\x03 \x01(\x03\x42\x06\xaa\x9f\x19\x02\x18\x00R\x10memoryLimitBytes*R\n\x07Purpose\x12\x17\n\x13PURPOSE_UNSPECIFIED\x10\x00\x12\x14\n\x10PURPOSE_TRAINING\x10\x01\x12\x18\n\x14PURPOSE_REPRODUCTION\x10\x02\x32\xbb\x06\n\x0eTrainerService\x12`\n\x11SubmitTrainingJob\x12+.mlmesh.trainer.v1.SubmitTrainingJobRequest\x1a\x1e.mlmesh.trainer.v1.TrainingJob\x12}\n\x0eGetTrainingJob\x12(.mlmesh.trainer.v1.GetTrainingJobRequest\x1a\x1e.mlmesh.trainer.v1.TrainingJob\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/trainingJobs/{job_id}\x12\x85\x01\n\x10ListTrainingJobs\x12*.mlmesh.trainer.v1.ListTrainingJobsRequest\x1a+.mlmesh.trainer.v1.ListTrainingJobsResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/v1/trainingJobs\x12\x8d\x01\n\x11\x43\x61ncelTrainingJob\x12+.mlmesh.trainer.v1.CancelTrainingJobRequest\x1a\x1e.mlmesh.trainer.v1.TrainingJob\"+\x82\xd3\xe4\x93\x02%\" /v1/trainingJobs/{job_id}:cancel:\x01*\x12\x8e\x01\n\x10WatchTrainingJob\x12*.mlmesh.trainer.v1.WatchTrainingJobRequest\x1a#.mlmesh.trainer.v1.TrainingJobEvent\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/v1/trainingJobs/{job_id}:watch0\x01\x12\x9e\x01\n\x0eReproduceModel\x12(.mlmesh.trainer.v1.ReproduceModelRequest\x1a\x1e.mlmesh.trainer.v1.TrainingJob\"B\x82\xd3\xe4\x93\x02<\"\x1f/v1/models/{model_id}:reproduce:\x01*Z\x16\"\x11/train/{model_id}:\x01*B\x18\n\x14io.mlmesh.trainer.v1P\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,10 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_LISTTRAININGJOBSREQUEST'].fields_by_name['page_token']._serialized_options = b'\252\237\031\003\010\200\010'
   _globals['_WATCHTRAININGJOBREQUEST'].fields_by_name['after_log_sequence']._options = None
   _globals['_WATCHTRAININGJOBREQUEST'].fields_by_name['after_log_sequence']._serialized_options = b'\252\237\031\002\030\000'
+  _globals['_REPRODUCEMODELREQUEST'].fields_by_name['time_limit_seconds']._options = None
+  _globals['_REPRODUCEMODELREQUEST'].fields_by_name['time_limit_seconds']._serialized_options = b'\252\237\031\002\030\000'
+  _globals['_REPRODUCEMODELREQUEST'].fields_by_name['memory_limit_bytes']._options = None
+  _globals['_REPRODUCEMODELREQUEST'].fields_by_name['memory_limit_bytes']._serialized_options = b'\252\237\031\002\030\000'
   _globals['_TRAINERSERVICE'].methods_by_name['GetTrainingJob']._options = None
   _globals['_TRAINERSERVICE'].methods_by_name['GetTrainingJob']._serialized_options = b'\202\323\344\223\002\033\022\031/v1/trainingJobs/{job_id}'
   _globals['_TRAINERSERVICE'].methods_by_name['ListTrainingJobs']._options = None
@@ -43,26 +47,36 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _globals['_TRAINERSERVICE'].methods_by_name['CancelTrainingJob']._serialized_options = b'\202\323\344\223\002%\" /v1/trainingJobs/{job_id}:cancel:\001*'
   _globals['_TRAINERSERVICE'].methods_by_name['WatchTrainingJob']._options = None
   _globals['_TRAINERSERVICE'].methods_by_name['WatchTrainingJob']._serialized_options = b'\202\323\344\223\002!\022\037/v1/trainingJobs/{job_id}:watch'
+  _globals['_TRAINERSERVICE'].methods_by_name['ReproduceModel']._options = None
+  _globals['_TRAINERSERVICE'].methods_by_name['ReproduceModel']._serialized_options = b'\202\323\344\223\002<\"\037/v1/models/{model_id}:reproduce:\001*Z\026\"\021/train/{model_id}:\001*'
+  _globals['_PURPOSE']._serialized_start=2478
+  _globals['_PURPOSE']._serialized_end=2560
   _globals['_TRAININGJOB']._serialized_start=161
-  _globals['_TRAININGJOB']._serialized_end=859
-  _globals['_TRAININGJOB_STATE']._serialized_start=682
-  _globals['_TRAININGJOB_STATE']._serialized_end=859
-  _globals['_LOGLINE']._serialized_start=862
-  _globals['_LOGLINE']._serialized_end=991
-  _globals['_TRAININGJOBEVENT']._serialized_start=993
-  _globals['_TRAININGJOBEVENT']._serialized_end=1120
-  _globals['_SUBMITTRAININGJOBREQUEST']._serialized_start=1123
-  _globals['_SUBMITTRAININGJOBREQUEST']._serialized_end=1284
-  _globals['_GETTRAININGJOBREQUEST']._serialized_start=1286
-  _globals['_GETTRAININGJOBREQUEST']._serialized_end=1332
-  _globals['_LISTTRAININGJOBSREQUEST']._serialized_start=1335
-  _globals['_LISTTRAININGJOBSREQUEST']._serialized_end=1464
-  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_start=1467
-  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_end=1602
-  _globals['_CANCELTRAININGJOBREQUEST']._serialized_start=1604
-  _globals['_CANCELTRAININGJOBREQUEST']._serialized_end=1653
-  _globals['_WATCHTRAININGJOBREQUEST']._serialized_start=1655
-  _globals['_WATCHTRAININGJOBREQUEST']._serialized_end=1757
-  _globals['_TRAINERSERVICE']._serialized_start=1760
-  _globals['_TRAINERSERVICE']._serialized_end=2426
+  _globals['_TRAININGJOB']._serialized_end=982
+  _globals['_TRAININGJOB_STATE']._serialized_start=805
+  _globals['_TRAININGJOB_STATE']._serialized_end=982
+  _globals['_REPRODUCTION']._serialized_start=985
+  _globals['_REPRODUCTION']._serialized_end=1417
+  _globals['_REPRODUCTION_OUTCOME']._serialized_start=1337
+  _globals['_REPRODUCTION_OUTCOME']._serialized_end=1417
+  _globals['_LOGLINE']._serialized_start=1420
+  _globals['_LOGLINE']._serialized_end=1549
+  _globals['_TRAININGJOBEVENT']._serialized_start=1551
+  _globals['_TRAININGJOBEVENT']._serialized_end=1678
+  _globals['_SUBMITTRAININGJOBREQUEST']._serialized_start=1681
+  _globals['_SUBMITTRAININGJOBREQUEST']._serialized_end=1842
+  _globals['_GETTRAININGJOBREQUEST']._serialized_start=1844
+  _globals['_GETTRAININGJOBREQUEST']._serialized_end=1890
+  _globals['_LISTTRAININGJOBSREQUEST']._serialized_start=1893
+  _globals['_LISTTRAININGJOBSREQUEST']._serialized_end=2022
+  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_start=2025
+  _globals['_LISTTRAININGJOBSRESPONSE']._serialized_end=2160
+  _globals['_CANCELTRAININGJOBREQUEST']._serialized_start=2162
+  _globals['_CANCELTRAININGJOBREQUEST']._serialized_end=2211
+  _globals['_WATCHTRAININGJOBREQUEST']._serialized_start=2213
+  _globals['_WATCHTRAININGJOBREQUEST']._serialized_end=2315
+  _globals['_REPRODUCEMODELREQUEST']._serialized_start=2318
+  _globals['_REPRODUCEMODELREQUEST']._serialized_end=2476
+  _globals['_TRAINERSERVICE']._serialized_start=2563
+  _globals['_TRAINERSERVICE']._serialized_end=3390
 # @@protoc_insertion_point(module_scope)

@@ -9,8 +9,17 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Purpose(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PURPOSE_UNSPECIFIED: _ClassVar[Purpose]
+    PURPOSE_TRAINING: _ClassVar[Purpose]
+    PURPOSE_REPRODUCTION: _ClassVar[Purpose]
+PURPOSE_UNSPECIFIED: Purpose
+PURPOSE_TRAINING: Purpose
+PURPOSE_REPRODUCTION: Purpose
+
 class TrainingJob(_message.Message):
-    __slots__ = ("job_id", "model_id", "dataset_id", "state", "failure_reason", "executor", "time_limit_seconds", "memory_limit_bytes", "framework", "create_time", "start_time", "end_time")
+    __slots__ = ("job_id", "model_id", "dataset_id", "state", "failure_reason", "executor", "time_limit_seconds", "memory_limit_bytes", "framework", "create_time", "start_time", "end_time", "purpose", "reproduction")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[TrainingJob.State]
@@ -41,6 +50,8 @@ class TrainingJob(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    REPRODUCTION_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     model_id: str
     dataset_id: str
@@ -53,7 +64,37 @@ class TrainingJob(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., model_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., state: _Optional[_Union[TrainingJob.State, str]] = ..., failure_reason: _Optional[str] = ..., executor: _Optional[str] = ..., time_limit_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., framework: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    purpose: Purpose
+    reproduction: Reproduction
+    def __init__(self, job_id: _Optional[str] = ..., model_id: _Optional[str] = ..., dataset_id: _Optional[str] = ..., state: _Optional[_Union[TrainingJob.State, str]] = ..., failure_reason: _Optional[str] = ..., executor: _Optional[str] = ..., time_limit_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., framework: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., purpose: _Optional[_Union[Purpose, str]] = ..., reproduction: _Optional[_Union[Reproduction, _Mapping]] = ...) -> None: ...
+
+class Reproduction(_message.Message):
+    __slots__ = ("outcome", "ledger_res_sha256", "ledger_res_hash", "reproduced_sha256", "max_abs_diff", "compared_samples", "top1_agreement", "method")
+    class Outcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        OUTCOME_UNSPECIFIED: _ClassVar[Reproduction.Outcome]
+        OUTCOME_IDENTICAL: _ClassVar[Reproduction.Outcome]
+        OUTCOME_DIFFERENT: _ClassVar[Reproduction.Outcome]
+    OUTCOME_UNSPECIFIED: Reproduction.Outcome
+    OUTCOME_IDENTICAL: Reproduction.Outcome
+    OUTCOME_DIFFERENT: Reproduction.Outcome
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_RES_SHA256_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_RES_HASH_FIELD_NUMBER: _ClassVar[int]
+    REPRODUCED_SHA256_FIELD_NUMBER: _ClassVar[int]
+    MAX_ABS_DIFF_FIELD_NUMBER: _ClassVar[int]
+    COMPARED_SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    TOP1_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    outcome: Reproduction.Outcome
+    ledger_res_sha256: str
+    ledger_res_hash: str
+    reproduced_sha256: str
+    max_abs_diff: float
+    compared_samples: int
+    top1_agreement: float
+    method: str
+    def __init__(self, outcome: _Optional[_Union[Reproduction.Outcome, str]] = ..., ledger_res_sha256: _Optional[str] = ..., ledger_res_hash: _Optional[str] = ..., reproduced_sha256: _Optional[str] = ..., max_abs_diff: _Optional[float] = ..., compared_samples: _Optional[int] = ..., top1_agreement: _Optional[float] = ..., method: _Optional[str] = ...) -> None: ...
 
 class LogLine(_message.Message):
     __slots__ = ("sequence", "time", "stream", "text")
@@ -122,3 +163,13 @@ class WatchTrainingJobRequest(_message.Message):
     job_id: str
     after_log_sequence: int
     def __init__(self, job_id: _Optional[str] = ..., after_log_sequence: _Optional[int] = ...) -> None: ...
+
+class ReproduceModelRequest(_message.Message):
+    __slots__ = ("model_id", "time_limit_seconds", "memory_limit_bytes")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_LIMIT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    time_limit_seconds: int
+    memory_limit_bytes: int
+    def __init__(self, model_id: _Optional[str] = ..., time_limit_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ...) -> None: ...

@@ -43,6 +43,11 @@ class TrainerServiceStub(object):
                 request_serializer=mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.WatchTrainingJobRequest.SerializeToString,
                 response_deserializer=mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.TrainingJobEvent.FromString,
                 )
+        self.ReproduceModel = channel.unary_unary(
+                '/mlmesh.trainer.v1.TrainerService/ReproduceModel',
+                request_serializer=mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.ReproduceModelRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.TrainingJob.FromString,
+                )
 
 
 class TrainerServiceServicer(object):
@@ -90,6 +95,19 @@ class TrainerServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReproduceModel(self, request, context):
+        """Reproduces a trained model: reruns its pinned recipe on the same registered
+        dataset (hash-checked) in a fresh job of the caller's organization, then compares
+        the result with the hash the ledger verified. The job is a training job with
+        purpose REPRODUCTION (Get, Watch, Cancel as any job); its `reproduction` says
+        IDENTICAL (byte-identical) or DIFFERENT with the measured maximum output
+        difference. The caller must be able to read the model and its dataset.
+        Idempotent per model and organization while a reproduction is live.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TrainerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -117,6 +135,11 @@ def add_TrainerServiceServicer_to_server(servicer, server):
                     servicer.WatchTrainingJob,
                     request_deserializer=mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.WatchTrainingJobRequest.FromString,
                     response_serializer=mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.TrainingJobEvent.SerializeToString,
+            ),
+            'ReproduceModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReproduceModel,
+                    request_deserializer=mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.ReproduceModelRequest.FromString,
+                    response_serializer=mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.TrainingJob.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -214,5 +237,22 @@ class TrainerService(object):
         return grpc.experimental.unary_stream(request, target, '/mlmesh.trainer.v1.TrainerService/WatchTrainingJob',
             mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.WatchTrainingJobRequest.SerializeToString,
             mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.TrainingJobEvent.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ReproduceModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.trainer.v1.TrainerService/ReproduceModel',
+            mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.ReproduceModelRequest.SerializeToString,
+            mlmesh_dot_trainer_dot_v1_dot_trainer__service__pb2.TrainingJob.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

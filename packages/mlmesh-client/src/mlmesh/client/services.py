@@ -304,6 +304,18 @@ class Jobs(_Service):
             tpb.WatchTrainingJobRequest(job_id=job_id, after_log_sequence=after_log_sequence),
             timeout=self._deadline(timeout, "watch"))
 
+    @rpc(f"{TRAINER}/ReproduceModel")
+    def reproduce(self, model_id: str, *, time_limit_seconds: int = 0, memory_limit_bytes: int = 0,
+                  timeout: float | None = None):
+        """Retrains a trained model from its pinned recipe on its registered dataset, for your
+        organization: a training job with purpose REPRODUCTION (follow it with `watch`). Once it
+        SUCCEEDED, `job.reproduction` says IDENTICAL (same bytes as the ledger's res_sha256) or
+        DIFFERENT with the measured `max_abs_diff` of the two models' outputs on the dataset's rows."""
+        return self._t.unary(self._stub.ReproduceModel,
+                             tpb.ReproduceModelRequest(model_id=model_id, time_limit_seconds=time_limit_seconds,
+                                                       memory_limit_bytes=memory_limit_bytes),
+                             timeout=self._deadline(timeout))
+
 
 class Translations(_Service):
     """ONNX translations of trained models (the Translator), with their parity reports."""
