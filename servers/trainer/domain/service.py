@@ -32,7 +32,6 @@ from servers.trainer.domain import jobs as J
 from servers.trainer.domain.jobs import Job, Limits, LogLine
 from servers.trainer.domain.ports import Environments, JobRepository, ProcessRunner, Registry, RunRequest, Workflows
 from servers.trainer.domain.recipe import ArchiveLimits
-from servers.trainer.domain.reproduce import compare_with_original
 from servers.trainer.domain.steps import StepFailed, post_train, pre_train, read_model
 
 log = logging.getLogger("mlmesh.trainer")
@@ -118,6 +117,11 @@ class _JobLog:
         await self.flush()
 
 
+async def _unless_unavailable(step) -> None:
+    with contextlib.suppress(errors.Unavailable):
+        await step
+
+
 class TrainerCore:
     def __init__(self, repo: JobRepository, registry: Registry, runner: ProcessRunner, envs: Environments,
                  options: CoreOptions, *, workflows: Workflows | None = None,
@@ -198,46 +202,6 @@ class TrainerCore:
         stored, created = await self.repo.insert_or_get_live(job)
         if created:
             log.info("job %s queued for model %s", stored.job_id, model_id)
-            self._spawn(stored)
-        return stored
-
-    async def reproduce(self, model_id: str, time_limit_seconds: int = 0, memory_limit_bytes: int = 0, *,
-                        caller_org: str | None = None) -> Job:
-        """A QUEUED reproduction of a trained model for the caller's organization (or its live one:
-        idempotent per model and organization). The caller must be able to read the model (a
-        stranger is told it does not exist, as by the Registry) and the model's dataset: a grantee
-        of a model trained on a dataset it may not read is refused (FAILED_PRECONDITION)."""
-        model_id = ids.parse_id(model_id, "model_id")
-        time_limit, memory_limit = self.options.limits.resolve(time_limit_seconds, memory_limit_bytes)
-        model = await self.registry.get_model(model_id, on_behalf_of=caller_org)
-        if model.state != "TRAINED":
-            raise errors.FailedPrecondition(
-                f"model {model_id} is {model.state}: only a trained model can be reproduced",
-                reason="MODEL_NOT_TRAINED", metadata={"model_id": model_id})
-        if not model.recipe_sha256:
-            raise errors.FailedPrecondition(
-                f"model {model_id} was trained from the container image {model.image_reference or '(none)'}: "
-                "this Trainer reproduces recipes only", reason="REPRODUCTION_UNSUPPORTED",
-                metadata={"model_id": model_id})
-        if self.options.executor != "local":
-            raise errors.FailedPrecondition(
-                "reproductions run on the local executor only; this Trainer uses "
-                f"{self.options.executor}", reason="REPRODUCTION_UNSUPPORTED", metadata={"model_id": model_id})
-        org = caller_org if caller_org is not None else model.organization_id
-        try:
-            await self.registry.get_dataset(model.dataset_id, on_behalf_of=org or None)
-        except errors.NotFound:
-            raise errors.FailedPrecondition(
-                f"model {model_id} was trained on dataset {model.dataset_id}, which organization {org} may not "
-                "read: reproducing a model needs its dataset (ask the dataset's owner to share it)",
-                reason="DATASET_NOT_READABLE", metadata={"model_id": model_id, "dataset_id": model.dataset_id}
-            ) from None
-        job = Job(job_id=str(uuid.uuid4()), model_id=model_id, state=J.QUEUED, executor=self.options.executor,
-                  time_limit_seconds=time_limit, memory_limit_bytes=memory_limit, create_time=self.clock(),
-                  dataset_id=model.dataset_id, organization_id=org, purpose=J.REPRODUCTION)
-        stored, created = await self.repo.insert_or_get_live(job)
-        if created:
-            log.info("job %s queued to reproduce model %s for %s", stored.job_id, model_id, org)
             self._spawn(stored)
         return stored
 
@@ -366,9 +330,27 @@ class TrainerCore:
     async def _fail(self, job: Job, reason: str) -> Job:
         return await self._end(job, J.FAILED, reason)
 
+    async def _fail_once_stored(self, job: Job, reason: str) -> None:
+        """FAILED, retried while PostgreSQL is unavailable (e.g. restarting after a kill -9), and the
+        Registry told: found by the chaos suite, a job whose log write hit the outage stayed TRAINING."""
+        ended = False
+        while True:
+            try:
+                if not ended:
+                    try:
+                        job = await self._transition(job, J.FAILED, reason)
+                    except errors.FailedPrecondition:
+                        return  # it ended meanwhile
+                    ended = True
+                await self._report_failed(job)
+                return
+            except errors.Unavailable as exc:
+                if self._closing:
+                    raise
+                log.warning("job %s: FAILED not stored yet (%s); retrying", job.job_id, exc.message)
+                await asyncio.sleep(1)
+
     async def _report_failed(self, job: Job) -> None:
-        if job.reproducing:  # the model is trained; a failed reproduction changes nothing in the Registry
-            return
         try:
             await self.registry.report_status(job.model_id, job.job_id, "FAILED", job.failure_reason)
             await self.repo.set_report_pending(job.job_id, False)
@@ -395,7 +377,7 @@ class TrainerCore:
             model = await self.registry.get_model(job.model_id)
         except errors.MeshError:
             return False
-        return not job.reproducing and model.state == "TRAINED" and model.training_job_id in ("", job.job_id)
+        return model.state == "TRAINED" and model.training_job_id in ("", job.job_id)
 
     async def _run(self, job: Job) -> None:
         job_dir = self.options.work_root / "jobs" / job.job_id
@@ -426,21 +408,24 @@ class TrainerCore:
             else:
                 await self._fail(job, "the Trainer stopped while the job was running" if self._closing
                                  else "the job was interrupted")
+        # PostgreSQL may be what failed (killed, restarting): the log is then best effort and the
+        # job's end is retried until it is stored, so the job never stays TRAINING with the Trainer up.
         except StepFailed as exc:
-            await note(f"failed: {exc.reason}")
-            await joblog.close()
+            await _unless_unavailable(note(f"failed: {exc.reason}"))
+            await _unless_unavailable(joblog.close())
             await cleanup()
-            await self._fail(job, exc.reason)
+            await self._fail_once_stored(job, exc.reason)
         except errors.MeshError as exc:
-            await note(f"failed: {exc.message}")
-            await joblog.close()
+            await _unless_unavailable(note(f"failed: {exc.message}"))
+            await _unless_unavailable(joblog.close())
             await cleanup()
-            await self._fail(job, exc.message)
+            await self._fail_once_stored(job, exc.message)
         except Exception as exc:  # noqa: BLE001 - a bug must still end the job
             log.exception("job %s: internal error", job.job_id)
-            await joblog.close()
+            await _unless_unavailable(joblog.close())
             await cleanup()
-            await self._fail(job, f"internal error in the Trainer ({type(exc).__name__}); see the Trainer's log")
+            await self._fail_once_stored(
+                job, f"internal error in the Trainer ({type(exc).__name__}); see the Trainer's log")
         else:
             await joblog.close()
         finally:
@@ -478,11 +463,10 @@ class TrainerCore:
         await joblog.flush()
         job = await self._transition(job, J.TRAINING, framework=spec.framework,
                                      dataset_id=prepared.dataset.dataset_id)
-        if not job.reproducing:
-            try:
-                await self.registry.report_status(job.model_id, job.job_id, "TRAINING")
-            except errors.MeshError as exc:
-                await note(f"train: could not tell the Registry that training started: {exc.message}")
+        try:
+            await self.registry.report_status(job.model_id, job.job_id, "TRAINING")
+        except errors.MeshError as exc:
+            await note(f"train: could not tell the Registry that training started: {exc.message}")
         await note(f"train: running {python.name} {spec.entrypoint} (time limit {job.time_limit_seconds} s, "
                    f"memory limit {job.memory_limit_bytes} bytes)")
         result = await self.runner.run(
@@ -502,13 +486,6 @@ class TrainerCore:
         await note(f"train: the recipe finished in {result.seconds:.1f} s (peak memory {result.peak_rss_bytes} bytes)")
         await joblog.flush()
         job = await self._transition(job, J.POST_TRAINING)
-        if job.reproducing:
-            outcome = await compare_with_original(self.registry, self.runner, python, job, spec, artifact,
-                                                  prepared.dataset_path, job_dir, note, env, joblog.write)
-            await joblog.flush()
-            await cleanup()
-            await self._transition(job, J.SUCCEEDED, reproduction=outcome)
-            return
         await post_train(self.registry, job, spec, artifact, note)
         await joblog.flush()
         await cleanup()
