@@ -32,6 +32,7 @@ from servers.trainer.domain import jobs as J
 from servers.trainer.domain.jobs import Job, Limits, LogLine
 from servers.trainer.domain.ports import Environments, JobRepository, ProcessRunner, Registry, RunRequest, Workflows
 from servers.trainer.domain.recipe import ArchiveLimits
+from servers.trainer.domain.reproduce import compare_with_original
 from servers.trainer.domain.steps import StepFailed, post_train, pre_train, read_model
 
 log = logging.getLogger("mlmesh.trainer")
@@ -205,6 +206,46 @@ class TrainerCore:
             self._spawn(stored)
         return stored
 
+    async def reproduce(self, model_id: str, time_limit_seconds: int = 0, memory_limit_bytes: int = 0, *,
+                        caller_org: str | None = None) -> Job:
+        """A QUEUED reproduction of a trained model for the caller's organization (or its live one:
+        idempotent per model and organization). The caller must be able to read the model (a
+        stranger is told it does not exist, as by the Registry) and the model's dataset: a grantee
+        of a model trained on a dataset it may not read is refused (FAILED_PRECONDITION)."""
+        model_id = ids.parse_id(model_id, "model_id")
+        time_limit, memory_limit = self.options.limits.resolve(time_limit_seconds, memory_limit_bytes)
+        model = await self.registry.get_model(model_id, on_behalf_of=caller_org)
+        if model.state != "TRAINED":
+            raise errors.FailedPrecondition(
+                f"model {model_id} is {model.state}: only a trained model can be reproduced",
+                reason="MODEL_NOT_TRAINED", metadata={"model_id": model_id})
+        if not model.recipe_sha256:
+            raise errors.FailedPrecondition(
+                f"model {model_id} was trained from the container image {model.image_reference or '(none)'}: "
+                "this Trainer reproduces recipes only", reason="REPRODUCTION_UNSUPPORTED",
+                metadata={"model_id": model_id})
+        if self.options.executor != "local":
+            raise errors.FailedPrecondition(
+                "reproductions run on the local executor only; this Trainer uses "
+                f"{self.options.executor}", reason="REPRODUCTION_UNSUPPORTED", metadata={"model_id": model_id})
+        org = caller_org if caller_org is not None else model.organization_id
+        try:
+            await self.registry.get_dataset(model.dataset_id, on_behalf_of=org or None)
+        except errors.NotFound:
+            raise errors.FailedPrecondition(
+                f"model {model_id} was trained on dataset {model.dataset_id}, which organization {org} may not "
+                "read: reproducing a model needs its dataset (ask the dataset's owner to share it)",
+                reason="DATASET_NOT_READABLE", metadata={"model_id": model_id, "dataset_id": model.dataset_id}
+            ) from None
+        job = Job(job_id=str(uuid.uuid4()), model_id=model_id, state=J.QUEUED, executor=self.options.executor,
+                  time_limit_seconds=time_limit, memory_limit_bytes=memory_limit, create_time=self.clock(),
+                  dataset_id=model.dataset_id, organization_id=org, purpose=J.REPRODUCTION)
+        stored, created = await self.repo.insert_or_get_live(job)
+        if created:
+            log.info("job %s queued to reproduce model %s for %s", stored.job_id, model_id, org)
+            self._spawn(stored)
+        return stored
+
     async def get(self, job_id: str, caller_org: str | None = None) -> Job:
         """The job, if the caller's organization owns it; NotFound otherwise (as for an unknown id)."""
         job = await self.repo.get(ids.parse_id(job_id, "job_id"))
@@ -351,6 +392,8 @@ class TrainerCore:
                 await asyncio.sleep(1)
 
     async def _report_failed(self, job: Job) -> None:
+        if job.reproducing:  # the model is trained; a failed reproduction changes nothing in the Registry
+            return
         try:
             await self.registry.report_status(job.model_id, job.job_id, "FAILED", job.failure_reason)
             await self.repo.set_report_pending(job.job_id, False)
@@ -377,7 +420,7 @@ class TrainerCore:
             model = await self.registry.get_model(job.model_id)
         except errors.MeshError:
             return False
-        return model.state == "TRAINED" and model.training_job_id in ("", job.job_id)
+        return not job.reproducing and model.state == "TRAINED" and model.training_job_id in ("", job.job_id)
 
     async def _run(self, job: Job) -> None:
         job_dir = self.options.work_root / "jobs" / job.job_id
@@ -463,10 +506,11 @@ class TrainerCore:
         await joblog.flush()
         job = await self._transition(job, J.TRAINING, framework=spec.framework,
                                      dataset_id=prepared.dataset.dataset_id)
-        try:
-            await self.registry.report_status(job.model_id, job.job_id, "TRAINING")
-        except errors.MeshError as exc:
-            await note(f"train: could not tell the Registry that training started: {exc.message}")
+        if not job.reproducing:
+            try:
+                await self.registry.report_status(job.model_id, job.job_id, "TRAINING")
+            except errors.MeshError as exc:
+                await note(f"train: could not tell the Registry that training started: {exc.message}")
         await note(f"train: running {python.name} {spec.entrypoint} (time limit {job.time_limit_seconds} s, "
                    f"memory limit {job.memory_limit_bytes} bytes)")
         result = await self.runner.run(
@@ -486,6 +530,13 @@ class TrainerCore:
         await note(f"train: the recipe finished in {result.seconds:.1f} s (peak memory {result.peak_rss_bytes} bytes)")
         await joblog.flush()
         job = await self._transition(job, J.POST_TRAINING)
+        if job.reproducing:
+            outcome = await compare_with_original(self.registry, self.runner, python, job, spec, artifact,
+                                                  prepared.dataset_path, job_dir, note, env, joblog.write)
+            await joblog.flush()
+            await cleanup()
+            await self._transition(job, J.SUCCEEDED, reproduction=outcome)
+            return
         await post_train(self.registry, job, spec, artifact, note)
         await joblog.flush()
         await cleanup()
