@@ -14,12 +14,9 @@ import pytest
 from google.api import httpbody_pb2
 from mlmesh.registry.v1 import model_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
-from mlmesh.registry.v1 import registry_service_pb2_grpc as reg_grpc
 from mlmesh.trainer.v1 import trainer_service_pb2 as pb
-from mlmesh.trainer.v1 import trainer_service_pb2_grpc as trainer_grpc
 
-from servers.devstack.procs import free_port
-from tests.fixtures.trainer import ML_PYTHON, tar_gz, trainer_settings
+from tests.fixtures.trainer import ML_PYTHON, tar_gz
 
 pytestmark = pytest.mark.skipif(not ML_PYTHON.exists(), reason="the ML environment .venv-ml is missing (make ml-venv)")
 
@@ -64,25 +61,9 @@ async def job_in(trainer, job_id: str, org: str, states, timeout: float = 60.0) 
 
 
 @pytest.fixture
-async def mesh(ledger_server, fresh_db_dsn, tmp_path):
-    """(Registry stub, Trainer stub): the two real servers wired to each other, one job at a time."""
-    from servers.registry.main import build as build_registry
-    from servers.registry.settings import RegistrySettings
-    from servers.trainer.main import build as build_trainer
-
-    trainer_port = free_port()
-    registry = await build_registry(RegistrySettings(
-        port=0, metrics_port=-1, database_url=fresh_db_dsn, data_dir=tmp_path / "registry",
-        ledger_target=f"127.0.0.1:{ledger_server.port}", trainer_target=f"127.0.0.1:{trainer_port}"))
-    await registry.start()
-    trainer, _core = await build_trainer(trainer_settings(fresh_db_dsn, tmp_path / "trainer", registry.port,
-                                                          port=trainer_port, max_concurrent_jobs=1))
-    await trainer.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{registry.port}") as r, \
-            grpc.aio.insecure_channel(f"127.0.0.1:{trainer_port}") as t:
-        yield reg_grpc.RegistryServiceStub(r), trainer_grpc.TrainerServiceStub(t)
-    await trainer.stop(0, drain=0)
-    await registry.stop(0, drain=0)
+def mesh(registry_and_trainer):
+    """(Registry stub, Trainer stub): tests/fixtures/trainer.py's real pair, one job at a time."""
+    return registry_and_trainer
 
 
 async def test_a_grant_revoked_before_pre_train_fails_the_job_naming_the_dataset(mesh):
