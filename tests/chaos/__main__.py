@@ -14,7 +14,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--kills", type=int, default=60, help="how many SIGKILLs (default 60)")
     parser.add_argument("--no-learner", action="store_true", help="leave the Learn stream out of the workload")
     args = parser.parse_args(argv)
-    result = run(args.seed, args.kills, learner=not args.no_learner)
+    result = run(args.seed, args.kills, learner=not args.no_learner, log=lambda line: print(line, flush=True))
     print(result.table())
     return 0 if result.ok else 1
 

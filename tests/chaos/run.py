@@ -25,6 +25,7 @@ from mlmesh.learner.v1 import learner_service_pb2_grpc as lgrpc
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
+from clients.recipes import pack_recipe
 from clients.sensors import observation, read_rows
 from servers.devstack import procs
 from servers.devstack.settings import DevstackSettings
@@ -44,7 +45,8 @@ class Result:
     acknowledged: Counter = field(default_factory=Counter)  # by operation kind
     intact: Counter = field(default_factory=Counter)
     failed: Counter = field(default_factory=Counter)  # operations the client saw fail (not acknowledged)
-    unacknowledged_complete: int = 0
+    unacknowledged_complete: Counter = field(default_factory=Counter)  # by resource kind
+    interrupted: Counter = field(default_factory=Counter)  # failure reasons of acknowledged models
     orphans: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -56,10 +58,13 @@ class Result:
         lines = [f"chaos run, seed {self.seed}: {sum(self.kills.values())} kills",
                  f"  {'component':<12}{'kills':>6}"]
         lines += [f"  {c:<12}{self.kills[c]:>6}" for c in COMPONENTS]
-        lines.append(f"  {'operation':<22}{'acknowledged':>13}{'intact':>8}{'failed (not acked)':>20}")
+        lines.append(f"  {'operation':<27}{'acknowledged':>13}{'intact':>8}{'failed (not acked)':>20}")
         for kind in sorted(set(self.acknowledged) | set(self.failed)):
-            lines.append(f"  {kind:<22}{self.acknowledged[kind]:>13}{self.intact[kind]:>8}{self.failed[kind]:>20}")
-        lines.append(f"  unacknowledged uploads found complete and consistent: {self.unacknowledged_complete}")
+            lines.append(f"  {kind:<27}{self.acknowledged[kind]:>13}{self.intact[kind]:>8}{self.failed[kind]:>20}")
+        for reason, n in sorted(self.interrupted.items()):
+            lines.append(f"  acknowledged model FAILED by a kill ({n}x): {reason[:110]}")
+        for kind in sorted(self.unacknowledged_complete):
+            lines.append(f"  unacknowledged {kind} found complete and consistent: {self.unacknowledged_complete[kind]}")
         lines.append(f"  orphans found: {len(self.orphans)}")
         lines += [f"    orphan: {o}" for o in self.orphans]
         lines += [f"  PROBLEM: {p}" for p in self.problems]
@@ -92,7 +97,8 @@ def _up(stack: Stack, attempts: int = 3) -> None:
 class Workload:
     """Client threads through Envoy; they record what was acknowledged and what failed."""
 
-    def __init__(self, stack: Stack, result: Result, learner_csv: Path | None, learner_id: str | None):
+    def __init__(self, stack: Stack, result: Result, learner_csv: Path | None, learner_id: str | None,
+                 digits: tuple[str, bytes] | None = None):
         self.stack, self.result = stack, result
         self.stop = threading.Event()
         self.lock = threading.Lock()
@@ -103,6 +109,9 @@ class Workload:
         self.readings = [observation(r, "meter-c") for r in read_rows(learner_csv, "timestamp", "power_kw")] \
             if learner_csv else []
         self.names = itertools.count()
+        self.digits_id, self.recipe = digits if digits else (None, b"")
+        self.models: dict[str, str] = {}  # acknowledged registrations: model id -> display name
+        self.translations: dict[str, tuple[str, str]] = {}  # acknowledged: translation id -> (model id, sha256)
 
     def _token(self) -> str:
         return self.stack.token()
@@ -187,6 +196,51 @@ class Workload:
                 with self.lock:
                     self.result.problems.append(f"download of {dataset_id} during the run returned other bytes")
 
+    def train_and_translate(self) -> None:
+        """Register a model with the logistic-regression recipe, follow it while it trains, translate it:
+        two of these threads keep a training job or a translation in flight most of the time."""
+        if not self.digits_id:
+            return
+        while not self.stop.is_set():
+            name = f"chaos-model-{next(self.names)}"
+            try:
+                r = httpx.post(f"{self.stack.base_url}/v1/models", content=self.recipe, timeout=60, params={
+                    "organization_id": ORG, "developer_id": "chaos", "dataset_id": self.digits_id,
+                    "display_name": name, "recipe_filename": "digits-logreg.tar.gz"},
+                    headers={"authorization": f"Bearer {self._token()}", "content-type": "application/gzip"})
+            except httpx.HTTPError:
+                r = None
+            if r is None or r.status_code != 200:
+                self._record("model registration", False)
+                time.sleep(0.5)
+                continue
+            self._record("model registration", True)
+            model_id = r.json()["model_id"]
+            with self.lock:
+                self.models[model_id] = name
+            state = ""
+            while not self.stop.is_set() and state not in ("STATE_TRAINED", "STATE_FAILED"):
+                time.sleep(0.5)
+                try:
+                    g = httpx.get(f"{self.stack.base_url}/v1/models/{model_id}", timeout=30,
+                                  headers={"authorization": f"Bearer {self._token()}"})
+                    state = g.json().get("state", "") if g.status_code == 200 else state
+                except (httpx.HTTPError, ValueError):
+                    pass
+            if state != "STATE_TRAINED" or self.stop.is_set():
+                continue
+            try:
+                t = httpx.post(f"{self.stack.base_url}/v1/models/{model_id}:translate", json={}, timeout=300,
+                               headers={"authorization": f"Bearer {self._token()}"})
+            except httpx.HTTPError:
+                t = None
+            if t is None or t.status_code != 200:
+                self._record("translation", False)
+                continue
+            self._record("translation", True)
+            with self.lock:
+                self.translations[t.json()["translation_id"]] = (model_id, t.json()["sha256"])
+
     def learn(self) -> None:
         if not self.learner_id:
             return
@@ -242,6 +296,21 @@ def _learner(stack: Stack, tmp: Path) -> tuple[str | None, Path | None]:
     return learner.learner_id, series
 
 
+def _digits(stack: Stack, tmp: Path) -> tuple[str, bytes] | None:
+    """The digits dataset and the logistic-regression recipe of examples/recipes (a quick sklearn job)."""
+    if not ML_PYTHON.exists():
+        return None
+    csv = tmp / "digits.csv"
+    subprocess.run([str(ML_PYTHON), str(REPO / "examples/make_digits_csv.py"), "--out", str(csv)], check=True,
+                   capture_output=True)
+    r = httpx.post(f"{stack.base_url}/v1/datasets:upload", params={"organization_id": ORG,
+                   "display_name": "chaos-digits"}, content=csv.read_bytes(),
+                   headers={**stack.auth(), "content-type": "text/csv"}, timeout=60)
+    r.raise_for_status()
+    archive = pack_recipe(REPO / "examples/recipes/digits-logreg", tmp / "digits-logreg.tar.gz").read_bytes()
+    return r.json()["dataset_id"], archive
+
+
 def _kill(stack: Stack, component: str) -> bool:
     try:
         pid = stack.pid(component)
@@ -275,16 +344,18 @@ def _check(stack: Stack, work: Workload, result: Result) -> None:
                          headers=auth, timeout=60).json()
         for ds in page.get("datasets", []):
             name = ds.get("display_name", "")
-            if ds["dataset_id"] in work.datasets or not name.startswith("chaos-") or name == "chaos-reference":
+            if ds["dataset_id"] in work.datasets or not name.startswith("chaos-") or \
+                    name in ("chaos-reference", "chaos-digits"):
                 continue
             p = httpx.get(f"{stack.base_url}/v1/datasets/{ds['dataset_id']}/provenance", headers=auth, timeout=60)
             if work.attempted.get(name) == ds.get("sha256") and p.status_code == 200 and p.json().get("consistent"):
-                result.unacknowledged_complete += 1
+                result.unacknowledged_complete["uploads"] += 1
             else:
                 result.orphans.append(f"dataset {ds['dataset_id']} ({name}): provenance {p.status_code}")
         token = page.get("next_page_token", "")
         if not token:
             break
+    _check_models(stack, work, result)
     if work.learner_id:
         kind = "learner (final check)"
         result.acknowledged[kind] += 1
@@ -297,8 +368,109 @@ def _check(stack: Stack, work: Workload, result: Result) -> None:
                                    f"< last acknowledged {work.learner_acked}: {r.text[:300]}")
 
 
+def _get(stack: Stack, path: str, **kwargs) -> httpx.Response:
+    return httpx.get(f"{stack.base_url}{path}", headers=stack.auth(), timeout=60, **kwargs)
+
+
+def _settled(stack: Stack, model_id: str, deadline: float) -> dict:
+    """The model once TRAINED or FAILED, or as it is at the deadline (stuck)."""
+    while True:
+        r = _get(stack, f"/v1/models/{model_id}")
+        model = r.json() if r.status_code == 200 else {"state": f"HTTP {r.status_code}: {r.text[:200]}"}
+        if model["state"] in ("STATE_TRAINED", "STATE_FAILED") or time.monotonic() > deadline:
+            return model
+        time.sleep(1)
+
+
+def _model_consistent(stack: Stack, model: dict) -> str:
+    """'' when a TRAINED model downloads with its res_hash and the chain verifies it, else what is wrong."""
+    blob = _get(stack, f"/v1/models/{model['model_id']}:download")
+    if blob.status_code != 200 or hashlib.md5(blob.content).hexdigest() != model.get("res_md5") or \
+            hashlib.sha256(blob.content).hexdigest() != model.get("res_sha256"):
+        return f"download {blob.status_code} {blob.text[:200]}"
+    p = _get(stack, f"/v1/models/{model['model_id']}/provenance")
+    chain = p.json().get("on_chain", {}) if p.status_code == 200 else {}
+    if not p.json().get("consistent") or not chain.get("verified") or chain.get("res_hash") != model["res_md5"]:
+        return f"provenance {p.status_code} {p.text[:300]}"
+    return ""
+
+
+def _translation_consistent(stack: Stack, translation_id: str, sha: str, verified: set[str]) -> str:
+    """'' when the translation downloads with `sha` and its lineage node is VERIFIED on the chain."""
+    r = _get(stack, f"/v1/translations/{translation_id}:download")
+    if r.status_code != 200 or hashlib.sha256(r.content).hexdigest() != sha:
+        return f"download {r.status_code} {r.text[:200]}"
+    if translation_id not in verified:
+        return "its lineage node is not VERIFIED against its contract"
+    return ""
+
+
+def _check_models(stack: Stack, work: Workload, result: Result) -> None:
+    """Acknowledged models end TRAINED and verified (or FAILED with a reason when a kill interrupted
+    their job, never stuck); acknowledged translations download checked against their contract;
+    whatever unacknowledged model or translation is visible is complete and consistent."""
+    if not work.digits_id:
+        return
+    deadline = time.monotonic() + 240
+    visible: dict[str, dict] = {}
+    token = ""
+    while True:
+        page = _get(stack, "/v1/models", params={"page_size": 100, "page_token": token}).json()
+        visible.update({m["model_id"]: m for m in page.get("models", [])
+                        if m.get("display_name", "").startswith("chaos-model-")})
+        token = page.get("next_page_token", "")
+        if not token:
+            break
+    verified: set[str] = set()  # translation ids whose lineage node the chain verifies
+    translations: dict[str, str] = {}  # every visible translation of a chaos model: id -> sha256
+    for model_id in sorted(set(visible) | set(work.models)):
+        acked = model_id in work.models
+        kind = "model (final check)"
+        if acked:
+            result.acknowledged[kind] += 1
+        model = _settled(stack, model_id, deadline)
+        if model["state"] == "STATE_TRAINED":
+            problem = _model_consistent(stack, model)
+            lineage = _get(stack, f"/v1/models/{model_id}/lineage").json()
+            for node in lineage.get("nodes", []):
+                if node.get("kind") == "KIND_TRANSLATION":
+                    translations[node["resource_id"]] = node.get("sha256", "")
+                    if node.get("check_status") == "CHECK_STATUS_VERIFIED":
+                        verified.add(node["resource_id"])
+        elif model["state"] == "STATE_FAILED" and model.get("failure_reason"):
+            problem = ""
+            if acked:
+                result.interrupted[model["failure_reason"]] += 1
+        else:
+            problem = f"stuck in {model['state']} {model.get('failure_reason', '')}"
+        if problem and acked:
+            result.problems.append(f"acknowledged model {model_id}: {problem}")
+        elif problem:
+            result.orphans.append(f"model {model_id} (not acknowledged): {problem}")
+        elif acked:
+            result.intact[kind] += 1
+        else:
+            result.unacknowledged_complete["model registrations"] += 1
+    for translation_id, (model_id, sha) in sorted(work.translations.items()):
+        kind = "translation (final check)"
+        result.acknowledged[kind] += 1
+        problem = _translation_consistent(stack, translation_id, sha, verified)
+        if problem:
+            result.problems.append(f"acknowledged translation {translation_id} of {model_id}: {problem}")
+        else:
+            result.intact[kind] += 1
+    for translation_id, sha in sorted(translations.items()):
+        if translation_id in work.translations:
+            continue
+        problem = _translation_consistent(stack, translation_id, sha, verified)
+        if problem:
+            result.orphans.append(f"translation {translation_id} (not acknowledged): {problem}")
+        else:
+            result.unacknowledged_complete["translations"] += 1
+
+
 def run(seed: int, kills: int, *, gap: tuple[float, float] = (1.0, 4.0), components=COMPONENTS,
-        learner: bool = True, log=print, order: tuple[str, ...] | None = None) -> Result:
+        learner: bool = True, models: bool = True, log=print, order: tuple[str, ...] | None = None) -> Result:
     """`kills` SIGKILLs of components drawn from `components` (or, with `order`, those in a seeded
     shuffle of `order`), each after a seeded pause drawn from `gap` seconds."""
     chooser = random.Random(seed)
@@ -316,9 +488,11 @@ def run(seed: int, kills: int, *, gap: tuple[float, float] = (1.0, 4.0), compone
         stack = start_stack(root)
         try:
             learner_id, series = _learner(stack, Path(tmp)) if learner else (None, None)
-            work = Workload(stack, result, series, learner_id)
+            digits = _digits(stack, Path(tmp)) if models else None
+            work = Workload(stack, result, series, learner_id, digits)
             threads = [threading.Thread(target=f, daemon=True)
-                       for f in (work.upload_grpc, work.upload_rest, work.download, work.learn)]
+                       for f in (work.upload_grpc, work.upload_rest, work.download, work.learn,
+                                 work.train_and_translate, work.train_and_translate)]
             for t in threads:
                 t.start()
             for i, (component, wait) in enumerate(schedule, 1):
