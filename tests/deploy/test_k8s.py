@@ -319,3 +319,22 @@ def test_the_training_workflow_steps_that_call_the_registry_carry_the_trainer_ce
     reporting = [rule for rule in INTERNAL_RPCS if "SubmitTrainingResult" in rule.methods]
     assert reporting and all(identity in rule.callers for rule in reporting), \
         f"the Registry must admit {identity}'s certificate for post-train's SubmitTrainingResult"
+
+
+def test_servers_with_their_own_environment_run_from_its_image(rendered):
+    """The Optimizer and Federation train in environments the mesh image lacks (.venv-rl, .venv-flower):
+    they run from images/rl and images/flower, with the worker Python their settings name in that image."""
+    target, docs = rendered
+    pods = {where.split("/", 1)[1]: spec for where, spec in pod_specs(docs)}
+    maps = by_kind(docs, "ConfigMap")
+    for server, env, setting in (("optimizer", "rl", "MLMESH_OPTIMIZER_RL_PYTHON"),
+                                 ("federation", "flower", "MLMESH_FEDERATION_FLOWER_PYTHON")):
+        container = pods[f"mlmesh-{server}"]["containers"][0]
+        assert container["image"].rsplit(":", 1)[0].endswith(f"mlmesh/{env}"), f"{target}: {container['image']}"
+        assert container["command"][0] == "/opt/mesh/bin/python3"
+        data = next(v for k, v in maps.items() if k.startswith(f"mlmesh-{server}-"))["data"]
+        assert data[setting] == f"/opt/{env}/bin/python"
+        assert f"{setting}=/opt/{env}/bin/python" in (REPO / "images" / env / "Containerfile").read_text()
+    mesh_only = {c["image"] for name, spec in pods.items() for c in spec["containers"]
+                 if name not in ("mlmesh-optimizer", "mlmesh-federation")}
+    assert not any("/rl:" in i or "/flower:" in i for i in mesh_only)

@@ -37,6 +37,17 @@ def image(name: str) -> str:
     return f"{PREFIX}/{name}:{VERSION}"
 
 
+# Servers whose jobs need an environment of their own run from its image (k8s/generate.py ENV_IMAGES),
+# with the worker Python the image's environment sets; the rest from ml (local jobs, workers) or mesh.
+ENV_IMAGES = {"optimizer": "rl", "federation": "flower"}
+
+
+def server_image(server) -> str:
+    if server.name in ENV_IMAGES and podman("image", "exists", image(ENV_IMAGES[server.name]), check=False).returncode == 0:
+        return ENV_IMAGES[server.name]
+    return "ml" if server.ml or server.name in ("trainer", "translator") else "mesh"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _images_exist():
     missing = [n for n in ("mesh", "ml", "dev-postgres", "dev-chain")
@@ -145,14 +156,14 @@ def podman_stack(tmp_path_factory):
                           volumes=[f"{data_dir}/anvil:/var/lib/anvil"])
         wait_healthy(chain, 60)
         for server in SERVERS:
-            ml = server.ml or server.name in ("trainer", "translator")  # local jobs and workers need ML
-            if podman("run", "--rm", "--network", "none", "--entrypoint", "test", image("ml" if ml else "mesh"),
+            name = server_image(server)
+            if podman("run", "--rm", "--network", "none", "--entrypoint", "test", image(name),
                       "-f", f"/app/servers/{server.name}/main.py", check=False).returncode != 0:
                 continue  # a server added to the tree after the images were built (run `make images`)
             env = {"MLMESH_DATA_DIR": str(data_dir), **_server_env(s, server, database_url, rpc_url),
                    "MLMESH_HEALTHCHECK": f"grpc 127.0.0.1:{s.ports(server.name).grpc}"}
             python = "/opt/ml/bin/python" if server.ml else "/opt/mesh/bin/python3"
-            container = stack.run(server.name, image("ml" if ml else "mesh"),
+            container = stack.run(server.name, image(name),
                                   [python, "-m", f"servers.{server.name}.main"], env)
             wait_healthy(container, server.start_timeout + 60)
         envoy = stack.run("envoy", image("mesh"), ["-c", str(config), "--log-level", "warn"],
