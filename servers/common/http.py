@@ -28,6 +28,7 @@ What it shares with the gRPC port, so neither front can disagree with the other:
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import time
 import uuid
@@ -87,9 +88,38 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Arrays and objects a request body may nest. The protocols need a handful; the limit is checked
+# before parsing because CPython's json decoder recurses on the C stack, and where the interpreter's
+# recursion limit has been raised (some libraries do) a deep enough body crashes the process instead
+# of raising RecursionError.
+MAX_JSON_DEPTH = 64
+_JSON_STRUCTURE = re.compile(rb'\\.|["\[\]{}]', re.S)
+
+
+def json_too_deep(raw: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    depth, in_string = 0, False
+    for match in _JSON_STRUCTURE.finditer(raw):
+        token = match.group()
+        if in_string:
+            in_string = token != b'"'  # escapes (\\.) are one token, so \" does not end a string
+        elif token == b'"':
+            in_string = True
+        elif token in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif token in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
 def loads_json(raw: bytes | str, what: str = "the request body"):
     """`raw` as JSON, with NaN, Infinity and numbers overflowing to infinity refused (Python's json
-    takes them; the validation layer refuses non-finite floats on gRPC); InvalidArgument otherwise."""
+    takes them; the validation layer refuses non-finite floats on gRPC), and nesting deeper than
+    MAX_JSON_DEPTH refused before parsing; InvalidArgument otherwise."""
+    if json_too_deep(raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw):
+        raise errors.InvalidArgument(f"{what} is not JSON this server accepts: nested more than {MAX_JSON_DEPTH} "
+                                     "levels deep", reason="REQUEST_NOT_JSON")
     try:
         return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:

@@ -90,3 +90,28 @@ def test_a_well_formed_tensor_passes():
     body = _infer({"name": "x", "datatype": "FP64", "shape": [2, 2], "data": [1, 2, 3, 4.5]}, id="r1")
     assert oip_rest.input_tensor(*oip_rest.parse_infer_body(body, None), max_elements=len(body))[:3] == (
         "FP64", [2, 2], [1, 2, 3, 4.5])
+
+
+def test_json_nested_past_the_limit_is_refused_before_parsing_even_with_a_raised_recursion_limit():
+    # CPython's json decoder recurses on the C stack: with a raised recursion limit a deep body used to
+    # crash the process (a segfault in CI) instead of raising RecursionError.
+    import sys
+
+    from servers.common import errors as mesh_errors
+    from servers.common.http import MAX_JSON_DEPTH, json_too_deep, loads_json
+    from servers.registry.api.forms import parse_metadata
+
+    assert not json_too_deep(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
+    assert json_too_deep(b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1))
+    assert not json_too_deep(b'{"a": "' + b"[" * 500 + b'"}')  # brackets inside a string do not nest
+    assert not json_too_deep(b'{"a": "\\"' + b"[" * 500 + b'"}')  # nor after an escaped quote
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(1_000_000)
+    try:
+        deep = b"[" * 200_000 + b"]" * 200_000
+        with pytest.raises(mesh_errors.InvalidArgument, match="nested more than"):
+            loads_json(deep)
+        with pytest.raises(mesh_errors.InvalidArgument, match="nests more than"):
+            parse_metadata(b'{"a": ' + deep + b"}", object, "{}")
+    finally:
+        sys.setrecursionlimit(old)

@@ -16,6 +16,7 @@ from mlmesh.registry.v1 import registry_service_pb2 as svc
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
 
 from servers.common import errors, validation
+from servers.common.http import MAX_JSON_DEPTH, json_too_deep
 from servers.registry.domain.datasets import UploadMetadata
 from servers.registry.domain.models import CreateModel
 from servers.registry.domain.ports import DatasetContractFields, ModelContractFields
@@ -92,9 +93,12 @@ def _short(text: str) -> str:
 def parse_metadata(raw: bytes, form: type[_Strict], example: str) -> _Strict:
     """The `metadata` part as `form`; InvalidArgument (METADATA_NOT_JSON / METADATA_INVALID) naming
     what is wrong otherwise. Trailing commas are tolerated (see `_strip_trailing_commas`)."""
+    if json_too_deep(raw):
+        raise errors.InvalidArgument(f"the metadata part nests more than {MAX_JSON_DEPTH} levels; send e.g. "
+                                     f"--form 'metadata={example}'", reason="METADATA_NOT_JSON")
     try:
         value = json.loads(_strip_trailing_commas(raw.decode("utf-8")))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise errors.InvalidArgument(
             f"the metadata part is not JSON ({_short(str(exc))}); send e.g. --form 'metadata={example}'",
             reason="METADATA_NOT_JSON") from None
