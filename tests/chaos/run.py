@@ -116,6 +116,16 @@ class Workload:
     def _token(self) -> str:
         return self.stack.token()
 
+    def _request(self, method: str, path: str, *, content_type: str = "", **kwargs) -> httpx.Response | None:
+        """One request through Envoy with a fresh token; None when the connection itself failed."""
+        headers = {"authorization": f"Bearer {self._token()}"}
+        if content_type:
+            headers["content-type"] = content_type
+        try:
+            return httpx.request(method, f"{self.stack.base_url}{path}", headers=headers, **kwargs)
+        except httpx.HTTPError:
+            return None
+
     def _record(self, kind: str, ok: bool) -> None:
         with self.lock:
             (self.result.acknowledged if ok else self.result.failed)[kind] += 1
@@ -179,11 +189,7 @@ class Workload:
                 continue
             dataset_id = random.choice(ids)
             sha, _ = self.datasets[dataset_id]
-            try:
-                r = httpx.get(f"{self.stack.base_url}/v1/datasets/{dataset_id}:download",
-                              headers={"authorization": f"Bearer {self._token()}"}, timeout=30)
-            except httpx.HTTPError:
-                r = None
+            r = self._request("GET", f"/v1/datasets/{dataset_id}:download", timeout=30)
             if r is None or r.status_code != 200:
                 self._record("download (during)", False)
                 time.sleep(0.2)
@@ -203,13 +209,9 @@ class Workload:
             return
         while not self.stop.is_set():
             name = f"chaos-model-{next(self.names)}"
-            try:
-                r = httpx.post(f"{self.stack.base_url}/v1/models", content=self.recipe, timeout=60, params={
-                    "organization_id": ORG, "developer_id": "chaos", "dataset_id": self.digits_id,
-                    "display_name": name, "recipe_filename": "digits-logreg.tar.gz"},
-                    headers={"authorization": f"Bearer {self._token()}", "content-type": "application/gzip"})
-            except httpx.HTTPError:
-                r = None
+            r = self._request("POST", "/v1/models", content=self.recipe, content_type="application/gzip", timeout=60,
+                              params={"organization_id": ORG, "developer_id": "chaos", "dataset_id": self.digits_id,
+                                      "display_name": name, "recipe_filename": "digits-logreg.tar.gz"})
             if r is None or r.status_code != 200:
                 self._record("model registration", False)
                 time.sleep(0.5)
@@ -221,19 +223,11 @@ class Workload:
             state = ""
             while not self.stop.is_set() and state not in ("STATE_TRAINED", "STATE_FAILED"):
                 time.sleep(0.5)
-                try:
-                    g = httpx.get(f"{self.stack.base_url}/v1/models/{model_id}", timeout=30,
-                                  headers={"authorization": f"Bearer {self._token()}"})
-                    state = g.json().get("state", "") if g.status_code == 200 else state
-                except (httpx.HTTPError, ValueError):
-                    pass
+                g = self._request("GET", f"/v1/models/{model_id}", timeout=30)
+                state = g.json().get("state", "") if g is not None and g.status_code == 200 else state
             if state != "STATE_TRAINED" or self.stop.is_set():
                 continue
-            try:
-                t = httpx.post(f"{self.stack.base_url}/v1/models/{model_id}:translate", json={}, timeout=300,
-                               headers={"authorization": f"Bearer {self._token()}"})
-            except httpx.HTTPError:
-                t = None
+            t = self._request("POST", f"/v1/models/{model_id}:translate", json={}, timeout=300)
             if t is None or t.status_code != 200:
                 self._record("translation", False)
                 continue
@@ -351,7 +345,8 @@ def _check(stack: Stack, work: Workload, result: Result) -> None:
             if work.attempted.get(name) == ds.get("sha256") and p.status_code == 200 and p.json().get("consistent"):
                 result.unacknowledged_complete["uploads"] += 1
             else:
-                result.orphans.append(f"dataset {ds['dataset_id']} ({name}): provenance {p.status_code}")
+                result.orphans.append(f"dataset {ds['dataset_id']} ({name}, sha256 {ds.get('sha256')}, attempted "
+                                      f"{work.attempted.get(name)}): provenance {p.status_code} {p.text[:400]}")
         token = page.get("next_page_token", "")
         if not token:
             break
