@@ -22,7 +22,7 @@ UPSTREAMS = {name: ("127.0.0.1", PORTS[name].grpc) for name in routes.upstreams_
 @pytest.fixture(scope="module")
 def descriptor_services():
     if not DEFAULT_DESCRIPTOR.exists():
-        pytest.skip("no descriptor set: run `make gen`")
+        pytest.fail("no descriptor set (gen/descriptors/mlmesh.binpb): run `make gen`", pytrace=False)
     return read_services(DEFAULT_DESCRIPTOR)
 
 
