@@ -16,14 +16,23 @@ import asyncio
 import hashlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 from servers.common import errors, hashing
 from servers.common.storage import ObjectStore, ObjectWriter
 
 log = logging.getLogger("mlmesh.blobs")
+
+T = TypeVar("T")
+
+# Failures a database write raises before anything is committed: the row certainly is not there.
+_REFUSED = (errors.InvalidArgument, errors.AlreadyExists, errors.FailedPrecondition, errors.NotFound,
+            errors.PermissionDenied)
+# Registrations finishing after their caller went away (kept referenced until they end).
+_FINISHING: set[asyncio.Task] = set()
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,54 @@ class PendingObject:
             await asyncio.shield(self.store.delete(self.stored.key))
         except Exception:  # noqa: BLE001 - an unreferenced object is invisible; log and go on
             log.exception("could not remove %s after a failed registration", self.stored.key)
+
+
+async def finish(step: Coroutine[Any, Any, T]) -> T:
+    """Runs the last steps of a registration (anchor, then record) to their end even if the caller
+    is cancelled meanwhile. A client that hangs up after its last byte cancels its RPC's task; were
+    the cancellation to land between a database commit and the cleanup of a failure, a visible row
+    would lose its bytes. The caller still sees the cancellation; the registration completes (or
+    fails and cleans up) on its own, and the next read finds it whole or not at all."""
+    task = asyncio.ensure_future(step)
+    _FINISHING.add(task)
+    task.add_done_callback(_FINISHING.discard)
+    return await asyncio.shield(task)
+
+
+async def record(pending: Sequence[PendingObject], write: Callable[[], Awaitable[T]], *,
+                 recorded: Callable[[], Awaitable[T | None]], what: str) -> T:
+    """`write()` is the step that references `pending` in the database (the last of a registration).
+
+    If it is refused (a constraint, a state check), nothing was committed: the objects are removed.
+    If its outcome is unknown (the connection dropped after the commit was sent, a timeout), the
+    database is asked through `recorded()` (what `write()` would have returned, or None if it is not
+    there): a committed row keeps its objects and the write counts as done; a row that is not there
+    loses them. If the database cannot answer either, the objects stay: an unreferenced object is
+    invisible garbage, a row without its bytes is a lost write. (A cancellation, at shutdown, also
+    leaves them.)"""
+    try:
+        return await write()
+    except _REFUSED:
+        await _discard_all(pending)
+        raise
+    except Exception as exc:
+        try:
+            done = await recorded()
+        except Exception as check:  # noqa: BLE001 - the database is still away: keep the bytes
+            log.warning("%s: the database write ended with %r and its outcome cannot be checked (%r); keeping "
+                        "%s so that a committed row keeps its bytes", what, exc, check,
+                        ", ".join(p.stored.key for p in pending))
+            raise exc from None
+        if done is not None:
+            log.warning("%s: the database write ended with %r, but it was committed", what, exc)
+            return done
+        await _discard_all(pending)
+        raise
+
+
+async def _discard_all(pending: Sequence[PendingObject]) -> None:
+    for p in pending:
+        await p.discard()
 
 
 async def write_hashed(

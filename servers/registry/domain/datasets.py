@@ -156,7 +156,11 @@ class DatasetCore:
 
     async def _anchor(self, dataset_id: str, meta: UploadMetadata, pending: blobs.PendingObject) -> DatasetRecord:
         """Deploys the contract of stored bytes and records the row: then, and only then, the dataset
-        is visible."""
+        is visible. Once the last byte is in, this runs to its end even if the client hangs up."""
+        return await blobs.finish(self._anchor_and_record(dataset_id, meta, pending))
+
+    async def _anchor_and_record(self, dataset_id: str, meta: UploadMetadata,
+                                 pending: blobs.PendingObject) -> DatasetRecord:
         stored = pending.stored
         try:
             anchor = await self.ledger.deploy_dataset_contract(
@@ -167,27 +171,39 @@ class DatasetCore:
                 md5=stored.md5,
                 sha256=stored.sha256,
             )
-            record = DatasetRecord(
-                dataset_id=dataset_id,
-                display_name=meta.display_name,
-                organization_id=meta.organization_id,
-                samples_dimension=meta.samples_dimension,
-                content_type=meta.content_type,
-                filename=meta.filename,
-                size_bytes=stored.size_bytes,
-                md5=stored.md5,
-                sha256=stored.sha256,
-                object_key=stored.key,
-                contract_address=anchor.contract_address,
-                contract_tx_hash=anchor.tx_hash,
-                create_time=self.clock(),
-            )
-            await self.repo.insert(record)
         except BaseException:
-            # Nothing half-registered: the row is the last step, so only the object needs undoing.
-            # A contract already deployed stays on the chain, naming a dataset id nobody can see.
+            # No row yet, so only the object needs undoing. A contract already deployed stays on
+            # the chain, naming a dataset id nobody can see.
             await pending.discard()
             raise
+        record = DatasetRecord(
+            dataset_id=dataset_id,
+            display_name=meta.display_name,
+            organization_id=meta.organization_id,
+            samples_dimension=meta.samples_dimension,
+            content_type=meta.content_type,
+            filename=meta.filename,
+            size_bytes=stored.size_bytes,
+            md5=stored.md5,
+            sha256=stored.sha256,
+            object_key=stored.key,
+            contract_address=anchor.contract_address,
+            contract_tx_hash=anchor.tx_hash,
+            create_time=self.clock(),
+        )
+
+        async def insert() -> DatasetRecord:
+            await self.repo.insert(record)
+            return record
+
+        async def inserted() -> DatasetRecord | None:
+            try:
+                found = await self.repo.get(dataset_id)
+            except errors.NotFound:
+                return None
+            return found if found.object_key == stored.key else None
+
+        record = await blobs.record([pending], insert, recorded=inserted, what=f"dataset {dataset_id}")
         log.info(
             "dataset_id=%s org=%s size=%d sha256=%s contract=%s",
             dataset_id, meta.organization_id, record.size_bytes, record.sha256, record.contract_address,

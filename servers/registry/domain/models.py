@@ -207,6 +207,11 @@ class ModelCore:
 
             pending = await blobs.write_hashed(self.store, f"recipes/{model_id}", recipe,
                                                max_bytes=self.max_recipe_bytes, what="recipe archive", check=check)
+        # Once the recipe is in, the registration runs to its end even if the client hangs up.
+        return await blobs.finish(self._anchor_and_schedule(req, dataset, model_id, pending))
+
+    async def _anchor_and_schedule(self, req: CreateModel, dataset, model_id: str,
+                                   pending: blobs.PendingObject | None) -> ModelRecord:
         try:
             now = self.clock()
             stored = pending.stored if pending else None
@@ -229,11 +234,11 @@ class ModelCore:
                 train_image_sha256=record.train_image_sha256,
             )
             record = replace(record, contract_address=anchor.contract_address, contract_tx_hash=anchor.tx_hash)
-            await self.repo.insert(record)
         except BaseException:
             if pending:
                 await pending.discard()
             raise
+        record = await self._insert(record, [pending] if pending else [])
         try:
             job_id = await self.trainer.submit_training_job(
                 model_id=model_id, time_limit_seconds=req.time_limit_seconds,
@@ -449,20 +454,48 @@ class ModelCore:
         key = f"models/{model_id}/{uuid.uuid4().hex}"
         pending = await blobs.write_hashed(self.store, key, chunks, max_bytes=self.max_model_bytes,
                                            what="training result")
-        stored = pending.stored
+        return await blobs.finish(self._verify_and_record(record, result, pending))
+
+    async def _verify_and_record(self, record: ModelRecord, result: TrainingResult,
+                                 pending: blobs.PendingObject) -> ModelRecord:
+        model_id, stored = record.model_id, pending.stored
         try:
             verify_tx = await self._verify_on_chain(record, stored)
-            record = await self.repo.update(
+        except BaseException:
+            await pending.discard()
+            raise
+
+        async def update() -> ModelRecord:
+            return await self.repo.update(
                 model_id, from_states=(PENDING, TRAINING), state=TRAINED, framework=result.framework,
                 input_signature=result.input_signature, size_bytes=stored.size_bytes, res_md5=stored.md5,
                 res_sha256=stored.sha256, object_key=stored.key, verify_tx_hash=verify_tx,
                 training_job_id=result.training_job_id, failure_reason="")
-        except BaseException:
-            await pending.discard()
-            raise
+
+        async def updated() -> ModelRecord | None:
+            found = await self.repo.get(model_id)
+            return found if found.state == TRAINED and found.object_key == stored.key else None
+
+        record = await blobs.record([pending], update, recorded=updated, what=f"the result of model {model_id}")
         log.info("model_id=%s TRAINED size=%d res_hash=%s verify_tx=%s", model_id, stored.size_bytes, stored.md5,
                  verify_tx)
         return record
+
+    async def _insert(self, record: ModelRecord, pending: list[blobs.PendingObject]) -> ModelRecord:
+        """Inserts the row that makes `record` visible; its objects stay if the insert may have committed."""
+
+        async def insert() -> ModelRecord:
+            await self.repo.insert(record)
+            return record
+
+        async def inserted() -> ModelRecord | None:
+            try:
+                found = await self.repo.get(record.model_id)
+            except errors.NotFound:
+                return None
+            return found if found.contract_address == record.contract_address else None
+
+        return await blobs.record(pending, insert, recorded=inserted, what=f"model {record.model_id}")
 
     async def _verify_on_chain(self, record: ModelRecord, stored: blobs.Stored) -> str:
         try:
@@ -511,6 +544,10 @@ class ModelCore:
         except BaseException:
             await learning.discard()
             raise
+        return await blobs.finish(self._anchor_version(req, dataset, model_id, learning, artifact))
+
+    async def _anchor_version(self, req: ModelVersion, dataset, model_id: str, learning: blobs.PendingObject,
+                              artifact: blobs.PendingObject) -> ModelRecord:
         try:
             now = self.clock()
             rec, res = learning.stored, artifact.stored
@@ -534,11 +571,11 @@ class ModelCore:
             record = replace(record, contract_address=anchor.contract_address, contract_tx_hash=anchor.tx_hash)
             verify_tx = await self._verify_on_chain(record, res)
             record = replace(record, verify_tx_hash=verify_tx)
-            await self.repo.insert(record)
         except BaseException:
             await learning.discard()
             await artifact.discard()
             raise
+        record = await self._insert(record, [learning, artifact])
         log.info("model_id=%s version=%d of learner %s parent=%s res_hash=%s", model_id, req.version,
                  req.learner_id, req.parent_model_id or "-", res.md5)
         return record
