@@ -176,10 +176,24 @@ class TranslatorCore:
                 report_json=json.dumps(_public_report(report), sort_keys=False), object_key=key,
                 contract_address=address, contract_tx_hash=tx_hash,
                 create_time=dt.datetime.now(dt.UTC), organization_id=model.organization_id)
-            await self.repo.insert(translation)
         except BaseException:
             await pending.discard()
             raise
+
+        async def insert() -> Translation:
+            await self.repo.insert(translation)
+            return translation
+
+        async def inserted() -> Translation | None:
+            try:
+                found = await self.repo.get(translation_id)
+            except errors.NotFound:
+                return None
+            return found if found.object_key == key else None
+
+        # a committed row keeps its ONNX file even if the caller hangs up or the commit's answer is lost
+        translation = await blobs.finish(blobs.record([pending], insert, recorded=inserted,
+                                                      what=f"translation {translation_id}"))
         log.info("translation %s of model %s: parity %s (max_abs_diff %s), contract %s", translation_id,
                  model.model_id, "passed" if parity.passed else "FAILED", parity.max_abs_diff, address)
         return translation
