@@ -157,14 +157,18 @@ def run(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 16), warmup: 
     "servers": {label: {"unary"|"stream": {C: result}}}, "baseline": "mlserver", ...}."""
     work = Path(tempfile.mkdtemp(prefix="mlmesh-bench-predict-"))
     ensure_mlserver_venv()
-    results: dict = {"ceiling": oip_load.measure_ceiling(seconds, concurrencies, warmup), "servers": {},
-                     "baseline": "mlserver", "parallel_workers": PARALLEL_WORKERS, "startup_s": {}}
+    # Two ceilings: plaintext (MLServer's transport) and mutual TLS (the Learner's, docs/security.md).
+    results: dict = {"ceiling": oip_load.measure_ceiling(seconds, concurrencies, warmup),
+                     "ceiling_mtls": oip_load.measure_ceiling(seconds, concurrencies, warmup, mtls=True),
+                     "servers": {}, "tls": {}, "baseline": "mlserver", "parallel_workers": PARALLEL_WORKERS,
+                     "startup_s": {}}
     factories: dict[str, ServerFactory] = {"mlserver": mlserver, **(others or {})}
     try:
         for label, factory in factories.items():
             t0 = time.perf_counter()
             with factory(work / label) as served:
                 results["startup_s"][label] = time.perf_counter() - t0
+                results["tls"][label] = served.credentials is not None
                 by_kind: dict = {"unary": {}, "stream": {}}
                 for c in concurrencies:
                     by_kind["unary"][c] = asyncio.run(oip_load.run_oip_load(
@@ -184,15 +188,21 @@ def run(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 16), warmup: 
 def report(r: dict) -> str:
     base = r["servers"][r["baseline"]]
     lines = [f"1 row x 36 FP32 per request, closed loop; baseline MLServer 1.7.1 sklearn runtime, "
-             f"parallel_workers={r['parallel_workers']}", oip_load.HEADER]
+             f"parallel_workers={r['parallel_workers']}", oip_load.HEADER + f" {'x echo':>7}"]
     for kind, api in (("unary", "ModelInfer"), ("stream", "stream")):
         for label, by_kind in r["servers"].items():
             name = "MLServer" if label == r["baseline"] else label
+            ceiling = r["ceiling_mtls" if r["tls"].get(label) else "ceiling"][kind]
             for c, res in by_kind[kind].items():
-                lines.append(oip_load.format_row(f"{name} {api}, C={c}", res, base[kind].get(c)))
-        for c, res in r["ceiling"][kind].items():
-            lines.append(oip_load.format_row(f"generator ceiling (echo) {api}, C={c}", res, base[kind].get(c)))
-    lines.append("ratio: req/s over MLServer's at the same C and API; gen/srv cpu: cores used by generator/server")
+                echo = ceiling.get(c, {}).get("throughput", 0)
+                of_echo = f" {res['throughput'] / echo:6.2f}x" if echo else ""
+                lines.append(oip_load.format_row(f"{name} {api}, C={c}", res, base[kind].get(c)) + of_echo)
+        for key, transport in (("ceiling", "plaintext"), ("ceiling_mtls", "mTLS")):
+            for c, res in r[key][kind].items():
+                lines.append(oip_load.format_row(f"echo ({transport}) {api}, C={c}", res, base[kind].get(c)))
+    lines.append("ratio: req/s over MLServer's at the same C and API; x echo: req/s over the echo server's on the "
+                 "same transport (the Learner: mTLS; MLServer: plaintext); gen/srv cpu: cores used by "
+                 "generator/server")
     return "\n".join(lines)
 
 

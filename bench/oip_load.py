@@ -27,8 +27,10 @@ import random
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -300,11 +302,13 @@ def _typed(fn, request_type, response_type) -> grpc.RpcMethodHandler:
                                                response_serializer=response_type.SerializeToString)
 
 
-async def serve_echo(port: int, host: str = "127.0.0.1") -> grpc.aio.Server:
+async def serve_echo(port: int, host: str = "127.0.0.1", tls_dir: str | None = None) -> grpc.aio.Server:
     """Starts a V2 server that does no work: every model is ready; ModelInfer and
     ModelStreamInfer answer a fixed one-value FP64 "predict" output without parsing the
     request (bytes in, prebuilt bytes out), so it costs less per request than any real
-    server and what it measures is the generator's own ceiling."""
+    server and what it measures is the generator's own ceiling. With `tls_dir` (a mesh CA made
+    by `ensure_mesh_certs`) it serves mutual TLS with the Learner's certificate, as the Learner
+    does: gRPC's ceiling on the Learner's own transport."""
     server = grpc.aio.server()
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("inference.GRPCInferenceService", {
         "ServerLive": _typed(_live, pb.ServerLiveRequest, pb.ServerLiveResponse),
@@ -313,17 +317,27 @@ async def serve_echo(port: int, host: str = "127.0.0.1") -> grpc.aio.Server:
         "ModelInfer": grpc.unary_unary_rpc_method_handler(_echo_infer),
         "ModelStreamInfer": grpc.stream_stream_rpc_method_handler(_echo_stream),
     }),))
-    if server.add_insecure_port(f"{host}:{port}") == 0:
+    if tls_dir:
+        from servers.common.tls import MeshCerts, TlsFiles, server_credentials
+
+        certs = MeshCerts(Path(tls_dir))
+        credentials = server_credentials(TlsFiles.read(certs.ca_file, certs.cert_file("learner"),
+                                                       certs.key_file("learner")))
+        bound = server.add_secure_port(f"{host}:{port}", credentials)
+    else:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
         raise RuntimeError(f"could not bind the echo server to {host}:{port}")
     await server.start()
     return server
 
 
 @contextlib.contextmanager
-def echo_server_process(port: int):
+def echo_server_process(port: int, tls_dir: str | None = None):
     """Runs `serve_echo` in a child process (its own session) and yields its target; the
     generator then has its own core, as it has against a real server. Yields (target, pid)."""
-    proc = subprocess.Popen([sys.executable, "-m", "bench.oip_load", "--serve-echo", str(port)],
+    tls = ["--tls-dir", tls_dir] if tls_dir else []
+    proc = subprocess.Popen([sys.executable, "-m", "bench.oip_load", "--serve-echo", str(port), *tls],
                             stdin=subprocess.DEVNULL, start_new_session=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
@@ -338,20 +352,32 @@ def echo_server_process(port: int):
             proc.wait(5)
 
 
-def measure_ceiling(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 16), warmup: float = 1.0) -> dict:
-    """The generator against the echo server in another process: unary and streaming."""
+def measure_ceiling(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 16), warmup: float = 1.0, *,
+                    mtls: bool = False) -> dict:
+    """The generator against the echo server in another process: unary and streaming. With
+    `mtls`, over mutual TLS with mesh certificates made for the run (the Learner's transport)."""
     from servers.devstack.procs import free_port
 
     port = free_port()
     out: dict = {"unary": {}, "stream": {}}
-    with echo_server_process(port) as (target, pid):
+    with contextlib.ExitStack() as stack:
+        tls_dir, credentials = None, None
+        if mtls:
+            from servers.common.tls import TlsFiles, channel_credentials, ensure_mesh_certs
+
+            tls_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="mlmesh-echo-tls-"))
+            certs = ensure_mesh_certs(Path(tls_dir), ("learner", "client"))
+            credentials = channel_credentials(TlsFiles.read(certs.ca_file, certs.cert_file("client"),
+                                                            certs.key_file("client")))
+        target, pid = stack.enter_context(echo_server_process(port, tls_dir))
         for c in concurrencies:
-            out["unary"][c] = asyncio.run(run_oip_load(target, "echo", c, seconds, warmup=warmup, server_pid=pid))
+            out["unary"][c] = asyncio.run(run_oip_load(target, "echo", c, seconds, warmup=warmup, server_pid=pid,
+                                                       credentials=credentials))
         request = infer_request("echo")
         for c in concurrencies:
             out["stream"][c] = asyncio.run(run_stream_load(
                 target, oip_stream_opener, lambda i: request, c, seconds, warmup=warmup,
-                check=lambda r: check_infer_response(r, 1), server_pid=pid))
+                check=lambda r: check_infer_response(r, 1), server_pid=pid, credentials=credentials))
     return out
 
 
@@ -370,6 +396,7 @@ HEADER = f"{'case':44} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'gen cpu':>7} {
 def main() -> None:
     parser = argparse.ArgumentParser(description="Open Inference Protocol gRPC load generator")
     parser.add_argument("--serve-echo", type=int, metavar="PORT", help="run the echo V2 server on PORT")
+    parser.add_argument("--tls-dir", help="with --serve-echo: serve mutual TLS with the mesh certificates in DIR")
     parser.add_argument("--ceiling", action="store_true", help="measure the generator against the echo server")
     parser.add_argument("--target", help="host:port of a V2 gRPC server")
     parser.add_argument("--model", help="model_name to send")
@@ -381,7 +408,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve_echo:
         async def serve() -> None:
-            server = await serve_echo(args.serve_echo)
+            server = await serve_echo(args.serve_echo, tls_dir=args.tls_dir)
             await server.wait_for_termination()
 
         with contextlib.suppress(KeyboardInterrupt):
