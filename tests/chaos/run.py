@@ -266,12 +266,13 @@ class Workload:
                 time.sleep(0.5)
 
 
-def _learner(stack: Stack, tmp: Path) -> tuple[str | None, Path | None]:
-    """A power-forecast learner on a generated reference dataset, and a longer series to learn."""
+def _learner(stack: Stack, tmp: Path, series_days: int = 20) -> tuple[str | None, Path | None]:
+    """A power-forecast learner on a generated reference dataset, and a longer series to learn (long
+    enough to keep the Learn stream busy until the last kill)."""
     if not ML_PYTHON.exists():
         return None, None
     ref, series = tmp / "reference.csv", tmp / "series.csv"
-    for path, days, seed in ((ref, 3, 1), (series, 20, 2)):
+    for path, days, seed in ((ref, 3, 1), (series, series_days, 2)):
         subprocess.run([str(ML_PYTHON), str(REPO / "examples/make_power_csv.py"), "--out", str(path),
                         "--days", str(days), "--seed", str(seed)], check=True, capture_output=True)
     r = httpx.post(f"{stack.base_url}/v1/datasets:upload", params={"organization_id": ORG,
@@ -482,7 +483,8 @@ def run(seed: int, kills: int, *, gap: tuple[float, float] = (1.0, 4.0), compone
         root.mkdir()
         stack = start_stack(root)
         try:
-            learner_id, series = _learner(stack, Path(tmp)) if learner else (None, None)
+            # about 4 Learn messages per second between kills 2.5 s apart: 2 days (192 readings) per kill
+            learner_id, series = _learner(stack, Path(tmp), 20 + 10 * kills) if learner else (None, None)
             digits = _digits(stack, Path(tmp)) if models else None
             work = Workload(stack, result, series, learner_id, digits)
             threads = [threading.Thread(target=f, daemon=True)
