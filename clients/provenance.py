@@ -52,8 +52,14 @@ def node_label(node) -> str:
                      f"({'passed' if attrs.get('parity.passed') == 'True' else 'FAILED'})")
     if "state" in attrs:
         parts.append(attrs["state"].lower())
+    if "verdict" in attrs:  # a reproduction
+        parts.append(f"[bold]{attrs['verdict']}[/bold]" + (f" max|Δ| {float(attrs['max_abs_diff']):.3g} over "
+                                                            f"{attrs.get('compared_samples', '?')} rows"
+                                                            if attrs["verdict"] == "DIFFERENT" else ""))
     if node.dead_branch:
         parts.append("[magenta]dead branch[/magenta]")
+    if "sample_count" in attrs:  # a federated client's data commitment
+        parts.append(f"{attrs['sample_count']} samples [dim](a commitment, not a Registry dataset)[/dim]")
     parts.append(status)
     failed = [c for c in node.checks if not c.ok]
     label = " ".join(parts)
@@ -93,14 +99,22 @@ def export(model_id: str,
            output: Annotated[Path, typer.Option("-o", "--output", help="The .intoto.jsonl file to write.")],
            key_out: Annotated[Path | None, typer.Option("--key-out", help="Also write the mesh's public key "
                                                                           "(PEM) here.")] = None,
+           model_signature: Annotated[Path | None, typer.Option(
+               "--model-signature", help="Also write an OpenSSF model_signing signature of the model's artifact "
+                                         "here (model.sig; verify with `model_signing verify key`).")] = None,
            org: OrgOpt = None, as_json: JsonOpt = False) -> None:
     """Write a model's signed in-toto/SLSA attestations (DSSE envelopes, one per line)."""
     with session.client(org) as client, session.mesh_errors(as_json=as_json):
         exported = client.models.attestations(model_id)
+        signed = client.models.model_signature(model_id) if model_signature is not None else None
     output.write_text("".join(line + "\n" for line in exported.envelopes))
     if key_out is not None:
         key_out.write_text(exported.signing_key.public_key_pem)
+    if signed is not None:
+        model_signature.write_text(signed.bundle)
     summary = {"output": str(output), "envelopes": len(exported.envelopes), "key_id": exported.signing_key.key_id}
+    if signed is not None:
+        summary["model_signature"] = str(model_signature)
     if as_json:
         print(json.dumps(summary))
     else:

@@ -16,6 +16,7 @@ from servers.registry.adapters.datasets_db import DatasetRepository
 from servers.registry.adapters.db import Database
 from servers.registry.adapters.ledger_client import LedgerClient
 from servers.registry.adapters.models_db import ModelRepository
+from servers.registry.adapters.model_signer import ProcessModelSigner
 from servers.registry.adapters.signing_key import EcdsaSigner
 from servers.registry.adapters.trainer_client import TrainerClient
 from servers.registry.adapters.translator_client import TranslatorClient
@@ -50,8 +51,9 @@ async def build(settings: RegistrySettings) -> MeshServer:
     )
     translator = TranslatorClient(settings.translator_target, tls=settings.tls)
     lineage = LineageCore(models, datasets, trainer, translator, ledger)
-    attestations = AttestationCore(lineage, EcdsaSigner.load(settings.signing_key_file, settings.data_dir),
-                                   mesh_version=_mesh_version())
+    signer = EcdsaSigner.load(settings.signing_key_file, settings.data_dir)
+    attestations = AttestationCore(lineage, signer, mesh_version=_mesh_version(),
+                                   model_signer=ProcessModelSigner(settings.model_signing_python, signer.key_file))
     servicer = RegistryServicer(datasets, models, lineage=lineage, attestations=attestations)
     if settings.http_port >= 0:
         front = HttpFront("registry", settings.http_port, settings)

@@ -10,6 +10,9 @@ from servers.common.endpoints import HTTP_PORTS, PORTS, local_target
 from servers.common.settings import DatabaseSettings, ServerSettings, settings_config
 from servers.common.storage import StorageSettings
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 class RegistrySettings(DatabaseSettings, ServerSettings):
     model_config = settings_config("REGISTRY")
 
@@ -25,6 +28,9 @@ class RegistrySettings(DatabaseSettings, ServerSettings):
     signing_key_file: Path | None = Field(
         None, description="PEM ECDSA P-256 private key that signs provenance attestations. Default: "
         "<data_dir>/provenance/signing-key.pem, made on first start; the public key is written beside it.")
+    model_signing_python: Path = Field(
+        REPO / ".venv-provenance" / "bin" / "python", description="Python of the environment with OpenSSF "
+        "model_signing (`make provenance-venv`) that makes GetModelSignature's signatures, as a separate process.")
     storage: StorageSettings = Field(
         default_factory=StorageSettings,
         description="Object storage: filesystem under <data_dir>/objects (default) or S3/MinIO.",

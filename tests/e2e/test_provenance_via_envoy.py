@@ -3,7 +3,10 @@ Ledger on Anvil, Trainer running the recipe in .venv-ml, Translator): the demo's
 the logistic-regression recipe trained, translated to ONNX — then GET /v1/models/{id}/lineage (REST
 and native gRPC through the SDK), `mlmesh models lineage`, `mlmesh provenance export` and the offline
 `mlmesh provenance verify` against Anvil's JSON-RPC, and the same file checked by third-party tools
-(securesystemslib's DSSE and in-toto-attestation) in their own virtualenv, .venv-provenance."""
+(securesystemslib's DSSE and in-toto-attestation) in their own virtualenv, .venv-provenance. Then the
+model is reproduced (POST :reproduce): the reproduction is a lineage node and a signed statement of the
+export, and the export's model_signing signature (--model-signature) verifies with OpenSSF
+model_signing's own verifier there too."""
 
 from __future__ import annotations
 
@@ -148,14 +151,49 @@ def test_export_verifies_offline_and_fails_on_tampering(stack, translated):
     assert bad_artifact.returncode == 1 and bad_key.returncode == 1
 
 
-def test_third_party_tools_verify_the_export(stack, translated):
-    """securesystemslib (DSSE) and in-toto-attestation, in their own virtualenv, on the exported file."""
+@pytest.fixture(scope="module")
+def reproduced(stack, translated) -> dict:
+    """The logistic regression reproduced by the Trainer (POST :reproduce), followed to its end."""
+    model_id = translated["model"]["model_id"]
+    r = httpx.post(f"{stack.base_url}/v1/models/{model_id}:reproduce", json={}, headers=stack.auth(), timeout=60)
+    assert r.status_code == 200, r.text
+    deadline = time.monotonic() + 300
+    while (job := httpx.get(f"{stack.base_url}/v1/trainingJobs/{r.json()['job_id']}", headers=stack.auth(),
+                            timeout=30).json())["state"] not in ("STATE_SUCCEEDED", "STATE_FAILED", "STATE_CANCELLED"):
+        assert time.monotonic() < deadline, f"reproduction still {job['state']}"
+        time.sleep(0.5)
+    assert job["state"] == "STATE_SUCCEEDED", job
+    return job
+
+
+def test_the_reproduction_is_in_the_lineage_and_signed_in_the_export(stack, translated, reproduced):
+    model_id = translated["model"]["model_id"]
+    work = translated["work"]
+    out, key = work / "reproduced.intoto.jsonl", work / "reproduced.pub.pem"
+
+    lineage = httpx.get(f"{stack.base_url}/v1/models/{model_id}/lineage", headers=stack.auth(), timeout=60).json()
+    exported = _cli(stack, ORG, "provenance", "export", model_id, "-o", str(out), "--key-out", str(key))
+    verified = _cli(stack, ORG, "provenance", "verify", str(out), "--key", str(key), "--json",
+                    "--artifact", str(translated["artifact"]))
+
+    [node] = [n for n in lineage["nodes"] if n["kind"] == "KIND_REPRODUCTION"]
+    assert node["resource_id"] == reproduced["job_id"] and node["attributes"]["verdict"] == "IDENTICAL"
+    assert node["check_status"] == "CHECK_STATUS_NOT_ANCHORED" and lineage["consistent"] is True
+    assert exported.returncode == 0, exported.stderr
+    assert verified.returncode == 0, verified.stdout
+    assert any("reproduction verdict agrees" in c["name"] and c["ok"] for c in json.loads(verified.stdout)["checks"])
+
+
+def test_third_party_tools_verify_the_export(stack, translated, reproduced):
+    """securesystemslib (DSSE) and in-toto-attestation, in their own virtualenv, on the exported file
+    (with the reproduction's statement), and OpenSSF model_signing on the model's signature."""
     if not PROVENANCE_PYTHON.exists():
         pytest.fail(f"{PROVENANCE_PYTHON} is missing: run `make provenance-venv`", pytrace=False)
     work = translated["work"]
-    out, key = work / "third.intoto.jsonl", work / "third.pub.pem"
-    assert _cli(stack, ORG, "provenance", "export", translated["model"]["model_id"], "-o", str(out),
-                "--key-out", str(key)).returncode == 0
+    out, key, signature = work / "third.intoto.jsonl", work / "third.pub.pem", work / "model.sig"
+    exported = _cli(stack, ORG, "provenance", "export", translated["model"]["model_id"], "-o", str(out),
+                    "--key-out", str(key), "--model-signature", str(signature))
+    assert exported.returncode == 0, exported.stdout + exported.stderr
 
     suite = REPO / "tests" / "provenance_venv"
     result = subprocess.run([str(PROVENANCE_PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -163,6 +201,7 @@ def test_third_party_tools_verify_the_export(stack, translated):
                             timeout=300, env={**os.environ, "MLMESH_ATTESTATIONS": str(out),
                                               "MLMESH_PUBLIC_KEY": str(key),
                                               "MLMESH_ARTIFACT": str(translated["artifact"]),
+                                              "MLMESH_MODEL_SIGNATURE": str(signature),
                                               "PYTHONPATH": ""})
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "skipped" not in result.stdout

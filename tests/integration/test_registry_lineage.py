@@ -1,19 +1,25 @@
 """GetModelLineage and ExportModelAttestations in our real Registry (embedded PostgreSQL, filesystem
 store, the real Ledger on Anvil), on a version tree saved through CreateModelVersion (the Learner's
-internal RPC, called directly as the Learner would). The Translator is deliberately unreachable here:
+internal RPC, called directly as the Learner would), and GetModelSignature's OpenSSF model_signing
+signature checked by model_signing's own CLI in .venv-provenance. The Translator is deliberately unreachable here:
 its node must say UNAVAILABLE rather than fail the call. Trained models with a real Trainer and
 Translator are covered through Envoy in tests/e2e/test_provenance_via_envoy.py."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import socket
+import subprocess
+from pathlib import Path
 
 import asyncpg
 import grpc
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from google.api import httpbody_pb2
 from mlmesh.registry.v1 import lineage_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as svc
@@ -21,6 +27,7 @@ from mlmesh.registry.v1 import registry_service_pb2_grpc as svc_grpc
 
 from tests.fixtures.registry_models import ORG, as_org, upload_dataset
 
+REPO = Path(__file__).resolve().parents[2]
 Node = lineage_pb2.LineageNode
 OTHER = "grid-analytics-ll"
 STRANGER = "nobody-ll"
@@ -49,9 +56,10 @@ async def lineage_registry(ledger_server, fresh_db_dsn, tmp_path, trainer):
     await server.stop(0, drain=0)
 
 
-def _version(dataset_id: str, learner: str, *, parent: str = "", version: int = 1, org: str = ORG):
+def _version(dataset_id: str, learner: str, *, parent: str = "", version: int = 1, org: str = ORG,
+             data: bytes | None = None):
     record = json.dumps({"learner_id": learner, "parent": parent}).encode()
-    data = os.urandom(2048)
+    data = os.urandom(2048) if data is None else data
 
     async def gen():
         yield svc.CreateModelVersionRequest(
@@ -185,3 +193,60 @@ async def test_exported_envelopes_carry_signed_statements_of_every_version(linea
     anchor = v3_statement["predicate"]["runDetails"]["byproducts"][0]["annotations"]
     assert anchor["chainId"] == 31337 and anchor["contractAddress"] == v3.contract_address
     assert subjects[v2a.res_sha256]["subject"][0]["annotations"]["mlmesh.deadBranch"] is True
+
+
+MODEL_SIGNING = REPO / ".venv-provenance" / "bin" / "model_signing"
+
+
+def _model_signing_verify(model: Path, signature: Path, public_key: Path) -> subprocess.CompletedProcess:
+    """model_signing's own verifier (OpenSSF), as a user runs it: no mlmesh code involved."""
+    return subprocess.run([str(MODEL_SIGNING), "verify", "key", "--signature", str(signature), "--public_key",
+                           str(public_key), str(model)], capture_output=True, text=True, timeout=120)
+
+
+async def test_model_signing_signature_verifies_with_model_signing_and_fails_on_tampering(lineage_registry, tmp_path):
+    if not MODEL_SIGNING.exists():
+        pytest.fail(f"{MODEL_SIGNING} is missing: run `make provenance-venv`", pytrace=False)
+    stub, _ = lineage_registry
+    dataset_id = await upload_dataset(stub)
+    data = os.urandom(300_000)
+    v1 = await stub.CreateModelVersion(_version(dataset_id, "L1", data=data))
+    model, flipped, other_key = tmp_path / "model.pkl", tmp_path / "flipped.pkl", tmp_path / "other.pub.pem"
+    model.write_bytes(data)
+    flipped.write_bytes(data[:1000] + bytes([data[1000] ^ 1]) + data[1001:])
+    other_key.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+    signed = await stub.GetModelSignature(svc.GetModelSignatureRequest(model_id=v1.model_id), metadata=as_org(ORG))
+    (tmp_path / "model.sig").write_text(signed.bundle)
+    (tmp_path / "mesh.pub.pem").write_text(signed.signing_key.public_key_pem)
+
+    assert signed.sha256 == v1.res_sha256 == hashlib.sha256(data).hexdigest()
+    assert signed.media_type == json.loads(signed.bundle)["mediaType"]
+    good = _model_signing_verify(model, tmp_path / "model.sig", tmp_path / "mesh.pub.pem")
+    assert good.returncode == 0 and "Verification succeeded" in good.stdout, good.stdout + good.stderr
+    bad_file = _model_signing_verify(flipped, tmp_path / "model.sig", tmp_path / "mesh.pub.pem")
+    assert bad_file.returncode != 0 and "Hash mismatch" in bad_file.stdout + bad_file.stderr
+    bad_key = _model_signing_verify(model, tmp_path / "model.sig", other_key)
+    assert bad_key.returncode != 0
+
+
+async def test_model_signature_refuses_strangers_and_a_row_that_disagrees_with_the_chain(lineage_registry,
+                                                                                       fresh_db_dsn):
+    stub, _ = lineage_registry
+    dataset_id = await upload_dataset(stub)
+    v1 = await stub.CreateModelVersion(_version(dataset_id, "L1"))
+    conn = await asyncpg.connect(fresh_db_dsn)
+    try:
+        await conn.execute("UPDATE models SET res_sha256 = $1 WHERE model_id = $2", "0" * 64, v1.model_id)
+    finally:
+        await conn.close()
+
+    with pytest.raises(grpc.aio.AioRpcError) as stranger:
+        await stub.GetModelSignature(svc.GetModelSignatureRequest(model_id=v1.model_id), metadata=as_org(STRANGER))
+    with pytest.raises(grpc.aio.AioRpcError) as tampered:
+        await stub.GetModelSignature(svc.GetModelSignatureRequest(model_id=v1.model_id), metadata=as_org(ORG))
+
+    assert stranger.value.code() == grpc.StatusCode.NOT_FOUND
+    assert tampered.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "does not match its ledger contract" in tampered.value.details()

@@ -2,18 +2,24 @@
 real Trainer (recipes and the comparison worker in .venv-ml): the seeded scikit-learn recipe
 reproduces byte-identical; a one-epoch CNN's TorchScript archive differs and the reproduction
 reports the measured output difference; a grantee reproduces a shared model only if it may read the
-dataset; a stranger is told the model does not exist."""
+dataset; a stranger is told the model does not exist. Each finished reproduction is also a node of the
+model's lineage and a signed statement of its export (mlmesh.client.provenance verifies it offline,
+with the ledger anchor read from Anvil), seen only by the organization that ran it."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
+import json
 import tarfile
 import time
 
 import grpc
 import pytest
 from google.api import httpbody_pb2
+from mlmesh.client import provenance
+from mlmesh.registry.v1 import lineage_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 from mlmesh.trainer.v1 import trainer_service_pb2 as pb
 
@@ -80,13 +86,26 @@ async def ended(trainer, job_id: str, org: str, timeout: float = 240.0) -> pb.Tr
         await asyncio.sleep(0.2)
 
 
+async def reproduction_statements(registry, model_id: str, org: str, tmp_path, anvil_url: str):
+    """The reproduction statements of `org`'s export of the model, after the offline verifier
+    (signatures, shape, verdict, and the original's anchor on the chain) accepted the whole file."""
+    exported = await registry.ExportModelAttestations(reg_pb.ExportModelAttestationsRequest(model_id=model_id),
+                                                      metadata=as_org(org))
+    path = tmp_path / f"{org}.intoto.jsonl"
+    path.write_text("".join(line + "\n" for line in exported.envelopes))
+    report = provenance.verify_file(path, public_key_pem=exported.signing_key.public_key_pem, rpc_url=anvil_url)
+    assert report.ok, report.failed()
+    return [s for s in report.statements if s["predicateType"] == provenance.REPRODUCTION_PREDICATE]
+
+
 @pytest.fixture
 def mesh(registry_and_trainer):
     """(Registry stub, Trainer stub): tests/fixtures/trainer.py's real pair, one job at a time."""
     return registry_and_trainer
 
 
-async def test_the_seeded_sklearn_recipe_reproduces_identical_for_a_grantee(mesh, translator_digits_csv):
+async def test_the_seeded_sklearn_recipe_reproduces_identical_for_a_grantee(mesh, translator_digits_csv, tmp_path,
+                                                                           anvil_url):
     registry, trainer = mesh
     # Prepare: the owner's logistic regression on its digits; model and dataset shared with the grantee
     dataset_id = await upload(registry, OWNER, translator_digits_csv.read_bytes())
@@ -120,9 +139,23 @@ async def test_the_seeded_sklearn_recipe_reproduces_identical_for_a_grantee(mesh
     # the model itself is untouched: still TRAINED by its own job
     model = await registry.GetModel(reg_pb.GetModelRequest(model_id=model_id), metadata=as_org(OWNER))
     assert model.training_job_id != job.job_id and model.res_sha256 == r.ledger_res_sha256
+    # the grantee's lineage and export carry its reproduction, signed; the owner's do not
+    theirs = await registry.GetModelLineage(reg_pb.GetModelLineageRequest(model_id=model_id), metadata=as_org(GRANTEE))
+    [node] = [n for n in theirs.nodes if n.kind == lineage_pb2.LineageNode.KIND_REPRODUCTION]
+    assert (node.resource_id, node.sha256, node.attributes["verdict"]) == (job.job_id, r.reproduced_sha256, "IDENTICAL")
+    assert node.check_status == lineage_pb2.LineageNode.CHECK_STATUS_NOT_ANCHORED and all(c.ok for c in node.checks)
+    [statement] = await reproduction_statements(registry, model_id, GRANTEE, tmp_path, anvil_url)
+    assert statement["subject"][0]["digest"] == {"sha256": prov.on_chain.res_sha256, "md5": prov.on_chain.res_hash}
+    assert statement["predicate"]["verdict"] == "IDENTICAL"
+    reproduced = statement["predicate"]["reproduced"]
+    assert (reproduced["jobId"], reproduced["digest"]) == (job.job_id, {"sha256": r.reproduced_sha256})
+    assert statement["predicate"]["datasets"][0]["uri"] == f"mlmesh://datasets/{dataset_id}"
+    assert statement["predicate"]["requestedBy"] == GRANTEE
+    assert await reproduction_statements(registry, model_id, OWNER, tmp_path, anvil_url) == []
 
 
-async def test_a_one_epoch_cnn_reports_its_measured_output_difference(mesh, translator_digits_csv):
+async def test_a_one_epoch_cnn_reports_its_measured_output_difference(mesh, translator_digits_csv, tmp_path,
+                                                                      anvil_url):
     registry, trainer = mesh
     dataset_id = await upload(registry, OWNER, translator_digits_csv.read_bytes())
     model_id = await trained_model(registry, trainer, OWNER, dataset_id, recipe_tar("digits-cnn", epochs=1))
@@ -142,6 +175,21 @@ async def test_a_one_epoch_cnn_reports_its_measured_output_difference(mesh, tran
     logs = [e.log.text async for e in trainer.WatchTrainingJob(pb.WatchTrainingJobRequest(job_id=job.job_id),
                                                                 metadata=as_org(OWNER)) if e.HasField("log")]
     assert any(text.startswith("compare: DIFFERENT bytes, max |original - reproduced|") for text in logs)
+    [statement] = await reproduction_statements(registry, model_id, OWNER, tmp_path, anvil_url)
+    p = statement["predicate"]
+    assert (p["verdict"], p["reproduced"]["digest"]["sha256"]) == ("DIFFERENT", r.reproduced_sha256)
+    assert p["comparison"]["maxAbsDiff"] == pytest.approx(r.max_abs_diff) and p["comparison"]["comparedSamples"] == 1797
+    # an edited difference no longer verifies
+    path = tmp_path / "edited.intoto.jsonl"
+    exported = await registry.ExportModelAttestations(reg_pb.ExportModelAttestationsRequest(model_id=model_id),
+                                                      metadata=as_org(OWNER))
+    envelopes = [json.loads(line) for line in exported.envelopes]
+    [env] = [e for e in envelopes if provenance.REPRODUCTION_PREDICATE.encode() in base64.b64decode(e["payload"])]
+    edited = json.loads(base64.b64decode(env["payload"]))
+    edited["predicate"]["comparison"]["maxAbsDiff"] = 0.0
+    env["payload"] = base64.b64encode(json.dumps(edited).encode()).decode()
+    path.write_text(json.dumps(env) + "\n")
+    assert not provenance.verify_file(path, public_key_pem=exported.signing_key.public_key_pem).ok
 
 
 async def test_a_stranger_or_an_unknown_id_is_not_found_word_for_word(mesh, translator_digits_csv):

@@ -2,7 +2,8 @@
 dependency): `.venv-provenance/bin/python -m pytest --confcutdir=tests/provenance_venv tests/provenance_venv`.
 tests/e2e/test_provenance_via_envoy.py exports a real model's attestations from a running mesh
 and runs this suite on them, naming the files in MLMESH_ATTESTATIONS (the .intoto.jsonl),
-MLMESH_PUBLIC_KEY (the mesh's public key, PEM) and MLMESH_ARTIFACT (the downloaded model)."""
+MLMESH_PUBLIC_KEY (the mesh's public key, PEM), MLMESH_ARTIFACT (the downloaded model) and
+MLMESH_MODEL_SIGNATURE (GetModelSignature's model_signing signature of it, model.sig)."""
 
 import os
 from pathlib import Path
@@ -30,3 +31,8 @@ def public_key_pem() -> bytes:
 @pytest.fixture(scope="session")
 def artifact() -> Path:
     return _file("MLMESH_ARTIFACT")
+
+
+@pytest.fixture(scope="session")
+def model_signature() -> Path:
+    return _file("MLMESH_MODEL_SIGNATURE")

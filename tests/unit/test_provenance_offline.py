@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 from eth_abi import encode
@@ -14,19 +16,26 @@ from eth_utils import keccak
 from mlmesh.client import provenance
 from servers.registry.adapters.signing_key import EcdsaSigner
 from servers.registry.api.lineage_converters import lineage_from_proto, lineage_to_proto
-from servers.registry.domain.attestations import envelope, statements
+from servers.registry.domain.attestations import REPRODUCTION_PREDICATE, envelope, statements
 from servers.registry.domain.datasets import Check
 from servers.registry.domain.lineage import (
+    DATA_COMMITMENT,
     DATASET,
+    FEDERATED_JOB,
     HIDDEN,
+    MISMATCH,
     MODEL,
     NOT_ANCHORED,
     RECIPE,
+    REPRODUCTION,
     TRAINING_JOB,
     TRANSLATION,
+    VERSION,
     Lineage,
     LineageNode,
+    reproduction_node,
 )
+from servers.registry.domain.ports import ReproductionInfo, TrainingJobInfo
 
 NOW = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
 
@@ -118,3 +127,111 @@ def test_abi_decoder_reads_what_the_contracts_return():
     decoded = provenance._decode(provenance.RETURNS["get_translation_params()"], encode([struct], [values]))
     assert decoded[0][5] == "sha" and decoded[0][7] == 17 and decoded[0][2] == "0x" + "ab" * 20
     assert provenance.anchored_digests("get_translation_params()", decoded) == {"md5": "md5", "sha256": "sha"}
+
+
+def _reproduced(verdict: str = "IDENTICAL") -> Lineage:
+    """_lineage() with one reproduction of the model m1 under it (node 3)."""
+    lineage = _lineage()
+    same = verdict == "IDENTICAL"
+    lineage.nodes.insert(5, LineageNode(
+        REPRODUCTION, 3, resource_id="j2", display_name=f"reproduction ({verdict.lower()})", organization_id="o",
+        sha256="f" * 64 if same else "9" * 64, status=NOT_ANCHORED,
+        attributes={"verdict": verdict, "max_abs_diff": "0.0" if same else "0.0125",
+                    "compared_samples": "0" if same else "1797", "method": "m", "original_sha256": "f" * 64,
+                    "original_md5": "e" * 32, "executor": "local", "end_time": NOW.isoformat()}))
+    return lineage
+
+
+@pytest.mark.parametrize("verdict", ["IDENTICAL", "DIFFERENT"])
+def test_a_reproduction_is_its_own_signed_statement(verdict, tmp_path):
+    signer = EcdsaSigner.load(None, tmp_path / "data")
+    stmts = statements(_reproduced(verdict), "0.1.0")
+    [repro] = [s for s in stmts if s["predicateType"] == REPRODUCTION_PREDICATE]
+    path = tmp_path / "r.intoto.jsonl"
+    path.write_text("".join(envelope(s, signer) + "\n" for s in stmts))
+    artifact = tmp_path / "model.bin"
+    artifact.write_bytes(b"x")
+
+    report = provenance.verify_file(path, public_key_pem=signer.public_key_pem)
+
+    assert report.ok, report.failed()
+    p = repro["predicate"]
+    assert repro["subject"][0]["digest"] == {"sha256": "f" * 64, "md5": "e" * 32}  # the original model
+    assert p["verdict"] == verdict and p["original"]["ledger"]["uri"] == "eip155:31337:0xM"
+    assert p["reproduced"]["digest"]["sha256"] == ("f" * 64 if verdict == "IDENTICAL" else "9" * 64)
+    assert p["recipe"]["digest"]["sha256"] == "d" * 64 and p["datasets"][0]["uri"] == "mlmesh://datasets/d1"
+    assert p["comparison"]["comparedSamples"] == (0 if verdict == "IDENTICAL" else 1797)
+    assert provenance.anchor_of(repro)["contractAddress"] == "0xM"
+
+
+def test_a_tampered_or_self_contradicting_reproduction_fails(tmp_path):
+    signer = EcdsaSigner.load(None, tmp_path / "data")
+    [repro] = [s for s in statements(_reproduced("DIFFERENT"), "0.1.0")
+               if s["predicateType"] == REPRODUCTION_PREDICATE]
+    env = json.loads(envelope(repro, signer))
+    edited = json.loads(base64.b64decode(env["payload"]))
+    edited["predicate"]["verdict"] = "IDENTICAL"
+    env["payload"] = base64.b64encode(json.dumps(edited).encode()).decode()
+    (tmp_path / "edited.jsonl").write_text(json.dumps(env) + "\n")
+    # Signed by the right key but contradicting itself: IDENTICAL with other bytes.
+    (tmp_path / "lying.jsonl").write_text(envelope(edited, signer) + "\n")
+
+    tampered = provenance.verify_file(tmp_path / "edited.jsonl", public_key_pem=signer.public_key_pem)
+    lying = provenance.verify_file(tmp_path / "lying.jsonl", public_key_pem=signer.public_key_pem)
+
+    assert [c.name for c in tampered.failed()] == ["envelope 1: DSSE signature verifies with the given key"]
+    assert [c.name for c in lying.failed()] == ["envelope 1: reproduction verdict agrees with its digests"]
+
+
+def test_a_federated_students_statement_names_its_job_dataset_and_commitments():
+    lineage = Lineage(model_id="s1", check_time=NOW, chain_id=31337, nodes=[
+        LineageNode(DATASET, None, resource_id="d1", display_name="blobs.csv", sha256="b" * 64, contract_address="0xD"),
+        LineageNode(FEDERATED_JOB, 0, resource_id="f1", display_name="federated job (flower)", sha256="c" * 64,
+                    contract_address="0xS", attributes={"framework": "fedpate", "privacy.epsilon": "160.0",
+                                                        "parameters": '{"num_teachers": 2}'}),
+        LineageNode(DATA_COMMITMENT, 1, resource_id="teacher-0", sha256="1" * 64,
+                    attributes={"sample_count": "84", "commitment": "not a Registry dataset"}),
+        LineageNode(DATA_COMMITMENT, 1, resource_id="teacher-1", sha256="2" * 64, attributes={"sample_count": "84"}),
+        LineageNode(VERSION, 1, resource_id="s1", display_name="student", sha256="f" * 64, contract_address="0xS",
+                    version=1, attributes={"framework": "pytorch"}),
+    ])
+
+    [statement] = statements(lineage, "0.1.0")
+
+    definition = statement["predicate"]["buildDefinition"]
+    assert definition["buildType"] == "https://mlmesh.dev/buildtypes/federated-learning/v1"
+    assert [(d["uri"], d["annotations"]["role"]) for d in definition["resolvedDependencies"]] == [
+        ("mlmesh://datasets/d1", "dataset"), ("mlmesh://federatedJobs/f1", "federated job record"),
+        ("mlmesh://federatedJobs/f1/commitments/teacher-0", "data commitment"),
+        ("mlmesh://federatedJobs/f1/commitments/teacher-1", "data commitment")]
+    assert definition["resolvedDependencies"][2]["annotations"]["sampleCount"] == "84"
+    assert definition["externalParameters"]["privacy"] == {"epsilon": "160.0"}
+    assert statement["predicate"]["runDetails"]["builder"]["id"] == "https://mlmesh.dev/builders/federation"
+    assert statement["predicate"]["runDetails"]["byproducts"][0]["uri"] == "eip155:31337:0xS"
+
+
+def _job(**changes) -> TrainingJobInfo:
+    r = ReproductionInfo(outcome="IDENTICAL", ledger_res_sha256="f" * 64, ledger_res_hash="e" * 32,
+                         reproduced_sha256="f" * 64, max_abs_diff=0.0, compared_samples=0, top1_agreement=-1.0,
+                         method="bytes")
+    values = dict(job_id="j2", model_id="m1", dataset_id="d1", state="SUCCEEDED", executor="local",
+                  framework="sklearn", failure_reason="", create_time=NOW, start_time=NOW, end_time=NOW,
+                  purpose="REPRODUCTION", reproduction=r)
+    values.update(changes)
+    return TrainingJobInfo(**values)
+
+
+def test_a_reproduction_node_is_checked_against_the_model_it_names():
+    model = _lineage().nodes[3]
+    record = SimpleNamespace(model_id="m1", dataset_id="d1", res_sha256=model.sha256, res_md5=model.md5,
+                             organization_id="o")
+    good = reproduction_node(_job(), record, 3, "o")
+    stale = reproduction_node(_job(reproduction=replace(_job().reproduction, ledger_res_sha256="0" * 64,
+                                                        reproduced_sha256="0" * 64)), record, 3, "o")
+    claims = reproduction_node(_job(reproduction=replace(_job().reproduction, reproduced_sha256="9" * 64)),
+                               record, 3, "o")
+
+    assert good.status == NOT_ANCHORED and all(c.ok for c in good.checks) and good.attributes["verdict"] == "IDENTICAL"
+    assert stale.status == MISMATCH
+    assert [c.name for c in stale.checks if not c.ok] == ["compared with res_sha256 = model res_sha256"]
+    assert [c.name for c in claims.checks if not c.ok] == ["IDENTICAL: reproduced sha256 = res_sha256"]

@@ -45,6 +45,7 @@ class EcdsaSigner:
     """Implements `servers.registry.domain.attestations.Signer`."""
 
     scheme = SCHEME
+    key_file: Path | None = None  # where the private key was read from (model_signing's worker reads it too)
 
     def __init__(self, private_key: ec.EllipticCurvePrivateKey):
         if not isinstance(private_key, ec.EllipticCurvePrivateKey) or private_key.curve.name != "secp256r1":
@@ -64,7 +65,8 @@ class EcdsaSigner:
         public key file."""
         folder = data_dir / "provenance"
         if key_file is not None:
-            signer = cls(serialization.load_pem_private_key(Path(key_file).read_bytes(), password=None))
+            path = Path(key_file)
+            signer = cls(serialization.load_pem_private_key(path.read_bytes(), password=None))
         else:
             path = folder / "signing-key.pem"
             if not path.exists():
@@ -73,6 +75,7 @@ class EcdsaSigner:
                                                       serialization.NoEncryption()), 0o600)
                 log.info("made the embedded attestation signing key %s", path)
             signer = cls(serialization.load_pem_private_key(path.read_bytes(), password=None))
+        signer.key_file = path
         public = folder / "signing-key.pub.pem"
         if not public.exists() or public.read_text() != signer.public_key_pem:
             _write_atomic(public, signer.public_key_pem.encode(), 0o644)

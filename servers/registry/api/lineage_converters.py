@@ -8,6 +8,7 @@ from mlmesh.registry.v1 import lineage_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as svc
 
 from servers.common.timestamps import timestamp_from_proto, timestamp_to_proto
+from servers.registry.domain.attestations import SignedModel
 from servers.registry.domain.datasets import Check
 from servers.registry.domain.lineage import Lineage, LineageNode
 
@@ -63,3 +64,12 @@ def signing_key_to_proto(key_id: str, public_key_pem: str, scheme: str) -> svc.S
 
 def signing_key_from_proto(m: svc.SigningKey) -> tuple[str, str, str]:
     return m.key_id, m.public_key_pem, m.scheme
+
+
+def model_signature_to_proto(m: SignedModel, key_id: str, public_key_pem: str, scheme: str) -> svc.ModelSignature:
+    return svc.ModelSignature(model_id=m.model_id, sha256=m.sha256, bundle=m.bundle, media_type=m.media_type,
+                              signing_key=signing_key_to_proto(key_id, public_key_pem, scheme))
+
+
+def model_signature_from_proto(m: svc.ModelSignature) -> SignedModel:
+    return SignedModel(m.model_id, m.sha256, m.bundle, m.media_type)

@@ -151,6 +151,10 @@ class RegistryServicer(svc_grpc.RegistryServiceServicer):
     async def GetSigningKey(self, request: svc.GetSigningKeyRequest, context):  # noqa: N802
         return lconv.signing_key_to_proto(*self.attestations.signing_key())
 
+    async def GetModelSignature(self, request: svc.GetModelSignatureRequest, context):  # noqa: N802
+        signed = await self.attestations.model_signature(request.model_id, caller_org=caller_org(context))
+        return lconv.model_signature_to_proto(signed, *self.attestations.signing_key())
+
 
 def _caller(context) -> Caller:
     return Caller(caller_org(context), caller_subject(context))

@@ -23,16 +23,19 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import json
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from servers.common import errors
 from servers.registry.domain.datasets import Check, DatasetCore
-from servers.registry.domain.models import ModelCore
+from servers.registry.domain.models import MAX_LEARNING_RECORD_BYTES, ModelCore
 from servers.registry.domain.ports import (
     LineageLedger,
     ModelContractFields,
+    TrainingJobInfo,
     TrainingJobs,
     TranslationInfo,
     Translations,
@@ -42,9 +45,15 @@ from servers.registry.domain.records import TRAINED, DatasetRecord, ModelRecord
 # Node kinds and check outcomes (the contract's LineageNode.Kind / CheckStatus without prefixes).
 DATASET, RECIPE, IMAGE, TRAINING_JOB, MODEL, TRANSLATION, VERSION = (
     "DATASET", "RECIPE", "IMAGE", "TRAINING_JOB", "MODEL", "TRANSLATION", "VERSION")
+REPRODUCTION, FEDERATED_JOB, DATA_COMMITMENT, OPTIMIZER_AGENT = (
+    "REPRODUCTION", "FEDERATED_JOB", "DATA_COMMITMENT", "OPTIMIZER_AGENT")
 VERIFIED, MISMATCH, NOT_ANCHORED, UNAVAILABLE, HIDDEN = (
     "VERIFIED", "MISMATCH", "NOT_ANCHORED", "UNAVAILABLE", "HIDDEN")
 MAX_NODES = 2000  # a lineage larger than this is cut (the last node says so)
+# How the Federation and the Optimizer name the "learner" of the models they store (their registry clients).
+FEDERATED_PREFIX, OPTIMIZER_PREFIX = "federated-job:", "optimizer-agent:"
+COMMITMENT_NOTE = ("a federated client's commitment to its private training data (SHA-256 and sample count); "
+                   "not a Registry dataset: the data never left the client")
 
 
 @dataclass
@@ -180,10 +189,124 @@ class LineageCore:
         except errors.NotFound:
             parent = self._add(lineage, _hidden(DATASET, None))
         if root.source_kind == "online":
+            if root.learner_id.startswith((FEDERATED_PREFIX, OPTIMIZER_PREFIX)):
+                return await self._producer(lineage, root, parent, caller_org)
             return parent  # a learner's first version: its reference dataset, then the version
         chain = await self._model_chain(root)
         parent = self._add(lineage, self._source_node(root, chain, parent))
         return self._add(lineage, await self._job_node(root, chain, parent, caller_org))
+
+    async def _producer(self, lineage: Lineage, root: ModelRecord, parent: int, caller_org: str | None) -> int:
+        """The federated job or optimizer agent that produced `root`, read from the record it stored with
+        the model (re-hashed against the chain's train_image_sha256 on the way), and that job's other
+        inputs under it: each federated client's data commitment, the optimizer's profiles dataset."""
+        federated = root.learner_id.startswith(FEDERATED_PREFIX)
+        kind = FEDERATED_JOB if federated else OPTIMIZER_AGENT
+        producer_id = root.learner_id.split(":", 1)[1]
+        checks = _Checks()
+        base = dict(kind=kind, parent=parent, resource_id=producer_id, organization_id=root.organization_id,
+                    size_bytes=root.recipe_size_bytes, md5=root.recipe_md5, sha256=root.recipe_sha256,
+                    contract_address=root.contract_address, tx_hash=root.contract_tx_hash, create_time=root.create_time)
+        try:
+            _, chunks = await self.models.download_recipe(root.model_id, caller_org=caller_org)
+            raw = b""
+            async for chunk in chunks:
+                raw += chunk
+                if len(raw) > MAX_LEARNING_RECORD_BYTES:
+                    raise errors.DataLoss("the record is larger than a learning record may be")
+            doc = json.loads(raw)
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+        except (errors.DataLoss, errors.FailedPrecondition, ValueError) as exc:
+            checks.fail("record sha256 = chain train_image_sha256", getattr(exc, "message", str(exc)))
+            return self._add(lineage, LineageNode(**base, display_name=kind.lower().replace("_", " "),
+                                                  status=checks.status(), checks=checks.items))
+        except errors.MeshError as exc:
+            checks.unavailable = True
+            checks.fail("ledger reachable for the record's hash", exc.message)
+            return self._add(lineage, LineageNode(**base, display_name=kind.lower().replace("_", " "),
+                                                  status=checks.status(), checks=checks.items))
+        checks.items.append(Check("record sha256 = chain train_image_sha256 (the stored record re-hashed)", True))
+        if federated:
+            return await self._federated_job(lineage, root, doc, base, checks)
+        return await self._optimizer_agent(lineage, root, doc, base, checks, caller_org)
+
+    async def _federated_job(self, lineage: Lineage, root: ModelRecord, doc: dict, base: dict, checks: _Checks) -> int:
+        checks.compare("record federated_job_id = the model's job", str(doc.get("federated_job_id", "")),
+                       base["resource_id"])
+        text = doc.get("client_commitments", "[]")
+        try:
+            commitments = json.loads(text) if isinstance(text, str) else None
+            request = json.loads(doc.get("request", "{}"))
+            privacy = json.loads(doc.get("privacy", "null")) or {}
+            if not isinstance(commitments, list) or not all(isinstance(c, dict) for c in commitments):
+                raise ValueError("client_commitments is not a list of objects")
+        except (ValueError, TypeError) as exc:
+            checks.fail("record readable", str(exc))
+            return self._add(lineage, LineageNode(**base, display_name="federated job", status=checks.status(),
+                                                  checks=checks.items))
+        checks.compare("sha256 of the commitments = the model's observations_sha256",
+                       hashlib.sha256(text.encode()).hexdigest(), root.observations_sha256)
+        checks.compare("sum of committed samples = the model's observations",
+                       sum(int(c.get("sample_count", 0)) for c in commitments), root.observations)
+        framework = str(doc.get("framework", ""))
+        spec = request.get("spec", {}) if isinstance(request, dict) else {}
+        attributes = {"framework": framework, "framework_version": str(doc.get("framework_version", "")),
+                      "mode": str(request.get("mode", "")) if isinstance(request, dict) else "",
+                      "parameters": json.dumps(spec, sort_keys=True)[:4000], "clients": str(len(commitments))}
+        if isinstance(privacy, dict):
+            attributes.update({f"privacy.{k}": str(v) for k, v in privacy.items() if v not in ("", None)})
+        status = checks.status()
+        index = self._add(lineage, LineageNode(
+            **base, display_name=f"federated job ({framework})", attributes={k: v for k, v in attributes.items() if v},
+            status=status, checks=checks.items))
+        for c in commitments:
+            # Each commitment is part of the record the chain anchors: it stands or falls with it.
+            self._add(lineage, LineageNode(
+                kind=DATA_COMMITMENT, parent=index, resource_id=str(c.get("client_id", "")),
+                display_name=f"data commitment of {c.get('client_id', '?')}", organization_id=root.organization_id,
+                sha256=str(c.get("sha256", "")),
+                attributes={"sample_count": str(c.get("sample_count", "")), "role": "input",
+                            "federated_job_id": base["resource_id"], "commitment": COMMITMENT_NOTE},
+                status=status, checks=[Check("in the job's record, whose sha256 the chain anchors", status == VERIFIED,
+                                             "" if status == VERIFIED else "the job's record did not verify")]))
+        return index
+
+    async def _optimizer_agent(self, lineage: Lineage, root: ModelRecord, doc: dict, base: dict, checks: _Checks,
+                               caller_org: str | None) -> int:
+        checks.compare("record agent_id = the model's agent", str(doc.get("agent_id", "")), base["resource_id"])
+        grid = doc.get("grid") if isinstance(doc.get("grid"), dict) else {}
+        inputs: list[LineageNode] = []
+        if grid.get("grid_dataset_id"):
+            checks.compare("record grid_dataset_id = the model's dataset_id", grid["grid_dataset_id"], root.dataset_id)
+            for role, key in (("grid", "grid"), ("profiles", "profiles")):
+                dataset_id, sha = str(grid.get(f"{key}_dataset_id", "")), str(grid.get(f"{key}_sha256", ""))
+                try:
+                    ds = await self.datasets.get(dataset_id, caller_org=caller_org)
+                except (errors.NotFound, errors.InvalidArgument):
+                    if role == "profiles":
+                        inputs.append(_hidden(DATASET, None))
+                    continue
+                checks.compare(f"record {key}_sha256 = the {role} dataset's sha256", sha, ds.sha256)
+                if role == "profiles" and dataset_id != root.dataset_id:
+                    node = await self._dataset_node(ds)
+                    node.attributes["role"] = "input: load and PV profiles"
+                    inputs.append(node)
+        hyper = doc.get("hyperparameters", {})
+        attributes = {"algorithm": str(doc.get("algorithm", "")), "library": str(doc.get("library", "")),
+                      "hyperparameters": json.dumps(hyper, sort_keys=True, default=str)[:4000],
+                      "seed": str(doc.get("seed", "")), "total_timesteps": str(doc.get("total_timesteps", "")),
+                      "environment": json.dumps(doc.get("environment", {}), sort_keys=True, default=str)[:4000],
+                      "simbench_code": str(grid.get("simbench_code", "")),
+                      "evaluation": json.dumps(doc.get("evaluation", {}), sort_keys=True, default=str)[:4000]}
+        index = self._add(lineage, LineageNode(
+            **base, display_name=f"optimizer agent ({attributes['algorithm']})",
+            attributes={k: v for k, v in attributes.items() if v not in ("", "{}")},
+            status=checks.status(), checks=checks.items))
+        for node in inputs:
+            node.parent = index
+            self._add(lineage, node)
+        return index
 
     async def _dataset_node(self, ds: DatasetRecord) -> LineageNode:
         checks = _Checks()
@@ -345,12 +468,27 @@ class LineageCore:
                 found = []
             for node in await asyncio.gather(*(self._translation_node(t, model, index) for t in found)):
                 self._add(lineage, node)
+            if model.source_kind == "recipe":
+                await self._reproductions(lineage, model, index, caller_org)
         for child in await self.models.repo.children(model.model_id):
             try:
                 visible = await self.models.get(child.model_id, caller_org=caller_org)
             except errors.NotFound:
                 continue  # another organization's version: left out (module docstring)
             await self._downstream(lineage, visible, index, caller_org)
+
+    async def _reproductions(self, lineage: Lineage, model: ModelRecord, parent: int, caller_org: str | None) -> None:
+        """The model's finished reproductions the caller may see (its own organization's)."""
+        try:
+            found = await self.jobs.list_reproductions(model.model_id, on_behalf_of=caller_org)
+        except errors.NotFound:
+            found = []
+        except errors.MeshError as exc:
+            self._add(lineage, LineageNode(kind=REPRODUCTION, parent=parent, status=UNAVAILABLE,
+                                           checks=[Check("trainer reachable for reproductions", False, exc.message)]))
+            return
+        for job in found:
+            self._add(lineage, reproduction_node(job, model, parent, caller_org))
 
     @staticmethod
     def _mark_dead_branches(lineage: Lineage) -> None:
@@ -367,3 +505,34 @@ class LineageCore:
                 at = lineage.nodes[at].parent
             for i in indexes:
                 lineage.nodes[i].dead_branch = i not in live
+
+
+def reproduction_node(job: TrainingJobInfo, model: ModelRecord, parent: int, caller_org: str | None) -> LineageNode:
+    """A reproduction of `model` (docs/provenance.md): the reproduced artifact's digest and the verdict,
+    checked against the model it claims to reproduce. Reproductions are not anchored on the ledger."""
+    r = job.reproduction
+    assert r is not None
+    checks = _Checks()
+    checks.compare("reproduction model_id = model", job.model_id, model.model_id)
+    checks.compare("reproduction dataset_id = model dataset_id", job.dataset_id, model.dataset_id)
+    checks.compare("compared with res_sha256 = model res_sha256", r.ledger_res_sha256, model.res_sha256)
+    checks.compare("compared with res_hash = model res_hash", r.ledger_res_hash, model.res_md5)
+    if r.outcome == "IDENTICAL":
+        checks.compare("IDENTICAL: reproduced sha256 = res_sha256", r.reproduced_sha256, r.ledger_res_sha256)
+    elif r.outcome == "DIFFERENT":
+        ok = r.reproduced_sha256 != r.ledger_res_sha256 and r.compared_samples > 0 and math.isfinite(r.max_abs_diff)
+        checks.items.append(Check("DIFFERENT: bytes differ and outputs were compared", ok,
+                                  "" if ok else f"reproduced {r.reproduced_sha256}, {r.compared_samples} rows, "
+                                                f"max_abs_diff {r.max_abs_diff!r}"))
+    else:
+        checks.fail("verdict is IDENTICAL or DIFFERENT", r.outcome)
+    attributes = {"verdict": r.outcome, "max_abs_diff": repr(r.max_abs_diff), "compared_samples": str(r.compared_samples),
+                  "top1_agreement": repr(r.top1_agreement) if r.top1_agreement >= 0 else "", "method": r.method,
+                  "original_sha256": r.ledger_res_sha256, "original_md5": r.ledger_res_hash,
+                  "dataset_id": job.dataset_id, "executor": job.executor, "framework": job.framework,
+                  "start_time": _time(job.start_time), "end_time": _time(job.end_time)}
+    return LineageNode(
+        kind=REPRODUCTION, parent=parent, resource_id=job.job_id, display_name=f"reproduction ({r.outcome.lower()})",
+        organization_id=caller_org or "", sha256=r.reproduced_sha256, create_time=job.create_time,
+        attributes={k: v for k, v in attributes.items() if v}, status=checks.status(anchored=False),
+        checks=checks.items)

@@ -184,6 +184,22 @@ class TrainingJobInfo:
     create_time: dt.datetime | None
     start_time: dt.datetime | None
     end_time: dt.datetime | None
+    purpose: str = "TRAINING"  # or "REPRODUCTION" (TrainerService.ReproduceModel)
+    reproduction: ReproductionInfo | None = None  # a SUCCEEDED reproduction's outcome
+
+
+@dataclass(frozen=True)
+class ReproductionInfo:
+    """How a reproduction's artifact compared with the original (the Trainer's Reproduction)."""
+
+    outcome: str  # "IDENTICAL" | "DIFFERENT"
+    ledger_res_sha256: str
+    ledger_res_hash: str
+    reproduced_sha256: str
+    max_abs_diff: float
+    compared_samples: int
+    top1_agreement: float
+    method: str
 
 
 @dataclass(frozen=True)
@@ -227,6 +243,10 @@ class TranslationContractFields:
 class TrainingJobs(Protocol):
     async def get_training_job(self, job_id: str, *, on_behalf_of: str | None) -> TrainingJobInfo:
         """The job, as `on_behalf_of` may see it (NotFound otherwise; None: the Registry's own call)."""
+        ...
+
+    async def list_reproductions(self, model_id: str, *, on_behalf_of: str | None) -> list[TrainingJobInfo]:
+        """The model's SUCCEEDED reproductions that `on_behalf_of` may see (its organization's), oldest first."""
         ...
 
 

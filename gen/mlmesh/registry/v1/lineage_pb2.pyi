@@ -34,6 +34,10 @@ class LineageNode(_message.Message):
         KIND_MODEL: _ClassVar[LineageNode.Kind]
         KIND_TRANSLATION: _ClassVar[LineageNode.Kind]
         KIND_VERSION: _ClassVar[LineageNode.Kind]
+        KIND_REPRODUCTION: _ClassVar[LineageNode.Kind]
+        KIND_FEDERATED_JOB: _ClassVar[LineageNode.Kind]
+        KIND_DATA_COMMITMENT: _ClassVar[LineageNode.Kind]
+        KIND_OPTIMIZER_AGENT: _ClassVar[LineageNode.Kind]
     KIND_UNSPECIFIED: LineageNode.Kind
     KIND_DATASET: LineageNode.Kind
     KIND_RECIPE: LineageNode.Kind
@@ -42,6 +46,10 @@ class LineageNode(_message.Message):
     KIND_MODEL: LineageNode.Kind
     KIND_TRANSLATION: LineageNode.Kind
     KIND_VERSION: LineageNode.Kind
+    KIND_REPRODUCTION: LineageNode.Kind
+    KIND_FEDERATED_JOB: LineageNode.Kind
+    KIND_DATA_COMMITMENT: LineageNode.Kind
+    KIND_OPTIMIZER_AGENT: LineageNode.Kind
     class CheckStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         CHECK_STATUS_UNSPECIFIED: _ClassVar[LineageNode.CheckStatus]

@@ -303,3 +303,23 @@ class SigningKey(_message.Message):
     public_key_pem: str
     scheme: str
     def __init__(self, key_id: _Optional[str] = ..., public_key_pem: _Optional[str] = ..., scheme: _Optional[str] = ...) -> None: ...
+
+class GetModelSignatureRequest(_message.Message):
+    __slots__ = ("model_id",)
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+
+class ModelSignature(_message.Message):
+    __slots__ = ("model_id", "sha256", "bundle", "media_type", "signing_key")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    BUNDLE_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_KEY_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    sha256: str
+    bundle: str
+    media_type: str
+    signing_key: SigningKey
+    def __init__(self, model_id: _Optional[str] = ..., sha256: _Optional[str] = ..., bundle: _Optional[str] = ..., media_type: _Optional[str] = ..., signing_key: _Optional[_Union[SigningKey, _Mapping]] = ...) -> None: ...

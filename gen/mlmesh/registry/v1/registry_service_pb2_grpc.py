@@ -141,6 +141,11 @@ class RegistryServiceStub(object):
                 request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetSigningKeyRequest.SerializeToString,
                 response_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SigningKey.FromString,
                 )
+        self.GetModelSignature = channel.unary_unary(
+                '/mlmesh.registry.v1.RegistryService/GetModelSignature',
+                request_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelSignatureRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ModelSignature.FromString,
+                )
 
 
 class RegistryServiceServicer(object):
@@ -337,7 +342,8 @@ class RegistryServiceServicer(object):
     def ExportModelAttestations(self, request, context):
         """The model's provenance as in-toto Statements (SLSA Provenance v1 predicates) in
         DSSE envelopes signed with the mesh's provenance key: one for the training result,
-        one per translation and per learned version visible to the caller. Verifiable
+        one per translation and per learned version visible to the caller, and one per
+        reproduction the caller ran (mlmesh's reproduction predicate). Verifiable
         without mlmesh (docs/provenance.md).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -346,6 +352,16 @@ class RegistryServiceServicer(object):
 
     def GetSigningKey(self, request, context):
         """The public key that signs the mesh's attestations.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetModelSignature(self, request, context):
+        """An OpenSSF model_signing signature of the model's artifact (a Sigstore bundle
+        signed with the mesh's provenance key, no transparency log), made from the
+        SHA-256 the ledger anchors. Verify it with model_signing's own
+        `model_signing verify key` (docs/provenance.md). Whoever may read the model.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -473,6 +489,11 @@ def add_RegistryServiceServicer_to_server(servicer, server):
                     servicer.GetSigningKey,
                     request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetSigningKeyRequest.FromString,
                     response_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SigningKey.SerializeToString,
+            ),
+            'GetModelSignature': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModelSignature,
+                    request_deserializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelSignatureRequest.FromString,
+                    response_serializer=mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ModelSignature.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -891,5 +912,22 @@ class RegistryService(object):
         return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/GetSigningKey',
             mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetSigningKeyRequest.SerializeToString,
             mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.SigningKey.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def GetModelSignature(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.registry.v1.RegistryService/GetModelSignature',
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.GetModelSignatureRequest.SerializeToString,
+            mlmesh_dot_registry_dot_v1_dot_registry__service__pb2.ModelSignature.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

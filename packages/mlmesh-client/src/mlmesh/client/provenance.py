@@ -9,7 +9,9 @@ What is checked, each as a named check in the report:
 * every line is a DSSE envelope whose signature verifies with the given public key over DSSE's
   pre-authentication encoding (ECDSA P-256 / SHA-256; needs the `cryptography` package:
   `pip install "mlmesh-client[provenance]"`), and whose payload is an in-toto Statement v1 with an
-  SLSA Provenance v1 predicate;
+  SLSA Provenance v1 predicate, or with mlmesh's reproduction predicate, whose verdict must agree
+  with its digests (IDENTICAL: the reproduced digest is the subject's; DIFFERENT: it is not, and
+  outputs were compared on at least one row);
 * the artifact's SHA-256 (read once, streamed) is the subject digest of one statement;
 * given any EVM JSON-RPC endpoint, each statement's ledger anchor: the contract named in its
   `ledger-anchor` byproduct is read with `eth_call` and the hashes it holds must equal the
@@ -30,6 +32,7 @@ from pathlib import Path
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
+REPRODUCTION_PREDICATE = "https://mlmesh.dev/attestations/reproduction/v1"
 # keccak256(signature)[:4] of the anchoring contracts' read functions (contracts/*.sol);
 # tests/unit/test_provenance_offline.py recomputes them.
 SELECTORS = {"get_model_params()": "f44c4c75", "get_dataset_params()": "8bf62d6a",
@@ -154,12 +157,45 @@ def verify_envelopes(envelopes: list[dict], public_key_pem: str | bytes, report:
             report.add(f"{where}: payload is JSON", False, str(exc))
             continue
         shape = (isinstance(statement, dict) and statement.get("_type") == STATEMENT_TYPE
-                 and statement.get("predicateType") == SLSA_PROVENANCE and isinstance(statement.get("subject"), list)
+                 and statement.get("predicateType") in (SLSA_PROVENANCE, REPRODUCTION_PREDICATE)
+                 and isinstance(statement.get("predicate"), dict) and isinstance(statement.get("subject"), list)
+                 and bool(statement["subject"])
                  and all(isinstance(s, dict) and isinstance(s.get("digest"), dict) and s["digest"].get("sha256")
                          for s in statement["subject"]))
-        if report.add(f"{where}: in-toto Statement v1 with an SLSA Provenance v1 predicate", shape):
-            report.statements.append(statement)
+        if not report.add(f"{where}: in-toto Statement v1 with an SLSA Provenance v1 or mlmesh reproduction "
+                          "predicate", shape):
+            continue
+        if statement["predicateType"] == REPRODUCTION_PREDICATE:
+            ok, detail = reproduction_consistent(statement)
+            if not report.add(f"{where}: reproduction verdict agrees with its digests", ok, detail):
+                continue
+        report.statements.append(statement)
     return report
+
+
+def reproduction_consistent(statement: dict) -> tuple[bool, str]:
+    """Whether a reproduction statement's verdict agrees with what it states (signature aside): the
+    original is the subject; IDENTICAL means the reproduced bytes are the subject's and no output
+    difference; DIFFERENT means other bytes, compared on some rows with a finite difference."""
+    p = statement["predicate"]
+    try:
+        subject = statement["subject"][0]["digest"]["sha256"]
+        original = p["original"]["digest"]["sha256"]
+        reproduced = p["reproduced"]["digest"]["sha256"]
+        verdict = p["verdict"]
+        diff = float(p["comparison"]["maxAbsDiff"])
+        rows = int(p["comparison"]["comparedSamples"])
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        return False, f"malformed reproduction predicate ({type(exc).__name__}: {exc})"
+    if original != subject:
+        return False, f"original {original} is not the subject {subject}"
+    if verdict == "IDENTICAL":
+        ok = reproduced == subject and diff == 0.0
+        return ok, "" if ok else f"IDENTICAL but reproduced {reproduced}, max difference {diff!r}"
+    if verdict == "DIFFERENT":
+        ok = reproduced != subject and rows > 0 and 0.0 <= diff < float("inf")
+        return ok, "" if ok else f"DIFFERENT but reproduced {reproduced}, {rows} rows compared, max difference {diff!r}"
+    return False, f"verdict {verdict!r} is neither IDENTICAL nor DIFFERENT"
 
 
 def subject_digests(statement: dict) -> list[dict]:
@@ -167,6 +203,8 @@ def subject_digests(statement: dict) -> list[dict]:
 
 
 def anchor_of(statement: dict) -> dict:
+    if statement.get("predicateType") == REPRODUCTION_PREDICATE:  # the original model's anchor
+        return statement.get("predicate", {}).get("original", {}).get("ledger", {})
     for product in statement.get("predicate", {}).get("runDetails", {}).get("byproducts", []):
         if product.get("name") == "ledger-anchor":
             return product.get("annotations", {})

@@ -271,6 +271,14 @@ class Models(_Service):
         return self._t.unary(self._stub.GetSigningKey, rpb.GetSigningKeyRequest(),
                              timeout=self._deadline(timeout), idempotent=True)
 
+    @rpc(f"{REGISTRY}/GetModelSignature")
+    def model_signature(self, model_id: str, *, timeout: float | None = None):
+        """An OpenSSF model_signing signature of the model's artifact (`.bundle`: write it to model.sig),
+        made with the mesh's key from the ledger-anchored SHA-256; check it with `model_signing verify key
+        --signature model.sig --public_key mesh.pub.pem model.pkl`."""
+        return self._t.unary(self._stub.GetModelSignature, rpb.GetModelSignatureRequest(model_id=model_id),
+                             timeout=self._deadline(timeout, "slow"), idempotent=True)
+
 
 class Jobs(_Service):
     """Training jobs (the Trainer): state, logs, cancel."""
