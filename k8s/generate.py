@@ -13,6 +13,9 @@ One source of truth: the servers and whom they dial (`servers.devstack.mesh.SERV
   k8s/base/envoy/envoy.yaml, k8s/overlays/dev/envoy/envoy.yaml   Envoy's config (they differ in
                                     the token issuer only; production uses the base's)
   k8s/overlays/dev/postgres/networkpolicy.yaml   who may reach the database (servers with one)
+  k8s/argo/federated-job-workflowtemplate.yaml, k8s/argo/optimizer-training-workflowtemplate.yaml
+                                    the job processes of the Federation and the Optimizer as Argo
+                                    steps (the command from the servers' own launch code)
 
 A new server in SERVERS gets its folder on the next run: adding one is running this.
 tests/deploy/test_k8s.py fails when the committed files differ from a fresh run.
@@ -457,12 +460,115 @@ def write_database_policy(out: Written) -> None:
     out.put(K8S / "overlays" / "dev" / "chain" / "networkpolicy.yaml", network_policy("chain", 8545, None, ledgers))
 
 
+# Argo WorkflowTemplates for the servers whose jobs are processes of their own. Each runs, as one
+# step in the job's environment image, exactly the process the server starts locally (the command and
+# environment come from the servers' own adapters below), in the job's directory on a claim the server
+# shares (mounted at the server's own work dir, so the paths the server writes into the job's files
+# hold in the step too). The server keeps what it does around the process: fetching the dataset,
+# writing the job's files before, reading the outputs and registering the model after, and reading
+# the step's stdout (its event lines) through the Argo Server's log API.
+WORKFLOW_POD = "workflow-job"  # the component label of these workflow pods (they call no server)
+
+
+def _step_template(*, name: str, component: str, description: str, image_param: str, image: str,
+                   work_root: str, dir_param: str, command: list[str], env: dict[str, str],
+                   working_dir: str) -> dict[str, Any]:
+    params = [
+        {"name": "job-id"},
+        {"name": dir_param, "description": f"the job's directory, under {work_root}"},
+        {"name": "time-limit-seconds", "value": "3600"},
+        {"name": "memory-limit-bytes", "value": "4294967296"},
+        {"name": image_param, "value": f"{image}:{IMAGE_TAG}"},
+        {"name": "work-claim", "value": f"{svc(component)}-work",
+         "description": f"a ReadWriteMany claim the {component} server mounts at {work_root} too"},
+    ]
+    return {
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "WorkflowTemplate",
+        "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "mlmesh",
+                                              "app.kubernetes.io/component": component},
+                     "annotations": {"workflows.argoproj.io/description": description}},
+        "spec": {
+            "entrypoint": "run",
+            "serviceAccountName": "mlmesh-training",
+            "podMetadata": {"labels": {"app.kubernetes.io/component": WORKFLOW_POD, "app.kubernetes.io/part-of": "mlmesh"}},
+            "securityContext": pod_security(),
+            "arguments": {"parameters": params},
+            "volumes": [{"name": "work", "persistentVolumeClaim": {"claimName": "{{workflow.parameters.work-claim}}"}},
+                        {"name": "tmp", "emptyDir": {}}],
+            "podGC": {"strategy": "OnPodSuccess"},
+            "ttlStrategy": {"secondsAfterCompletion": 86400},
+            "templates": [{
+                "name": "run",
+                "activeDeadlineSeconds": "{{workflow.parameters.time-limit-seconds}}",
+                "container": {
+                    "image": f"{{{{workflow.parameters.{image_param}}}}}",
+                    "command": command,
+                    "workingDir": working_dir,
+                    "env": [{"name": k, "value": v} for k, v in env.items()],
+                    "volumeMounts": [{"name": "work", "mountPath": work_root}, {"name": "tmp", "mountPath": "/tmp"}],
+                    "resources": {"requests": {"cpu": "1", "memory": "{{workflow.parameters.memory-limit-bytes}}"},
+                                  "limits": {"memory": "{{workflow.parameters.memory-limit-bytes}}"}},
+                    "securityContext": container_security(),
+                },
+            }],
+        },
+    }
+
+
+def in_image(path: Path) -> str:
+    """A path of this repository as the images have it (/app)."""
+    return str(Path("/app") / Path(path).resolve().relative_to(REPO))
+
+
+def federated_job_template() -> dict[str, Any]:
+    """FedPATE's launcher (servers/federation/apps/launch_flower.py) in the flower image, as
+    LocalFrameworks.launch and FederationCore start it: job.json in the job's directory, HOME and
+    TMPDIR inside it, Flower's no-install/no-telemetry settings."""
+    from servers.federation.adapters.frameworks import LocalFrameworks
+    from servers.federation.domain.records import Framework
+
+    job_dir = "{{workflow.parameters.job-dir}}"
+    flower_python = ENV_IMAGES["federation"][1]["MLMESH_FEDERATION_FLOWER_PYTHON"]
+    launch = LocalFrameworks(flower_python=Path(flower_python)).launch(Framework.FEDPATE, Path(job_dir))
+    command = [flower_python, in_image(Path(launch.argv[1])), *launch.argv[2:]]
+    env = {**launch.env, "HOME": f"{job_dir}/home", "TMPDIR": f"{job_dir}/tmp", "PYTHONUNBUFFERED": "1",
+           "MLMESH_FEDERATION_JOB": f"{job_dir}/job.json"}
+    return _step_template(
+        name="mlmesh-federated-job", component="federation", image_param="flower-image",
+        image=ENV_IMAGES["federation"][0], work_root=f"{DATA_DIR}/federation", dir_param="job-dir",
+        command=command, env=env, working_dir=job_dir,
+        description="One federated job's launcher (FedPATE on Flower's deployment engine, all in the pod), "
+                    "submitted by the Federation server, which prepares the job's directory and registers the model.")
+
+
+# The worker's command line and environment, as servers/optimizer/adapters/worker_runner.py runs them
+# (tests/deploy/test_k8s.py compares the two).
+def optimizer_training_template() -> dict[str, Any]:
+    work = "{{workflow.parameters.work-dir}}"
+    rl_python = ENV_IMAGES["optimizer"][1]["MLMESH_OPTIMIZER_RL_PYTHON"]
+    command = [rl_python, "-m", "servers.optimizer.worker", "train", "--spec", f"{work}/spec.json", "--out", f"{work}/out"]
+    env = {"HOME": work, "PYTHONPATH": "/app", "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1",
+           "MPLCONFIGDIR": f"{work}/.matplotlib", "MLMESH_GRIDSHIFT_CACHE": f"{DATA_DIR}/optimizer/gridshift-cache"}
+    return _step_template(
+        name="mlmesh-optimizer-training", component="optimizer", image_param="rl-image",
+        image=ENV_IMAGES["optimizer"][0], work_root=f"{DATA_DIR}/optimizer", dir_param="work-dir",
+        command=command, env=env, working_dir="/app",
+        description="One agent's training (Stable-Baselines3 on mlmesh/GridShift-v0), submitted by the Optimizer "
+                    "server, which writes spec.json and stores the policy it leaves in out/.")
+
+
+def write_workflow_templates(out: Written) -> None:
+    out.put(K8S / "argo" / "federated-job-workflowtemplate.yaml", federated_job_template())
+    out.put(K8S / "argo" / "optimizer-training-workflowtemplate.yaml", optimizer_training_template())
+
+
 def generate() -> dict[Path, str]:
     out = Written({})
     for server in SERVERS:
         write_server(out, server)
     write_envoy(out)
     write_database_policy(out)
+    write_workflow_templates(out)
     resources = ["namespace.yaml", "common", *(s.name for s in SERVERS), "envoy", "../argo", "../monitoring"]
     out.put(K8S / "base" / "kustomization.yaml", {
         **kustomization(resources),

@@ -338,3 +338,93 @@ def test_servers_with_their_own_environment_run_from_its_image(rendered):
     mesh_only = {c["image"] for name, spec in pods.items() for c in spec["containers"]
                  if name not in ("mlmesh-optimizer", "mlmesh-federation")}
     assert not any("/rl:" in i or "/flower:" in i for i in mesh_only)
+
+
+def job_step(name: str) -> dict:
+    template = by_kind(render("k8s/base"), "WorkflowTemplate")[name]["spec"]
+    (step,) = template["templates"]
+    return {"spec": template, "container": step["container"], "step": step}
+
+
+def test_the_optimizer_workflow_runs_the_worker_as_the_server_does(tmp_path):
+    """The template's command and environment are what WorkerRunner.train starts locally, with the job's
+    directory where the server's work dir is mounted and the worker Python the rl image has."""
+    import asyncio
+
+    from servers.common.processes import RunResult
+    from servers.optimizer.adapters.worker_runner import WorkerRunner
+
+    started = []
+
+    class Recorder:  # stands in for LocalProcessRunner: records what would be started, starts nothing
+        async def run(self, request, on_line):
+            started.append(request)
+            return RunResult(exit_code=1, stderr_tail=["recorded only"])
+
+    python = tmp_path / "python"
+    python.write_text("")
+    python.chmod(0o755)
+    work = tmp_path / "agents" / "a1"
+    asyncio.run(WorkerRunner(python, REPO, runner=Recorder(), grid_cache=tmp_path / "gridshift-cache").train(
+        {}, work, time_limit_seconds=60, memory_limit_bytes=1 << 30, on_event=None))
+    (request,) = started
+    job = job_step("mlmesh-optimizer-training")
+    container, params = job["container"], {p["name"]: p for p in job["spec"]["arguments"]["parameters"]}
+    as_pod = {str(work): "{{workflow.parameters.work-dir}}", str(python): "/opt/rl/bin/python", str(REPO): "/app",
+              str(tmp_path / "gridshift-cache"): f"{generate.DATA_DIR}/optimizer/gridshift-cache"}
+
+    def pod(value: str) -> str:
+        for here, there in as_pod.items():
+            value = value.replace(here, there)
+        return value
+
+    assert container["command"] == [pod(a) for a in request.argv]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    wanted = {k: pod(v) for k, v in request.env.items() if k not in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
+    assert env == wanted
+    assert container["workingDir"] == pod(str(request.cwd))
+    assert {m["mountPath"] for m in container["volumeMounts"]} >= {f"{generate.DATA_DIR}/optimizer"}
+    assert params["rl-image"]["value"].startswith("mlmesh/rl:") and "time-limit-seconds" in params
+    assert job["step"]["activeDeadlineSeconds"] == "{{workflow.parameters.time-limit-seconds}}"
+
+
+def test_the_federated_workflow_runs_the_flower_launcher_the_server_starts():
+    from servers.federation.adapters.frameworks import FLOWER_ENV, LocalFrameworks
+    from servers.federation.domain.records import Framework
+
+    job = job_step("mlmesh-federated-job")
+    container = job["container"]
+    launch = LocalFrameworks(flower_python=Path("/opt/flower/bin/python")).launch(Framework.FEDPATE, Path("/j"))
+    assert container["command"][0] == "/opt/flower/bin/python" == launch.argv[0]
+    assert container["command"][1] == "/app/servers/federation/apps/launch_flower.py"
+    assert (REPO / container["command"][1].removeprefix("/app/")).is_file()
+    assert container["command"][2] == "{{workflow.parameters.job-dir}}/job.json"
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert FLOWER_ENV.items() <= env.items()
+    assert env["HOME"].startswith("{{workflow.parameters.job-dir}}/")
+    assert {m["mountPath"] for m in container["volumeMounts"]} >= {f"{generate.DATA_DIR}/federation"}
+
+
+def test_job_workflows_run_restricted_and_bounded():
+    """Pod Security "restricted" and the job's own limits: non-root, no escalation, read-only root, no
+    capabilities, the memory limit the job asked for, the time limit as the step's deadline."""
+    for name in ("mlmesh-federated-job", "mlmesh-optimizer-training"):
+        job = job_step(name)
+        assert job["spec"]["securityContext"]["runAsNonRoot"] is True
+        sc = job["container"]["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert job["container"]["resources"]["limits"]["memory"] == "{{workflow.parameters.memory-limit-bytes}}"
+        assert job["spec"]["serviceAccountName"] == "mlmesh-training"
+
+
+def test_the_servers_that_submit_workflows_are_bound_to_the_submitter_role():
+    docs = render("k8s/base")
+    binding = by_kind(docs, "RoleBinding")["mlmesh-workflow-submitter"]
+    subjects = {s["name"] for s in binding["subjects"]}
+    assert subjects == {"mlmesh-trainer", "mlmesh-federation", "mlmesh-optimizer"}
+    accounts = by_kind(docs, "ServiceAccount")
+    assert subjects <= set(accounts)
+    rules = by_kind(docs, "Role")["mlmesh-workflow-submitter"]["rules"]
+    assert {"create", "get", "delete"} <= {v for r in rules if "workflows" in r["resources"] for v in r["verbs"]}
+    assert not any("*" in r["verbs"] or "*" in r["resources"] for r in rules), "least privilege: no wildcards"
