@@ -10,7 +10,7 @@ tests/integration/test_federation.py and test_optimizer.py."""
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextlib
 import json
 import subprocess
 import time
@@ -19,7 +19,6 @@ from pathlib import Path
 import grpc
 import pytest
 from google.api import httpbody_pb2
-from mlmesh.client import provenance
 from mlmesh.federation.v1 import federation_service_pb2 as fpb
 from mlmesh.federation.v1 import federation_service_pb2_grpc as fed_grpc
 from mlmesh.optimizer.v1 import optimizer_service_pb2 as opb
@@ -28,6 +27,7 @@ from mlmesh.registry.v1 import lineage_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 
 from tests.fixtures.federation import blobs_csv
+from tests.fixtures.provenance import verified_export
 
 REPO = Path(__file__).resolve().parents[2]
 FLOWER_PYTHON = REPO / ".venv-flower" / "bin" / "python"
@@ -62,51 +62,56 @@ async def lineage_and_statement(registry, model_id: str, tmp_path: Path, anvil_u
     says it is UNAVAILABLE; the last in the tree, so the others keep their ids), and the model's own statement from an export that the offline verifier accepted
     in full (signatures, shapes, every anchor read back from Anvil)."""
     lineage = await registry.GetModelLineage(reg_pb.GetModelLineageRequest(model_id=model_id), metadata=as_org(OWNER))
-    exported = await registry.ExportModelAttestations(reg_pb.ExportModelAttestationsRequest(model_id=model_id),
-                                                      metadata=as_org(OWNER))
-    path = tmp_path / f"{model_id}.intoto.jsonl"
-    path.write_text("".join(line + "\n" for line in exported.envelopes))
-    report = provenance.verify_file(path, public_key_pem=exported.signing_key.public_key_pem, rpc_url=anvil_url)
-    assert report.ok, report.failed()
-    [statement] = [json.loads(base64.b64decode(json.loads(e)["payload"])) for e in exported.envelopes]
+    _, report = await verified_export(registry, model_id, OWNER, tmp_path, anvil_url)
+    [statement] = report.statements
     others = [n for n in lineage.nodes if n.kind != Node.KIND_TRANSLATION]
     del lineage.nodes[:]
     lineage.nodes.extend(others)
     return lineage, statement
 
 
+@contextlib.asynccontextmanager
+async def serving(server, stub_class):
+    """A built server started, and a stub on it; stopped on exit."""
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            yield stub_class(channel)
+    finally:
+        await server.stop(0, drain=0)
+
+
+def _require(python: Path, target: str) -> None:
+    if not python.exists():
+        pytest.fail(f"{python} is missing: run `make {target}` (part of `make test`)", pytrace=False)
+
+
 @pytest.fixture
 async def federation(registry, fresh_db_dsn, tmp_path):
+    """(Federation stub with FedPATE on Flower, Registry stub)."""
     from servers.federation.main import build
     from servers.federation.settings import FederationSettings
 
-    if not FLOWER_PYTHON.exists():
-        pytest.fail(f"{FLOWER_PYTHON} is missing: run `make flower-venv` (part of `make test`)", pytrace=False)
-    registry_stub, registry_server = registry
+    _require(FLOWER_PYTHON, "flower-venv")
     server, _core = await build(FederationSettings(
-        port=0, metrics_port=-1, database_url=fresh_db_dsn, data_dir=tmp_path / "fed",
-        registry_target=f"127.0.0.1:{registry_server.port}", flower_python=FLOWER_PYTHON))
-    await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        yield fed_grpc.FederationServiceStub(channel), registry_stub
-    await server.stop(0, drain=0)
+        port=0, metrics_port=-1, database_url=fresh_db_dsn, data_dir=tmp_path / "fed", flower_python=FLOWER_PYTHON,
+        registry_target=f"127.0.0.1:{registry[1].port}"))
+    async with serving(server, fed_grpc.FederationServiceStub) as stub:
+        yield stub, registry[0]
 
 
 @pytest.fixture
 async def optimizer(registry, fresh_db_dsn, tmp_path):
+    """(Optimizer stub with its worker in .venv-rl, Registry stub)."""
     from servers.optimizer.main import build
     from servers.optimizer.settings import OptimizerSettings
 
-    if not RL_PYTHON.exists():
-        pytest.fail(f"{RL_PYTHON} is missing: run `make rl-venv` (part of `make test`)", pytrace=False)
-    registry_stub, registry_server = registry
+    _require(RL_PYTHON, "rl-venv")
     server, _core = await build(OptimizerSettings(
         port=0, metrics_port=-1, database_url=fresh_db_dsn, data_dir=tmp_path / "opt",
-        registry_target=f"127.0.0.1:{registry_server.port}"))
-    await server.start()
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-        yield opt_grpc.OptimizerServiceStub(channel), registry_stub
-    await server.stop(0, drain=0)
+        registry_target=f"127.0.0.1:{registry[1].port}"))
+    async with serving(server, opt_grpc.OptimizerServiceStub) as stub:
+        yield stub, registry[0]
 
 
 async def test_a_fedpate_student_shows_its_job_and_each_teachers_commitment(federation, tmp_path, anvil_url):

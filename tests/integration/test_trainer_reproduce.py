@@ -23,6 +23,7 @@ from mlmesh.registry.v1 import lineage_pb2
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 from mlmesh.trainer.v1 import trainer_service_pb2 as pb
 
+from tests.fixtures.provenance import verified_export
 from tests.fixtures.trainer import ML_PYTHON, REPO
 
 pytestmark = pytest.mark.skipif(not ML_PYTHON.exists(), reason="the ML environment .venv-ml is missing (make ml-venv)")
@@ -87,14 +88,8 @@ async def ended(trainer, job_id: str, org: str, timeout: float = 240.0) -> pb.Tr
 
 
 async def reproduction_statements(registry, model_id: str, org: str, tmp_path, anvil_url: str):
-    """The reproduction statements of `org`'s export of the model, after the offline verifier
-    (signatures, shape, verdict, and the original's anchor on the chain) accepted the whole file."""
-    exported = await registry.ExportModelAttestations(reg_pb.ExportModelAttestationsRequest(model_id=model_id),
-                                                      metadata=as_org(org))
-    path = tmp_path / f"{org}.intoto.jsonl"
-    path.write_text("".join(line + "\n" for line in exported.envelopes))
-    report = provenance.verify_file(path, public_key_pem=exported.signing_key.public_key_pem, rpc_url=anvil_url)
-    assert report.ok, report.failed()
+    """The reproduction statements of `org`'s export of the model, once the offline verifier accepted it all."""
+    _, report = await verified_export(registry, model_id, org, tmp_path, anvil_url)
     return [s for s in report.statements if s["predicateType"] == provenance.REPRODUCTION_PREDICATE]
 
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from eth_abi import encode
+from rich.console import Console
 from eth_utils import keccak
 
 from mlmesh.client import provenance
@@ -235,3 +236,24 @@ def test_a_reproduction_node_is_checked_against_the_model_it_names():
     assert stale.status == MISMATCH
     assert [c.name for c in stale.checks if not c.ok] == ["compared with res_sha256 = model res_sha256"]
     assert [c.name for c in claims.checks if not c.ok] == ["IDENTICAL: reproduced sha256 = res_sha256"]
+
+
+def test_the_cli_tree_says_what_a_commitment_and_a_reproduction_are():
+    from clients.provenance import draw
+
+    lineage = lineage_to_proto(Lineage(model_id="s1", check_time=NOW, chain_id=31337, nodes=[
+        LineageNode(FEDERATED_JOB, None, resource_id="f1", display_name="federated job (fedpate)", sha256="c" * 64),
+        LineageNode(DATA_COMMITMENT, 0, resource_id="teacher-0", display_name="data commitment of teacher-0",
+                    sha256="1" * 64, attributes={"sample_count": "84"}),
+        LineageNode(MODEL, 0, resource_id="m1", display_name="cnn", sha256="f" * 64),
+        LineageNode(REPRODUCTION, 2, resource_id="j2", display_name="reproduction (different)", sha256="9" * 64,
+                    status=NOT_ANCHORED, attributes={"verdict": "DIFFERENT", "max_abs_diff": "0.0125",
+                                                     "compared_samples": "1797"}),
+    ]))
+    console = Console(width=200, record=True)
+
+    console.print(draw(lineage))
+
+    text = console.export_text()
+    assert "data commitment" in text and "84 samples (a commitment, not a Registry dataset)" in text
+    assert "federated job" in text and "DIFFERENT max|Δ| 0.0125 over 1797 rows" in text

@@ -458,14 +458,8 @@ class LineageCore:
             return
         index = self._add(lineage, await self._model_node(model, parent))
         if model.state == TRAINED:
-            try:
-                found = await self.translations.list_translations(model.model_id, on_behalf_of=caller_org)
-            except errors.NotFound:
-                found = []
-            except errors.MeshError as exc:
-                self._add(lineage, LineageNode(kind=TRANSLATION, parent=index, status=UNAVAILABLE,
-                                               checks=[Check("translator reachable", False, exc.message)]))
-                found = []
+            found = await self._listed(lineage, TRANSLATION, index, "translator",
+                                       self.translations.list_translations(model.model_id, on_behalf_of=caller_org))
             for node in await asyncio.gather(*(self._translation_node(t, model, index) for t in found)):
                 self._add(lineage, node)
             if model.source_kind == "recipe":
@@ -477,16 +471,22 @@ class LineageCore:
                 continue  # another organization's version: left out (module docstring)
             await self._downstream(lineage, visible, index, caller_org)
 
+    async def _listed(self, lineage: Lineage, kind: str, parent: int, server: str, listing: Awaitable[list]) -> list:
+        """What a peer lists under a node; none if it says NOT_FOUND; if it cannot be asked, one
+        UNAVAILABLE node of `kind` saying so (the call still answers)."""
+        try:
+            return await listing
+        except errors.NotFound:
+            return []
+        except errors.MeshError as exc:
+            self._add(lineage, LineageNode(kind=kind, parent=parent, status=UNAVAILABLE,
+                                           checks=[Check(f"{server} reachable", False, exc.message)]))
+            return []
+
     async def _reproductions(self, lineage: Lineage, model: ModelRecord, parent: int, caller_org: str | None) -> None:
         """The model's finished reproductions the caller may see (its own organization's)."""
-        try:
-            found = await self.jobs.list_reproductions(model.model_id, on_behalf_of=caller_org)
-        except errors.NotFound:
-            found = []
-        except errors.MeshError as exc:
-            self._add(lineage, LineageNode(kind=REPRODUCTION, parent=parent, status=UNAVAILABLE,
-                                           checks=[Check("trainer reachable for reproductions", False, exc.message)]))
-            return
+        found = await self._listed(lineage, REPRODUCTION, parent, "trainer",
+                                   self.jobs.list_reproductions(model.model_id, on_behalf_of=caller_org))
         for job in found:
             self._add(lineage, reproduction_node(job, model, parent, caller_org))
 
