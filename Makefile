@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= .mlmesh
 export MLMESH_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: chaos images test-images k8s podman demo-learner help venv ml-venv rl-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean dist
+.PHONY: flare-venv chaos images test-images k8s podman demo-learner help venv ml-venv rl-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean dist
 
 help:
 	@echo "make demo   start the mesh on embedded defaults: a dataset, then the seed's model walk-through, through Envoy"
@@ -60,6 +60,17 @@ $(FLV)/.stamp: requirements/flower.txt requirements/flower.lock
 	touch $@
 
 flower-venv: $(FLV)/.stamp
+
+# The NVIDIA FLARE environment (FLARE 2.9 and torch CPU): the Federation server's FLARE jobs run in
+# it as separate processes (FLARE's simulator starts its own server and client processes).
+FLAV := .venv-flare
+$(FLAV)/.stamp: requirements/flare.txt requirements/flare.lock
+	test -x $(FLAV)/bin/python || $(PY_BOOT) -m venv $(FLAV)
+	$(FLAV)/bin/python -m pip install -q torch==2.13.0 -c requirements/flare.lock
+	$(FLAV)/bin/python -m pip install -q -r requirements/flare.txt -c requirements/flare.lock
+	touch $@
+
+flare-venv: $(FLAV)/.stamp
 
 # The third-party provenance verifiers (securesystemslib's DSSE, in-toto-attestation): what a user
 # outside mlmesh runs on an exported .intoto.jsonl. tests/e2e drives tests/provenance_venv in it.
@@ -130,7 +141,7 @@ contracts: $(VENV)/.stamp
 check-contracts: $(VENV)/.stamp
 	$(PY) -m servers.ledger.compile --check
 
-test: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp $(PVV)/.stamp $(FLV)/.stamp mosquitto
+test: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp $(PVV)/.stamp $(FLV)/.stamp $(FLAV)/.stamp mosquitto
 	$(MAKE) check-gen check-contracts lint
 	$(PY) -m pytest -q
 	$(MLV)/bin/python -m pytest -q --confcutdir=tests/ml_venv tests/ml_venv

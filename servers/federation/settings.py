@@ -40,6 +40,8 @@ class FederationSettings(DatabaseSettings, ServerSettings):
     max_dataset_bytes: int = Field(GIB, ge=1024, description="Largest dataset a job may train on.")
     flower_python: Path = Field(REPO / ".venv-flower" / "bin" / "python",
                                 description="Python of the Flower environment (`make flower-venv`).")
+    flare_python: Path = Field(REPO / ".venv-flare" / "bin" / "python",
+                               description="Python of the NVIDIA FLARE environment (`make flare-venv`).")
     commands: dict[str, list[str]] = Field(
         default_factory=dict, description="Launcher command per framework (fedpate, tff, flare) replacing the "
         "built-in one; it reads the job's configuration from MLMESH_FEDERATION_JOB.")

@@ -1,14 +1,16 @@
 """Which frameworks this server runs, and how a job of one starts: a launcher in the framework's
 own virtualenv (made by the Makefile, as .venv-ml is), one process group per job.
 
-FedPATE runs on Flower (`servers/federation/apps/`, `.venv-flower`); TFF and NVIDIA FLARE are
-not built yet. `commands` (settings) replaces a framework's launcher command: a deployment that
-installs Flower elsewhere points it there."""
+FedPATE runs on Flower (`servers/federation/apps/`, `.venv-flower`); NVIDIA FLARE on FLARE's
+simulator (`adapters/flare.py`, `.venv-flare`); TFF is not built yet. `commands` (settings)
+replaces a framework's launcher command: a deployment that installs Flower elsewhere points it
+there."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from servers.federation.adapters import flare
 from servers.federation.domain.ports import Launch
 from servers.federation.domain.records import Framework
 
@@ -21,8 +23,10 @@ FLOWER_ENV = {"FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1", "FLWR_DISABLE
 class LocalFrameworks:
     """Implements `domain.ports.Frameworks` for local processes."""
 
-    def __init__(self, *, flower_python: Path, commands: dict[str, list[str]] | None = None):
+    def __init__(self, *, flower_python: Path, commands: dict[str, list[str]] | None = None,
+                 flare_python: Path | None = None):
         self.flower_python = flower_python
+        self.flare_python = flare_python
         self.commands = dict(commands or {})
 
     def available(self, framework: Framework) -> str:
@@ -34,6 +38,8 @@ class LocalFrameworks:
             if not (APPS / "launch_flower.py").exists():
                 return "the FedPATE launcher on Flower is not built yet (docs/federation.md)"
             return ""
+        if framework is Framework.FLARE:
+            return flare.unavailable(self.flare_python)
         return "its launcher is not built yet (docs/federation.md says what exists)"
 
     def launch(self, framework: Framework, job_dir: Path) -> Launch:
@@ -42,4 +48,6 @@ class LocalFrameworks:
         if framework is Framework.FEDPATE:
             return Launch(argv=[str(self.flower_python), str(APPS / "launch_flower.py"), str(job_dir / "job.json")],
                           env=dict(FLOWER_ENV))
+        if framework is Framework.FLARE and self.flare_python is not None:
+            return flare.launch(self.flare_python, job_dir)
         raise ValueError(f"no launcher for {framework}")

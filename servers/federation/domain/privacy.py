@@ -156,3 +156,39 @@ def no_guarantee(mechanism: str, reason: str, *, compositions: int = 0,
     return PrivacyReport(formal_guarantee=False, epsilon=math.inf, delta=0.0, mechanism=mechanism, accountant="none",
                          compositions=compositions, parameters=dict(parameters or {}),
                          explanation=f"no formal differential-privacy guarantee: {reason}")
+
+
+def flare_filter(privacy_filter: str, *, svt_epsilon: float = 0.0, rounds: int = 0,
+                 parameters: dict[str, str] | None = None) -> PrivacyReport:
+    """NVIDIA FLARE FedAvg with the DP filter `privacy_filter` ("none", "svt", "percentile") on
+    every client's result.
+
+    SVT (FLARE's `SVTPrivacy`): each client's update, clipped to [-gamma, gamma] per value, is
+    released once a round through the sparse vector technique: a noisy threshold and noisy
+    queries pick the values to share, Laplace noise is added to them. The job gives the filter
+    `svt_epsilon` per release (half to threshold and queries, half to the release noise), so one
+    round is svt_epsilon-DP for any change of one client's update (FLARE's own accountant says
+    the same per call). A client's data reaches only its own updates, so rounds compose by
+    pure-DP composition and clients in parallel: rounds x svt_epsilon, delta 0.
+    Percentile (FLARE's `PercentilePrivacy`, Shokri and Shmatikov 2015) shares the largest
+    changes without noise: no formal guarantee, and none without a filter."""
+    params = {"privacy_filter": privacy_filter, "rounds": str(rounds), **(parameters or {})}
+    if privacy_filter == "svt":
+        _check("svt_epsilon", svt_epsilon)
+        if rounds < 0:
+            raise ValueError(f"rounds must be >= 0, got {rounds}")
+        params["per_round_epsilon"] = _fmt(svt_epsilon)
+        total = rounds * svt_epsilon
+        return PrivacyReport(
+            formal_guarantee=True, epsilon=total, delta=0.0, mechanism="sparse vector technique (FLARE SVTPrivacy)",
+            accountant="pure-DP composition", compositions=rounds, parameters=params,
+            explanation=(f"client-level: each round one client's clipped update is released by SVT at "
+                         f"{_fmt(svt_epsilon)}-DP; {rounds} rounds composed to {_fmt(total)}-DP (delta 0)"))
+    if privacy_filter == "percentile":
+        return no_guarantee("percentile privacy (FLARE PercentilePrivacy)",
+                            "the percentile filter shares each client's largest update values without noise",
+                            compositions=rounds, parameters=params)
+    if privacy_filter == "none":
+        return no_guarantee("FedAvg without a DP filter", "client updates are shared as they are (no DP filter "
+                            "chosen)", compositions=rounds, parameters=params)
+    raise ValueError(f"privacy_filter must be none, svt or percentile, got {privacy_filter!r}")

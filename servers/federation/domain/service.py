@@ -56,7 +56,7 @@ from servers.federation.domain.jobs import (
     request_to_json,
 )
 from servers.federation.domain.ports import Frameworks, JobRepository, ModelIntake, ProcessRunner, Registry
-from servers.federation.domain.records import FRAMEWORK_NAMES, FedPateSpec, JobRequest
+from servers.federation.domain.records import FRAMEWORK_NAMES, FedPateSpec, FlareSpec, JobRequest
 
 log = logging.getLogger("mlmesh.federation")
 
@@ -208,6 +208,10 @@ class FederationCore:
         if why_not:
             raise errors.FailedPrecondition(f"{framework} jobs cannot run on this Federation server: {why_not}",
                                             reason="FRAMEWORK_UNAVAILABLE", metadata={"framework": str(framework)})
+        if isinstance(request.spec, FlareSpec) and request.spec.homomorphic_encryption:
+            raise errors.FailedPrecondition("flare.homomorphic_encryption: homomorphic encryption (tenseal) is not "
+                                            "built yet for FLARE jobs; leave it false", reason="HE_UNAVAILABLE",
+                                            metadata={"field": "flare.homomorphic_encryption"})
         if request.mode.value == "real":
             raise errors.FailedPrecondition("job.mode: real mode (clients on their own machines) is not built yet; "
                                             "use MODE_SIMULATION", reason="MODE_UNAVAILABLE",
@@ -297,6 +301,8 @@ class FederationCore:
         if isinstance(spec, FedPateSpec):
             return privacy.fedpate(spec.noise.value, epsilon=spec.epsilon, sigma=spec.sigma,
                                    queries=spec.noise_data, delta=spec.delta)
+        if isinstance(spec, FlareSpec):
+            return _flare_privacy(spec, spec.num_rounds)
         return privacy.no_guarantee(f"{request.framework}", "this framework's jobs are not accounted yet")
 
     # -- running a job ------------------------------------------------------------------------
@@ -514,7 +520,7 @@ class _Events:
         clients = tuple(ClientMetrics(client_id=str(c["client_id"])[:200], loss=_finite(c.get("loss")),
                                       accuracy=_finite(c.get("accuracy")), num_examples=int(c.get("num_examples", 0)))
                         for c in event.get("clients", ())[:1000])
-        spent = _privacy_so_far(current.request, int(event.get("queries", 0)))
+        spent = _privacy_so_far(current.request, int(event.get("queries", 0)), int(event["round"]))
         metrics = RoundMetrics(round=int(event["round"]), clients=clients, loss=_finite(event.get("loss")),
                                accuracy=_finite(event.get("accuracy")), privacy=spent,
                                seconds=max(0.0, _finite(event.get("seconds"), 0.0)))
@@ -529,12 +535,19 @@ def _finite(value: Any, default: float = math.nan) -> float:
     return number if math.isfinite(number) else default
 
 
-def _privacy_so_far(request: JobRequest, queries: int) -> privacy.PrivacyReport:
-    """FedPATE spends privacy only on the noisy queries answered so far (at most the spec's noise_data)."""
+def _flare_privacy(spec: FlareSpec, rounds: int) -> privacy.PrivacyReport:
+    return privacy.flare_filter(spec.privacy_filter.value, svt_epsilon=spec.svt_epsilon, rounds=rounds)
+
+
+def _privacy_so_far(request: JobRequest, queries: int, rounds: int = 0) -> privacy.PrivacyReport:
+    """FedPATE spends privacy only on the noisy queries answered so far (at most the spec's noise_data);
+    FLARE with a DP filter on the rounds done so far (at most the spec's num_rounds)."""
     spec = request.spec
     if isinstance(spec, FedPateSpec):
         answered = max(0, min(queries, spec.noise_data))
         return privacy.fedpate(spec.noise.value, epsilon=spec.epsilon, sigma=spec.sigma, queries=answered,
                                delta=spec.delta)
+    if isinstance(spec, FlareSpec):
+        return _flare_privacy(spec, max(0, min(rounds, spec.num_rounds)))
     return FederationCore.final_privacy(request)
 

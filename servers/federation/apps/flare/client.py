@@ -1,0 +1,65 @@
+"""A FLARE FedAvg client: a plain PyTorch training script on FLARE's Client API. Runs in
+.venv-flare inside the client FLARE starts; imports nothing of mlmesh.
+
+    client.py --data-dir DIR --target-column C --net mlp --features F --classes K
+              --epochs E --batch-size B --learning-rate LR --seed S
+
+The site trains on `<data-dir>/<site name>.csv` only (its local data, a CSV whose rows are
+`fedpate.task`'s format), starting each round from the global model it receives, and sends back
+its new weights (FLARE turns them into a difference when the job says so), its training loss and
+accuracy, its sample count, and its data commitment: the SHA-256 of that file's bytes and its
+number of samples.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import nvflare.client as flare
+from fedpate.task import fit, read_table
+from mlmesh_flare import FlareNet
+from nvflare.app_common.abstract.fl_model import FLModel, ParamsType
+from nvflare.apis.dxo import MetaKey
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    for name, kind in (("data-dir", str), ("target-column", str), ("net", str), ("features", int),
+                       ("classes", int), ("epochs", int), ("batch-size", int), ("learning-rate", float),
+                       ("seed", int)):
+        parser.add_argument(f"--{name}", type=kind, required=True)
+    args = parser.parse_args()
+    flare.init()
+    site = flare.get_site_name()
+    path = Path(args.data_dir) / f"{site}.csv"
+    table = read_table(path, args.target_column)
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    if table.features.shape[1] != args.features:
+        raise ValueError(f"{path} has {table.features.shape[1]} features; the job's model takes {args.features}")
+    if table.labels.max() >= args.classes:
+        raise ValueError(f"{path} has class {table.labels.max()}; the job's model knows {args.classes} classes")
+    # The normalisation buffers come with the global model; these placeholders are overwritten.
+    model = FlareNet(args.net, args.features, args.classes, [0.0] * args.features, [1.0] * args.features)
+    steps_per_epoch = -(-len(table.labels) // args.batch_size)
+    while flare.is_running():
+        received = flare.receive()
+        if received is None:
+            break
+        model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in received.params.items()})
+        current = int(received.current_round or 0)
+        loss, accuracy = fit(model, table.features, table.labels, epochs=args.epochs, batch_size=args.batch_size,
+                             lr=args.learning_rate, seed=args.seed + 1000 * current + sum(site.encode()))
+        flare.send(FLModel(
+            params={k: v.detach().cpu() for k, v in model.state_dict().items()}, params_type=ParamsType.FULL,
+            metrics={"train_loss": loss, "train_accuracy": accuracy, "num_examples": len(table.labels)},
+            meta={MetaKey.NUM_STEPS_CURRENT_ROUND: steps_per_epoch * args.epochs, "data_sha256": sha256,
+                  "sample_count": len(table.labels)}))
+
+
+if __name__ == "__main__":
+    main()

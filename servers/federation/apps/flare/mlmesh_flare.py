@@ -1,0 +1,106 @@
+"""FLARE components of the FedAvg job: the model class FLARE instantiates from JSON arguments, and
+the server's persistor that also reports each round. Runs in .venv-flare inside FLARE's own
+processes; imports nothing of mlmesh (the data and model code is FedPATE's `fedpate.task`, on
+PYTHONPATH, so both frameworks train the same networks on the same shards).
+
+The persistor (`ReportingPersistor`) is FLARE's PyTorch file persistor plus two things:
+- it follows every client's task result after FLARE's result filters (what the server really
+  receives, after a DP filter if one is set): the client's training loss/accuracy/sample count and,
+  once, its data commitment (SHA-256 and sample count of its local CSV);
+- when FedAvg persists the new global model (every round), it evaluates that model on the server's
+  held-out split and appends one `round` event (global and per-client figures) to the events file.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedpate.task import Net, evaluate, read_table
+from nvflare.apis.event_type import EventType
+from nvflare.apis.fl_constant import FLContextKey
+from nvflare.app_common.app_event_type import AppEventType
+from nvflare.app_common.utils.fl_model_utils import FLModelUtils
+from nvflare.app_opt.pt.file_model_persistor import PTFileModelPersistor
+
+COMMITMENT_KEYS = ("data_sha256", "sample_count")
+
+
+class FlareNet(Net):
+    """fedpate.task.Net with plain (JSON) arguments, so FLARE can build it from a job's config."""
+
+    def __init__(self, kind: str, features: int, classes: int, mean: list[float], std: list[float]):
+        super().__init__(kind, features, classes, np.asarray(mean, dtype=np.float64), np.asarray(std, dtype=np.float64))
+
+
+def append_event(path: str | Path, event: dict) -> None:
+    with Path(path).open("a") as f:
+        f.write(json.dumps(event, sort_keys=True) + "\n")
+
+
+class ReportingPersistor(PTFileModelPersistor):
+    def __init__(self, model: dict, events_path: str, test_path: str, target_column: str, **kwargs):
+        super().__init__(model=model, **kwargs)
+        self.events_path, self.test_path, self.target_column = events_path, test_path, target_column
+        self._lock = threading.Lock()
+        self._clients: dict[str, dict] = {}
+        self._committed: set[str] = set()
+        self._round_started = time.monotonic()
+        self._test = None
+
+    def handle_event(self, event: str, fl_ctx) -> None:
+        super().handle_event(event, fl_ctx)
+        if event == AppEventType.ROUND_STARTED:
+            with self._lock:
+                self._clients.clear()
+                self._round_started = time.monotonic()
+        elif event == EventType.AFTER_TASK_RESULT_FILTER:
+            self._client_result(fl_ctx)
+
+    def _client_result(self, fl_ctx) -> None:
+        shareable = fl_ctx.get_prop(FLContextKey.TASK_RESULT)
+        peer = fl_ctx.get_peer_context()
+        if shareable is None or peer is None:
+            return
+        site = peer.get_identity_name()
+        try:
+            result = FLModelUtils.from_shareable(shareable)
+        except Exception as exc:  # a failed client's reply carries no model
+            self.log_warning(fl_ctx, f"no model in {site}'s result: {exc}")
+            return
+        metrics = dict(result.metrics or {})
+        meta = dict(result.meta or {})
+        with self._lock:
+            self._clients[site] = {"client_id": site, "loss": metrics.get("train_loss"),
+                                   "accuracy": metrics.get("train_accuracy"),
+                                   "num_examples": int(metrics.get("num_examples", 0))}
+            first = site not in self._committed and all(k in meta for k in COMMITMENT_KEYS)
+            if first:
+                self._committed.add(site)
+        if first:
+            append_event(self.events_path, {"type": "commitment", "client_id": site,
+                                            "sha256": str(meta["data_sha256"]),
+                                            "sample_count": int(meta["sample_count"])})
+
+    def save_model(self, ml, fl_ctx) -> None:
+        super().save_model(ml, fl_ctx)
+        current = fl_ctx.get_prop("current_round")
+        # FLARE builds `model` from its {"path", "args"} configuration before handing it over.
+        model = copy.deepcopy(self.model) if isinstance(self.model, torch.nn.Module) else FlareNet(**self.model["args"])
+        weights = {k: torch.as_tensor(np.asarray(v)) for k, v in ml["weights"].items()}
+        model.load_state_dict(weights)
+        if self._test is None:
+            self._test = read_table(self.test_path, self.target_column)
+        loss, accuracy = evaluate(model, self._test.features, self._test.labels)
+        with self._lock:
+            clients = sorted(self._clients.values(), key=lambda c: c["client_id"])
+            seconds = time.monotonic() - self._round_started
+        round_number = (int(current) + 1) if current is not None else 0
+        append_event(self.events_path, {"type": "round", "round": round_number, "loss": loss, "accuracy": accuracy,
+                                        "seconds": seconds, "clients": clients})
