@@ -67,7 +67,8 @@ def flare_job(dataset: str, **spec) -> pb.CreateFederatedJobRequest:
 async def test_flare_fedavg_with_svt_runs_in_the_simulator_and_registers_the_global_model(
         flare_federation, tmp_path) -> None:
     """SVT filter on the clients' results: the round and the job report a formal epsilon (one round
-    of svt_epsilon 1.5); the commitments are the shards FedPATE's partitioning gives 2 clients."""
+    of svt_epsilon 1.5), as FLARE's own accountant does in the job's log; the commitments are the
+    shards FedPATE's partitioning gives 2 clients."""
     stub, registry = flare_federation
     data = blobs_csv()
     (tmp_path / "data.csv").write_bytes(data)
@@ -91,6 +92,10 @@ async def test_flare_fedavg_with_svt_runs_in_the_simulator_and_registers_the_glo
     assert rounds[0].privacy.formal_guarantee and rounds[0].privacy.epsilon == pytest.approx(1.5)
     assert job.privacy.formal_guarantee and job.privacy.epsilon == pytest.approx(1.5) and job.privacy.delta == 0
     assert "SVT" in job.privacy.mechanism
+    # FLARE's filter really ran on both clients' results, and its own accountant agrees with ours
+    logs = [e.log.text for e in events if e.HasField("log")]
+    for site in ("site-1", "site-2"):
+        assert f"{site}: FLARE's SVT filter reports epsilon 1.5, delta 0.0 (pure_dp_sum) for this round's result" in logs
     got = sorted((c.sha256, c.sample_count) for c in job.client_commitments)
     assert got == sorted(expected_commitments(tmp_path / "data.csv", 2, 0.3, 3))
     # The global model: the organization's, anchored, consistent with the ledger, with its provenance

@@ -6,7 +6,8 @@ PYTHONPATH, so both frameworks train the same networks on the same shards).
 The persistor (`ReportingPersistor`) is FLARE's PyTorch file persistor plus two things:
 - it follows every client's task result after FLARE's result filters (what the server really
   receives, after a DP filter if one is set): the client's training loss/accuracy/sample count and,
-  once, its data commitment (SHA-256 and sample count of its local CSV);
+  once, its data commitment (SHA-256 and sample count of its local CSV); what FLARE's SVT filter
+  says it spent on a result is printed to the job's log;
 - when FedAvg persists the new global model (every round), it evaluates that model on the server's
   held-out split and appends one `round` event (global and per-client figures) to the events file.
 """
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 
 from fedpate.task import Net, evaluate, read_table
+from nvflare.apis.dxo import from_shareable
 from nvflare.apis.event_type import EventType
 from nvflare.apis.fl_constant import FLContextKey
 from nvflare.app_common.app_event_type import AppEventType
@@ -30,6 +32,7 @@ from nvflare.app_common.utils.fl_model_utils import FLModelUtils
 from nvflare.app_opt.pt.file_model_persistor import PTFileModelPersistor
 
 COMMITMENT_KEYS = ("data_sha256", "sample_count")
+SVT_BUDGET = "svt_privacy_budget"  # what FLARE's SVTPrivacy filter records on each result it releases
 
 
 class FlareNet(Net):
@@ -74,6 +77,11 @@ class ReportingPersistor(PTFileModelPersistor):
         except Exception as exc:  # a failed client's reply carries no model
             self.log_warning(fl_ctx, f"no model in {site}'s result: {exc}")
             return
+        budget = from_shareable(shareable).get_meta_prop(SVT_BUDGET)
+        if isinstance(budget, dict):
+            # FLARE's own accounting of the filter, printed into the job's log beside ours.
+            print(f"{site}: FLARE's SVT filter reports epsilon {float(budget.get('epsilon_total', 0)):.6g}, "
+                  f"delta {budget.get('delta')} ({budget.get('accountant')}) for this round's result", flush=True)
         metrics = dict(result.metrics or {})
         meta = dict(result.meta or {})
         with self._lock:
