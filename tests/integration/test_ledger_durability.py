@@ -172,3 +172,48 @@ def test_journal_remembers_its_contracts_across_opens(tmp_path, lines):
 
     assert reopened.next_nonce == lines
     assert all(reopened.holds_contract(f"0x{n:040x}") for n in range(lines))
+
+
+async def test_a_mined_transaction_the_journal_lacks_is_journaled_at_start_and_survives_a_wiped_chain(tmp_path):
+    """A Ledger killed between a receipt and its journal append leaves a mined transaction the
+    journal does not hold. Nothing acknowledged it then, but a later write may rest on it (a retried
+    training result finds its model already verified), so the next Ledger journals it at start. The
+    kill is played by a journal append that fails once (the write is then refused, as after a kill)
+    and a new Ledger process state (a second server on the same journal)."""
+    node = start_anvil_node(tmp_path / "chain")
+    settings = make_ledger_settings(node.url, tmp_path / "ledger")
+    try:
+        async with _ledger(settings) as (chain, stub):
+            journaled = await stub.DeployDatasetContract(_dataset_request())
+            real_append = chain.journal.append
+
+            async def fail_once(entry):
+                chain.journal.append = real_append
+                raise OSError("disk went away")
+
+            chain.journal.append = fail_once
+            unjournaled = _dataset_request()
+            with pytest.raises(grpc.aio.AioRpcError) as info:
+                await stub.DeployDatasetContract(unjournaled)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert len(TxJournal(chain.journal.path)) == 1  # only the first deploy is in the journal
+
+        async with _ledger(settings) as (chain, stub):
+            await stub.GetChainInfo(pb.GetChainInfoRequest())  # connects: adopts, then replays
+            assert chain.adopted == 1
+            lines = [json.loads(line) for line in chain.journal.path.read_text().splitlines()]
+            assert sorted(e["nonce"] for e in lines) == [0, 1]
+            mined = next(e["contract"] for e in lines if e["nonce"] == 1)
+            assert await _code(node.url, mined)
+
+        # Execute: the node's state is gone altogether; the next Ledger rebuilds it from the journal.
+        node.stop(signal.SIGKILL)
+        for path in (tmp_path / "chain" / "anvil").glob("*.json"):
+            path.unlink()
+        node.start()
+        async with _ledger(settings) as (chain, stub):
+            await stub.GetChainInfo(pb.GetChainInfoRequest())
+            assert await _code(node.url, journaled.contract.address)
+            assert await _code(node.url, mined), "the adopted transaction was not sent again"
+    finally:
+        node.stop()

@@ -189,6 +189,8 @@ class EvmChain:
         self._watcher: asyncio.Task | None = None
         self._dev_chain = False
         self.replayed = 0  # transactions sent again from the journal (a Prometheus gauge reads it)
+        self.adopted = 0  # mined transactions journaled after the fact (see _adopt_locked)
+        self._adopted_below = 0  # every nonce below this one is journaled
         self._ready_lock = asyncio.Lock()
         self._chain_id: int | None = None
         self._node_version = ""
@@ -308,14 +310,14 @@ class EvmChain:
             self._journal_chain_id = chain_id
             log.info("transaction journal %s: %d transactions", self._journal.path, len(self._journal))
         async with self._errors("sending again the journaled transactions the node lost"):
-            await self._nonces.exclusive(self._recover_locked)
+            await self._nonces.exclusive(self._adopt_then_recover_locked)
         if self._watcher is None or self._watcher.done():
             self._watcher = asyncio.create_task(self._watch(), name="ledger-journal-watch")
 
     async def _recover_then_pending(self) -> int:
         """The nonce counter is re-read (node restarted, error, ...): first restore what the node lost,
         so a new transaction never takes the nonce of a journaled one."""
-        await self._recover_locked()
+        await self._adopt_then_recover_locked()
         return await self._pending_nonce()
 
     async def recover(self) -> int:
@@ -334,12 +336,61 @@ class EvmChain:
                 continue
             try:
                 latest = await self._w3.eth.get_transaction_count(self.signer_address, "latest")
-                if latest < journal.next_nonce:
-                    await self._nonces.exclusive(self._recover_locked)
+                if latest < journal.next_nonce or latest > self._adopted_below:
+                    await self._nonces.exclusive(self._adopt_then_recover_locked)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - node down or restarting: the next tick tries again
                 log.debug("journal check: %s", exc)
+
+    async def _adopt_then_recover_locked(self) -> int:
+        await self._adopt_locked()
+        return await self._recover_locked()
+
+    async def _adopt_locked(self) -> int:
+        """Under the nonce lock: journal the signer's transactions that the node holds but the journal
+        does not, and return how many. They were mined while no Ledger journaled them: a Ledger killed
+        between a receipt and its journal append, a receipt wait that failed, a reverted transaction.
+        None was acknowledged when it was mined, but a later write may rest on one (a retried
+        training result finds its model already verified and is acknowledged), so each must come back
+        as the journaled ones do if the node loses its newest blocks. Runs at start, before the
+        journal is replayed, and on the watcher's ticks while the node holds them."""
+        journal = self._journal
+        if journal is None:
+            return 0
+        latest = await self._w3.eth.get_transaction_count(self.signer_address, "latest")
+        missing = {n for n in range(self._adopted_below, latest) if journal.get(n) is None}
+        if not missing:
+            self._adopted_below = max(self._adopted_below, latest)
+            return 0
+        lowest = min(missing)
+        below = next((journal.get(n) for n in range(lowest - 1, -1, -1) if journal.get(n) is not None), None)
+        head = await self._w3.eth.block_number
+        signer = self.signer_address.lower()
+        adopted = 0
+        for number in range(below.block if below else 0, head + 1):
+            block = await self._w3.eth.get_block(number, full_transactions=True)
+            for tx in block["transactions"]:
+                if str(tx["from"]).lower() != signer or tx["nonce"] not in missing:
+                    continue
+                tx_hash = HexBytes(tx["hash"]).to_0x_hex()
+                raw = await self._w3.manager.coro_request("eth_getRawTransactionByHash", [tx_hash])
+                receipt = await self._w3.eth.get_transaction_receipt(tx_hash)
+                contract = receipt.get("contractAddress")
+                await journal.append(JournalEntry(nonce=int(tx["nonce"]), tx_hash=tx_hash,
+                                                  raw=HexBytes(raw).to_0x_hex(), block=number,
+                                                  contract=str(contract) if contract else None))
+                missing.discard(int(tx["nonce"]))
+                adopted += 1
+            if not missing:
+                break
+        self._adopted_below = min(missing) if missing else max(self._adopted_below, latest)
+        if adopted:
+            self.adopted += adopted
+            log.warning("journaled %d transactions of signer %s that chain node %s had mined but the journal %s "
+                        "lacked (a Ledger stopped between a receipt and its journal append, or a reverted "
+                        "transaction)", adopted, self.signer_address, self.rpc_url, journal.path)
+        return adopted
 
     async def _recover_locked(self) -> int:
         """Under the nonce lock: send every journaled (or this process's in-flight) transaction from the
