@@ -112,10 +112,14 @@ class Database(postgres.Postgres):
                 await conn.execute("INSERT INTO learner_learn_journal (learner_id, seq, kind, flush, payload) "
                                    "VALUES ($1, $2, 'pending', false, $3)", ident, journal_seq, pending)
 
-    async def journal_append(self, learner_id: str, seq: int, payload: bytes, flush: bool) -> None:
-        async with self.connection(f"journaling a Learn message of learner {learner_id}") as conn:
-            await conn.execute("INSERT INTO learner_learn_journal (learner_id, seq, kind, flush, payload) "
-                               "VALUES ($1, $2, 'observations', $3, $4)", _uuid(learner_id), seq, flush, payload)
+    async def journal_append(self, learner_id: str, rows: list[tuple[int, bytes, bool]]) -> None:
+        ident = _uuid(learner_id)
+        async with self.connection(f"journaling Learn messages of learner {learner_id}") as conn, \
+                conn.transaction():
+            # one commit (one WAL flush) for every message of the group
+            await conn.executemany("INSERT INTO learner_learn_journal (learner_id, seq, kind, flush, payload) "
+                                   "VALUES ($1, $2, 'observations', $3, $4)",
+                                   [(ident, seq, flush, payload) for seq, payload, flush in rows])
 
     async def journal_since(self, learner_id: str, seq: int) -> list[JournalRow]:
         async with self.connection(f"reading the learn journal of learner {learner_id}") as conn:

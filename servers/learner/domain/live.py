@@ -39,6 +39,8 @@ INLINE_PREDICT_SECONDS = 200e-6
 # request gains nothing from waiting for a turn of the event loop; the next one batches again.
 PROBE_EVERY = 32
 T = TypeVar("T")
+# Writes Learn messages, (seq, observations, flush) each, to the journal durably in one commit.
+Journal = Callable[[list[tuple[int, list[Obs], bool]]], Awaitable[None]]
 
 
 @dataclass
@@ -160,21 +162,50 @@ class LiveLearner:
     # -- learning --------------------------------------------------------------------------------
 
     async def learn(self, observations: list[Obs], flush: bool, on_saved: Callable[[], Any],
-                    journal: Callable[[int, list[Obs], bool], Awaitable[None]] | None = None) -> LearnStep:
-        """Learns one message. With `journal`, the message is journaled (durably) first, under the
-        lock, so the journal's order is the order learned and an acknowledgement is never ahead of it."""
+                    journal: Journal | None = None) -> LearnStep:
+        """Learns one message (`learn_group` of one); InvalidArgument if the transformer refuses it."""
+        (step,) = await self.learn_group([(observations, flush)], on_saved, journal)
+        if isinstance(step, errors.InvalidArgument):
+            raise step
+        return step
+
+    async def learn_group(self, messages: list[tuple[list[Obs], bool]], on_saved: Callable[[], Any],
+                          journal: Journal | None = None) -> list[LearnStep | errors.InvalidArgument]:
+        """Learns messages in order, one result each: its step, or the InvalidArgument the transformer
+        refused it with (nothing of that message is kept; the others are learned, as a replay of the
+        journal learns them). With `journal`, the group is journaled first, durably and in one commit,
+        under the lock: the journal's order is the order learned, and no acknowledgement is ever ahead
+        of it."""
         async with self.lock:
-            if journal is not None and (observations or flush):
-                self.journal_seq += 1
-                await journal(self.journal_seq, observations, flush)
-            monitor_due = await self.run(self._learn_sync, observations, flush)
-            if monitor_due:
-                self.schedule_monitoring()
-            saved = await on_saved() if self._save_due() else None
-            c = self.counters
-            return LearnStep(observations_learned=c.observations_learned, pending=self.pending(),
-                             batch_loss=c.batch_loss, running_loss=c.running_loss,
-                             validation_loss=self.validation_loss(), saved=saved)
+            # Each journaled message's position; `self.journal_seq` moves to it only as it is learned,
+            # so a save in the middle of the group compacts the journal up to what the saved model holds.
+            seqs: list[int | None] = []
+            rows = []
+            for observations, flush in messages:
+                if journal is not None and (observations or flush):
+                    rows.append((self.journal_seq + len(rows) + 1, observations, flush))
+                    seqs.append(rows[-1][0])
+                else:
+                    seqs.append(None)
+            if rows:
+                await journal(rows)
+            results: list[LearnStep | errors.InvalidArgument] = []
+            for (observations, flush), seq in zip(messages, seqs, strict=True):
+                if seq is not None:
+                    self.journal_seq = seq
+                try:
+                    monitor_due = await self.run(self._learn_sync, observations, flush)
+                except errors.InvalidArgument as exc:
+                    results.append(exc)
+                    continue
+                if monitor_due:
+                    self.schedule_monitoring()
+                saved = await on_saved() if self._save_due() else None
+                c = self.counters
+                results.append(LearnStep(observations_learned=c.observations_learned, pending=self.pending(),
+                                         batch_loss=c.batch_loss, running_loss=c.running_loss,
+                                         validation_loss=self.validation_loss(), saved=saved))
+            return results
 
     def _learn_sync(self, observations: list[Obs], flush: bool) -> bool:
         X, y = self.transformer.learn_pairs(observations)  # InvalidArgument keeps nothing of the message

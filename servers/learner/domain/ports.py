@@ -101,8 +101,9 @@ class LearnerRepository(Protocol):
         `journal_seq` go, `pending` (if any) is kept as the 'pending' row at `journal_seq`."""
         ...
 
-    async def journal_append(self, learner_id: str, seq: int, payload: bytes, flush: bool) -> None:
-        """Appends one Learn message to the learner's journal; durable (committed) when it returns."""
+    async def journal_append(self, learner_id: str, rows: list[tuple[int, bytes, bool]]) -> None:
+        """Appends Learn messages, (seq, payload, flush) each, to the learner's journal in one
+        transaction: all durable (committed) when it returns, or none."""
         ...
 
     async def journal_since(self, learner_id: str, seq: int) -> list[JournalRow]:

@@ -43,6 +43,11 @@ from servers.learner.monitoring import metrics
 
 log = logging.getLogger("mlmesh.learner")
 MAX_TEXT = 256
+# A Learn stream is read this many messages ahead of what it has learned; at most MAX_GROUP of the
+# messages that wait are journaled in one commit.
+READ_AHEAD = 32
+MAX_GROUP = 32
+_END = object()
 
 
 @dataclass(frozen=True)
@@ -298,38 +303,87 @@ class LearnerCore:
     async def learn(self, messages: AsyncIterable[LearnMessage],
                     caller_org: str | None) -> AsyncIterator[tuple[int, LearnStep]]:
         """One Learn stream: (observations received so far, what the step achieved) per message. The
-        first message names the learner; when the stream ends, what is still buffered is learned."""
+        first message names the learner; when the stream ends, what is still buffered is learned.
+
+        The stream is read ahead (up to READ_AHEAD messages) while earlier messages are journaled and
+        learned, and the messages that arrived meanwhile are journaled together in one commit
+        (group commit): a client that sends without waiting for each acknowledgement is not held to
+        one database commit per message. A message the transformer refuses ends the stream with its
+        error; messages after it that were already read are learned (they are in the journal, and a
+        replay learns them) but not acknowledged."""
+        inbox: asyncio.Queue = asyncio.Queue(maxsize=READ_AHEAD)
+        reader = asyncio.create_task(_read_into(messages, inbox))
         live: LiveLearner | None = None
         received = 0
         step: LearnStep | None = None
-        async for message in messages:
-            if live is None:
-                if not message.learner_id:
-                    raise errors.InvalidArgument("the first Learn message must name learner_id",
-                                                 reason="LEARNER_ID_MISSING")
-                live = self.learner(message.learner_id, caller_org)
-            elif message.learner_id and parse_id(message.learner_id, "learner_id") != live.learner_id:
-                raise errors.InvalidArgument("one Learn stream feeds one learner; open another stream for "
-                                             f"{message.learner_id}", reason="LEARNER_CHANGED")
-            received += len(message.observations)
-            step = await self._learn(live, message.observations, message.flush)
-            yield received, step
+        try:
+            ended = False
+            while not ended:
+                group: list[LearnMessage] = []
+                failure: BaseException | None = None
+                item = await inbox.get()
+                while True:
+                    if item is _END:
+                        ended = True
+                        break
+                    if isinstance(item, BaseException):
+                        failure = item
+                        break
+                    try:
+                        live = self._learn_target(live, item, caller_org)
+                    except errors.MeshError as exc:
+                        failure = exc
+                        break
+                    group.append(item)
+                    if len(group) >= MAX_GROUP or inbox.empty():
+                        break
+                    item = inbox.get_nowait()
+                if group and live is not None:
+                    steps = await self._learn_group(live, [(m.observations, m.flush) for m in group])
+                    for message, result in zip(group, steps, strict=True):
+                        received += len(message.observations)
+                        if isinstance(result, errors.InvalidArgument):
+                            raise result
+                        step = result
+                        yield received, step
+                if failure is not None:
+                    raise failure
+        finally:
+            reader.cancel()
         if live is not None and step is not None and live.buffered_pairs():
             # The client is done: learn what is still buffered in micro-batches.
-            yield received, await self._learn(live, [], True)
+            (last,) = await self._learn_group(live, [([], True)])
+            if isinstance(last, errors.InvalidArgument):
+                raise last
+            yield received, last
 
-    async def _learn(self, live: LiveLearner, observations: list[Obs], flush: bool) -> LearnStep:
+    def _learn_target(self, live: LiveLearner | None, message: LearnMessage, caller_org: str | None) -> LiveLearner:
+        """The learner a Learn message feeds: the first message names it; later ones may repeat it."""
+        if live is None:
+            if not message.learner_id:
+                raise errors.InvalidArgument("the first Learn message must name learner_id",
+                                             reason="LEARNER_ID_MISSING")
+            return self.learner(message.learner_id, caller_org)
+        if message.learner_id and parse_id(message.learner_id, "learner_id") != live.learner_id:
+            raise errors.InvalidArgument("one Learn stream feeds one learner; open another stream for "
+                                         f"{message.learner_id}", reason="LEARNER_CHANGED")
+        return live
+
+    async def _learn_group(self, live: LiveLearner, messages: list[tuple[list[Obs], bool]]):
         before = live.counters.observations_learned
-        step = await live.learn(observations, flush, lambda: self.save(live), self._journal(live))
-        if step.observations_learned > before:
-            metrics.learned(live.learner_id, step.observations_learned - before, step.running_loss,
-                            step.validation_loss)
-        return step
+        steps = await live.learn_group(messages, lambda: self.save(live), self._journal(live))
+        learned = [s for s in steps if isinstance(s, LearnStep)]
+        if learned and learned[-1].observations_learned > before:
+            last = learned[-1]
+            metrics.learned(live.learner_id, last.observations_learned - before, last.running_loss,
+                            last.validation_loss)
+        return steps
 
     def _journal(self, live: LiveLearner):
-        """What `LiveLearner.learn` calls to make a message durable before it is learned."""
-        async def append(seq: int, observations: list[Obs], flush: bool) -> None:
-            await self.db.journal_append(live.learner_id, seq, pickle.dumps(observations, protocol=5), flush)
+        """What `LiveLearner.learn_group` calls to make its messages durable before they are learned."""
+        async def append(rows: list[tuple[int, list[Obs], bool]]) -> None:
+            await self.db.journal_append(live.learner_id, [(seq, pickle.dumps(observations, protocol=5), flush)
+                                                           for seq, observations, flush in rows])
         return append
 
     async def _replay(self, live: LiveLearner) -> None:
@@ -500,3 +554,15 @@ def _no_model(name: str) -> errors.NotFound:
 
 def _json(value: Any) -> str:
     return json.dumps(value)
+
+
+async def _read_into(messages: AsyncIterable[LearnMessage], inbox: asyncio.Queue) -> None:
+    """Reads a Learn stream into `inbox`, then _END; a failure of the stream itself (a broken or
+    refused message) is put in its place, after the messages before it."""
+    try:
+        async for message in messages:
+            await inbox.put(message)
+    except Exception as exc:  # noqa: BLE001 - handed to the stream's consumer, in order
+        await inbox.put(exc)
+        return
+    await inbox.put(_END)
