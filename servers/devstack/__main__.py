@@ -107,12 +107,24 @@ def _start_server(s: DevstackSettings, server: Server, env: dict[str, str]) -> p
     return proc
 
 
+def envoy_upstreams(s: DevstackSettings) -> dict[str, tuple[str, int]]:
+    """Envoy's upstreams on this machine: every routed server's gRPC port and the HTTP front of those
+    HTTP_ROUTES names (also the podman stack's, tests/deploy/images)."""
+    from servers.devstack.envoy import MESH_ROUTES
+    from servers.devstack.envoy.routes import HTTP_ROUTES, http_upstream, upstreams_of
+
+    upstreams = {name: ("127.0.0.1", s.ports(name).grpc) for name in upstreams_of(MESH_ROUTES)}
+    upstreams.update({http_upstream(name): ("127.0.0.1", s.http_port(name))
+                      for name in dict.fromkeys(row.server for row in HTTP_ROUTES)})
+    return upstreams
+
+
 def up(s: DevstackSettings) -> dict:
     from servers.common import identity
     from servers.devstack.anvil import start_anvil
     from servers.devstack.envoy import MESH_ROUTES, start_envoy, write_envoy_config
     from servers.devstack.envoy.render import UpstreamTls
-    from servers.devstack.envoy.routes import HTTP_ROUTES, http_upstream, upstreams_of
+    from servers.devstack.envoy.routes import HTTP_ROUTES
     from servers.devstack.postgres import start_postgres
 
     s.run_dir.mkdir(parents=True, exist_ok=True)
@@ -142,12 +154,9 @@ def up(s: DevstackSettings) -> dict:
             started.append(server.name)
     if not _running(s, "envoy"):
         keys = identity.ensure_keys(s.identity_dir)
-        upstreams = {name: ("127.0.0.1", s.ports(name).grpc) for name in upstreams_of(MESH_ROUTES)}
-        upstreams.update({http_upstream(name): ("127.0.0.1", s.http_port(name))
-                          for name in dict.fromkeys(row.server for row in HTTP_ROUTES)})
         config = write_envoy_config(
             s.root / "envoy" / "envoy.yaml",
-            upstreams=upstreams,
+            upstreams=envoy_upstreams(s),
             routes=MESH_ROUTES,
             http_routes=HTTP_ROUTES,
             listen_port=s.envoy_port, admin_port=s.envoy_admin_port,

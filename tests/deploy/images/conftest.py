@@ -82,6 +82,7 @@ class PodmanStack:
     rpc_url: str
     containers: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    keys: object = None  # the token issuer's keys (servers.common.identity.Keys) Envoy trusts
 
     def run(self, name: str, img: str, argv: list[str], env: dict[str, str], volumes: list[str] = (),
             entrypoint: str | None = None) -> str:
@@ -116,10 +117,10 @@ class PodmanStack:
 def podman_stack(tmp_path_factory):
     from servers.common import identity
     from servers.devstack import procs
-    from servers.devstack.__main__ import _server_env, tls_env
+    from servers.devstack.__main__ import _server_env, envoy_upstreams, tls_env
     from servers.devstack.envoy import MESH_ROUTES, write_envoy_config
     from servers.devstack.envoy.render import UpstreamTls
-    from servers.devstack.envoy.routes import upstreams_of
+    from servers.devstack.envoy.routes import HTTP_ROUTES
     from servers.devstack.mesh import SERVERS
     from servers.devstack.settings import DevstackSettings
 
@@ -137,14 +138,14 @@ def podman_stack(tmp_path_factory):
     (s.run_dir / "endpoints.json").write_text(json.dumps({"rpc_url": rpc_url, "database_url": database_url}))
     config = write_envoy_config(
         data_dir / "envoy" / "envoy.yaml",
-        upstreams={name: ("127.0.0.1", s.ports(name).grpc) for name in upstreams_of(MESH_ROUTES)},
-        routes=MESH_ROUTES, listen_host="127.0.0.1", listen_port=s.envoy_port, admin_port=s.envoy_admin_port,
+        upstreams=envoy_upstreams(s), routes=MESH_ROUTES, http_routes=HTTP_ROUTES,  # as `make up` routes
+        listen_host="127.0.0.1", listen_port=s.envoy_port, admin_port=s.envoy_admin_port,
         jwks=identity.jwks(keys), upstream_tls=UpstreamTls(*(Path(envoy_tls[f"MLMESH_TLS_{k}_FILE"])
                                                              for k in ("CA", "CERT", "KEY"))))
     subprocess.run(["chown", "-R", f"{UID}:{UID}", str(data_dir)], check=True)
     os.chmod(data_dir, 0o755)
 
-    stack = PodmanStack(data_dir=data_dir, envoy_port=s.envoy_port, rpc_url=rpc_url)
+    stack = PodmanStack(data_dir=data_dir, envoy_port=s.envoy_port, rpc_url=rpc_url, keys=keys)
     try:
         pg = stack.run("postgres", image("dev-postgres"), [], {
             "POSTGRES_PASSWORD": password, "POSTGRES_PORT": str(s.postgres_port), "POSTGRES_LISTEN": "127.0.0.1",
@@ -177,3 +178,31 @@ def podman_stack(tmp_path_factory):
         stack.stop_all()
         stack.remove_all()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def check_front_door(base_url: str, keys, organization_id: str) -> None:
+    """Requests through Envoy that cross every kind of route: a token is required; REST transcoded to
+    gRPC (ListDatasets); the Registry's HTTP front (the seed's multipart /dataset, which stores the bytes,
+    anchors a Dataset contract through the Ledger on the chain and writes PostgreSQL; then the seed's
+    /contract read) and the Learner's (the Open Inference Protocol's REST health)."""
+    import httpx
+
+    from servers.common import identity
+
+    auth = {"authorization": f"Bearer {identity.mint_token(keys, organization_id=organization_id)}"}
+    org = {"organization_id": organization_id}
+    with httpx.Client(base_url=base_url, timeout=120) as http:
+        assert http.get("/v1/datasets", params=org).status_code == 401
+        before = http.get("/v1/datasets", params=org, headers=auth)
+        assert before.status_code == 200, before.text
+        up = http.post("/dataset", headers=auth, files={"dataset": ("tiny.csv", b"a,b,label\n1,2,0\n3,4,1\n", "text/csv")},
+                       data={"metadata": json.dumps({"organization_id": organization_id})})
+        assert up.status_code == 200, up.text
+        dataset = up.json()
+        assert dataset["contract_address"].startswith("0x"), dataset
+        after = http.get("/v1/datasets", params=org, headers=auth).json()["datasets"]
+        assert dataset["dataset_id"] in [d["dataset_id"] for d in after]
+        contract = http.get(f"/contract/{dataset['contract_address']}", headers=auth)
+        assert contract.status_code == 200 and contract.json(), contract.text
+        ready = http.get("/v2/health/ready", headers=auth)
+        assert ready.status_code == 200, ready.text

@@ -18,6 +18,14 @@ def test_every_container_runs_as_the_non_root_user(podman_stack):
         assert user == "10001", f"{container} runs as {user}"
 
 
+def test_the_front_door_routes_as_make_up_does(podman_stack):
+    """REST, the Registry's multipart and contract fronts and the Learner's OIP REST half through the
+    containerised Envoy (its config has make up's HTTP routes)."""
+    from tests.deploy.images.conftest import check_front_door
+
+    check_front_door(f"http://127.0.0.1:{podman_stack.envoy_port}", podman_stack.keys, "org-podman-front")
+
+
 def test_the_demo_passes_against_the_containers(podman_stack):
     result = subprocess.run([str(REPO / ".venv/bin/mlmesh"), "demo"], cwd=REPO, capture_output=True, text=True,
                             env={**os.environ, **podman_stack.env, "COLUMNS": "200"}, timeout=900)
