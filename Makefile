@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= .mlmesh
 export MLMESH_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: flare-venv chaos images test-images k8s podman demo-learner help venv ml-venv rl-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean dist
+.PHONY: tff-venv flare-venv chaos images test-images k8s podman demo-learner help venv ml-venv rl-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean dist
 
 help:
 	@echo "make demo   start the mesh on embedded defaults: a dataset, then the seed's model walk-through, through Envoy"
@@ -71,6 +71,19 @@ $(FLAV)/.stamp: requirements/flare.txt requirements/flare.lock
 	touch $@
 
 flare-venv: $(FLAV)/.stamp
+
+# The TensorFlow Federated environment (TFF 0.87: TF 2.14, protobuf 4, numpy < 2): the Federation
+# server's TFF DP-FedAvg jobs run in it as separate processes. Plain pip cannot resolve TFF 0.87
+# (it pins jaxlib==0.4.14, gone from PyPI): uv installs it with requirements/tff-override.txt.
+TFV := .venv-tff
+$(TFV)/.stamp: requirements/tff.txt requirements/tff.lock requirements/tff-override.txt
+	test -x $(TFV)/bin/python || $(PY_BOOT) -m venv $(TFV)
+	$(TFV)/bin/python -m pip install -q uv -c requirements/tff.lock
+	UV_SYSTEM_CERTS=1 $(TFV)/bin/uv pip install -q --python $(TFV)/bin/python -r requirements/tff.txt \
+		-c requirements/tff.lock --override requirements/tff-override.txt
+	touch $@
+
+tff-venv: $(TFV)/.stamp
 
 # The third-party provenance verifiers (securesystemslib's DSSE, in-toto-attestation): what a user
 # outside mlmesh runs on an exported .intoto.jsonl. tests/e2e drives tests/provenance_venv in it.
@@ -141,7 +154,7 @@ contracts: $(VENV)/.stamp
 check-contracts: $(VENV)/.stamp
 	$(PY) -m servers.ledger.compile --check
 
-test: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp $(PVV)/.stamp $(FLV)/.stamp $(FLAV)/.stamp mosquitto
+test: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp $(PVV)/.stamp $(FLV)/.stamp $(FLAV)/.stamp $(TFV)/.stamp mosquitto
 	$(MAKE) check-gen check-contracts lint
 	$(PY) -m pytest -q
 	$(MLV)/bin/python -m pytest -q --confcutdir=tests/ml_venv tests/ml_venv

@@ -42,7 +42,8 @@ async def build(settings: FederationSettings) -> tuple[MeshServer, FederationCor
         runner = LocalProcessRunner(what="the federated job", poll_interval=settings.memory_poll_seconds,
                                     stderr_tail_lines=settings.stderr_tail_lines)
         frameworks = LocalFrameworks(flower_python=settings.flower_python.absolute(), commands=settings.commands,
-                                     flare_python=settings.flare_python.absolute())
+                                     flare_python=settings.flare_python.absolute(),
+                                     tff_python=settings.tff_python.absolute(), tff_isolation=settings.tff_isolation)
         core = FederationCore(db, registry, runner, frameworks, core_options(settings))
         await core.start()
     except BaseException:

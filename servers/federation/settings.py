@@ -42,6 +42,11 @@ class FederationSettings(DatabaseSettings, ServerSettings):
                                 description="Python of the Flower environment (`make flower-venv`).")
     flare_python: Path = Field(REPO / ".venv-flare" / "bin" / "python",
                                description="Python of the NVIDIA FLARE environment (`make flare-venv`).")
+    tff_python: Path = Field(REPO / ".venv-tff" / "bin" / "python",
+                             description="Python of the TensorFlow Federated environment (`make tff-venv`).")
+    tff_isolation: Literal["netns", "none"] = Field(
+        "netns", description="netns: each TFF job in a network namespace of its own (`unshare --net`; TFF's worker "
+        "binary listens on every interface); none: in the server's network.")
     commands: dict[str, list[str]] = Field(
         default_factory=dict, description="Launcher command per framework (fedpate, tff, flare) replacing the "
         "built-in one; it reads the job's configuration from MLMESH_FEDERATION_JOB.")

@@ -56,7 +56,7 @@ from servers.federation.domain.jobs import (
     request_to_json,
 )
 from servers.federation.domain.ports import Frameworks, JobRepository, ModelIntake, ProcessRunner, Registry
-from servers.federation.domain.records import FRAMEWORK_NAMES, FedPateSpec, FlareSpec, JobRequest
+from servers.federation.domain.records import FRAMEWORK_NAMES, FedPateSpec, FlareSpec, JobRequest, TffSpec
 
 log = logging.getLogger("mlmesh.federation")
 
@@ -303,6 +303,8 @@ class FederationCore:
                                    queries=spec.noise_data, delta=spec.delta)
         if isinstance(spec, FlareSpec):
             return _flare_privacy(spec, spec.num_rounds)
+        if isinstance(spec, TffSpec):
+            return _tff_privacy(spec, spec.num_rounds)
         return privacy.no_guarantee(f"{request.framework}", "this framework's jobs are not accounted yet")
 
     # -- running a job ------------------------------------------------------------------------
@@ -450,21 +452,27 @@ class FederationCore:
 
     async def _register(self, job: Job, job_dir: Path, dataset_id: str) -> str:
         job = await self.repo.get(job.job_id)
-        model_path, result_path = job_dir / "output" / MODEL_FILE, job_dir / "output" / RESULT_FILE
-        if not model_path.is_file() or not result_path.is_file():
-            raise StepFailed(f"the {job.framework} job ended without writing its model ({MODEL_FILE}) and "
-                             f"result ({RESULT_FILE})")
+        result_path = job_dir / "output" / RESULT_FILE
+        if not result_path.is_file():
+            raise StepFailed(f"the {job.framework} job ended without writing its result ({RESULT_FILE})")
         try:
             result = json.loads(result_path.read_text())
             input_signature = json.dumps(result["input_signature"], sort_keys=True)
             model_framework = str(result["model_framework"])
-        except (ValueError, KeyError, TypeError) as exc:
+            # The model's file name in output/ (a TFF job writes Keras HDF5 as model.h5); a plain name only.
+            model_file = str(result.get("model_file", MODEL_FILE))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise StepFailed(f"the job's {RESULT_FILE} is malformed: {exc}") from None
+        if model_file in ("", ".", "..") or Path(model_file).name != model_file:
+            raise StepFailed(f"the job's {RESULT_FILE} names a model file that is not a plain file name")
+        model_path = job_dir / "output" / model_file
+        if not model_path.is_file():
+            raise StepFailed(f"the {job.framework} job ended without writing its model ({model_file})")
         intake = ModelIntake(
             organization_id=job.organization_id, developer_id=job.request.developer_id or f"federation:{job.job_id}",
             display_name=job.request.display_name or f"{job.framework} job {job.job_id[:8]}", dataset_id=dataset_id,
             framework=model_framework, input_signature=input_signature, provenance=provenance(job),
-            filename=MODEL_FILE)
+            filename=model_file)
 
         async def chunks() -> AsyncIterator[bytes]:
             with model_path.open("rb") as f:
@@ -539,6 +547,12 @@ def _flare_privacy(spec: FlareSpec, rounds: int) -> privacy.PrivacyReport:
     return privacy.flare_filter(spec.privacy_filter.value, svt_epsilon=spec.svt_epsilon, rounds=rounds)
 
 
+def _tff_privacy(spec: TffSpec, rounds: int) -> privacy.PrivacyReport:
+    """DP-FedAvg: `clients_per_round` of `n_clients` each round, accounted as Poisson sampling at
+    that rate (exact Gaussian composition when every client takes part)."""
+    return privacy.dp_fedavg(spec.dp_parameter, spec.clients_per_round / spec.n_clients, rounds, delta=spec.delta)
+
+
 def _privacy_so_far(request: JobRequest, queries: int, rounds: int = 0) -> privacy.PrivacyReport:
     """FedPATE spends privacy only on the noisy queries answered so far (at most the spec's noise_data);
     FLARE with a DP filter on the rounds done so far (at most the spec's num_rounds)."""
@@ -549,5 +563,7 @@ def _privacy_so_far(request: JobRequest, queries: int, rounds: int = 0) -> priva
                                delta=spec.delta)
     if isinstance(spec, FlareSpec):
         return _flare_privacy(spec, max(0, min(rounds, spec.num_rounds)))
+    if isinstance(spec, TffSpec):
+        return _tff_privacy(spec, max(0, min(rounds, spec.num_rounds)))
     return FederationCore.final_privacy(request)
 

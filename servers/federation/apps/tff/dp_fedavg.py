@@ -30,9 +30,12 @@ is killed: the server runs this program as the leader of its own group and kills
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import os
 import signal
+import socket
+import struct
 import sys
 import time
 from pathlib import Path
@@ -57,6 +60,19 @@ def stop_children() -> None:
                 os.kill(int(pid), signal.SIGTERM)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def loopback_up() -> None:
+    """Brings the loopback interface up if it is down: the case in a fresh network namespace
+    (`unshare --net`, how the Federation server isolates TFF's worker binary). Elsewhere it is
+    up already and nothing changes."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        request = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, siocgifflags, request))[1]
+        if not flags & iff_up:
+            fcntl.ioctl(s, siocsifflags, struct.pack("16sH14x", b"lo", flags | iff_up))
+            print("network: a namespace of its own; loopback brought up", flush=True)
 
 
 def emit(**event) -> None:
@@ -102,6 +118,7 @@ def main(config_path: str) -> int:
         print(f"ValueError: {exc}", file=sys.stderr, flush=True)
         return 2
 
+    loopback_up()
     import tensorflow as tf
     import tensorflow_federated as tff
 
