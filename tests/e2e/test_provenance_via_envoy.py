@@ -151,6 +151,22 @@ def test_export_verifies_offline_and_fails_on_tampering(stack, translated):
     assert bad_artifact.returncode == 1 and bad_key.returncode == 1
 
 
+def test_model_signature_over_rest_and_access(stack, translated):
+    model_id = translated["model"]["model_id"]
+
+    ours = httpx.get(f"{stack.base_url}/v1/models/{model_id}/modelSignature", headers=stack.auth(), timeout=120)
+    stranger = httpx.get(f"{stack.base_url}/v1/models/{model_id}/modelSignature", headers=stack.auth(STRANGER),
+                         timeout=60)
+
+    assert ours.status_code == 200, ours.text
+    signed = ours.json()
+    assert signed["sha256"] == translated["model"]["res_sha256"]
+    assert json.loads(signed["bundle"])["mediaType"] == signed["media_type"]
+    assert signed["signing_key"]["public_key_pem"] == (stack.data_dir / "provenance" / "signing-key.pub.pem"
+                                                       ).read_text()
+    assert stranger.status_code == 404
+
+
 @pytest.fixture(scope="module")
 def reproduced(stack, translated) -> dict:
     """The logistic regression reproduced by the Trainer (POST :reproduce), followed to its end."""
