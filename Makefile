@@ -85,8 +85,9 @@ $(TFV)/.stamp: requirements/tff.txt requirements/tff.lock requirements/tff-overr
 
 tff-venv: $(TFV)/.stamp
 
-# The third-party provenance verifiers (securesystemslib's DSSE, in-toto-attestation): what a user
-# outside mlmesh runs on an exported .intoto.jsonl. tests/e2e drives tests/provenance_venv in it.
+# The third-party provenance tools (securesystemslib's DSSE, in-toto-attestation, OpenSSF model_signing):
+# what a user outside mlmesh runs on an export. tests/e2e drives tests/provenance_venv in it; the
+# Registry runs its model_signing worker here (GetModelSignature).
 PVV := .venv-provenance
 $(PVV)/.stamp: requirements/provenance.txt requirements/provenance.lock
 	test -x $(PVV)/bin/python || $(PY_BOOT) -m venv $(PVV)
@@ -191,7 +192,7 @@ demo-learner: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 	$(PY) -m servers.devstack up
 	$(VENV)/bin/mlmesh demo-learner
 
-bench: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp
+bench: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp $(PVV)/.stamp
 	$(PY) -m bench.run
 
 clean: down
