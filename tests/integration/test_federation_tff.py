@@ -4,7 +4,8 @@ our Registry on a real Ledger): TFF 0.87's own simulation (its C++ worker binary
 our accountant's (epsilon, delta) reach the job; the final Keras model is registered with its
 provenance, anchored, and translated to ONNX by the real Translator with a passing parity report.
 A cancelled TFF job leaves no process behind, TFF's worker binary included (which listens in the
-job's own network namespace, not the host's); bad TFF input is
+job's own network namespace, not the host's), nor does a server killed with -9 once it restarts;
+bad TFF input is
 INVALID_ARGUMENT naming the field."""
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from mlmesh.federation.v1 import federation_service_pb2_grpc as fed_grpc
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 from mlmesh.translator.v1 import translator_service_pb2 as tr_pb
 
+from servers.devstack.procs import free_port, port_open
 from servers.federation.domain import privacy
 from tests.fixtures.federation import blobs_csv
 from tests.integration.test_federation import OWNER, STRANGER, J, as_org, gone, job_in, processes_in, refused, upload
@@ -195,3 +199,51 @@ async def test_cancelling_a_tff_job_stops_the_worker_binary_too(tff_federation, 
     assert cancelled.state == J.STATE_CANCELLED and cancelled.result_model_id == ""
     assert all(gone(p.pid) for p in procs)
     assert processes_in(job_dir) == []
+
+
+async def test_a_server_killed_mid_tff_job_restarts_with_it_failed_and_no_worker_binary_left(
+        registry, fresh_db_dsn, tmp_path) -> None:
+    """kill -9 of the Federation server leaves the job's process group running (TFF's worker
+    binary too); the restarted server kills that group and fails the job with the reason."""
+    registry_stub, registry_server = registry
+    dataset = await upload(registry_stub, OWNER, blobs_csv())
+    port = free_port()
+    env = {**os.environ, "MLMESH_DATABASE_URL": fresh_db_dsn, "MLMESH_DATA_DIR": str(tmp_path / "fed"),
+           "MLMESH_FEDERATION_PORT": str(port), "MLMESH_FEDERATION_METRICS_PORT": "-1",
+           "MLMESH_FEDERATION_REGISTRY_TARGET": f"127.0.0.1:{registry_server.port}",
+           "MLMESH_FEDERATION_TFF_PYTHON": str(TFF_PYTHON)}
+    server = subprocess.Popen([sys.executable, "-m", "servers.federation.main"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not port_open("127.0.0.1", port):
+            assert server.poll() is None and time.monotonic() < deadline, "the Federation server did not start"
+            await asyncio.sleep(0.2)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = fed_grpc.FederationServiceStub(channel)
+            job = await stub.CreateFederatedJob(tff_job(dataset, num_rounds=1000, epochs=50), metadata=as_org(OWNER))
+            job_dir = tmp_path / "fed" / "federation" / "jobs" / job.job_id
+            deadline = time.monotonic() + 300
+            while not worker_binaries(job_dir):
+                assert time.monotonic() < deadline, f"TFF's worker binary did not start: {processes_in(job_dir)}"
+                await job_in(stub, job.job_id, (J.STATE_PREPARING, J.STATE_RUNNING), timeout=300)
+                await asyncio.sleep(0.5)
+        procs = processes_in(job_dir)
+        # Execute: kill -9 the server; the job's processes survive it
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+        assert all(p.is_running() for p in procs)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    restarted = await tff_server(registry_server.port, fresh_db_dsn, tmp_path / "fed")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel:
+            got = await fed_grpc.FederationServiceStub(channel).GetFederatedJob(
+                pb.GetFederatedJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
+    finally:
+        await restarted.stop(0, drain=0)
+    # Assert: FAILED with the reason, and no process of the job (the worker binary included) is left
+    assert got.state == J.STATE_FAILED and "restarted while the job was running" in got.failure_reason
+    assert all(gone(p.pid) for p in procs)
