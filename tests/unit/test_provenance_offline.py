@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 import json
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -257,3 +258,19 @@ def test_the_cli_tree_says_what_a_commitment_and_a_reproduction_are():
     text = console.export_text()
     assert "data commitment" in text and "84 samples (a commitment, not a Registry dataset)" in text
     assert "federated job" in text and "DIFFERENT max|Δ| 0.0125 over 1797 rows" in text
+
+
+async def test_model_signing_without_its_environment_or_with_a_failing_worker_says_so(tmp_path):
+    from servers.common import errors
+    from servers.registry.adapters.model_signer import ProcessModelSigner
+
+    missing = ProcessModelSigner(tmp_path / "no-venv" / "python", tmp_path / "key.pem")
+    failing = ProcessModelSigner(Path("/bin/false"), tmp_path / "key.pem")  # exits 1 at once, writes nothing
+
+    with pytest.raises(errors.FailedPrecondition) as unavailable:
+        await missing.sign("model.pkl", "a" * 64)
+    with pytest.raises(errors.Unavailable) as failed:
+        await failing.sign("model.pkl", "a" * 64)
+
+    assert unavailable.value.reason == "MODEL_SIGNING_UNAVAILABLE" and "make provenance-venv" in unavailable.value.message
+    assert failed.value.reason == "MODEL_SIGNING_FAILED"

@@ -34,13 +34,21 @@ class ProcessModelSigner:
             stderr=asyncio.subprocess.PIPE, start_new_session=True)
         try:
             out, err = await asyncio.wait_for(proc.communicate(request), self.timeout_seconds)
-        except (TimeoutError, asyncio.CancelledError):
-            proc.kill()
-            await proc.wait()
+        except TimeoutError:
+            await _stop(proc)
             raise errors.Unavailable(f"model signing took longer than {self.timeout_seconds:.0f} s",
                                      reason="MODEL_SIGNING_TIMEOUT") from None
+        except asyncio.CancelledError:  # the call was cancelled: leave no worker behind
+            await _stop(proc)
+            raise
         if proc.returncode != 0 or not out or len(out) > MAX_BUNDLE_BYTES:
             detail = err.decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
             log.error("model signing failed (exit %s): %s", proc.returncode, err.decode(errors="replace")[-2000:])
             raise errors.Unavailable(f"model signing failed: {detail[0][:300]}", reason="MODEL_SIGNING_FAILED")
         return out.decode()
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
