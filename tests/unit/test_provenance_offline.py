@@ -28,12 +28,14 @@ from servers.registry.domain.lineage import (
     MISMATCH,
     MODEL,
     NOT_ANCHORED,
+    OPTIMIZER_AGENT,
     RECIPE,
     REPRODUCTION,
     TRAINING_JOB,
     TRANSLATION,
     VERSION,
     Lineage,
+    LineageCore,
     LineageNode,
     reproduction_node,
 )
@@ -274,3 +276,47 @@ async def test_model_signing_without_its_environment_or_with_a_failing_worker_sa
 
     assert unavailable.value.reason == "MODEL_SIGNING_UNAVAILABLE" and "make provenance-venv" in unavailable.value.message
     assert failed.value.reason == "MODEL_SIGNING_FAILED"
+
+
+class _Records:
+    """Stands in for ModelCore.download_recipe (the record stored with a model) in _producer tests."""
+
+    def __init__(self, record: bytes):
+        self.record = record
+
+    async def download_recipe(self, model_id, *, caller_org):
+        async def chunks():
+            yield self.record
+        return None, chunks()
+
+
+def _produced(learner_id: str, record: dict | bytes) -> tuple[Lineage, SimpleNamespace, LineageCore]:
+    raw = record if isinstance(record, bytes) else json.dumps(record).encode()
+    root = SimpleNamespace(model_id="p1", learner_id=learner_id, organization_id="o", dataset_id="d1",
+                           recipe_size_bytes=len(raw), recipe_md5="c" * 32, recipe_sha256="d" * 64,
+                           contract_address="0xP", contract_tx_hash="0x1", create_time=NOW, observations=84,
+                           observations_sha256="")
+    core = LineageCore(_Records(raw), None, None, None, None)
+    return Lineage(model_id="p1", nodes=[LineageNode(DATASET, None, resource_id="d1")], check_time=NOW), root, core
+
+
+async def test_a_simbench_policy_names_its_agent_and_a_malformed_federated_record_is_a_mismatch():
+    lineage, root, core = _produced("optimizer-agent:a1", {
+        "agent_id": "a1", "algorithm": "PPO", "grid": {"simbench_code": "1-LV-rural1--0-sw"},
+        "hyperparameters": {"n_steps": 16}, "seed": 3})
+    index = await core._producer(lineage, root, 0, "o")
+    agent = lineage.nodes[index]
+    assert (agent.kind, agent.resource_id, agent.parent, agent.status) == (OPTIMIZER_AGENT, "a1", 0, "VERIFIED")
+    assert agent.attributes["simbench_code"] == "1-LV-rural1--0-sw" and agent.sha256 == "d" * 64
+
+    lineage, root, core = _produced("federated-job:f1", {
+        "federated_job_id": "f1", "client_commitments": json.dumps([{"client_id": "t0", "sha256": "1" * 64,
+                                                                     "sample_count": "many"}])})
+    index = await core._producer(lineage, root, 0, "o")
+    job = lineage.nodes[index]
+    assert (job.kind, job.status, len(lineage.nodes)) == (FEDERATED_JOB, MISMATCH, 2)  # no commitment nodes
+    assert [c.name for c in job.checks if not c.ok] == ["record readable"]
+
+    lineage, root, core = _produced("federated-job:f1", b"[not json")
+    job = lineage.nodes[await core._producer(lineage, root, 0, "o")]
+    assert job.status == MISMATCH and [c.name for c in job.checks] == ["record readable (a JSON object)"]

@@ -218,7 +218,10 @@ class LineageCore:
             if not isinstance(doc, dict):
                 raise ValueError("not a JSON object")
         except (errors.DataLoss, errors.FailedPrecondition, ValueError) as exc:
-            checks.fail("record sha256 = chain train_image_sha256", getattr(exc, "message", str(exc)))
+            if isinstance(exc, ValueError):
+                checks.fail("record readable (a JSON object)", str(exc)[:300])
+            else:
+                checks.fail("record sha256 = chain train_image_sha256", exc.message)
             return self._add(lineage, LineageNode(**base, display_name=kind.lower().replace("_", " "),
                                                   status=checks.status(), checks=checks.items))
         except errors.MeshError as exc:
@@ -241,14 +244,14 @@ class LineageCore:
             privacy = json.loads(doc.get("privacy", "null")) or {}
             if not isinstance(commitments, list) or not all(isinstance(c, dict) for c in commitments):
                 raise ValueError("client_commitments is not a list of objects")
+            samples = sum(int(c.get("sample_count", 0)) for c in commitments)
         except (ValueError, TypeError) as exc:
             checks.fail("record readable", str(exc))
             return self._add(lineage, LineageNode(**base, display_name="federated job", status=checks.status(),
                                                   checks=checks.items))
         checks.compare("sha256 of the commitments = the model's observations_sha256",
                        hashlib.sha256(text.encode()).hexdigest(), root.observations_sha256)
-        checks.compare("sum of committed samples = the model's observations",
-                       sum(int(c.get("sample_count", 0)) for c in commitments), root.observations)
+        checks.compare("sum of committed samples = the model's observations", samples, root.observations)
         framework = str(doc.get("framework", ""))
         spec = request.get("spec", {}) if isinstance(request, dict) else {}
         attributes = {"framework": framework, "framework_version": str(doc.get("framework_version", "")),

@@ -259,8 +259,9 @@ class Models(_Service):
     @rpc(f"{REGISTRY}/ExportModelAttestations")
     def attestations(self, model_id: str, *, timeout: float | None = None):
         """The model's provenance as DSSE envelopes of in-toto Statements with SLSA Provenance v1
-        predicates (`.envelopes`: JSON lines), signed by the mesh's key (`.signing_key`). Check them
-        offline with `mlmesh.client.provenance.verify_envelopes`."""
+        predicates, and one per reproduction the caller ran (mlmesh's reproduction predicate)
+        (`.envelopes`: JSON lines), signed by the mesh's key (`.signing_key`). Check them offline with
+        `mlmesh.client.provenance.verify_envelopes`."""
         return self._t.unary(self._stub.ExportModelAttestations,
                              rpb.ExportModelAttestationsRequest(model_id=model_id),
                              timeout=self._deadline(timeout, "slow"), idempotent=True)
