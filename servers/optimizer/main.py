@@ -24,6 +24,7 @@ def core_options(settings: OptimizerSettings) -> CoreOptions:
                       settings.default_memory_limit_bytes, settings.max_memory_limit_bytes),
         max_concurrent_jobs=settings.max_concurrent_jobs, keep_work_dirs=settings.keep_work_dirs,
         optimize_time_limit_seconds=settings.optimize_time_limit_seconds,
+        evaluate_time_limit_seconds=settings.evaluate_time_limit_seconds,
         max_download_bytes=settings.max_download_bytes)
 
 

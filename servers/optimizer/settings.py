@@ -35,6 +35,9 @@ class OptimizerSettings(DatabaseSettings, ServerSettings):
     max_memory_limit_bytes: int = Field(16 * GIB, ge=1 << 20, description="Largest memory limit an agent may ask for.")
     optimize_time_limit_seconds: int = Field(300, ge=1, description="Wall-clock limit of the worker that plans "
                                              "one day (OptimizeDay).")
+    evaluate_time_limit_seconds: int = Field(1800, ge=1, description="Wall-clock limit of the worker that evaluates "
+                                             "a stored policy beside the baselines (EvaluateAgent, at most 100 "
+                                             "days; a few seconds per day).")
     max_download_bytes: int = Field(GIB, ge=1024, description="Largest grid, profile CSV or policy the Optimizer "
                                     "downloads from the Registry.")
     memory_poll_seconds: float = Field(0.2, gt=0, le=5, description="How often the worker's memory is measured.")

@@ -1,7 +1,7 @@
 """The Optimizer through the front door, with a token: an agent created over REST trains (a few
 dozen steps of PPO in the real worker), is watched over native gRPC, and its policy downloads over
-REST from the Registry with the hash the ledger holds; bad input is 400 naming the field; another
-organization's agent is 404 on every route."""
+REST from the Registry with the hash the ledger holds; :optimize and :evaluate over REST; bad input
+is 400 naming the field; another organization's agent is 404 on every route."""
 
 from __future__ import annotations
 
@@ -55,9 +55,24 @@ def test_an_agent_created_over_rest_trains_and_its_policy_downloads_checked(stac
     assert plan["day"] == 172 and plan["after"]["power_flow_status"] == "converged" and len(plan["loads"]) == 7
     assert all(abs(s["to_hour"] - s["from_hour"]) == 1 for s in plan.get("shifts", []))
 
+    # :evaluate over REST: the stored policy beside the baselines on other held-out days.
+    evaluated = http.post(f"/v1/agents/{agent_id}:evaluate", json={"days": {"first": 180, "last": 181}},
+                          headers=stack.auth(ORG))
+    assert evaluated.status_code == 200, evaluated.text
+    evaluation = evaluated.json()["evaluation"]
+    assert evaluation["days"] == {"first": 180, "last": 181} and evaluated.json()["model_id"] == agent["model_id"]
+    assert [p["policy"] for p in evaluation["policies"]] == ["agent", "no_shift", "random", "greedy"]
+    r = http.post(f"/v1/agents/{agent_id}:evaluate", json={"days": {"first": 165, "last": 166}},
+                  headers=stack.auth(ORG))
+    assert r.status_code == 400 and "days" in r.text, r.text
+    # :optimize on an inline forecast CSV that is not one day: 400 naming the field.
+    r = http.post(f"/v1/agents/{agent_id}:optimize", json={"forecast_csv": "load_p_mw:0\n0.1\n"},
+                  headers=stack.auth(ORG))
+    assert r.status_code == 400 and "forecast_csv" in r.text, r.text
+
     # Another organization: the agent and its policy do not exist.
     for method, path in (("GET", f"/v1/agents/{agent_id}"), ("POST", f"/v1/agents/{agent_id}:cancel"),
-                         ("POST", f"/v1/agents/{agent_id}:optimize"),
+                         ("POST", f"/v1/agents/{agent_id}:optimize"), ("POST", f"/v1/agents/{agent_id}:evaluate"),
                          ("DELETE", f"/v1/agents/{agent_id}"), ("GET", f"/v1/models/{agent['model_id']}")):
         r = http.request(method, path, headers=stack.auth(STRANGER), **({"json": {}} if method == "POST" else {}))
         assert r.status_code == 404, (method, path, r.text)

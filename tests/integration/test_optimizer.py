@@ -201,6 +201,7 @@ async def test_an_agent_trains_is_evaluated_and_its_policy_is_anchored_in_the_re
     # :optimize plans a day with the stored policy within the seed's constraints.
     plan = await stub.OptimizeDay(pb.OptimizeDayRequest(agent_id=created.agent_id, day=172), metadata=as_org(OWNER))
     assert plan.day == 172 and plan.model_id == model.model_id and len(plan.loads) == 7
+    assert plan.source == "profiles day 172" and not plan.forecast_sha256
     assert plan.before.power_flow_status == plan.after.power_flow_status == "converged"
     assert 0 < plan.before.reward <= 1 and 0 < plan.after.reward <= 1 and 0 < plan.greedy.reward <= 1
     for shift in plan.shifts:
@@ -352,3 +353,108 @@ async def test_a_server_killed_mid_training_restarts_with_the_agent_failed_and_n
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
+
+
+FORECAST = r'''
+import sys
+import pandas as pd
+from servers.optimizer.gridshift.data import simbench_grid
+data, rows = simbench_grid(), slice(172 * 96, 173 * 96)
+cols = {f"load_p_mw:{i}": data.load_p[rows, pos] for pos, i in enumerate(data.load_index)}
+cols.update({f"sgen_p_mw:{i}": 0.9 * data.sgen_p[rows, pos] for pos, i in enumerate(data.sgen_index)})
+pd.DataFrame(cols).to_csv(sys.argv[1], index=False)
+'''
+
+
+def check_plan(plan: pb.OptimizeDayResponse) -> None:
+    """The seed's constraints: adjacent hours, 1/5/10 %, each load's daily energy kept, only shifted
+    hours changed; and the power flow converged before and after."""
+    assert plan.before.power_flow_status == plan.after.power_flow_status == "converged"
+    for shift in plan.shifts:
+        assert abs(shift.to_hour - shift.from_hour) == 1 and shift.fraction in (0.01, 0.05, 0.10)
+    shifted = {(s.load_index, h) for s in plan.shifts for h in (s.from_hour, s.to_hour)}
+    for load in plan.loads:
+        assert sum(load.hourly_mwh_after) == pytest.approx(sum(load.hourly_mwh_before), abs=1e-9)
+        for hour, (b, a) in enumerate(zip(load.hourly_mwh_before, load.hourly_mwh_after, strict=True)):
+            assert (load.load_index, hour) in shifted or a == pytest.approx(b, abs=1e-12)
+
+
+TORCHRL = {A.ALGORITHM_DOUBLE_DQN: ("DOUBLE_DQN", {"learning_starts": 16, "batch_size": 8}),
+           A.ALGORITHM_DUELING_DQN: ("DUELING_DQN", {"learning_starts": 16, "batch_size": 8}),
+           A.ALGORITHM_REINFORCE: ("REINFORCE", {"episodes_per_batch": 2})}
+
+
+async def test_torchrl_agents_train_evaluate_and_plan_forecasts(optimizer, tmp_path) -> None:
+    """TorchRL's Double DQN, Dueling DQN and REINFORCE through the same job path as SB3's: trained,
+    stored anchored, then :evaluate on other held-out days and :optimize on a forecast CSV (inline
+    and as a dataset)."""
+    stub, registry, _work = optimizer
+    created = {}
+    for algorithm, (name, hyper) in TORCHRL.items():
+        created[name] = await stub.CreateAgent(agent(algorithm=algorithm, display_name=name.lower(),
+                                                     hyperparameters=hyper), metadata=as_org(OWNER))
+    forecast = tmp_path / "forecast.csv"
+    subprocess.run([str(RL_PYTHON), "-c", FORECAST, str(forecast)], cwd=REPO, check=True, timeout=180)
+    forecast_id = await upload(registry, OWNER, forecast.read_bytes(), "forecast.csv", "text/csv")
+    trained_evaluation, model_ids = {}, {}
+    for name, made in created.items():
+        done = await agent_in(stub, made.agent_id, (A.STATE_SUCCEEDED,), timeout=400)
+        trained_evaluation[name], model_ids[name] = done.evaluation, done.model_id
+        assert done.timesteps_done == 48 and done.episodes_done == 12, name
+        assert [p.policy for p in done.evaluation.policies] == ["agent", "no_shift", "random", "greedy"]
+        record = json.loads(await download(registry, registry.DownloadModelRecipe,
+                                           reg_pb.DownloadModelRecipeRequest(model_id=done.model_id)))
+        assert record["algorithm"] == name and record["library"] == "torchrl 0.14.0", record
+        assert record["hyperparameters"] == TORCHRL[done.algorithm][1]
+        model = await registry.GetModel(reg_pb.GetModelRequest(model_id=done.model_id), metadata=as_org(OWNER))
+        assert model.verify_tx_hash and json.loads(model.input_signature)["action"] == "discrete"
+
+    # :evaluate on other held-out days, beside the baselines.
+    ddqn = created["DOUBLE_DQN"].agent_id
+    evaluated = await stub.EvaluateAgent(pb.EvaluateAgentRequest(agent_id=ddqn, days=pb.DayRange(first=180, last=182)),
+                                         metadata=as_org(OWNER))
+    assert evaluated.evaluation.days.first == 180 and evaluated.evaluation.days.last == 182
+    assert [p.policy for p in evaluated.evaluation.policies] == ["agent", "no_shift", "random", "greedy"]
+    assert all(p.episodes == 2 and 0 < p.reward.mean <= 1 and p.reward.std >= 0
+               for p in evaluated.evaluation.policies)
+    default = await stub.EvaluateAgent(pb.EvaluateAgentRequest(agent_id=ddqn), metadata=as_org(OWNER))
+    assert (default.evaluation.days.first, default.evaluation.days.last) == (171, 173)
+    assert default.model_id == evaluated.model_id == model_ids["DOUBLE_DQN"]
+    # other days, other figures; the default days give what training's evaluation gave
+    assert default.evaluation.policies[1].reward.mean != evaluated.evaluation.policies[1].reward.mean
+    assert default.evaluation.policies == trained_evaluation["DOUBLE_DQN"].policies
+    for days in (pb.DayRange(first=165, last=172), pb.DayRange(first=180, last=180),
+                 pb.DayRange(first=180, last=400)):
+        err = await refused(stub.EvaluateAgent, pb.EvaluateAgentRequest(agent_id=ddqn, days=days))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "days" in err.details(), err.details()
+
+    # :optimize on a forecast: inline and as a dataset give the same plan, within the seed's constraints.
+    reinforce = created["REINFORCE"].agent_id
+    inline = await stub.OptimizeDay(pb.OptimizeDayRequest(agent_id=reinforce, forecast_csv=forecast.read_text()),
+                                    metadata=as_org(OWNER))
+    stored = await stub.OptimizeDay(pb.OptimizeDayRequest(agent_id=reinforce, forecast_dataset_id=forecast_id),
+                                    metadata=as_org(OWNER))
+    digest = hashlib.sha256(forecast.read_bytes()).hexdigest()
+    assert inline.source == "forecast (inline CSV)" and stored.source == f"forecast dataset {forecast_id}"
+    assert inline.forecast_sha256 == stored.forecast_sha256 == digest
+    assert inline.shifts == stored.shifts and inline.after.reward == stored.after.reward
+    check_plan(inline)
+    short = "\n".join(forecast.read_text().splitlines()[:51])
+    err = await refused(stub.OptimizeDay, pb.OptimizeDayRequest(agent_id=reinforce, forecast_csv=short))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "forecast_csv" in err.details(), err.details()
+    assert "96" in err.details()
+    header, *rows = forecast.read_text().splitlines()
+    missing = "\n".join([",".join(header.split(",")[1:])] + [",".join(r.split(",")[1:]) for r in rows])
+    err = await refused(stub.OptimizeDay, pb.OptimizeDayRequest(agent_id=reinforce, forecast_csv=missing))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "load_p_mw" in err.details(), err.details()
+
+    # A stranger's :evaluate is told the agent does not exist, worded as for an unknown id; another
+    # organization's forecast dataset does not exist for the owner either.
+    unknown = str(uuid.uuid4())
+    theirs = await refused(stub.EvaluateAgent, pb.EvaluateAgentRequest(agent_id=ddqn), org=STRANGER)
+    nobody = await refused(stub.EvaluateAgent, pb.EvaluateAgentRequest(agent_id=unknown), org=STRANGER)
+    assert theirs.code() == nobody.code() == grpc.StatusCode.NOT_FOUND
+    assert theirs.details().replace(ddqn, "X") == nobody.details().replace(unknown, "X")
+    strangers = await upload(registry, STRANGER, forecast.read_bytes(), "forecast.csv", "text/csv")
+    err = await refused(stub.OptimizeDay, pb.OptimizeDayRequest(agent_id=reinforce, forecast_dataset_id=strangers))
+    assert err.code() == grpc.StatusCode.NOT_FOUND, err.details()

@@ -218,3 +218,23 @@ def test_the_last_step_reports_scr_and_ssr_per_pv_bus(grid):
     assert all(0 <= b["scr"] <= 1 and 0 <= b["ssr"] <= 1 for b in per_bus)
     summary = baselines.summarize([baselines.run_episode(env, baselines.greedy, day=SUMMER_DAY)])
     assert [b["bus"] for b in summary["per_bus"]] == [b["bus"] for b in per_bus]
+
+
+def test_a_forecast_day_is_played_with_the_trained_shiftable_loads(grid):
+    """reset(options={"profiles": ...}) plays a one-day forecast instead of a day of the data; the
+    shiftable loads stay those chosen on the whole profiles; a wrong shape names the field."""
+    import dataclasses
+
+    env = GridShiftEnv(data=grid, days=[0], max_actions=3)
+    rows = slice(172 * 96, 173 * 96)
+    forecast = dataclasses.replace(grid, load_p=grid.load_p[rows] * 1.1, load_q=grid.load_q[rows],
+                                   sgen_p=grid.sgen_p[rows])
+    shiftable = env.shiftable
+    _obs, info = env.reset(options={"profiles": forecast})
+    assert info["day"] == -1 and env.shiftable == shiftable
+    np.testing.assert_allclose(env.original_profiles, grid.load_p[rows] * 1.1)
+    _obs, day_info = GridShiftEnv(data=grid, days=[172], max_actions=3).reset(options={"day": 172})
+    assert info["ssr"] < day_info["ssr"]  # more load, same PV
+    short = dataclasses.replace(forecast, load_p=forecast.load_p[:50])
+    with pytest.raises(GridDataError, match="profiles"):
+        env.reset(options={"profiles": short})

@@ -82,3 +82,52 @@ def test_spec_errors_name_the_field(change, field):
     with pytest.raises(SpecError) as err:
         parse({**BASE, "algorithm": "DQN", **change})
     assert err.value.field == field
+
+
+@pytest.mark.parametrize("algorithm", ["DOUBLE_DQN", "DUELING_DQN", "REINFORCE"])
+def test_torchrl_agents_learn_save_and_load_back(grid, tmp_path, algorithm):
+    """TorchRL's three (in process: the server path is tests/integration/test_optimizer.py): a few
+    hundred steps through TorchRL's losses change the network, every finished day is reported, and
+    the saved policy loads back acting exactly as before."""
+    import torch
+
+    from servers.optimizer.gridshift.env import GridShiftEnv
+    from servers.optimizer.worker.torchrl_agents import TorchRLAgent
+
+    env = GridShiftEnv(data=grid, days=range(150, 165), max_actions=6)
+    hyper = {"learning_starts": 30, "batch_size": 16, "target_update_interval": 50} if "DQN" in algorithm \
+        else {"episodes_per_batch": 2}
+    agent = TorchRLAgent(algorithm, env.observation_space.shape[0], env.action_space.n, hyper, seed=4)
+    first = {k: v.clone() for net in agent.nets.values() for k, v in net.state_dict().items()}
+    days: list[dict] = []
+    agent.learn(env, 240, days.append)
+    assert [d["timesteps"] for d in days] == [6 * (i + 1) for i in range(40)]
+    assert all(0 <= d["scr"] <= 1 and 0 <= d["ssr"] <= 1 for d in days)
+    after = {k: v for net in agent.nets.values() for k, v in net.state_dict().items()}
+    assert any(not torch.equal(first[k], after[k]) for k in first)  # the loss trained something
+
+    agent.save(tmp_path / "policy.zip")
+    loaded = TorchRLAgent.load(tmp_path / "policy.zip")
+    obs = np.stack([env.reset(options={"day": d})[0] for d in (170, 171, 172)])
+    np.testing.assert_array_equal(loaded.predict(obs)[0], agent.predict(obs)[0])
+    assert all(0 <= a < env.action_space.n for a in loaded.predict(obs)[0])
+    with pytest.raises(ValueError, match="not an mlmesh TorchRL policy"):
+        torch.save({"format": "other"}, tmp_path / "other.zip")
+        TorchRLAgent.load(tmp_path / "other.zip")
+
+
+def test_reinforce_scores_the_action_taken_not_a_fresh_sample():
+    """ReinforceLoss runs its actor on the batch: the log-probability must be the stored action's."""
+    import torch
+    from tensordict import TensorDict
+    from torchrl.modules import MLP
+
+    from servers.optimizer.worker.torchrl_agents import scoring_actor
+
+    torch.manual_seed(0)
+    policy = MLP(in_features=5, out_features=40, num_cells=[16])
+    obs, action = torch.randn(3, 8, 5), torch.randint(0, 40, (3, 8))
+    scored = scoring_actor(policy)(TensorDict({"observation": obs, "action": action}, batch_size=[3, 8]))
+    assert torch.equal(scored["action"], action)
+    expected = torch.distributions.Categorical(logits=policy(obs)).log_prob(action)
+    torch.testing.assert_close(scored["action_log_prob"], expected)

@@ -86,5 +86,30 @@ def test_a_day_plan_round_trips():
                      before=A.DayFigures(0.4, 0.5, 0.45, "converged", 0), after=A.DayFigures(0.41, 0.5, 0.455,
                                                                                             "converged", 1),
                      greedy=A.DayFigures(0.42, 0.51, 0.465), loads=(A.LoadProfile(3, (1.0,) * 24, (0.5,) * 24),),
-                     model_id="m")
+                     model_id="m", source="forecast (inline CSV)", forecast_sha256="c" * 64)
     assert conv.plan_from_proto(conv.plan_to_proto(plan)) == plan
+
+
+@pytest.mark.parametrize("forecast", [A.Forecast(), A.Forecast(csv=b"load_p_mw:0\n0.1\n"),
+                                      A.Forecast(dataset_id="6f1c2a4e-0000-4000-8000-000000000002")])
+def test_a_forecast_round_trips(forecast):
+    request = conv.forecast_to_proto(forecast, agent_id="a", day=3)
+    assert conv.forecast_from_proto(request) == forecast and bool(forecast) == bool(request.WhichOneof("forecast"))
+
+
+@pytest.mark.parametrize("algorithm", A.ALGORITHMS)
+def test_every_algorithm_round_trips_and_passes_the_spec_check(algorithm):
+    record = agent(algorithm=algorithm, hyperparameters={"gamma": 0.9})
+    assert conv.agent_from_proto(conv.agent_to_proto(record)) == record
+    assert validate(spec(algorithm=algorithm, hyperparameters={"gamma": 0.9})).algorithm == algorithm
+
+
+def test_the_worker_spec_takes_a_training_power_flow_and_names_a_bad_one():
+    from servers.optimizer.worker.spec import SpecError, parse
+
+    raw = {"algorithm": "REINFORCE", "total_timesteps": 10, "train_days": [0, 5], "eval_days": [5, 6]}
+    assert parse(raw).train_power_flow == "worst" and parse(raw).action_space == "discrete"
+    assert parse({**raw, "train_power_flow": "none"}).train_power_flow == "none"
+    with pytest.raises(SpecError) as err:
+        parse({**raw, "train_power_flow": "sometimes"})
+    assert err.value.field == "train_power_flow"

@@ -97,17 +97,32 @@ class WorkerRunner:
                             seconds=result.seconds)
 
     async def optimize(self, spec: dict[str, Any], policy: Path, day: int, work_dir: Path, *,
+                       time_limit_seconds: int, memory_limit_bytes: int,
+                       forecast: Path | None = None) -> dict[str, Any]:
+        """Plays `day` (or the one-day forecast CSV) with the stored policy (`worker optimize`); the
+        plan.json it wrote. A day outside the profiles or a bad forecast is InvalidArgument naming
+        the field; any other failure FailedPrecondition."""
+        args = ["--forecast", str(forecast)] if forecast is not None else ["--day", str(day)]
+        what = "the forecast" if forecast is not None else f"day {day}"
+        return await self._use_policy("optimize", spec, policy, args, work_dir, work_dir / "plan.json",
+                                      time_limit_seconds, memory_limit_bytes, f"plan {what}")
+
+    async def evaluate(self, spec: dict[str, Any], policy: Path, days: tuple[int, int], work_dir: Path, *,
                        time_limit_seconds: int, memory_limit_bytes: int) -> dict[str, Any]:
-        """Plays `day` with the stored policy (`worker optimize`); the plan.json it wrote. A day
-        outside the profiles is InvalidArgument naming `day`; any other failure FailedPrecondition."""
+        """The stored policy beside the baselines on `days` (`worker evaluate`); the report it wrote."""
+        return await self._use_policy("evaluate", spec, policy, ["--days", str(days[0]), str(days[1])], work_dir,
+                                      work_dir / "evaluation.json", time_limit_seconds, memory_limit_bytes,
+                                      f"evaluate days [{days[0]}, {days[1]})")
+
+    async def _use_policy(self, command: str, spec: dict[str, Any], policy: Path, args: list[str], work_dir: Path,
+                          out: Path, time_limit_seconds: int, memory_limit_bytes: int, what: str) -> dict[str, Any]:
         if not os.access(self.rl_python, os.X_OK):
             raise errors.Unavailable(f"the RL environment's Python {self.rl_python} is missing: run `make rl-venv`",
                                      reason="RL_ENVIRONMENT_MISSING")
         work_dir.mkdir(parents=True, exist_ok=True)
         (work_dir / "spec.json").write_text(json.dumps(spec))
-        out = work_dir / "plan.json"
-        request = RunRequest(argv=[str(self.rl_python), "-m", "servers.optimizer.worker", "optimize",
-                                   "--spec", str(work_dir / "spec.json"), "--policy", str(policy), "--day", str(day),
+        request = RunRequest(argv=[str(self.rl_python), "-m", "servers.optimizer.worker", command,
+                                   "--spec", str(work_dir / "spec.json"), "--policy", str(policy), *args,
                                    "--out", str(out)],
                              cwd=self.repo_root, env=self._env(work_dir), time_limit_seconds=time_limit_seconds,
                              memory_limit_bytes=memory_limit_bytes)
@@ -120,17 +135,22 @@ class WorkerRunner:
 
         result = await self.runner.run(request, on_line)
         if invalid:
-            raise errors.InvalidArgument(invalid.get("message", "invalid day"), reason="DAY_INVALID",
-                                         metadata={"field": str(invalid.get("field", ""))})
+            field_name = str(invalid.get("field", ""))
+            if field_name == "forecast":
+                field_name = "forecast_csv"
+            raise errors.InvalidArgument(f"{field_name}: {invalid.get('message') or f'cannot {what}'}",
+                                         reason="FORECAST_INVALID" if field_name == "forecast_csv" else "DAY_INVALID",
+                                         metadata={"field": field_name})
         if result.limit_failure or result.exit_code != 0:
             tail = " | ".join(result.stderr_tail[-3:]) or "no output"
-            raise errors.FailedPrecondition(result.limit_failure or f"the worker could not plan day {day} "
-                                            f"(exit status {result.exit_code}): {tail}", reason="OPTIMIZE_FAILED")
+            raise errors.FailedPrecondition(result.limit_failure or f"the worker could not {what} "
+                                            f"(exit status {result.exit_code}): {tail}",
+                                            reason=f"{command.upper()}_FAILED")
         try:
             return json.loads(out.read_text())
         except (OSError, ValueError) as exc:
-            raise errors.FailedPrecondition(f"the worker left no readable plan ({exc})",
-                                            reason="OPTIMIZE_FAILED") from None
+            raise errors.FailedPrecondition(f"the worker left no readable result ({exc})",
+                                            reason=f"{command.upper()}_FAILED") from None
 
     def _env(self, work_dir: Path) -> dict[str, str]:
         return {**self.env, "HOME": str(work_dir), "PYTHONPATH": str(self.repo_root), "PYTHONUNBUFFERED": "1",

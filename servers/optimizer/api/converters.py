@@ -17,7 +17,9 @@ _STATES = {A.QUEUED: pb.Agent.STATE_QUEUED, A.TRAINING: pb.Agent.STATE_TRAINING,
            A.SUCCEEDED: pb.Agent.STATE_SUCCEEDED, A.FAILED: pb.Agent.STATE_FAILED,
            A.CANCELLED: pb.Agent.STATE_CANCELLED}
 _STATES_BACK = {v: k for k, v in _STATES.items()}
-_ALGORITHMS = {"DQN": pb.Agent.ALGORITHM_DQN, "PPO": pb.Agent.ALGORITHM_PPO, "A2C": pb.Agent.ALGORITHM_A2C}
+_ALGORITHMS = {"DQN": pb.Agent.ALGORITHM_DQN, "PPO": pb.Agent.ALGORITHM_PPO, "A2C": pb.Agent.ALGORITHM_A2C,
+               "DOUBLE_DQN": pb.Agent.ALGORITHM_DOUBLE_DQN, "DUELING_DQN": pb.Agent.ALGORITHM_DUELING_DQN,
+               "REINFORCE": pb.Agent.ALGORITHM_REINFORCE}
 _ALGORITHMS_BACK = {v: k for k, v in _ALGORITHMS.items()}
 POLICIES = ("agent", "no_shift", "random", "greedy")
 
@@ -157,7 +159,8 @@ def plan_to_proto(plan: A.DayPlan) -> pb.OptimizeDayResponse:
         shifts=[pb.Shift(load_index=s.load_index, from_hour=s.from_hour, to_hour=s.to_hour, fraction=s.fraction,
                          energy_mwh=s.energy_mwh) for s in plan.shifts],
         loads=[pb.LoadProfile(load_index=p.load_index, hourly_mwh_before=p.hourly_mwh_before,
-                              hourly_mwh_after=p.hourly_mwh_after) for p in plan.loads])
+                              hourly_mwh_after=p.hourly_mwh_after) for p in plan.loads],
+        source=plan.source, forecast_sha256=plan.forecast_sha256)
 
 
 def plan_from_proto(p: pb.OptimizeDayResponse) -> A.DayPlan:
@@ -166,4 +169,22 @@ def plan_from_proto(p: pb.OptimizeDayResponse) -> A.DayPlan:
         greedy=figures_from_proto(p.greedy),
         shifts=tuple(A.Shift(s.load_index, s.from_hour, s.to_hour, s.fraction, s.energy_mwh) for s in p.shifts),
         loads=tuple(A.LoadProfile(x.load_index, tuple(x.hourly_mwh_before), tuple(x.hourly_mwh_after))
-                    for x in p.loads))
+                    for x in p.loads), source=p.source, forecast_sha256=p.forecast_sha256)
+
+
+def forecast_from_proto(p: pb.OptimizeDayRequest) -> A.Forecast:
+    which = p.WhichOneof("forecast")
+    if which == "forecast_csv":
+        return A.Forecast(csv=p.forecast_csv.encode())
+    if which == "forecast_dataset_id":
+        return A.Forecast(dataset_id=p.forecast_dataset_id)
+    return A.Forecast()
+
+
+def forecast_to_proto(f: A.Forecast, agent_id: str = "", day: int = 0) -> pb.OptimizeDayRequest:
+    p = pb.OptimizeDayRequest(agent_id=agent_id, day=day)
+    if f.csv:
+        p.forecast_csv = f.csv.decode()
+    elif f.dataset_id:
+        p.forecast_dataset_id = f.dataset_id
+    return p

@@ -39,4 +39,10 @@ class OptimizerServicer(pb_grpc.OptimizerServiceServicer):
             yield conv.event_to_proto(event)
 
     async def OptimizeDay(self, request: pb.OptimizeDayRequest, context) -> pb.OptimizeDayResponse:  # noqa: N802
-        return conv.plan_to_proto(await self.core.optimize(request.agent_id, request.day, caller_org(context)))
+        return conv.plan_to_proto(await self.core.optimize(request.agent_id, request.day, caller_org(context),
+                                                           forecast=conv.forecast_from_proto(request)))
+
+    async def EvaluateAgent(self, request: pb.EvaluateAgentRequest, context) -> pb.EvaluateAgentResponse:  # noqa: N802
+        days = (request.days.first, request.days.last) if request.HasField("days") else None
+        evaluation, model_id = await self.core.evaluate(request.agent_id, days, caller_org(context))
+        return pb.EvaluateAgentResponse(evaluation=conv.evaluation_to_proto(evaluation), model_id=model_id)

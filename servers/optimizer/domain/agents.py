@@ -41,7 +41,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     CANCELLED: frozenset(),
 }
 
-ALGORITHMS = ("DQN", "PPO", "A2C")
+# Stable-Baselines3's DQN, PPO, A2C; TorchRL's Double DQN, Dueling DQN, REINFORCE.
+ALGORITHMS = ("DQN", "PPO", "A2C", "DOUBLE_DQN", "DUELING_DQN", "REINFORCE")
+MULTIDISCRETE_ALGORITHMS = ("PPO", "A2C")  # the others act on the flattened discrete action
 REWARDS = ("level", "gain")
 DEFAULT_GRID = "1-LV-rural1--0-sw"
 
@@ -235,9 +237,22 @@ class DayPlan:
     greedy: DayFigures
     loads: tuple[LoadProfile, ...]
     model_id: str
+    source: str = ""  # "profiles day <n>", "forecast (inline CSV)", "forecast dataset <id>"
+    forecast_sha256: str = ""
 
 
-def plan_from_worker(out: dict[str, Any], model_id: str) -> DayPlan:
+@dataclass(frozen=True)
+class Forecast:
+    """A day to plan given as a forecast CSV: inline, or a Registry dataset."""
+
+    csv: bytes = b""
+    dataset_id: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.csv or self.dataset_id)
+
+
+def plan_from_worker(out: dict[str, Any], model_id: str, source: str = "", forecast_sha256: str = "") -> DayPlan:
     """The worker's plan.json (servers/optimizer/worker/train.py `optimize`) as a record."""
     def figures(d: dict[str, Any]) -> DayFigures:
         flow = d.get("power_flow") or {}
@@ -250,4 +265,5 @@ def plan_from_worker(out: dict[str, Any], model_id: str) -> DayPlan:
     loads = tuple(LoadProfile(int(idx), tuple(map(float, before)), tuple(map(float, after))) for idx, before, after
                   in zip(out["shiftable_loads"], out["hourly_mwh_before"], out["hourly_mwh_after"], strict=True))
     return DayPlan(day=int(out["day"]), shifts=shifts, before=figures(out["before"]), after=figures(out["after"]),
-                   greedy=figures(out["greedy"]), loads=loads, model_id=model_id)
+                   greedy=figures(out["greedy"]), loads=loads, model_id=model_id,
+                   source=source or f"profiles day {int(out['day'])}", forecast_sha256=forecast_sha256)

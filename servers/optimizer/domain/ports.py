@@ -81,7 +81,12 @@ class Worker(Protocol):
                     pid_file: Path | None = None) -> TrainOutcome: ...
 
     async def optimize(self, spec: dict[str, Any], policy: Path, day: int, work_dir: Path, *,
+                       time_limit_seconds: int, memory_limit_bytes: int,
+                       forecast: Path | None = None) -> dict[str, Any]:
+        """Plays `day` (or the one-day forecast CSV) with the policy in a worker process; the plan."""
+
+    async def evaluate(self, spec: dict[str, Any], policy: Path, days: tuple[int, int], work_dir: Path, *,
                        time_limit_seconds: int, memory_limit_bytes: int) -> dict[str, Any]:
-        """Plays `day` with the policy in a worker process; the worker's plan."""
+        """The policy beside the three baselines on `days` in a worker process; the report."""
 
     def kill_leftover(self, pid_file: Path) -> bool: ...

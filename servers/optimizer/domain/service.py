@@ -23,7 +23,9 @@ process group killed; QUEUED ones start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import shutil
@@ -47,6 +49,8 @@ log = logging.getLogger("mlmesh.optimizer")
 MAX_REASON_CHARS = 4000
 MAX_NAME_CHARS = 256
 MAX_DAY = 100_000
+MAX_EVALUATE_DAYS = 100
+MAX_FORECAST_BYTES = 4 << 20  # the contract's limit on forecast_csv; a forecast dataset too
 # The worker's spec fields under the names the contract gives them.
 _FIELD_NAMES = {"n_shiftable": "shiftable_loads", "max_actions": "actions_per_day"}
 
@@ -66,6 +70,7 @@ class CoreOptions:
     max_concurrent_jobs: int = 1
     keep_work_dirs: bool = False
     optimize_time_limit_seconds: int = 300
+    evaluate_time_limit_seconds: int = 1800
     max_download_bytes: int = 1 << 30  # a grid, profiles or policy larger than this is refused
 
 
@@ -211,19 +216,21 @@ class OptimizerCore:
                                             reason="AGENT_RUNNING", metadata={"agent_id": agent.agent_id})
         await self.repo.delete(agent.agent_id)
 
-    async def optimize(self, agent_id: str, day: int, caller_org: str | None = None) -> A.DayPlan:
-        """Plans `day` of the agent's profiles with its stored policy, downloaded from the Registry
-        on behalf of the agent's organization (checked against the ledger there, and against the
-        model's SHA-256 here) and played in a worker process."""
+    async def _trained(self, agent_id: str, caller_org: str | None) -> Agent:
         agent = await self.get(agent_id, caller_org)
-        if day < 0:
-            raise errors.InvalidArgument(f"day {day} is negative", reason="DAY_INVALID", metadata={"field": "day"})
         if agent.state != A.SUCCEEDED or not agent.model_id:
             raise errors.FailedPrecondition(f"agent {agent.agent_id} is {agent.state}; only a SUCCEEDED agent has a "
-                                            "policy to plan with", reason="AGENT_NOT_TRAINED",
+                                            "policy to use", reason="AGENT_NOT_TRAINED",
                                             metadata={"agent_id": agent.agent_id, "state": agent.state})
+        return agent
+
+    @contextlib.asynccontextmanager
+    async def _policy(self, agent: Agent) -> AsyncIterator[tuple[Path, dict[str, Any]]]:
+        """A work dir holding the agent's policy (downloaded from the Registry on behalf of the
+        agent's organization: checked against the ledger there and against the model's SHA-256
+        here) and, for a registered grid, its files (checked again); with the worker spec."""
         org = agent.organization_id
-        work = self.options.work_root / "optimize" / uuid.uuid4().hex
+        work = self.options.work_root / "use" / uuid.uuid4().hex
         work.mkdir(parents=True)
         try:
             sha, size = await self.registry.model_artifact(agent.model_id, on_behalf_of=org)
@@ -235,12 +242,74 @@ class OptimizerCore:
                 await self._fetch(agent, agent.grid.grid_dataset_id, work / "grid.json")
                 await self._fetch(agent, agent.grid.profiles_dataset_id, work / "profiles.csv")
                 spec.update(grid=str(work / "grid.json"), profiles=str(work / "profiles.csv"))
-            out = await self.worker.optimize(spec, work / "policy.zip", day, work,
-                                             time_limit_seconds=self.options.optimize_time_limit_seconds,
-                                             memory_limit_bytes=agent.memory_limit_bytes)
-            return A.plan_from_worker(out, agent.model_id)
+            yield work, spec
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
+
+    async def optimize(self, agent_id: str, day: int, caller_org: str | None = None, *,
+                       forecast: A.Forecast = A.Forecast()) -> A.DayPlan:
+        """Plans `day` of the agent's profiles, or a forecast of one day (a CSV inline or a Registry
+        dataset the caller may read, checked against its SHA-256), with the agent's stored policy
+        played in a worker process."""
+        agent = await self._trained(agent_id, caller_org)
+        if day < 0:
+            raise errors.InvalidArgument(f"day {day} is negative", reason="DAY_INVALID", metadata={"field": "day"})
+        if len(forecast.csv) > MAX_FORECAST_BYTES:
+            raise errors.InvalidArgument(f"forecast_csv is longer than {MAX_FORECAST_BYTES} bytes (one day of 96 "
+                                         "rows needs far less)", reason="FORECAST_INVALID",
+                                         metadata={"field": "forecast_csv"})
+        if forecast.dataset_id:
+            ids.parse_id(forecast.dataset_id, "forecast_dataset_id")
+        async with self._policy(agent) as (work, spec):
+            source, forecast_sha = f"profiles day {day}", ""
+            forecast_path = None
+            if forecast:
+                forecast_path = work / "forecast.csv"
+                if forecast.dataset_id:
+                    # The caller's right to the forecast decides, not the agent's organization's.
+                    reader = caller_org if caller_org is not None else agent.organization_id
+                    forecast_sha = await self._fetch_as(reader, forecast.dataset_id, forecast_path,
+                                                        limit=MAX_FORECAST_BYTES)
+                    source = f"forecast dataset {forecast.dataset_id}"
+                else:
+                    await asyncio.to_thread(forecast_path.write_bytes, forecast.csv)
+                    forecast_sha = hashlib.sha256(forecast.csv).hexdigest()
+                    source = "forecast (inline CSV)"
+            try:
+                out = await self.worker.optimize(spec, work / "policy.zip", day, work,
+                                                 time_limit_seconds=self.options.optimize_time_limit_seconds,
+                                                 memory_limit_bytes=agent.memory_limit_bytes, forecast=forecast_path)
+            except errors.InvalidArgument as exc:
+                if not forecast.dataset_id or exc.metadata.get("field") != "forecast_csv":
+                    raise
+                raise errors.InvalidArgument(exc.message.replace("forecast_csv:", f"forecast_dataset_id: dataset "
+                                                                 f"{forecast.dataset_id}:", 1),
+                                             reason=exc.reason, metadata={"field": "forecast_dataset_id"}) from None
+            return A.plan_from_worker(out, agent.model_id, source=source, forecast_sha256=forecast_sha)
+
+    async def evaluate(self, agent_id: str, days: tuple[int, int] | None = None,
+                       caller_org: str | None = None) -> tuple[dict[str, Any], str]:
+        """The agent's stored policy against the three baselines on held-out days (default: its
+        evaluation days); returns the evaluation summary and the policy's model id."""
+        agent = await self._trained(agent_id, caller_org)
+        first, last = days if days is not None else agent.eval_days
+        if not 0 <= first < last:
+            raise errors.InvalidArgument(f"days [{first}, {last}) is empty or negative", reason="DAYS_INVALID",
+                                         metadata={"field": "days"})
+        if last - first > MAX_EVALUATE_DAYS:
+            raise errors.InvalidArgument(f"days [{first}, {last}) is {last - first} days; at most "
+                                         f"{MAX_EVALUATE_DAYS} per call", reason="DAYS_INVALID",
+                                         metadata={"field": "days"})
+        train_first, train_last = agent.train_days
+        if first < train_last and train_first < last:
+            raise errors.InvalidArgument(f"days [{first}, {last}) overlap the days the agent trained on "
+                                         f"[{train_first}, {train_last}): evaluation days must be held out",
+                                         reason="DAYS_NOT_HELD_OUT", metadata={"field": "days"})
+        async with self._policy(agent) as (work, spec):
+            report = await self.worker.evaluate(spec, work / "policy.zip", (first, last), work,
+                                                time_limit_seconds=self.options.evaluate_time_limit_seconds,
+                                                memory_limit_bytes=agent.memory_limit_bytes)
+        return summary(report), agent.model_id
 
     async def watch(self, agent_id: str, caller_org: str | None = None) -> AsyncIterator[Agent | Episode]:
         """The agent now, the episodes it finished so far, then live events until it ends."""
@@ -352,11 +421,13 @@ class OptimizerCore:
     async def _fetch(self, agent: Agent, dataset_id: str, dest: Path) -> str:
         """Downloads a dataset on behalf of the agent's organization; DataLoss unless its bytes have
         the SHA-256 the Registry records. Returns that SHA-256."""
-        org = agent.organization_id
+        return await self._fetch_as(agent.organization_id, dataset_id, dest)
+
+    async def _fetch_as(self, org: str, dataset_id: str, dest: Path, limit: int = 0) -> str:
         info = await self.registry.get_dataset(dataset_id, on_behalf_of=org)
         await blobs.download_to_file(self.registry.download_dataset(dataset_id, on_behalf_of=org), dest,
                                      sha256=info.sha256.lower(), size_bytes=info.size_bytes,
-                                     max_bytes=self.options.max_download_bytes, what=f"dataset {dataset_id}")
+                                     max_bytes=limit or self.options.max_download_bytes, what=f"dataset {dataset_id}")
         return info.sha256.lower()
 
     async def _train(self, agent: Agent, work: Path) -> None:
@@ -433,7 +504,7 @@ class OptimizerCore:
             "training_seconds": result.get("seconds", 0.0),
         }
         signature = {"observation": {"shape": [agent.shiftable_loads * 24 + 24 + 24 + 1], "low": 0, "high": 1},
-                     "action": ("discrete" if agent.algorithm == "DQN" else "multidiscrete"),
+                     "action": ("multidiscrete" if agent.algorithm in A.MULTIDISCRETE_ALGORITHMS else "discrete"),
                      "action_choices": {"load": agent.shiftable_loads, "hour": 24, "amount": [0.01, 0.05, 0.10],
                                         "direction": ["previous", "next"]}}
         intake = PolicyIntake(

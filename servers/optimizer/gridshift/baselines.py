@@ -60,9 +60,12 @@ def greedy(env: GridShiftEnv, _obs: np.ndarray) -> Any:
     return env.encode(best[1])
 
 
-def run_episode(env: GridShiftEnv, policy: Policy, *, day: int, seed: int | None = None) -> dict:
-    """Plays one day with `policy`; the episode's return, SCR/SSR before and after, violations."""
-    obs, info = env.reset(seed=seed, options={"day": day})
+def run_episode(env: GridShiftEnv, policy: Policy, *, day: int = 0, seed: int | None = None,
+                options: dict | None = None) -> dict:
+    """Plays one day with `policy` (`day`, or the reset `options` given, such as a forecast's
+    profiles); the episode's return, SCR/SSR before and after, violations."""
+    obs, info = env.reset(seed=seed, options=options if options is not None else {"day": day})
+    day = info["day"]
     before = (info["scr"], info["ssr"])
     total, violations, diverged, done = 0.0, 0, 0, False
     while not done:

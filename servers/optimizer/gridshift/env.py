@@ -144,7 +144,9 @@ class GridShiftEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         options = options or {}
-        if "day" in options:
+        if options.get("profiles") is not None:
+            day = -1  # a forecast: no day of the data
+        elif "day" in options:
             day = int(options["day"])
             if day not in range(self.data.days):
                 raise GridDataError("day", f"day {day} is outside the profiles' {self.data.days} days")
@@ -155,10 +157,18 @@ class GridShiftEnv(gym.Env):
             day = self.days[int(self.np_random.integers(len(self.days)))]
         self.day = day
         rows = slice(day * STEPS_PER_DAY, (day + 1) * STEPS_PER_DAY)
-        self._p0 = self.data.load_p[rows].copy()
-        self._q0 = self.data.load_q[rows].copy()
-        self._pv = self.data.sgen_p[rows].sum(axis=1)
-        self._sgen = self.data.sgen_p[rows]
+        day_data = options.get("profiles")  # a forecast of one day instead of a day of the data
+        source = self.data if day_data is None else day_data
+        if day_data is not None:
+            rows = slice(0, STEPS_PER_DAY)
+            if (day_data.load_p.shape != (STEPS_PER_DAY, self.data.load_p.shape[1])
+                    or day_data.sgen_p.shape != (STEPS_PER_DAY, self.data.sgen_p.shape[1])):
+                raise GridDataError("profiles", f"a day to play is {STEPS_PER_DAY} quarter hours of every load and "
+                                                "static generator of the grid")
+        self._p0 = source.load_p[rows].copy()
+        self._q0 = source.load_q[rows].copy()
+        self._pv = source.sgen_p[rows].sum(axis=1)
+        self._sgen = source.sgen_p[rows]
         self._p = self._p0.copy()
         # Reactive power follows active power at the load's daily power factor.
         p_sum, q_sum = self._p0.sum(axis=0), self._q0.sum(axis=0)

@@ -7,7 +7,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-ALGORITHMS = ("DQN", "PPO", "A2C")
+# Stable-Baselines3's three, then TorchRL's three (servers/optimizer/worker/torchrl_agents.py).
+SB3_ALGORITHMS = ("DQN", "PPO", "A2C")
+TORCHRL_ALGORITHMS = ("DOUBLE_DQN", "DUELING_DQN", "REINFORCE")
+ALGORITHMS = SB3_ALGORITHMS + TORCHRL_ALGORITHMS
+# Algorithms acting on the flattened discrete action (the rest take the multi-discrete one).
+DISCRETE_ALGORITHMS = ("DQN", *TORCHRL_ALGORITHMS)
 # Sizes (buffer, steps, batches) beyond this only exhaust memory or time before training starts.
 MAX_INT_HYPERPARAMETER = 10**8
 # Hyperparameters passed to the Stable-Baselines3 constructor, with the type each must have.
@@ -18,7 +23,10 @@ HYPERPARAMETERS: dict[str, dict[str, type]] = {
     "PPO": {"learning_rate": float, "gamma": float, "n_steps": int, "batch_size": int, "n_epochs": int,
             "ent_coef": float, "clip_range": float, "gae_lambda": float},
     "A2C": {"learning_rate": float, "gamma": float, "n_steps": int, "ent_coef": float, "gae_lambda": float},
+    "REINFORCE": {"learning_rate": float, "gamma": float, "episodes_per_batch": int},
 }
+# TorchRL's Double and Dueling DQN take the DQN names (same meaning).
+HYPERPARAMETERS["DOUBLE_DQN"] = HYPERPARAMETERS["DUELING_DQN"] = HYPERPARAMETERS["DQN"]
 
 
 class SpecError(ValueError):
@@ -40,10 +48,14 @@ class JobSpec:
     max_actions: int = 24
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     reward: str = "level"  # or "gain": see servers/optimizer/gridshift/env.py
+    # The power flow while training: "worst" (the environment's default) or "none" (about 200x
+    # faster steps; violations are then not penalised in training). Evaluation and optimize
+    # always run it.
+    train_power_flow: str = "worst"
 
     @property
     def action_space(self) -> str:
-        return "discrete" if self.algorithm == "DQN" else "multidiscrete"
+        return "discrete" if self.algorithm in DISCRETE_ALGORITHMS else "multidiscrete"
 
     def env_kwargs(self) -> dict[str, Any]:
         return {"n_shiftable": self.n_shiftable, "max_actions": self.max_actions, "action_space": self.action_space,
@@ -91,8 +103,11 @@ def parse(raw: dict[str, Any]) -> JobSpec:
     reward = raw.get("reward", "level")
     if reward not in ("level", "gain"):
         raise SpecError("reward", "must be 'level' or 'gain'")
+    train_power_flow = raw.get("train_power_flow", "worst")
+    if train_power_flow not in ("worst", "changed", "none"):
+        raise SpecError("train_power_flow", "must be 'worst', 'changed' or 'none'")
     return JobSpec(algorithm=algorithm, reward=reward, total_timesteps=steps, seed=int(raw.get("seed", 0)),
                    train_days=train,
                    eval_days=evaluation, grid=str(raw.get("grid") or "1-LV-rural1--0-sw"),
                    profiles=str(raw.get("profiles") or ""), n_shiftable=n_shiftable, max_actions=max_actions,
-                   hyperparameters=hyper)
+                   hyperparameters=hyper, train_power_flow=train_power_flow)

@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from servers.optimizer.gridshift import baselines
-from servers.optimizer.gridshift.data import GridDataError, open_grid
+from servers.optimizer.gridshift.data import STEPS_PER_DAY, GridDataError, open_grid
 from servers.optimizer.gridshift.env import GridShiftEnv
-from servers.optimizer.worker.spec import JobSpec
+from servers.optimizer.worker.spec import TORCHRL_ALGORITHMS, JobSpec
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -22,9 +22,35 @@ def emit(event: str, **fields: Any) -> None:
 
 
 def _algorithm(name: str):
+    """The class with SB3's `load(path, device=)`: Stable-Baselines3's, or the TorchRL agent."""
+    if name in TORCHRL_ALGORITHMS:
+        from servers.optimizer.worker.torchrl_agents import TorchRLAgent
+
+        return TorchRLAgent
     import stable_baselines3 as sb3
 
     return {"DQN": sb3.DQN, "PPO": sb3.PPO, "A2C": sb3.A2C}[name]
+
+
+def _build_and_learn(spec: JobSpec, env) -> tuple[Any, str]:
+    """Builds the agent from the spec, trains it, and names the library that did."""
+    if spec.algorithm in TORCHRL_ALGORITHMS:
+        import torchrl
+
+        from servers.optimizer.worker.torchrl_agents import TorchRLAgent
+
+        agent = TorchRLAgent(spec.algorithm, int(env.observation_space.shape[0]), int(env.action_space.n),
+                             spec.hyperparameters, spec.seed)
+        episodes = iter(range(1, 1 << 62))
+        agent.learn(env, spec.total_timesteps, lambda ep: emit("episode", episode=next(episodes), **ep))
+        return agent, f"torchrl {torchrl.__version__}"
+    import stable_baselines3
+    from stable_baselines3.common.monitor import Monitor
+
+    model = _algorithm(spec.algorithm)("MlpPolicy", Monitor(env), seed=spec.seed, verbose=0, device="cpu",
+                                       **spec.hyperparameters)
+    model.learn(total_timesteps=spec.total_timesteps, callback=_progress_callback())
+    return model, f"stable-baselines3 {stable_baselines3.__version__}"
 
 
 def make_env(spec: JobSpec, data, days: tuple[int, int], order: str) -> GridShiftEnv:
@@ -96,9 +122,7 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def train(spec: JobSpec, out: Path) -> dict[str, Any]:
-    import stable_baselines3
     import torch
-    from stable_baselines3.common.monitor import Monitor
 
     started = time.monotonic()
     torch.set_num_threads(1)
@@ -107,22 +131,22 @@ def train(spec: JobSpec, out: Path) -> dict[str, Any]:
         if last > data.days:
             raise SystemExit(f"{name}: [{first}, {last}) is beyond the profiles' {data.days} days")
     emit("state", state="TRAINING", grid=data.name, days=data.days)
-    env = Monitor(make_env(spec, data, spec.train_days, "random"))
+    env = GridShiftEnv(data=data, days=range(*spec.train_days), day_order="random",
+                       power_flow=spec.train_power_flow, **spec.env_kwargs())
     env.reset(seed=spec.seed)
-    model = _algorithm(spec.algorithm)("MlpPolicy", env, seed=spec.seed, verbose=0, device="cpu",
-                                       **spec.hyperparameters)
-    model.learn(total_timesteps=spec.total_timesteps, callback=_progress_callback())
+    model, library = _build_and_learn(spec, env)
     policy = out / "policy.zip"
     model.save(policy)
     emit("state", state="EVALUATING")
     report = evaluate(model, spec, data)
     print_table(report)
     result = {
-        "algorithm": spec.algorithm, "library": f"stable-baselines3 {stable_baselines3.__version__}",
+        "algorithm": spec.algorithm, "library": library,
         "torch": torch.__version__, "python": platform.python_version(), "grid": data.name,
         "hyperparameters": spec.hyperparameters, "seed": spec.seed, "total_timesteps": spec.total_timesteps,
         "train_days": list(spec.train_days), "eval_days": list(spec.eval_days),
-        "env": {"id": "mlmesh/GridShift-v0", **spec.env_kwargs()}, "evaluation": report,
+        "env": {"id": "mlmesh/GridShift-v0", **spec.env_kwargs(), "train_power_flow": spec.train_power_flow},
+        "evaluation": report,
         "seconds": time.monotonic() - started,
     }
     (out / "result.json").write_text(json.dumps(result, indent=1, default=float))
@@ -131,16 +155,37 @@ def train(spec: JobSpec, out: Path) -> dict[str, Any]:
     return result
 
 
-def optimize(spec: JobSpec, policy_path: Path, day: int) -> dict[str, Any]:
-    """Plays one day with a stored policy: the plan of shifts, the shiftable loads' hourly energy
-    before and after, SCR/SSR/reward before and after, and the whole day's power flow before and
-    after; the greedy baseline's figures on the same day beside them."""
+def read_forecast(data, path: Path):
+    """A one-day forecast CSV (the profiles' format) for the grid of `data`."""
+    from servers.optimizer.gridshift.data import read_profiles
+
+    try:
+        forecast = read_profiles(data.net, path, name="forecast")
+    except GridDataError as exc:
+        raise GridDataError("forecast", exc.message) from None
+    if forecast.load_p.shape[0] != STEPS_PER_DAY:
+        raise GridDataError("forecast", f"{forecast.load_p.shape[0]} rows; a forecast is one day of "
+                                        f"{STEPS_PER_DAY} quarter hours")
+    return forecast
+
+
+def optimize(spec: JobSpec, policy_path: Path, day: int, forecast_path: Path | None = None) -> dict[str, Any]:
+    """Plays one day with a stored policy (a day of the profiles, or a one-day forecast CSV): the
+    plan of shifts, the shiftable loads' hourly energy before and after, SCR/SSR/reward before and
+    after, and the whole day's power flow before and after; the greedy baseline's figures on the
+    same day beside them. The shiftable loads are those the agent trained with (chosen on the
+    profiles), whatever the forecast says."""
     data = open_grid(spec.grid, spec.profiles or None)
-    if not 0 <= day < data.days:
-        raise GridDataError("day", f"day {day} is outside the profiles' {data.days} days (0..{data.days - 1})")
+    options: dict[str, Any]
+    if forecast_path is not None:
+        options = {"profiles": read_forecast(data, forecast_path)}
+    else:
+        if not 0 <= day < data.days:
+            raise GridDataError("day", f"day {day} is outside the profiles' {data.days} days (0..{data.days - 1})")
+        options = {"day": day}
     model = _algorithm(spec.algorithm).load(policy_path, device="cpu")
-    env = GridShiftEnv(data=data, days=[day], **spec.env_kwargs())
-    obs, info = env.reset(options={"day": day})
+    env = GridShiftEnv(data=data, days=[0], **spec.env_kwargs())
+    obs, info = env.reset(options=options)
     before = {"scr": info["scr"], "ssr": info["ssr"], "reward": info["reward_raw"], "power_flow": env.check_day()}
     hourly_before = env.hourly()[:, list(env.shiftable)]
     done = False
@@ -151,16 +196,31 @@ def optimize(spec: JobSpec, policy_path: Path, day: int) -> dict[str, Any]:
     after = {"scr": info["scr"], "ssr": info["ssr"], "reward": info["reward_raw"], "power_flow": env.check_day(),
              "per_bus": info["per_bus"]}
     hourly_after = env.hourly()[:, list(env.shiftable)]
-    greedy = baselines.run_episode(GridShiftEnv(data=data, days=[day], **spec.env_kwargs()), baselines.greedy, day=day)
-    return {"day": day, "plan": env.plan, "before": before, "after": after,
+    probe = GridShiftEnv(data=data, days=[0], **spec.env_kwargs())
+    greedy = baselines.run_episode(probe, baselines.greedy, options=options)
+    return {"day": info["day"], "plan": env.plan, "before": before, "after": after,
             "shiftable_loads": [data.load_index[i] for i in env.shiftable],
             "hourly_mwh_before": hourly_before.T.tolist(), "hourly_mwh_after": hourly_after.T.tolist(),
             "greedy": {k: greedy[k] for k in ("reward", "scr", "ssr", "violations")}}
 
 
+def evaluate_stored(spec: JobSpec, policy_path: Path, days: tuple[int, int]) -> dict[str, Any]:
+    """A stored policy beside the three baselines on `days` (EvaluateAgent)."""
+    from dataclasses import replace
+
+    data = open_grid(spec.grid, spec.profiles or None)
+    if not 0 <= days[0] < days[1] <= data.days:
+        raise GridDataError("days", f"[{days[0]}, {days[1]}) is not within the profiles' {data.days} days")
+    model = _algorithm(spec.algorithm).load(policy_path, device="cpu")
+    report = evaluate(model, replace(spec, eval_days=days), data)
+    print_table(report)
+    return report
+
+
 def print_plan(out: dict[str, Any]) -> None:
     b, a = out["before"], out["after"]
-    print(f"day {out['day']}: {len(out['plan'])} shifts", flush=True)
+    what = "forecast day" if out["day"] < 0 else f"day {out['day']}"
+    print(f"{what}: {len(out['plan'])} shifts", flush=True)
     for s in out["plan"]:
         print(f"  load {s['load_index']:>3}  {s['from_hour']:02d}:00 -> {s['to_hour']:02d}:00  "
               f"{s['fraction']:.0%}  {s['energy_mwh'] * 1000:.3f} kWh", flush=True)
@@ -183,20 +243,31 @@ def main(argv: list[str] | None = None) -> int:
     o = sub.add_parser("optimize", help="play one day with a trained policy and print the plan")
     o.add_argument("--spec", type=Path, required=True, help="the spec the policy was trained with")
     o.add_argument("--policy", type=Path, required=True)
-    o.add_argument("--day", type=int, required=True)
+    source = o.add_mutually_exclusive_group(required=True)
+    source.add_argument("--day", type=int, help="a day of the profiles")
+    source.add_argument("--forecast", type=Path, help="a one-day forecast CSV (the profiles' format)")
     o.add_argument("--out", type=Path, required=True, help="where to write the plan (JSON)")
+    e = sub.add_parser("evaluate", help="evaluate a trained policy beside the baselines on held-out days")
+    e.add_argument("--spec", type=Path, required=True, help="the spec the policy was trained with")
+    e.add_argument("--policy", type=Path, required=True)
+    e.add_argument("--days", type=int, nargs=2, required=True, metavar=("FIRST", "LAST"))
+    e.add_argument("--out", type=Path, required=True, help="where to write the evaluation (JSON)")
     args = parser.parse_args(argv)
     try:
         spec = parse(json.loads(args.spec.read_text()))
         if args.command == "optimize":
-            plan = optimize(spec, args.policy, args.day)
+            plan = optimize(spec, args.policy, args.day or 0, args.forecast)
             args.out.write_text(json.dumps(plan, indent=1, default=float))
             print_plan(plan)
+            return 0
+        if args.command == "evaluate":
+            report = evaluate_stored(spec, args.policy, tuple(args.days))
+            args.out.write_text(json.dumps(report, indent=1, default=float))
             return 0
         args.out.mkdir(parents=True, exist_ok=True)
         train(spec, args.out)
     except (SpecError, GridDataError) as exc:
-        emit("error", field=getattr(exc, "field", ""), message=str(exc))
+        emit("error", field=getattr(exc, "field", ""), message=getattr(exc, "message", str(exc)))
         print(f"invalid job: {exc}", file=sys.stderr)
         return 2
     np.seterr(all="ignore")

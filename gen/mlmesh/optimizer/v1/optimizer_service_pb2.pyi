@@ -35,10 +35,16 @@ class Agent(_message.Message):
         ALGORITHM_DQN: _ClassVar[Agent.Algorithm]
         ALGORITHM_PPO: _ClassVar[Agent.Algorithm]
         ALGORITHM_A2C: _ClassVar[Agent.Algorithm]
+        ALGORITHM_DOUBLE_DQN: _ClassVar[Agent.Algorithm]
+        ALGORITHM_DUELING_DQN: _ClassVar[Agent.Algorithm]
+        ALGORITHM_REINFORCE: _ClassVar[Agent.Algorithm]
     ALGORITHM_UNSPECIFIED: Agent.Algorithm
     ALGORITHM_DQN: Agent.Algorithm
     ALGORITHM_PPO: Agent.Algorithm
     ALGORITHM_A2C: Agent.Algorithm
+    ALGORITHM_DOUBLE_DQN: Agent.Algorithm
+    ALGORITHM_DUELING_DQN: Agent.Algorithm
+    ALGORITHM_REINFORCE: Agent.Algorithm
     class HyperparametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -235,12 +241,16 @@ class WatchAgentRequest(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ...) -> None: ...
 
 class OptimizeDayRequest(_message.Message):
-    __slots__ = ("agent_id", "day")
+    __slots__ = ("agent_id", "day", "forecast_csv", "forecast_dataset_id")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     DAY_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_CSV_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_DATASET_ID_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     day: int
-    def __init__(self, agent_id: _Optional[str] = ..., day: _Optional[int] = ...) -> None: ...
+    forecast_csv: str
+    forecast_dataset_id: str
+    def __init__(self, agent_id: _Optional[str] = ..., day: _Optional[int] = ..., forecast_csv: _Optional[str] = ..., forecast_dataset_id: _Optional[str] = ...) -> None: ...
 
 class Shift(_message.Message):
     __slots__ = ("load_index", "from_hour", "to_hour", "fraction", "energy_mwh")
@@ -281,7 +291,7 @@ class LoadProfile(_message.Message):
     def __init__(self, load_index: _Optional[int] = ..., hourly_mwh_before: _Optional[_Iterable[float]] = ..., hourly_mwh_after: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class OptimizeDayResponse(_message.Message):
-    __slots__ = ("day", "shifts", "before", "after", "greedy", "loads", "model_id")
+    __slots__ = ("day", "shifts", "before", "after", "greedy", "loads", "model_id", "source", "forecast_sha256")
     DAY_FIELD_NUMBER: _ClassVar[int]
     SHIFTS_FIELD_NUMBER: _ClassVar[int]
     BEFORE_FIELD_NUMBER: _ClassVar[int]
@@ -289,6 +299,8 @@ class OptimizeDayResponse(_message.Message):
     GREEDY_FIELD_NUMBER: _ClassVar[int]
     LOADS_FIELD_NUMBER: _ClassVar[int]
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    FORECAST_SHA256_FIELD_NUMBER: _ClassVar[int]
     day: int
     shifts: _containers.RepeatedCompositeFieldContainer[Shift]
     before: DayFigures
@@ -296,4 +308,22 @@ class OptimizeDayResponse(_message.Message):
     greedy: DayFigures
     loads: _containers.RepeatedCompositeFieldContainer[LoadProfile]
     model_id: str
-    def __init__(self, day: _Optional[int] = ..., shifts: _Optional[_Iterable[_Union[Shift, _Mapping]]] = ..., before: _Optional[_Union[DayFigures, _Mapping]] = ..., after: _Optional[_Union[DayFigures, _Mapping]] = ..., greedy: _Optional[_Union[DayFigures, _Mapping]] = ..., loads: _Optional[_Iterable[_Union[LoadProfile, _Mapping]]] = ..., model_id: _Optional[str] = ...) -> None: ...
+    source: str
+    forecast_sha256: str
+    def __init__(self, day: _Optional[int] = ..., shifts: _Optional[_Iterable[_Union[Shift, _Mapping]]] = ..., before: _Optional[_Union[DayFigures, _Mapping]] = ..., after: _Optional[_Union[DayFigures, _Mapping]] = ..., greedy: _Optional[_Union[DayFigures, _Mapping]] = ..., loads: _Optional[_Iterable[_Union[LoadProfile, _Mapping]]] = ..., model_id: _Optional[str] = ..., source: _Optional[str] = ..., forecast_sha256: _Optional[str] = ...) -> None: ...
+
+class EvaluateAgentRequest(_message.Message):
+    __slots__ = ("agent_id", "days")
+    AGENT_ID_FIELD_NUMBER: _ClassVar[int]
+    DAYS_FIELD_NUMBER: _ClassVar[int]
+    agent_id: str
+    days: DayRange
+    def __init__(self, agent_id: _Optional[str] = ..., days: _Optional[_Union[DayRange, _Mapping]] = ...) -> None: ...
+
+class EvaluateAgentResponse(_message.Message):
+    __slots__ = ("evaluation", "model_id")
+    EVALUATION_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    evaluation: Evaluation
+    model_id: str
+    def __init__(self, evaluation: _Optional[_Union[Evaluation, _Mapping]] = ..., model_id: _Optional[str] = ...) -> None: ...

@@ -60,6 +60,11 @@ class OptimizerServiceStub(object):
                 request_serializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayRequest.SerializeToString,
                 response_deserializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayResponse.FromString,
                 )
+        self.EvaluateAgent = channel.unary_unary(
+                '/mlmesh.optimizer.v1.OptimizerService/EvaluateAgent',
+                request_serializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.EvaluateAgentRequest.SerializeToString,
+                response_deserializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.EvaluateAgentResponse.FromString,
+                )
 
 
 class OptimizerServiceServicer(object):
@@ -124,12 +129,25 @@ class OptimizerServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def OptimizeDay(self, request, context):
-        """Plans one day of the agent's profiles with its trained policy (a SUCCEEDED
-        agent): the policy is downloaded from the Registry, checked against the
-        ledger, and played on that day in a worker process. Returns the shifts,
-        the shiftable loads' hourly energy before and after, SCR/SSR/reward before
-        and after beside the greedy baseline, and the power flow of all 96 quarter
-        hours before and after.
+        """Plans one day with the agent's trained policy (a SUCCEEDED agent): a day
+        of the agent's profiles, or a forecast of one day (a CSV inline or a
+        Registry dataset the caller may read, hash-checked). The policy is
+        downloaded from the Registry, checked against the ledger, and played on
+        that day in a worker process. Returns the shifts, the shiftable loads'
+        hourly energy before and after, SCR/SSR/reward before and after beside the
+        greedy baseline, and the power flow of all 96 quarter hours before and
+        after.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EvaluateAgent(self, request, context):
+        """Evaluates a SUCCEEDED agent's stored policy on held-out days (by default
+        its evaluation days; never days it trained on) beside the three baselines
+        (no shift, random, greedy): mean and spread of the return, (SCR + SSR) / 2,
+        SCR, SSR and power-flow violations. Runs in a worker process within the
+        call (a few seconds per day).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -172,6 +190,11 @@ def add_OptimizerServiceServicer_to_server(servicer, server):
                     servicer.OptimizeDay,
                     request_deserializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayRequest.FromString,
                     response_serializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayResponse.SerializeToString,
+            ),
+            'EvaluateAgent': grpc.unary_unary_rpc_method_handler(
+                    servicer.EvaluateAgent,
+                    request_deserializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.EvaluateAgentRequest.FromString,
+                    response_serializer=mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.EvaluateAgentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,5 +333,22 @@ class OptimizerService(object):
         return grpc.experimental.unary_unary(request, target, '/mlmesh.optimizer.v1.OptimizerService/OptimizeDay',
             mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayRequest.SerializeToString,
             mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.OptimizeDayResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def EvaluateAgent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/mlmesh.optimizer.v1.OptimizerService/EvaluateAgent',
+            mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.EvaluateAgentRequest.SerializeToString,
+            mlmesh_dot_optimizer_dot_v1_dot_optimizer__service__pb2.EvaluateAgentResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

@@ -17,7 +17,7 @@ OPTIMIZER = "mlmesh.optimizer.v1.OptimizerService"
 
 
 class Optimizer(_Service):
-    """Agents (the Optimizer): train (DQN, PPO, A2C) on `mlmesh/GridShift-v0`, evaluated on held-out
+    """Agents (the Optimizer): train (DQN, PPO, A2C; Double DQN, Dueling DQN, REINFORCE) on `mlmesh/GridShift-v0`, evaluated on held-out
     days beside the no-shift, random and greedy baselines; the policy lands in the Registry."""
 
     _stub_class = ogrpc.OptimizerServiceStub
@@ -66,8 +66,23 @@ class Optimizer(_Service):
                                      timeout=self._deadline(timeout, "watch"))
 
     @rpc(f"{OPTIMIZER}/OptimizeDay")
-    def optimize(self, agent_id: str, day: int, *, timeout: float | None = None):
-        """Plans `day` of the agent's profiles with its trained policy: the shifts, SCR/SSR/reward before
-        and after beside greedy, the loads' hourly energy and the power flow before and after."""
-        return self._t.unary(self._stub.OptimizeDay, opb.OptimizeDayRequest(agent_id=agent_id, day=day),
-                             timeout=self._deadline(timeout, "slow"))
+    def optimize(self, agent_id: str, day: int = 0, *, forecast_csv: str | bytes | None = None,
+                 forecast_dataset_id: str | None = None, timeout: float | None = None):
+        """Plans `day` of the agent's profiles with its trained policy, or a one-day forecast (96 rows in
+        the profiles' CSV format, inline or a Registry dataset id): the shifts, SCR/SSR/reward before and
+        after beside greedy, the loads' hourly energy and the power flow before and after."""
+        request = opb.OptimizeDayRequest(agent_id=agent_id, day=day)
+        if forecast_csv is not None:
+            request.forecast_csv = forecast_csv.decode() if isinstance(forecast_csv, bytes) else forecast_csv
+        elif forecast_dataset_id is not None:
+            request.forecast_dataset_id = forecast_dataset_id
+        return self._t.unary(self._stub.OptimizeDay, request, timeout=self._deadline(timeout, "slow"))
+
+    @rpc(f"{OPTIMIZER}/EvaluateAgent")
+    def evaluate(self, agent_id: str, days: tuple[int, int] | None = None, *, timeout: float | None = None):
+        """The trained policy beside the no-shift, random and greedy baselines on held-out days [first, last)
+        (default: the agent's evaluation days): mean and spread of return, reward, SCR, SSR, violations."""
+        request = opb.EvaluateAgentRequest(agent_id=agent_id)
+        if days is not None:
+            request.days.first, request.days.last = days
+        return self._t.unary(self._stub.EvaluateAgent, request, timeout=self._deadline(timeout, "slow"))
