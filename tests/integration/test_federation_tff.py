@@ -174,18 +174,22 @@ def worker_binaries(job_dir: Path) -> list[psutil.Process]:
     return [p for p in processes_in(job_dir) if "worker_binary" in " ".join(p.cmdline())]
 
 
+async def running_with_its_worker(stub, job_id: str, job_dir: Path) -> list[psutil.Process]:
+    """The job's processes, once TFF's C++ worker binary runs beside the app."""
+    deadline = time.monotonic() + 300
+    while not worker_binaries(job_dir):
+        assert time.monotonic() < deadline, f"TFF's worker binary did not start: {processes_in(job_dir)}"
+        await job_in(stub, job_id, (J.STATE_PREPARING, J.STATE_RUNNING), timeout=300)
+        await asyncio.sleep(0.5)
+    return processes_in(job_dir)
+
+
 async def test_cancelling_a_tff_job_stops_the_worker_binary_too(tff_federation, tmp_path) -> None:
     stub, registry = tff_federation
     dataset = await upload(registry, OWNER, blobs_csv())
     job = await stub.CreateFederatedJob(tff_job(dataset, num_rounds=1000, epochs=50), metadata=as_org(OWNER))
     job_dir = tmp_path / "fed" / "federation" / "jobs" / job.job_id
-    # Wait until TFF's C++ worker binary runs beside the app
-    deadline = time.monotonic() + 300
-    while not worker_binaries(job_dir):
-        assert time.monotonic() < deadline, f"TFF's worker binary did not start: {processes_in(job_dir)}"
-        await job_in(stub, job.job_id, (J.STATE_PREPARING, J.STATE_RUNNING), timeout=300)
-        await asyncio.sleep(0.5)
-    procs = processes_in(job_dir)
+    procs = await running_with_its_worker(stub, job.job_id, job_dir)
     # The worker listens on every interface (TFF's only flag is --port), but in the job's own
     # network namespace: not in ours, and its port is closed here.
     worker = worker_binaries(job_dir)[0]
@@ -222,13 +226,8 @@ async def test_a_server_killed_mid_tff_job_restarts_with_it_failed_and_no_worker
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = fed_grpc.FederationServiceStub(channel)
             job = await stub.CreateFederatedJob(tff_job(dataset, num_rounds=1000, epochs=50), metadata=as_org(OWNER))
-            job_dir = tmp_path / "fed" / "federation" / "jobs" / job.job_id
-            deadline = time.monotonic() + 300
-            while not worker_binaries(job_dir):
-                assert time.monotonic() < deadline, f"TFF's worker binary did not start: {processes_in(job_dir)}"
-                await job_in(stub, job.job_id, (J.STATE_PREPARING, J.STATE_RUNNING), timeout=300)
-                await asyncio.sleep(0.5)
-        procs = processes_in(job_dir)
+            procs = await running_with_its_worker(stub, job.job_id,
+                                                  tmp_path / "fed" / "federation" / "jobs" / job.job_id)
         # Execute: kill -9 the server; the job's processes survive it
         os.kill(server.pid, signal.SIGKILL)
         server.wait(timeout=10)
