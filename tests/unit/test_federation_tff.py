@@ -92,3 +92,20 @@ def test_the_app_says_what_is_wrong_with_the_data(tmp_path, csv, target, message
     (tmp_path / "d.csv").write_text(csv)
     with pytest.raises(ValueError, match=message):
         tff_data().load(tmp_path / "d.csv", target)
+
+
+def test_the_tff_launch_runs_the_app_in_its_own_network_namespace_unless_told_otherwise(tmp_path) -> None:
+    from servers.federation.adapters import tff
+
+    python = tmp_path / "python"
+    assert "make tff-venv" in tff.unavailable(python)  # no environment: refused, saying how to make it
+    python.touch()
+    plain = tff.launch(python, tmp_path / "job", "none")
+    assert plain.argv == [str(python), str(tff.APP), str(tmp_path / "job" / "job.json")]
+    command, why_not = tff._unshare()
+    if why_not:  # where namespaces are not permitted, netns jobs are refused with the way out
+        assert "MLMESH_FEDERATION_TFF_ISOLATION=none" in tff.unavailable(python, "netns")
+        assert tff.unavailable(python, "none") == ""
+    else:
+        assert tff.unavailable(python, "netns") == ""
+        assert tff.launch(python, tmp_path / "job").argv == [command, "--net", "--", *plain.argv]
