@@ -23,6 +23,7 @@ from google.api import httpbody_pb2
 from mlmesh.federation.v1 import federation_service_pb2 as pb
 from mlmesh.federation.v1 import federation_service_pb2_grpc as fed_grpc
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
+from mlmesh.translator.v1 import translator_service_pb2 as tr_pb
 
 from servers.devstack.procs import free_port, port_open
 from tests.fixtures.federation import blobs_csv
@@ -315,14 +316,15 @@ def expected_commitments(csv_path: Path, teachers: int, server_fraction: float, 
 
 
 @pytest.fixture
-async def flower_federation(registry, fresh_db_dsn, tmp_path):
-    """(Federation stub, Registry stub) with the real FedPATE launcher on Flower (.venv-flower)."""
+async def flower_federation(translator_registry, fresh_db_dsn, tmp_path):
+    """(Federation stub, Registry stub) with the real FedPATE launcher on Flower (.venv-flower), beside
+    the real Registry the Translator fixtures use (tests/fixtures/translator.py)."""
     from servers.federation.main import build
     from servers.federation.settings import FederationSettings
 
     if not FLOWER_PYTHON.exists():
         pytest.fail(f"{FLOWER_PYTHON} is missing: run `make flower-venv` (part of `make test`)", pytrace=False)
-    registry_stub, registry_server = registry
+    registry_stub, registry_server = translator_registry
     server, _core = await build(FederationSettings(
         port=0, metrics_port=-1, database_url=fresh_db_dsn, data_dir=tmp_path / "fed",
         registry_target=f"127.0.0.1:{registry_server.port}", flower_python=FLOWER_PYTHON))
@@ -332,9 +334,11 @@ async def flower_federation(registry, fresh_db_dsn, tmp_path):
     await server.stop(0, drain=0)
 
 
-async def test_fedpate_on_flower_trains_registers_and_anchors_the_student(flower_federation, tmp_path) -> None:
+async def test_fedpate_on_flower_trains_registers_anchors_and_translates_the_student(
+        flower_federation, translator_factory, tmp_path) -> None:
     """2 teachers (Flower SuperNodes), 1 round, Laplace noise: SUCCEEDED with the round's figures,
-    the teachers' data commitments, and the student in the Registry with its provenance, anchored."""
+    the teachers' data commitments, and the student in the Registry with its provenance, anchored,
+    then translated to ONNX by the real Translator with a passing parity report."""
     import hashlib
     import json
 
@@ -388,6 +392,11 @@ async def test_fedpate_on_flower_trains_registers_and_anchors_the_student(flower
     # Nobody else sees it
     err = await refused(registry.GetModel, reg_pb.GetModelRequest(model_id=model.model_id), STRANGER)
     assert err.code() == grpc.StatusCode.NOT_FOUND
+    # The Translator: the TorchScript student to ONNX, parity against onnxruntime on the dataset's rows
+    translator, _server, _settings = await translator_factory()
+    t = await translator.TranslateModel(tr_pb.TranslateModelRequest(model_id=model.model_id), metadata=as_org(OWNER))
+    assert t.framework == "pytorch" and t.source_sha256 == model.res_sha256
+    assert t.parity.passed and t.parity.top1_agreement >= 0.99, t.parity
 
 
 def processes_in(job_dir: Path) -> list[psutil.Process]:

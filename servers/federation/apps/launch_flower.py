@@ -6,7 +6,8 @@ Federation server. Runs in .venv-flower; imports nothing of mlmesh (stdlib only)
 1. copies the app (`fedpate/`) into `<job dir>/app` with the job's values as its
    `[tool.flwr.app.config]` (the values of job.json, written by appconfig.py);
 2. starts a SuperLink (`--isolation process`) and the SuperExec that runs its ServerApps, then one
-   SuperNode per teacher with `partition-id`/`num-partitions` in its node config — every one in
+   SuperNode per `teachers-per-node` teachers (default: one per teacher) with
+   `partition-id`/`num-partitions` in its node config — every one in
    this process's group, so the server's cancel and its restart recovery kill them all (Flower
    detaches a SuperExec it starts itself; here none is started that way);
 3. `flwr run <app> local --stream` against the SuperLink named in `$FLWR_HOME/config.toml`;
@@ -133,6 +134,11 @@ def main(job_file: str) -> int:
            "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_TELEMETRY_ENABLED": "0"}
     emit(type="framework", version=f"flwr {metadata.version('flwr')}")
     teachers = int(config["num-teachers"])
+    per_node = int(config.get("teachers-per-node", 1))
+    if per_node < 1:
+        print(f"teachers-per-node must be >= 1, got {per_node}", file=sys.stderr)
+        return 1
+    nodes = -(-teachers // per_node)  # the app's task.node_count
     link_port = free_port()
     (flwr_home / "config.toml").write_text(
         f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "{HOST}:{link_port}"\ninsecure = true\n')
@@ -156,13 +162,13 @@ def main(job_file: str) -> int:
         wait_port(link_port, link, "flower-superlink")
         start("superexec-serverapp", [str(BIN / "flower-superexec"), "--insecure", "--runtime-api-address",
                                       f"{HOST}:{link_port}", "--parent-pid", str(os.getpid())])
-        for i in range(teachers):
-            node_config = f"partition-id={i} num-partitions={teachers}"
+        for i in range(nodes):
+            node_config = f"partition-id={i} num-partitions={nodes}"
             start(f"supernode-{i}", [str(BIN / "flower-supernode"), "--insecure", "--superlink",
                                      f"{HOST}:{link_port}", "--host", HOST, "--port", str(free_port()),
                                      "--node-config", node_config])
         print(f"Flower deployment engine up in {time.monotonic() - started:.1f} s: SuperLink {HOST}:{link_port}, "
-              f"{teachers} SuperNode(s)", flush=True)
+              f"{nodes} SuperNode(s) hosting {teachers} teacher(s)", flush=True)
         tail.start()
         run = subprocess.Popen([str(BIN / "flwr"), "run", str(app_dir), "local", "--stream"], env=env, cwd=job_dir,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,5 +1,10 @@
-"""The teacher: a ClientApp that trains on its private shard (`train`) and votes on the server's
-unlabeled queries (`query`). Its model stays on the node, in the run's context; only votes leave."""
+"""The teachers of one node: a ClientApp that trains them on its private data (`train`) and lets
+them vote on the server's unlabeled queries (`query`). The models stay on the node, in the run's
+context; only votes leave.
+
+A node hosts one teacher (the seed's one teacher per client) or, with `teachers-per-node` k > 1 in
+the run config, k teachers, each on its own disjoint shard: every training row still reaches
+exactly one teacher, which is what PATE's record-level guarantee rests on (docs/federation.md)."""
 
 from __future__ import annotations
 
@@ -12,57 +17,80 @@ from fedpate import task
 app = ClientApp()
 
 
-def _shard(context: Context) -> tuple[task.Table, np.ndarray, str]:
-    """This teacher's data: its own file (node config `data-path`), or its part of the shared file."""
+def _shards(context: Context) -> tuple[task.Table, list[np.ndarray], str]:
+    """This node's data and its teachers' shards: its own file (node config `data-path`, split over
+    `num-teachers` in its node config, default 1), or its teachers' parts of the shared file."""
     run, node = context.run_config, context.node_config
+    seed = int(run["seed"])
     if "data-path" in node:
         table = task.read_table(str(node["data-path"]), str(run["target-column"]))
-        return table, np.arange(len(table.labels)), str(node.get("client-id", f"node-{context.node_id}"))
+        rows = np.arange(len(table.labels))
+        hosted = int(node.get("num-teachers", 1))
+        shards = task.partition(rows, table.labels, hosted, "iid", 0.0, seed) if hosted > 1 else [rows]
+        return table, shards, str(node.get("client-id", f"node-{context.node_id}"))
     table = task.read_table(str(run["data-path"]), str(run["target-column"]))
-    seed = int(run["seed"])
     _public, private = task.split(len(table.labels), float(run["server-fraction"]), seed)
-    parts = int(node.get("num-partitions", run["num-teachers"]))
+    teachers = int(run["num-teachers"])
+    parts = int(node.get("num-partitions", teachers))
     part = int(node["partition-id"])
-    shards = task.partition(private, table.labels, parts, str(run["partition"]), float(run["dirichlet-alpha"]), seed)
-    return table, shards[part], f"teacher-{part}"
+    shards = task.partition(private, table.labels, teachers, str(run["partition"]), float(run["dirichlet-alpha"]),
+                            seed)
+    mine = task.teachers_of(part, parts, teachers)
+    name = f"teacher-{part}" if parts == teachers else f"client-{part}"
+    return table, [shards[t] for t in mine], name
 
 
-def _teacher(context: Context, table: task.Table, rows: np.ndarray, classes: int) -> task.Net:
-    x = table.features[rows]
+def _classes(config: ConfigRecord, table: task.Table, shards: list[np.ndarray]) -> int:
+    return max(int(config["num-classes"]), int(max(table.labels[s].max() for s in shards)) + 1)
+
+
+def _teacher(context: Context, index: int, x: np.ndarray, classes: int) -> task.Net:
     model = task.make_net(str(context.run_config["net-name"]), x, classes)
-    if "teacher" in context.state:
-        model.load_state_dict(context.state["teacher"].to_torch_state_dict())
+    key = f"teacher-{index}"
+    if key in context.state:
+        model.load_state_dict(context.state[key].to_torch_state_dict())
     return model
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
-    """Trains the teacher for `teacher-epochs` more epochs; replies with its training figures and
-    its data commitment (SHA-256 and sample count of the shard)."""
+    """Trains each teacher for `teacher-epochs` more epochs; replies with their mean training
+    figures and the node's data commitment (SHA-256 and sample count of all its teachers' rows)."""
     config = msg.content["config"]
-    table, rows, client_id = _shard(context)
-    classes = max(int(config["num-classes"]), int(table.labels[rows].max()) + 1)
-    model = _teacher(context, table, rows, classes)
+    table, shards, client_id = _shards(context)
+    classes = _classes(config, table, shards)
     run = context.run_config
-    seed = int(run["seed"]) * 1000 + int(config["server-round"]) * 100 + int(context.node_config.get("partition-id", 0))
-    loss, accuracy = task.fit(model, table.features[rows], table.labels[rows], epochs=int(run["teacher-epochs"]),
-                              batch_size=int(run["batch-size"]), lr=float(run["learning-rate"]), seed=seed)
-    context.state["teacher"] = ArrayRecord(model.state_dict())
-    sha256, samples = task.commitment(table, rows)
+    losses, accuracies = [], []
+    for index, rows in enumerate(shards):
+        model = _teacher(context, index, table.features[rows], classes)
+        seed = (int(run["seed"]) * 1000 + int(config["server-round"]) * 100
+                + int(context.node_config.get("partition-id", 0))) * 1000 + index
+        loss, accuracy = task.fit(model, table.features[rows], table.labels[rows],
+                                  epochs=int(run["teacher-epochs"]), batch_size=int(run["batch-size"]),
+                                  lr=float(run["learning-rate"]), seed=seed)
+        context.state[f"teacher-{index}"] = ArrayRecord(model.state_dict())
+        losses.append(loss * len(rows))
+        accuracies.append(accuracy * len(rows))
+    everything = np.sort(np.concatenate(shards))
+    sha256, samples = task.commitment(table, everything)
     return Message(RecordDict({
-        "metrics": MetricRecord({"train-loss": loss, "train-accuracy": accuracy, "num-examples": samples}),
+        "metrics": MetricRecord({"train-loss": sum(losses) / samples, "train-accuracy": sum(accuracies) / samples,
+                                 "num-examples": samples, "num-teachers": len(shards)}),
         "commitment": ConfigRecord({"client-id": client_id, "sha256": sha256, "sample-count": samples}),
     }), reply_to=msg)
 
 
 @app.query()
 def query(msg: Message, context: Context) -> Message:
-    """The teacher's label for each query (features in the message); never its model or data."""
+    """Each hosted teacher's label for each query (features in the message), teachers x queries;
+    never a model or data."""
     queries = msg.content["queries"]["features"].numpy().astype(np.float32)
     config = msg.content["config"]
-    table, rows, _client_id = _shard(context)
-    classes = max(int(config["num-classes"]), int(table.labels[rows].max()) + 1)
-    if "teacher" not in context.state:
-        raise RuntimeError("query before train: this teacher has no model yet")
-    model = _teacher(context, table, rows, classes)
-    return Message(RecordDict({"votes": ArrayRecord([task.predict(model, queries)])}), reply_to=msg)
+    table, shards, _client_id = _shards(context)
+    classes = _classes(config, table, shards)
+    votes = []
+    for index, rows in enumerate(shards):
+        if f"teacher-{index}" not in context.state:
+            raise RuntimeError("query before train: this node's teachers have no model yet")
+        votes.append(task.predict(_teacher(context, index, table.features[rows], classes), queries))
+    return Message(RecordDict({"votes": ArrayRecord([np.stack(votes)])}), reply_to=msg)

@@ -1,8 +1,8 @@
 """The FedPATE aggregator: a ServerApp that labels its public, unlabeled queries by the teachers'
 noisy votes and trains the student on them (Papernot et al., PATE; the seed's D3.4 section 5.3.3).
 
-Per round: every teacher trains (`train`, reporting its data commitment once), then votes on this
-round's share of the `noise-data` queries (`query`); each query's label is the noisy argmax of the
+Per round: every node trains its teachers (`train`, reporting its data commitment once; a node
+hosts one teacher, or `teachers-per-node` of them), then they vote on this round's share of the `noise-data` queries (`query`); each query's label is the noisy argmax of the
 vote counts (Laplace of scale 1/epsilon or Gaussian of standard deviation sigma); the student is
 trained again on every query labelled so far and evaluated on the held-out rest of the
 `num-queries` public samples, which no teacher ever sees.
@@ -78,8 +78,11 @@ def main(grid: Grid, context: Context) -> None:
     # The number of classes: the labels of the server's own held-out samples (the teachers may know more).
     classes = int(table.labels[public[:num_queries]].max()) + 1
     rounds = int(run["num-server-rounds"])
-    nodes = _nodes(grid, int(run["num-teachers"]), float(run.get("connect-timeout", 120.0)))
-    print(f"FedPATE: {len(nodes)} teachers, {rounds} round(s), {noise_data} noisy queries, {len(test)} test samples")
+    teachers = int(run["num-teachers"])
+    wanted = task.node_count(teachers, int(run.get("teachers-per-node", 1)))
+    nodes = _nodes(grid, wanted, float(run.get("connect-timeout", 120.0)))
+    print(f"FedPATE: {teachers} teachers on {len(nodes)} node(s), {rounds} round(s), {noise_data} noisy queries, "
+          f"{len(test)} test samples")
     rng = np.random.default_rng(seed + 7)
     labelled_rows: list[np.ndarray] = []
     labelled: list[np.ndarray] = []
@@ -101,8 +104,11 @@ def main(grid: Grid, context: Context) -> None:
         if len(chunk):
             ask = RecordDict({"config": config,
                               "queries": ArrayRecord({"features": Array(table.features[chunk])})})
-            votes = np.stack([r.content["votes"].to_numpy_ndarrays()[0] for r in
-                              _ask(grid, nodes, "query", ask, server_round)])
+            # Each node answers teachers x queries; all the teachers' votes are counted alike.
+            votes = np.concatenate([r.content["votes"].to_numpy_ndarrays()[0].reshape(-1, len(chunk)) for r in
+                                    _ask(grid, nodes, "query", ask, server_round)])
+            if len(votes) != teachers:
+                raise RuntimeError(f"{len(votes)} teachers voted; the run has {teachers}")
             labelled_rows.append(chunk)
             labelled.append(task.noisy_argmax(votes, classes, str(run["noise"]), float(run["epsilon"]),
                                               float(run["sigma"]), rng))

@@ -20,6 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
+# The models are tiny and a node may run several ClientApp processes at once: intra-op threads only
+# contend (measured: 40 teachers of a node took minutes with 2 threads each on a loaded 2-core box).
+torch.set_num_threads(1)
+
 
 @dataclass(frozen=True)
 class Table:
@@ -91,6 +95,18 @@ def commitment(table: Table, rows: np.ndarray) -> tuple[str, int]:
     return digest.hexdigest(), len(rows)
 
 
+def standardisation(features: np.ndarray, pseudo_count: float = 10.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean, and per-feature variance shrunk towards the variance pooled over all
+    features with `pseudo_count` pseudo-samples: a teacher with a dozen rows gets nearly the pooled
+    scale (a pixel that is almost always 0 in its shard would otherwise be blown up), one with
+    thousands of rows its own per-feature scale."""
+    n = len(features)
+    mean = features.mean(axis=0)
+    var = features.var(axis=0)
+    shrunk = (n * var + pseudo_count * var.mean()) / (n + pseudo_count)
+    return mean, np.sqrt(shrunk)
+
+
 class Net(nn.Module):
     """Standardises its input with fixed statistics, then an MLP or, for square inputs, a small CNN."""
 
@@ -123,7 +139,22 @@ def net_kind(name: str) -> str:
 
 
 def make_net(name: str, features: np.ndarray, classes: int) -> Net:
-    return Net(net_kind(name), features.shape[1], classes, features.mean(axis=0), features.std(axis=0))
+    mean, std = standardisation(features)
+    return Net(net_kind(name), features.shape[1], classes, mean, std)
+
+
+def node_count(teachers: int, per_node: int) -> int:
+    """How many nodes host `teachers` at `per_node` teachers each (the last may host fewer)."""
+    if per_node < 1:
+        raise ValueError(f"teachers-per-node must be >= 1, got {per_node}")
+    return -(-teachers // per_node)
+
+
+def teachers_of(part: int, parts: int, teachers: int) -> range:
+    """The teachers node `part` of `parts` hosts: `teachers` dealt out as evenly as possible."""
+    base, extra = divmod(teachers, parts)
+    first = part * base + min(part, extra)
+    return range(first, first + base + (1 if part < extra else 0))
 
 
 def fit(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int, lr: float, seed: int
