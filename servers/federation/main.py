@@ -10,11 +10,14 @@ from mlmesh.federation.v1 import federation_service_pb2_grpc as pb_grpc
 from servers.common.processes import LocalProcessRunner
 from servers.common.server import MeshServer, run
 from servers.federation.adapters.db import Database
+from servers.federation.adapters.flare import LocalFlareHosting
+from servers.federation.adapters.flare_db import FlareServerStore
 from servers.federation.adapters.frameworks import LocalFrameworks
 from servers.federation.adapters.registry_client import RegistryClient
 from servers.federation.api.servicer import FederationServicer
+from servers.federation.domain.flare_servers import FlareServers
 from servers.federation.domain.jobs import Limits
-from servers.federation.domain.service import CoreOptions, FederationCore
+from servers.federation.domain.service import CoreOptions, FederationCore, utcnow
 from servers.federation.settings import FederationSettings
 
 log = logging.getLogger("mlmesh.federation")
@@ -46,18 +49,22 @@ async def build(settings: FederationSettings) -> tuple[MeshServer, FederationCor
                                      tff_python=settings.tff_python.absolute(), tff_isolation=settings.tff_isolation)
         core = FederationCore(db, registry, runner, frameworks, core_options(settings))
         await core.start()
+        flare_servers = FlareServers(FlareServerStore(db), LocalFlareHosting(settings.flare_python.absolute()),
+                                     settings.work_dir.resolve(), utcnow)
+        await flare_servers.start()
     except BaseException:
         await registry.close()
         await db.close()
         raise
     server = MeshServer("federation", settings)
-    servicer = FederationServicer(core)
+    servicer = FederationServicer(core, flare_servers)
     server.add_service(pb.DESCRIPTOR.services_by_name["FederationService"],
                        lambda s: pb_grpc.add_FederationServiceServicer_to_server(servicer, s))
     # Hooks run in reverse: the core stops its jobs first, then the client and the pool close.
     server.on_shutdown(db.close)
     server.on_shutdown(registry.close)
     server.on_shutdown(core.close)
+    server.on_shutdown(flare_servers.close)
     return server, core
 
 

@@ -2,11 +2,14 @@
 num_clients, num_rounds, MinIO fields) creates a FedAvg job that FLARE's simulator runs in
 .venv-flare (2 clients, 1 round, tiny seeded data); it is watched to SUCCEEDED over native gRPC,
 `GET /nv/{id}` says the same with the privacy statement "no formal guarantee" (no DP filter in the
-seed's body), and the global model downloads from the Registry matching its hash."""
+seed's body), and the global model downloads from the Registry matching its hash. The seed's
+`/nvoverser` starts, serves kits of and shuts down a FLARE server for real clients."""
 
 from __future__ import annotations
 
 import hashlib
+import io
+import zipfile
 
 import grpc
 import httpx
@@ -62,3 +65,29 @@ def test_a_flare_job_from_the_seed_route_runs_in_the_simulator_to_succeeded(stac
     download = http.get(f"/model/{final.result_model_id}", headers=stack.auth(ORG))
     assert download.status_code == 200 and hashlib.sha256(download.content).hexdigest() == model["res_sha256"]
     assert http.get(f"/nv/{job_id}", headers=stack.auth(STRANGER)).status_code == 404
+
+
+def test_the_seed_nvoverser_route_starts_serves_kits_and_shuts_down_a_flare_server(stack, http):
+    """`POST /nvoverser/ {"start": true}` provisions and starts a FLARE server (default clients
+    site-1 and site-2), its kits download over REST as zip archives, `{"shutdown": true}` stops it."""
+    # Execute
+    r = http.post("/nvoverser/", json={"start": True}, headers=stack.auth(ORG))
+    # Assert
+    assert r.status_code == 200, r.text
+    server = r.json()
+    assert server["state"] == "STATE_RUNNING" and server["client_names"] == ["site-1", "site-2"], server
+    assert server["address"].startswith("127.0.0.1:")
+    sid = server["flare_server_id"]
+    try:
+        r = http.get(f"/nvoverser/{sid}", headers=stack.auth(ORG))
+        assert r.status_code == 200 and r.json()["state"] == "STATE_RUNNING", r.text
+        kit = http.get(f"/v1/flareServers/{sid}/clients/site-1:downloadStartupKit", headers=stack.auth(ORG))
+        assert kit.status_code == 200 and kit.content[:2] == b"PK", kit.text[:300]
+        assert "site-1/startup/client.crt" in zipfile.ZipFile(io.BytesIO(kit.content)).namelist()
+        for path in (f"/nvoverser/{sid}", f"/v1/flareServers/{sid}/clients/site-1:downloadStartupKit"):
+            assert http.get(path, headers=stack.auth(STRANGER)).status_code == 404, path
+        r = http.post("/nvoverser", json={"shutdown": True}, headers=stack.auth(ORG))
+        assert r.status_code == 200 and r.json()["state"] == "STATE_STOPPED" and r.json()["flare_server_id"] == sid
+    finally:
+        assert http.delete(f"/nvoverser/{sid}", headers=stack.auth(ORG)).status_code == 200
+    assert http.get(f"/nvoverser/{sid}", headers=stack.auth(ORG)).status_code == 404

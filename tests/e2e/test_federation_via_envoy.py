@@ -71,11 +71,6 @@ def test_another_organizations_dataset_and_unknown_jobs_are_not_found(stack, htt
         assert r.status_code == 404 and unknown in r.text, (method, path, r.text)
 
 
-def test_flare_servers_say_they_are_not_built(stack, http):
-    r = http.post("/nvoverser/", json={"start": True}, headers=stack.auth(ORG))
-    assert r.status_code == 501 and "not built yet" in r.text, r.text
-
-
 def test_a_fedpate_job_from_the_seed_route_runs_on_flower_to_succeeded(stack, http):
     # Prepare: tiny seeded data of the organization
     r = http.post("/v1/datasets:upload", params={"organization_id": ORG, "display_name": "blobs"},

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import grpc
+from google.api import httpbody_pb2
 from mlmesh.federation.v1 import federation_service_pb2 as pb
 from mlmesh.federation.v1 import federation_service_pb2_grpc as pb_grpc
 
 from servers.common.caller import caller_org
 from servers.federation.api import converters as conv
+from servers.federation.api import flare_converters as flare_conv
+from servers.federation.domain.flare_servers import FlareServers
 from servers.federation.domain.service import FederationCore
 
 FLARE_SERVERS_NOT_BUILT = ("NVIDIA FLARE servers for real clients are not built yet on this Federation server "
@@ -15,8 +18,9 @@ FLARE_SERVERS_NOT_BUILT = ("NVIDIA FLARE servers for real clients are not built 
 
 
 class FederationServicer(pb_grpc.FederationServiceServicer):
-    def __init__(self, core: FederationCore):
+    def __init__(self, core: FederationCore, flare_servers: FlareServers | None = None):
         self.core = core
+        self.flare_servers = flare_servers
 
     async def CreateFederatedJob(self, request: pb.CreateFederatedJobRequest, context) -> pb.FederatedJob:  # noqa: N802
         job = await self.core.create(conv.request_from_proto(request), caller_org=caller_org(context),
@@ -45,18 +49,42 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
     async def _not_built(self, context) -> None:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, FLARE_SERVERS_NOT_BUILT)
 
-    async def CreateFlareServer(self, request, context):  # noqa: N802
-        await self._not_built(context)
+    async def CreateFlareServer(self, request: pb.CreateFlareServerRequest, context):  # noqa: N802
+        if self.flare_servers is None:
+            return await self._not_built(context)
+        if request.HasField("nvoverser"):
+            server = await self.flare_servers.seed(request.nvoverser.start, request.nvoverser.shutdown,
+                                                   caller_org(context))
+        else:
+            wanted = request.flare_server
+            server = await self.flare_servers.create(wanted.project_name, tuple(wanted.client_names),
+                                                     caller_org=caller_org(context),
+                                                     organization_id=wanted.organization_id)
+        return flare_conv.flare_server_to_proto(server)
 
-    async def GetFlareServer(self, request, context):  # noqa: N802
-        await self._not_built(context)
+    async def GetFlareServer(self, request: pb.GetFlareServerRequest, context):  # noqa: N802
+        if self.flare_servers is None:
+            return await self._not_built(context)
+        return flare_conv.flare_server_to_proto(await self.flare_servers.get(request.flare_server_id,
+                                                                             caller_org(context)))
 
-    async def ListFlareServers(self, request, context):  # noqa: N802
-        await self._not_built(context)
+    async def ListFlareServers(self, request: pb.ListFlareServersRequest, context):  # noqa: N802
+        if self.flare_servers is None:
+            return await self._not_built(context)
+        page = await self.flare_servers.list(request.page_size, request.page_token, caller_org(context))
+        return pb.ListFlareServersResponse(flare_servers=[flare_conv.flare_server_to_proto(s) for s in page.items],
+                                           next_page_token=page.next_page_token)
 
-    async def DeleteFlareServer(self, request, context):  # noqa: N802
-        await self._not_built(context)
+    async def DeleteFlareServer(self, request: pb.DeleteFlareServerRequest, context):  # noqa: N802
+        if self.flare_servers is None:
+            return await self._not_built(context)
+        await self.flare_servers.delete(request.flare_server_id, caller_org(context))
+        return pb.DeleteFlareServerResponse()
 
-    async def DownloadFlareStartupKit(self, request, context):  # noqa: N802
-        await self._not_built(context)
-        yield pb.FederatedJobEvent()  # never reached: makes this a server-streaming handler
+    async def DownloadFlareStartupKit(self, request: pb.DownloadFlareStartupKitRequest, context):  # noqa: N802
+        if self.flare_servers is None:
+            await self._not_built(context)
+            return
+        async for chunk in self.flare_servers.kit_chunks(request.flare_server_id, request.client_name,
+                                                         caller_org(context)):
+            yield httpbody_pb2.HttpBody(content_type="application/zip", data=chunk)
