@@ -131,6 +131,7 @@ async def test_a_fedpate_student_shows_its_job_and_each_teachers_commitment(fede
 
     assert lineage.consistent
     kinds = [(n.kind, n.parent_node_id) for n in lineage.nodes]
+    assert len(job.client_commitments) == 2  # one SuperNode per teacher: each commits to its shard
     assert kinds == [(Node.KIND_DATASET, ""), (Node.KIND_FEDERATED_JOB, "1"), (Node.KIND_DATA_COMMITMENT, "2"),
                      (Node.KIND_DATA_COMMITMENT, "2"), (Node.KIND_VERSION, "2")]
     ds, fed, c0, c1, student = lineage.nodes
