@@ -192,7 +192,7 @@ demo-learner: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 	$(PY) -m servers.devstack up
 	$(VENV)/bin/mlmesh demo-learner
 
-bench: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp $(PVV)/.stamp
+bench: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp $(PVV)/.stamp $(TFV)/.stamp
 	$(PY) -m bench.run
 
 clean: down
