@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.federation_tff import uptime
 from servers.federation.adapters import flare
 from servers.federation.domain import appconfig, specs
 from servers.federation.domain.records import FederatedData, FlareSpec, JobRequest, PrivacyFilter
@@ -58,10 +59,6 @@ for epoch in range(config["num-rounds"]):
 _loss, accuracy = task.evaluate(model, public, table.labels[server_rows])
 print(json.dumps({"seconds": seconds, "accuracy": accuracy}))
 """
-
-
-def uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def request(kind: str) -> JobRequest:
