@@ -61,3 +61,91 @@ def test_teachers_per_node_vote_and_commit_per_node(tmp_path) -> None:
     (round_event,) = [e for e in events if e["type"] == "round"]
     assert round_event["queries"] == 40 and round_event["accuracy"] >= 0.8, round_event
     assert (tmp_path / "output" / "model.pt").is_file()
+
+
+def cifar_archive(path: Path, batches: int = 2, per_batch: int = 60, classes: int = 3, seed: int = 2) -> Path:
+    """A tiny archive in the CIFAR-10 python format: cifar-10-batches-py/data_batch_<n> pickles of
+    {b'batch_label', b'labels', b'data' (uint8, images x 3072: red, green, blue 32x32 planes),
+    b'filenames'} and batches.meta; class c is an image dominated by one colour plane."""
+    import io
+    import pickle
+    import tarfile
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with tarfile.open(path, "w:gz") as archive:
+        def add(name: str, obj) -> None:
+            blob = pickle.dumps(obj, protocol=2)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            archive.addfile(info, io.BytesIO(blob))
+
+        for n in range(1, batches + 1):
+            labels = rng.integers(0, classes, per_batch)
+            data = rng.integers(0, 90, (per_batch, 3, 1024))
+            data[np.arange(per_batch), labels % 3] += 150
+            add(f"data_batch_{n}", {b"batch_label": f"training batch {n} of {batches}".encode(),
+                                    b"labels": labels.tolist(), b"data": data.reshape(per_batch, 3072).astype(np.uint8),
+                                    b"filenames": [f"img{n}_{i}.png".encode() for i in range(per_batch)]})
+        add("batches.meta", {b"label_names": [b"red", b"green", b"blue"], b"num_vis": 3072,
+                             b"num_cases_per_batch": per_batch})
+    return path
+
+
+def test_a_cifar10_python_archive_trains_the_seeds_cnn(tmp_path) -> None:
+    if not FLOWER_PYTHON.exists():
+        pytest.fail(f"{FLOWER_PYTHON} is missing: run `make flower-venv` (part of `make test`)", pytrace=False)
+    archive = cifar_archive(tmp_path / "cifar-10-python.tar.gz")
+    config = {"framework": "fedpate", "data-path": str(archive), "output-dir": str(tmp_path / "output"),
+              "target-column": "target", "partition": "iid", "dirichlet-alpha": 0.0, "server-fraction": 0.4,
+              "seed": 1, "net-name": "auto", "num-server-rounds": 1, "num-teachers": 2, "teacher-epochs": 5,
+              "student-epochs": 10, "batch-size": 16, "learning-rate": 0.001, "noise": "laplacian",
+              "epsilon": 5.0, "sigma": 0.0, "num-queries": 48, "noise-data": 30}
+    (tmp_path / "job.json").write_text(json.dumps(config))
+    (tmp_path / "home").mkdir()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path / "home")}
+    # Execute
+    out = subprocess.run([str(FLOWER_PYTHON), str(APP / "launch_flower.py"), str(tmp_path / "job.json")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, start_new_session=True)
+    # Assert: the 120 images read from both batches, the seed's CNN chosen for 3x32x32, a student
+    assert out.returncode == 0, out.stderr[-3000:]
+    events = [json.loads(line.removeprefix("MLMESH_EVENT ")) for line in out.stdout.splitlines()
+              if line.startswith("MLMESH_EVENT ")]
+    assert sum(e["sample_count"] for e in events if e["type"] == "commitment") == 120 - 48
+    (round_event,) = [e for e in events if e["type"] == "round"]
+    assert round_event["queries"] == 30 and round_event["accuracy"] > 0.5, round_event  # 3 classes: chance 1/3
+    result = json.loads((tmp_path / "output" / "result.json").read_text())
+    assert result["input_signature"]["shape"] == [-1, 3072] and result["input_signature"]["csv_feature_columns"] is None
+    check = ("import sys, torch; m = torch.jit.load(sys.argv[1]); "
+             "print(sorted({x.original_name for x in m.modules()}))")
+    kinds = subprocess.run([str(FLOWER_PYTHON), "-c", check, str(tmp_path / "output" / "model.pt")], check=True,
+                           capture_output=True, text=True).stdout
+    assert "Conv2d" in kinds and "MaxPool2d" in kinds
+
+
+def test_an_archive_whose_pickle_would_run_code_is_refused(tmp_path) -> None:
+    """The archive's pickles are read with numpy arrays, lists and dicts only: a pickle that calls a
+    function is refused before anything runs."""
+    import io
+    import pickle
+    import tarfile
+
+    marker = tmp_path / "ran"
+
+    class Hostile:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        blob = pickle.dumps({b"data": Hostile(), b"labels": [0]})
+        info = tarfile.TarInfo("cifar-10-batches-py/data_batch_1")
+        info.size = len(blob)
+        archive.addfile(info, io.BytesIO(blob))
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); from fedpate import task\n"
+              "try:\n    task.read_table(sys.argv[2], 'target')\nexcept ValueError as e:\n    print('refused:', e)\n")
+    out = subprocess.run([str(FLOWER_PYTHON), "-c", script, str(APP / "fedpate"), str(path)], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.startswith("refused:") and ("io.open" in out or "builtins.open" in out), out
+    assert not marker.exists()

@@ -128,7 +128,7 @@ def main(grid: Grid, context: Context) -> None:
     scripted = torch.jit.script(student)
     scripted.save(str(output / "model.pt"))
     columns = table.feature_columns
-    contiguous = list(columns) == list(range(columns[0], columns[-1] + 1))
+    contiguous = table.source == "csv" and list(columns) == list(range(columns[0], columns[-1] + 1))
     signature = {"shape": [-1, len(columns)], "dtype": "float32",
                  "csv_feature_columns": [columns[0], columns[-1] + 1] if contiguous else None}
     (output / "result.json").write_text(json.dumps({"model_framework": "pytorch", "input_signature": signature,
