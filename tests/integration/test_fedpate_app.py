@@ -149,3 +149,84 @@ def test_an_archive_whose_pickle_would_run_code_is_refused(tmp_path) -> None:
                          text=True, check=True).stdout
     assert out.startswith("refused:") and ("io.open" in out or "builtins.open" in out), out
     assert not marker.exists()
+
+
+def test_real_mode_two_supernodes_join_the_superlink_over_tls(tmp_path) -> None:
+    """Real mode on 127.0.0.1: the launcher starts only a SuperLink over TLS (its own CA) and waits;
+    two SuperNodes, separate processes started here the way a remote site would (`--root-certificates`,
+    their own CSV in `--node-config`), join and train on their own data."""
+    import signal
+    import socket
+    import ssl
+    import time
+
+    if not FLOWER_PYTHON.exists():
+        pytest.fail(f"{FLOWER_PYTHON} is missing: run `make flower-venv` (part of `make test`)", pytrace=False)
+    lines = blobs_csv(rows=360).decode().splitlines(keepends=True)
+    header, rows = lines[0], lines[1:]
+    files = {}
+    for name, part in (("server", rows[:120]), ("site-a", rows[120:240]), ("site-b", rows[240:])):
+        files[name] = tmp_path / f"{name}.csv"
+        files[name].write_text(header + "".join(part))
+    job_dir = tmp_path / "job"
+    (job_dir / "home").mkdir(parents=True)
+    config = {"framework": "fedpate", "mode": "real", "data-path": str(files["server"]),
+              "output-dir": str(job_dir / "output"), "target-column": "target", "partition": "iid",
+              "dirichlet-alpha": 0.0, "server-fraction": 0.99, "seed": 2, "net-name": "mlp", "num-server-rounds": 1,
+              "num-teachers": 2, "teacher-epochs": 10, "student-epochs": 30, "batch-size": 16, "learning-rate": 0.01,
+              "noise": "gaussian", "epsilon": 0.0, "sigma": 0.5, "num-queries": 100, "noise-data": 60}
+    (job_dir / "job.json").write_text(json.dumps(config))
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(job_dir / "home")}
+    launcher = subprocess.Popen([str(FLOWER_PYTHON), str(APP / "launch_flower.py"), str(job_dir / "job.json")],
+                                cwd=job_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    nodes: list[subprocess.Popen] = []
+    try:
+        deadline = time.monotonic() + 300
+        while not (job_dir / "join.json").exists():
+            assert launcher.poll() is None, launcher.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "the SuperLink never became ready"
+            time.sleep(0.5)
+        join = json.loads((job_dir / "join.json").read_text())
+        host, port = join["superlink"].rsplit(":", 1)
+        assert host == "127.0.0.1"
+        # The SuperLink speaks TLS with a certificate the job's CA vouches for, for the address dialled
+        context = ssl.create_default_context(cafile=join["root_certificates"])
+        with socket.create_connection((host, int(port)), timeout=10) as raw, \
+                context.wrap_socket(raw, server_hostname=host) as tls:
+            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+        for site in ("site-a", "site-b"):
+            home = tmp_path / site
+            home.mkdir()
+            nodes.append(subprocess.Popen(
+                [str(FLOWER_PYTHON.parent / "flower-supernode"), "--superlink", join["superlink"],
+                 "--root-certificates", join["root_certificates"], "--host", "127.0.0.1", "--port",
+                 str(_free_port()), "--node-config", f'data-path="{files[site]}" client-id="{site}"'],
+                cwd=home, env={**env, "HOME": str(home), "PATH": f"{FLOWER_PYTHON.parent}:{env['PATH']}"},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
+        # Execute
+        stdout, stderr = launcher.communicate(timeout=900)
+    finally:
+        for proc in [launcher, *nodes]:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    # Assert: both sites committed to their own files (SHA-256 of the file: header and rows, each
+    # line ending in a newline), and their teachers labelled the server's queries usefully
+    assert launcher.returncode == 0, stderr[-3000:]
+    events = [json.loads(line.removeprefix("MLMESH_EVENT ")) for line in stdout.splitlines()
+              if line.startswith("MLMESH_EVENT ")]
+    import hashlib
+
+    got = {e["client_id"]: (e["sha256"], e["sample_count"]) for e in events if e["type"] == "commitment"}
+    assert got == {site: (hashlib.sha256(files[site].read_bytes()).hexdigest(), 120) for site in ("site-a", "site-b")}
+    (round_event,) = [e for e in events if e["type"] == "round"]
+    assert round_event["queries"] == 60 and round_event["accuracy"] >= 0.8, round_event
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

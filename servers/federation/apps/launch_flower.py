@@ -1,5 +1,7 @@
-"""Runs one FedPATE job on Flower's deployment engine, all on 127.0.0.1, and reports to the
-Federation server. Runs in .venv-flower; imports nothing of mlmesh (stdlib only).
+"""Runs one FedPATE job on Flower's deployment engine, all on 127.0.0.1 (or, with `mode` "real", a
+SuperLink over TLS that remote SuperNodes join), and reports to the Federation server. Runs in
+.venv-flower; imports nothing of mlmesh (the stdlib, and in real mode `cryptography`, which Flower
+itself depends on).
 
     .venv-flower/bin/python launch_flower.py <job dir>/job.json
 
@@ -66,16 +68,58 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
+def wait_port(port: int, proc: subprocess.Popen, what: str, timeout: float = 60.0, host: str = HOST) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{what} exited with status {proc.returncode} while starting")
         with socket.socket() as s:
-            if s.connect_ex((HOST, port)) == 0:
+            if s.connect_ex((host, port)) == 0:
                 return
         time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on {HOST}:{port} within {timeout:.0f} s")
+    raise RuntimeError(f"{what} did not listen on {host}:{port} within {timeout:.0f} s")
+
+
+def make_tls(directory: Path, names: list[str]) -> dict[str, Path]:
+    """A CA for this job and the SuperLink's certificate signed by it, naming `names` (IP addresses
+    or DNS names the SuperNodes dial). Real mode's SuperNodes trust the CA (`--root-certificates`).
+    Uses `cryptography`, a dependency of Flower itself."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mlmesh federated job CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=30))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    alt: list[x509.GeneralName] = []
+    for name in dict.fromkeys(n for n in names if n):
+        try:
+            alt.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            alt.append(x509.DNSName(name))
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "flower-superlink")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName(alt), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    paths = {"ca": directory / "ca.pem", "cert": directory / "server.pem", "key": directory / "server.key"}
+    paths["ca"].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths["cert"].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths["key"].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    paths["key"].chmod(0o600)
+    return paths
 
 
 def watch(procs: list[subprocess.Popen], run: subprocess.Popen) -> None:
@@ -139,9 +183,21 @@ def main(job_file: str) -> int:
         print(f"teachers-per-node must be >= 1, got {per_node}", file=sys.stderr)
         return 1
     nodes = -(-teachers // per_node)  # the app's task.node_count
-    link_port = free_port()
-    (flwr_home / "config.toml").write_text(
-        f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "{HOST}:{link_port}"\ninsecure = true\n')
+    real = config.get("mode") == "real"
+    host = str(config.get("listen-host", HOST)) if real else HOST
+    link_port = int(config.get("listen-port", 0)) or free_port()
+    if real:
+        tls = make_tls(job_dir / "tls", [host, *str(config.get("tls-names", "")).split()])
+        link_security = ["--ssl-ca-certfile", str(tls["ca"]), "--ssl-certfile", str(tls["cert"]), "--ssl-keyfile",
+                         str(tls["key"])]
+        client_security = ["--root-certificates", str(tls["ca"])]
+        (flwr_home / "config.toml").write_text(
+            f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "{host}:{link_port}"\n'
+            f'root-certificates = "{tls["ca"]}"\n')
+    else:
+        link_security = client_security = ["--insecure"]
+        (flwr_home / "config.toml").write_text(
+            f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "{HOST}:{link_port}"\ninsecure = true\n')
     procs: list[subprocess.Popen] = []
     logs = job_dir / "flower-logs"
     logs.mkdir(exist_ok=True)
@@ -156,18 +212,25 @@ def main(job_file: str) -> int:
     lines: deque[str] = deque(maxlen=200)
     started = time.monotonic()
     try:
-        link = start("superlink", [str(BIN / "flower-superlink"), "--insecure", "--host", HOST, "--port",
+        link = start("superlink", [str(BIN / "flower-superlink"), *link_security, "--host", host, "--port",
                                    str(link_port), "--isolation", "process",
                                    "--disable-runtime-dependency-installation"])
-        wait_port(link_port, link, "flower-superlink")
-        start("superexec-serverapp", [str(BIN / "flower-superexec"), "--insecure", "--runtime-api-address",
-                                      f"{HOST}:{link_port}", "--parent-pid", str(os.getpid())])
-        for i in range(nodes):
+        wait_port(link_port, link, "flower-superlink", host=host)
+        start("superexec-serverapp", [str(BIN / "flower-superexec"), *client_security, "--runtime-api-address",
+                                      f"{host}:{link_port}", "--parent-pid", str(os.getpid())])
+        if real:
+            # Clients join from their own machines (docs/federation.md, "Real mode"): nothing to start.
+            join = {"superlink": f"{host}:{link_port}", "root_certificates": str(tls["ca"]), "nodes": nodes}
+            (job_dir / "join.json").write_text(json.dumps(join))
+            print(f"SuperLink waiting for {nodes} SuperNode(s) over TLS at {host}:{link_port}: flower-supernode "
+                  f"--superlink {host}:{link_port} --root-certificates <the job's ca.pem> --node-config "
+                  f'"data-path=<your CSV> client-id=<name>"', flush=True)
+        for i in range(0 if real else nodes):
             node_config = f"partition-id={i} num-partitions={nodes}"
             start(f"supernode-{i}", [str(BIN / "flower-supernode"), "--insecure", "--superlink",
                                      f"{HOST}:{link_port}", "--host", HOST, "--port", str(free_port()),
                                      "--node-config", node_config])
-        print(f"Flower deployment engine up in {time.monotonic() - started:.1f} s: SuperLink {HOST}:{link_port}, "
+        print(f"Flower deployment engine up in {time.monotonic() - started:.1f} s: SuperLink {host}:{link_port}, "
               f"{nodes} SuperNode(s) hosting {teachers} teacher(s)", flush=True)
         tail.start()
         run = subprocess.Popen([str(BIN / "flwr"), "run", str(app_dir), "local", "--stream"], env=env, cwd=job_dir,
