@@ -15,6 +15,9 @@ what it changed (`Plan`):
 - A StatefulSet's volumeClaimTemplates become PersistentVolumeClaims named as Kubernetes names them
   (`<claim>-<statefulset>-0`), i.e. podman named volumes.
 - `secret` volumes get `optional: false` (podman 4.3 dereferences the unset field and crashes).
+- Container `ports` are removed (after the Service check above): podman 4.3 publishes each one on
+  the host's every interface as if it were a hostPort, which Kubernetes never does and which would
+  collide with `make up`'s fixed ports. The pods are reached at their addresses on the network.
 - emptyDir volumes are renamed `<pod>-<volume>`: podman 4.3 makes an emptyDir a volume named after
   it, which every pod with an emptyDir of that name (`tmp`, `data`) would otherwise share.
 - Secrets are not objects podman plays: the test creates each Secret the pods reference as a podman
@@ -106,6 +109,7 @@ def _pod(doc: dict, service: dict, claims: list[dict]) -> dict:
     for container in spec["containers"]:
         for mount in container.get("volumeMounts", []):
             mount["name"] = renamed.get(mount["name"], mount["name"])
+        container.pop("ports", None)
     return {"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": pod_name, "labels": template["metadata"].get("labels", {})},
             "spec": spec}

@@ -34,6 +34,7 @@ def test_every_workload_becomes_one_pod_named_after_its_service(dev):
         configmaps = {d["metadata"]["name"] for d in pod.docs[:-1]}
         for container in doc["spec"]["containers"]:
             assert {e["configMapRef"]["name"] for e in container.get("envFrom", [])} <= configmaps
+            assert "ports" not in container, "podman would publish them on the host"
     assert plan.one_of == {"Deployment/mlmesh-envoy": 2}
 
 

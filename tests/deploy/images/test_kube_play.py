@@ -9,8 +9,10 @@ PodMonitor are not played and stay checked only by tests/deploy/test_k8s.py's sc
 Everything else -- images, commands, ConfigMaps (settings.env, Envoy's config and descriptor set),
 volumes, securityContext, resources, the exec probes -- is the overlay's own, unchanged.
 
-The pods are played one `podman kube play` each, the data stores first and Envoy last (a cluster
-gets there by restarting what started too early; podman would not restart them in this sandbox)."""
+The pods are played one `podman kube play` each, the data stores first and Envoy last. A cluster
+gets there by restarting what started too early; podman restarts too (restartPolicy Always), but
+played in order no container needs to, so a restart here means a crash and fails the test.
+Pod, secret and volume names are the overlay's, global to podman: one run at a time per machine."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.deploy import kube_play
-from tests.deploy.images.conftest import check_front_door, image, podman
+from tests.deploy.images.conftest import check_front_door, image, podman, wait_healthy
 from tests.deploy.test_k8s import render
 
 ORG = "org-kube-play"
@@ -60,22 +62,6 @@ def issue(spec: dict, ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey) 
     pem = serialization.Encoding.PEM
     return {"ca.crt": ca.public_bytes(pem), "tls.crt": cert.public_bytes(pem),
             "tls.key": key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())}
-
-
-def wait_live(container: str, command: list[str], timeout: float) -> None:
-    """Runs the pod's liveness probe (podman's health check from it) until it passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = podman("inspect", "--format", "{{.State.Status}}", container, check=False).stdout.strip()
-        if state in ("exited", "stopped"):
-            break
-        if podman("healthcheck", "run", container, check=False, timeout=60).returncode == 0:
-            return
-        time.sleep(2)
-    logs = podman("logs", "--tail", "40", container, check=False)
-    state = podman("inspect", "--format", "{{json .State}} restarts={{.RestartCount}}", container, check=False)
-    raise AssertionError(f"{container} ({' '.join(command)}) not live after {timeout:.0f}s: {state.stdout}\n"
-                         f"{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
 
 
 class KubePlay:
@@ -168,7 +154,7 @@ def played(tmp_path_factory):
             run.play(component, pod.docs)
             run.pods.append(pod.name)
             container = f"{pod.name}-{pod.docs[-1]['spec']['containers'][0]['name']}"
-            wait_live(container, pod.liveness, timeout=300)
+            wait_healthy(container, timeout=300)  # the liveness probe, as podman's health check
             started[component] = round(time.monotonic() - t0, 1)
         print(f"\nkube play: live after (s): {started}")
         yield run, plan, keys, f"http://{run.address(plan.pods['envoy'].name)}:{ENVOY_PORT}"
@@ -188,9 +174,12 @@ def test_every_pod_runs_as_the_overlay_says(played):
             assert podman("exec", container, "id", "-u").stdout.strip() == "10001", container
             inspect = json.loads(podman("inspect", container).stdout)[0]
             assert inspect["RestartCount"] == 0, f"{container} restarted {inspect['RestartCount']} times"
+            probe = inspect["Config"]["Healthcheck"]["Test"]  # what wait_healthy ran: the liveness probe
+            assert probe[1:1 + len(pod.liveness)] == pod.liveness, f"{container}: {probe}"
             assert inspect["HostConfig"]["ReadonlyRootfs"] is True, container
             assert inspect["HostConfig"]["Memory"] > 0, f"{container}: no memory limit"
             assert "no-new-privileges" in inspect["HostConfig"]["SecurityOpt"], container
+            assert not inspect["HostConfig"].get("PortBindings"), f"{container} publishes host ports"
             touch = podman("exec", container, "touch", "/app-probe", check=False)
             assert touch.returncode != 0 and "Read-only" in touch.stderr, container
 
