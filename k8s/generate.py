@@ -19,7 +19,8 @@ One source of truth: the servers and whom they dial (`servers.devstack.mesh.SERV
 
 A new server in SERVERS gets its folder on the next run: adding one is running this.
 tests/deploy/test_k8s.py fails when the committed files differ from a fresh run.
-Everything else under k8s/ is written by hand (overlays, Argo, monitoring, common).
+Everything else under k8s/ is written by hand (overlays, the training WorkflowTemplate and Argo RBAC,
+monitoring, common).
 """
 
 from __future__ import annotations
