@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 DATA_DIR ?= .mlmesh
 export MLMESH_DATA_DIR ?= $(abspath $(DATA_DIR))
 
-.PHONY: tff-venv flare-venv chaos images test-images k8s podman demo-learner help venv ml-venv rl-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean dist
+.PHONY: tff-venv flare-venv chaos images test-images k8s podman demo-learner demo-optimizer help venv ml-venv rl-venv mosquitto gen check-gen lint contracts check-contracts test test-fast up down demo bench clean dist
 
 help:
 	@echo "make demo   start the mesh on embedded defaults: a dataset, then the seed's model walk-through, through Envoy"
@@ -191,6 +191,13 @@ demo: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 demo-learner: $(VENV)/.stamp $(MLV)/.stamp mosquitto
 	$(PY) -m servers.devstack up
 	$(VENV)/bin/mlmesh demo-learner
+
+# The seed's RL demand shifting: PPO and DQN agents trained through the Optimizer (a few minutes
+# each), their learning curves (PNG in the data dir), the evaluation beside the baselines and one
+# day planned (clients/demo_optimizer.py). MLMESH_DEMO_OPTIMIZER_STEPS sets the steps per agent.
+demo-optimizer: $(VENV)/.stamp $(RLV)/.stamp
+	$(PY) -m servers.devstack up
+	$(PY) -m clients.demo_optimizer
 
 bench: $(VENV)/.stamp $(MLV)/.stamp $(RLV)/.stamp $(PVV)/.stamp $(TFV)/.stamp
 	$(PY) -m bench.run

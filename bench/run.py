@@ -49,6 +49,11 @@ def main() -> None:
     subprocess.run([str(REPO / ".venv-rl/bin/python"), "-m", "bench.gridshift_env"], cwd=REPO, check=True)
 
     print()
+    print("== Optimizer agents: each algorithm's held-out (SCR+SSR)/2 vs the greedy baseline, trained in this run ==")
+    subprocess.run([str(REPO / ".venv-rl/bin/python"), "-m", "bench.optimizer_agents", "--steps", "5000"], cwd=REPO,
+                   check=True)
+
+    print()
     print("== Provenance: export + offline verify of a 1 GB artifact vs reading and hashing it once ==")
     from bench import provenance
 

@@ -396,11 +396,15 @@ def _routes(
             raise ValueError(f"no upstream {upstream!r} for {row.service}; have {sorted(upstreams)}")
         cluster = f"upstream_{upstream}"
         if row.exposure is Exposure.REST:
-            routes += [
-                _route({"path": m.path}, cluster, NO_TIMEOUT if m.streaming else unary_timeout)
-                for m in methods
-                if m.service == row.service and m.public
-            ]
+            slow = dict(row.slow)
+            for m in methods:
+                if m.service != row.service or not m.public:
+                    continue
+                route = _route({"path": m.path}, cluster, NO_TIMEOUT if m.streaming else slow.get(m.name, unary_timeout))
+                if m.name in slow and not m.streaming:
+                    # a unary call sends nothing until it is done: the stream idle timeout must wait too
+                    route["route"]["idle_timeout"] = _duration(slow[m.name])
+                routes.append(route)
         elif row.methods:
             routes += [_route({"path": f"{row.prefix}{name}"}, cluster, t) for name, t in row.methods]
         else:

@@ -47,6 +47,9 @@ class ServiceRoute:
     # NATIVE prefix routes: seconds, NO_TIMEOUT for streaming services, None for the unary
     # default. (REST routes take theirs from the descriptor set: streaming RPCs have none.)
     timeout: float | None = None
+    # REST rows: unary RPCs that do their work within the call (a worker process, minutes on a
+    # loaded machine), with their own route timeout in seconds instead of the unary default.
+    slow: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.exposure is not Exposure.NATIVE and (self.methods or self.timeout is not None):
@@ -80,7 +83,8 @@ MESH_ROUTES: tuple[ServiceRoute, ...] = (
     ServiceRoute("mlmesh.translator.v1.TranslatorService", "translator", Exposure.REST),
     ServiceRoute("mlmesh.learner.v1.LearnerService", "learner", Exposure.REST),
     ServiceRoute("mlmesh.federation.v1.FederationService", "federation", Exposure.REST),
-    ServiceRoute("mlmesh.optimizer.v1.OptimizerService", "optimizer", Exposure.REST),
+    ServiceRoute("mlmesh.optimizer.v1.OptimizerService", "optimizer", Exposure.REST,
+                 slow=(("OptimizeDay", 600.0), ("EvaluateAgent", 1800.0))),
     # The Open Inference Protocol (KServe V2) on the Learner: third-party API, no REST here.
     ServiceRoute("inference.GRPCInferenceService", "learner", Exposure.NATIVE),
 )
