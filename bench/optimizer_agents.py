@@ -34,12 +34,12 @@ HYPERPARAMETERS = {
 
 
 def run(algorithm: str, steps: int, reward: str, train_power_flow: str, days: tuple[int, int],
-        eval_days: tuple[int, int]) -> dict:
+        eval_days: tuple[int, int], seed: int = 1) -> dict:
     import torchrl  # noqa: F401  (its logger binds stdout at import: before the redirect below)
 
     from servers.optimizer.worker.train import train
 
-    spec = parse({"algorithm": algorithm, "total_timesteps": steps, "seed": 1, "train_days": list(days),
+    spec = parse({"algorithm": algorithm, "total_timesteps": steps, "seed": seed, "train_days": list(days),
                   "eval_days": list(eval_days), "reward": reward, "train_power_flow": train_power_flow,
                   "hyperparameters": HYPERPARAMETERS[algorithm]})
     with tempfile.TemporaryDirectory() as out, open(Path(out) / "log", "w") as log:
@@ -57,17 +57,20 @@ def main() -> None:
     parser.add_argument("--train-power-flow", default="none", choices=("worst", "changed", "none"))
     parser.add_argument("--algorithms", default=",".join(ALGORITHMS))
     parser.add_argument("--eval-days", type=int, nargs=2, default=(240, 254))
+    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     rows = {}
     for algorithm in args.algorithms.split(","):
-        result = run(algorithm, args.steps, args.reward, args.train_power_flow, (0, 240), tuple(args.eval_days))
+        result = run(algorithm, args.steps, args.reward, args.train_power_flow, (0, 240), tuple(args.eval_days),
+                     args.seed)
         ev = result["evaluation"]
         print(f"{algorithm}: trained and evaluated in {result['wall_seconds']:.0f} s", flush=True)
         rows[algorithm] = {name: ev[name]["reward"] for name in ("agent", "no_shift", "random", "greedy")}
         rows[algorithm]["seconds"] = result["wall_seconds"]
         rows[algorithm]["violations"] = ev["agent"]["violations"]["mean"]
-    print(f"\nheld-out days {args.eval_days[0]}-{args.eval_days[1] - 1}, {args.steps} training steps per agent, "
+    print(f"\nheld-out days {args.eval_days[0]}-{args.eval_days[1] - 1}, seed {args.seed}, {args.steps} training "
+          f"steps per agent, "
           f"reward {args.reward!r}, training power flow {args.train_power_flow!r}; (SCR+SSR)/2 mean ± std over days")
     print(f"{'algorithm':<12} {'agent':>16} {'no shift':>8} {'random':>8} {'greedy':>8} "
           f"{'gain/greedy gain':>17} {'violations':>10} {'seconds':>8}")

@@ -131,3 +131,15 @@ def test_reinforce_scores_the_action_taken_not_a_fresh_sample():
     assert torch.equal(scored["action"], action)
     expected = torch.distributions.Categorical(logits=policy(obs)).log_prob(action)
     torch.testing.assert_close(scored["action_log_prob"], expected)
+
+
+def test_the_learning_curve_plot_writes_a_png(tmp_path):
+    """make demo-optimizer's plot: two agents' training days as a PNG (matplotlib, Agg)."""
+    from servers.optimizer.worker import plot
+
+    days = [{"episode": i + 1, "timesteps": 24 * (i + 1), "episode_return": 0.01 * i, "scr": 0.5, "ssr": 0.4}
+            for i in range(30)]
+    (tmp_path / "curves.json").write_text(json.dumps({"PPO": days, "DQN": days[:10]}))
+    assert plot.main(["--episodes", str(tmp_path / "curves.json"), "--out", str(tmp_path / "curve.png")]) == 0
+    assert (tmp_path / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot.moving_average(np.arange(5.0), 2).tolist() == [0.5, 1.5, 2.5, 3.5]
