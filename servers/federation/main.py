@@ -47,10 +47,10 @@ async def build(settings: FederationSettings) -> tuple[MeshServer, FederationCor
         frameworks = LocalFrameworks(flower_python=settings.flower_python.absolute(), commands=settings.commands,
                                      flare_python=settings.flare_python.absolute(),
                                      tff_python=settings.tff_python.absolute(), tff_isolation=settings.tff_isolation)
-        core = FederationCore(db, registry, runner, frameworks, core_options(settings))
-        await core.start()
         flare_servers = FlareServers(FlareServerStore(db), LocalFlareHosting(settings.flare_python.absolute()),
                                      settings.work_dir.resolve(), utcnow)
+        core = FederationCore(db, registry, runner, frameworks, core_options(settings), flare_servers=flare_servers)
+        await core.start()  # before the FLARE servers' recovery: real-mode FLARE jobs are aborted on them first
         await flare_servers.start()
     except BaseException:
         await registry.close()

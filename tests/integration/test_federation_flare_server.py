@@ -34,9 +34,12 @@ session.close()
 """
 
 
-def start_client(kit: Path, name: str, home: Path) -> subprocess.Popen:
-    """A FLARE client from its downloaded kit, as the kit's sub_start.sh starts it."""
+def start_client(kit: Path, name: str, home: Path, data: Path | None = None) -> subprocess.Popen:
+    """A FLARE client from its downloaded kit, as the kit's sub_start.sh starts it; `data`: its
+    local CSV for real-mode jobs (MLMESH_FLARE_DATA)."""
     env = {"PATH": f"{FLARE_PYTHON.parent}:/usr/bin:/bin", "HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    if data is not None:
+        env["MLMESH_FLARE_DATA"] = str(data)
     return subprocess.Popen(
         [str(FLARE_PYTHON), "-u", "-m", "nvflare.private.fed.app.client.client_train", "-m", str(kit), "-s",
          "fed_client.json", "--set", "secure_train=true", f"uid={name}", "org=mlmesh", "config_folder=config"],

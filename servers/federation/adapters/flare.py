@@ -6,8 +6,11 @@ server sets those), so nothing lands in ~/.nvflare or /tmp."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -20,7 +23,10 @@ from servers.common.processes import LocalProcessRunner
 from servers.federation.domain.ports import Launch
 
 LAUNCHER = Path(__file__).resolve().parents[1] / "apps" / "flare" / "launch_flare.py"
+REAL = LAUNCHER.with_name("real_flare.py")
+ABORT_TIMEOUT = 90.0
 HOST = "127.0.0.1"
+log = logging.getLogger("mlmesh.federation.flare")
 ADMIN = "admin@mlmesh.local"  # the project admin: the Federation server itself (its kit never leaves it)
 BUILDERS = [
     {"path": "nvflare.lighter.impl.workspace.WorkspaceBuilder", "args": {"template_file": ["master_template.yml"]}},
@@ -41,6 +47,29 @@ def unavailable(flare_python: Path | None) -> str:
 
 def launch(flare_python: Path, job_dir: Path) -> Launch:
     return Launch(argv=[str(flare_python), str(LAUNCHER), str(job_dir / "job.json")], env={})
+
+
+async def abort(flare_python: Path, job_dir: Path) -> None:
+    """Aborts the FLARE job a real-mode run submitted (recorded in `<job dir>/flare_job_id`)
+    through the admin API; logs, never raises."""
+    if not (job_dir / "flare_job_id").exists() or not (job_dir / "job.json").exists():
+        return
+    proc = await asyncio.create_subprocess_exec(
+        str(flare_python), str(REAL), "abort", str(job_dir / "job.json"), cwd=job_dir,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(job_dir / "home"), "TMPDIR": str(job_dir / "tmp"), "LANG": "C.UTF-8"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = await asyncio.wait_for(proc.communicate(), ABORT_TIMEOUT)
+    except TimeoutError:
+        log.warning("aborting the FLARE job of %s took over %.0f s; gave up", job_dir.name, ABORT_TIMEOUT)
+        return
+    finally:
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+    if proc.returncode != 0:
+        log.warning("aborting the FLARE job of %s failed: %s", job_dir.name, out.decode(errors="replace")[-500:])
 
 
 def _free_port() -> int:
@@ -131,6 +160,9 @@ class LocalFlareHosting:
         if pid_file.exists():
             await asyncio.to_thread(self._runner.kill_leftover, pid_file)
             pid_file.unlink(missing_ok=True)
+
+    def admin_kit(self, server_dir: Path) -> Path:
+        return self._kits(server_dir) / ADMIN
 
     def kit(self, server_dir: Path, client_name: str) -> Path:
         archive = server_dir / "kits" / f"{client_name}.zip"

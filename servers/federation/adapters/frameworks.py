@@ -58,3 +58,7 @@ class LocalFrameworks:
         if framework is Framework.TFF and self.tff_python is not None:
             return tff.launch(self.tff_python, job_dir, self.tff_isolation)
         raise ValueError(f"no launcher for {framework}")
+
+    async def abort(self, framework: Framework, job_dir: Path) -> None:
+        if framework is Framework.FLARE and self.flare_python is not None and framework.value not in self.commands:
+            await flare.abort(self.flare_python, job_dir)

@@ -87,6 +87,8 @@ class FlareHosting(Protocol):
     async def stop(self, server_dir: Path) -> None: ...
     def kit(self, server_dir: Path, client_name: str) -> Path:
         """The client's startup kit as a zip archive (made once)."""
+    def admin_kit(self, server_dir: Path) -> Path:
+        """The project admin's kit folder (named after the admin), which never leaves the server."""
 
 
 def server_not_found(flare_server_id: str) -> errors.NotFound:
@@ -189,6 +191,23 @@ class FlareServers:
         if access(caller_org, server.organization_id) is not Access.OWNER:
             raise server_not_found(server.flare_server_id)
         return server
+
+    async def running(self, flare_server_id: str, owner: str) -> tuple[FlareServerRecord, Path]:
+        """A real-mode job's server: `owner`'s, RUNNING; with its admin kit folder. Field errors
+        name `flare.flare_server_id`."""
+        if not flare_server_id:
+            raise _bad("flare.flare_server_id", "a real-mode FLARE job names the running FLARE server its clients "
+                       "joined (POST /nvoverser {\"start\": true})")
+        try:
+            server = await self.get(flare_server_id, owner)
+        except errors.NotFound:
+            raise errors.NotFound(f"flare.flare_server_id: FLARE server {flare_server_id} does not exist",
+                                  reason="FLARE_SERVER_NOT_FOUND", metadata={"field": "flare.flare_server_id"}) from None
+        if server.state is not ServerState.RUNNING:
+            raise errors.FailedPrecondition(f"flare.flare_server_id: FLARE server {server.flare_server_id} is "
+                                            f"{server.state}, not RUNNING", reason="FLARE_SERVER_NOT_RUNNING",
+                                            metadata={"field": "flare.flare_server_id"})
+        return server, self.hosting.admin_kit(self.server_dir(server.flare_server_id))
 
     async def list(self, page_size: int, page_token: str, caller_org: str | None) -> ServerPage:
         return await self.repo.list_flare_servers(page_size, page_token, caller_org)

@@ -81,3 +81,6 @@ class Frameworks(Protocol):
     def available(self, framework: Framework) -> str:
         """"" when `framework` can run here, else why not (a sentence)."""
     def launch(self, framework: Framework, job_dir: Path) -> Launch: ...
+    async def abort(self, framework: Framework, job_dir: Path) -> None:
+        """Stops what a job started outside its process group (a real-mode FLARE job on its FLARE
+        server); a no-op for other jobs. Never raises."""

@@ -39,6 +39,7 @@ from servers.common import errors, ids
 from servers.common.access import Access, access
 from servers.common.processes import RunRequest
 from servers.federation.domain import appconfig, privacy, specs
+from servers.federation.domain.flare_servers import FlareServers
 from servers.federation.domain.jobs import (
     CANCEL_REASON,
     RESTART_REASON,
@@ -56,7 +57,7 @@ from servers.federation.domain.jobs import (
     request_to_json,
 )
 from servers.federation.domain.ports import Frameworks, JobRepository, ModelIntake, ProcessRunner, Registry
-from servers.federation.domain.records import FRAMEWORK_NAMES, FedPateSpec, FlareSpec, JobRequest, TffSpec
+from servers.federation.domain.records import FRAMEWORK_NAMES, FedPateSpec, FlareSpec, JobRequest, Mode, TffSpec
 
 log = logging.getLogger("mlmesh.federation")
 
@@ -153,8 +154,10 @@ class StepFailed(Exception):
 
 class FederationCore:
     def __init__(self, repo: JobRepository, registry: Registry, runner: ProcessRunner, frameworks: Frameworks,
-                 options: CoreOptions, *, clock: Callable[[], dt.datetime] = utcnow):
+                 options: CoreOptions, *, clock: Callable[[], dt.datetime] = utcnow,
+                 flare_servers: FlareServers | None = None):
         self.repo, self.registry, self.runner, self.frameworks = repo, registry, runner, frameworks
+        self.flare_servers = flare_servers  # real-mode FLARE jobs run on these
         self.options, self.clock = options, clock
         self._slots = asyncio.Semaphore(options.max_concurrent_jobs)
         self._tasks: dict[str, asyncio.Task] = {}
@@ -176,6 +179,8 @@ class FederationCore:
             job_dir = self.job_dir(job.job_id)
             if self.runner.kill_leftover(job_dir / "job.pid"):
                 log.warning("job %s: killed the processes a previous Federation server left running", job.job_id)
+            if _real_flare(job.request):
+                await self.frameworks.abort(job.framework, job_dir)  # the FLARE job on its server
             if not self.options.keep_job_dirs:
                 await asyncio.to_thread(shutil.rmtree, job_dir, True)
             await self._move(job, State.FAILED, RESTART_REASON)
@@ -212,10 +217,12 @@ class FederationCore:
             raise errors.FailedPrecondition("flare.homomorphic_encryption: homomorphic encryption (tenseal) is not "
                                             "built yet for FLARE jobs; leave it false", reason="HE_UNAVAILABLE",
                                             metadata={"field": "flare.homomorphic_encryption"})
-        if request.mode.value == "real":
-            raise errors.FailedPrecondition("job.mode: real mode (clients on their own machines) is not built yet; "
-                                            "use MODE_SIMULATION", reason="MODE_UNAVAILABLE",
-                                            metadata={"field": "job.mode"})
+        if _real_flare(request):
+            await self._flare_server(request, owner)
+        elif request.mode is Mode.REAL:
+            raise errors.FailedPrecondition(f"job.mode: real mode (clients on their own machines) is built for FLARE "
+                                            f"jobs only, not {framework} yet; use MODE_SIMULATION",
+                                            reason="MODE_UNAVAILABLE", metadata={"field": "job.mode"})
         job = Job(job_id=str(uuid.uuid4()), organization_id=owner, request=request, state=State.QUEUED,
                   executor=self.options.executor, time_limit_seconds=time_limit, memory_limit_bytes=memory_limit,
                   create_time=self.clock(),
@@ -316,6 +323,21 @@ class FederationCore:
             raise errors.NotFound(f"data.dataset_id: dataset {dataset_id} does not exist", reason="DATASET_NOT_FOUND",
                                   metadata={"field": "data.dataset_id", "dataset_id": dataset_id}) from None
 
+    async def _flare_server(self, request: JobRequest, owner: str) -> Path:
+        """A real-mode FLARE job's server (the owner's, RUNNING, with enough clients): its admin kit."""
+        spec = request.spec
+        assert isinstance(spec, FlareSpec)
+        if self.flare_servers is None:
+            raise errors.FailedPrecondition("job.mode: this Federation server runs no FLARE servers",
+                                            reason="MODE_UNAVAILABLE", metadata={"field": "job.mode"})
+        server, admin_kit = await self.flare_servers.running(spec.flare_server_id, owner)
+        if spec.num_clients > len(server.client_names):
+            raise errors.InvalidArgument(
+                f"flare.num_clients: {spec.num_clients} clients wanted, FLARE server {server.flare_server_id} has "
+                f"{len(server.client_names)} ({', '.join(server.client_names)})", reason="NUM_CLIENTS_INVALID",
+                metadata={"field": "flare.num_clients"})
+        return admin_kit
+
     def _spawn(self, job: Job) -> None:
         task = asyncio.create_task(self._run(job), name=f"federated-job-{job.job_id}")
         self._tasks[job.job_id] = task
@@ -354,9 +376,11 @@ class FederationCore:
     async def _run(self, job: Job) -> None:
         joblog = _Log(self, job.job_id)
         job_dir = self.job_dir(job.job_id)
+        succeeded = False
         try:
             async with self._slots:
                 await self._steps(job, job_dir, joblog)
+            succeeded = True
         except asyncio.CancelledError:
             state, reason = self._ending.pop(job.job_id, (State.FAILED, "the job's task was cancelled"))
             await self._end(job, joblog, state, reason)
@@ -368,6 +392,8 @@ class FederationCore:
             log.exception("federated job %s failed unexpectedly", job.job_id)
             await self._end(job, joblog, State.FAILED, f"internal error ({type(exc).__name__}); see the server's log")
         finally:
+            if not succeeded and _real_flare(job.request):
+                await self.frameworks.abort(job.framework, job_dir)  # cancelled or failed: its FLARE job too
             self._ending.pop(job.job_id, None)
             self._locks.pop(job.job_id, None)
             if not self.options.keep_job_dirs:
@@ -413,6 +439,10 @@ class FederationCore:
                              f"{dataset.sha256}")
         note(f"prepare: dataset {dataset.dataset_id} ({size} bytes, SHA-256 checked)")
         config = appconfig.app_config(request, data_path=data_path, output_dir=job_dir / "output")
+        if _real_flare(request):
+            # Real mode: the dataset is the server's held-out split; the clients train on their own data.
+            config["flare-admin-kit"] = str(await self._flare_server(request, owner))
+            note(f"prepare: FLARE server {request.spec.flare_server_id}; clients train on their local data")
         (job_dir / "job.json").write_text(json.dumps(config, indent=1, sort_keys=True))
         launch = self.frameworks.launch(job.framework, job_dir)
         env = dict(self.options.inherited_env)
@@ -533,6 +563,10 @@ class _Events:
                                accuracy=_finite(event.get("accuracy")), privacy=spent,
                                seconds=max(0.0, _finite(event.get("seconds"), 0.0)))
         await self.core._update(self.job.job_id, rounds=(*current.rounds, metrics))
+
+
+def _real_flare(request: JobRequest) -> bool:
+    return request.mode is Mode.REAL and isinstance(request.spec, FlareSpec)
 
 
 def _finite(value: Any, default: float = math.nan) -> float:

@@ -4,7 +4,9 @@
     client.py --data-dir DIR --target-column C --net mlp --features F --classes K
               --epochs E --batch-size B --learning-rate LR --seed S
 
-The site trains on `<data-dir>/<site name>.csv` only (its local data, a CSV whose rows are
+The site trains on `<data-dir>/<site name>.csv` (simulation) or, without --data-dir, on the CSV
+file its MLMESH_FLARE_DATA environment variable names (real mode: set by the client's owner when
+starting it from its kit) only (its local data, a CSV whose rows are
 `fedpate.task`'s format), starting each round from the global model it receives, and sends back
 its new weights (FLARE turns them into a difference when the job says so), its training loss and
 accuracy, its sample count, and its data commitment: the SHA-256 of that file's bytes and its
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -26,17 +29,26 @@ from mlmesh_flare import FlareNet
 from nvflare.app_common.abstract.fl_model import FLModel, ParamsType
 from nvflare.apis.dxo import MetaKey
 
+DATA_ENV = "MLMESH_FLARE_DATA"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    for name, kind in (("data-dir", str), ("target-column", str), ("net", str), ("features", int),
+    # No --data-dir in real mode: the client's local CSV is the file MLMESH_FLARE_DATA names.
+    parser.add_argument("--data-dir", default="")
+    for name, kind in (("target-column", str), ("net", str), ("features", int),
                        ("classes", int), ("epochs", int), ("batch-size", int), ("learning-rate", float),
                        ("seed", int)):
         parser.add_argument(f"--{name}", type=kind, required=True)
     args = parser.parse_args()
     flare.init()
     site = flare.get_site_name()
-    path = Path(args.data_dir) / f"{site}.csv"
+    if args.data_dir:
+        path = Path(args.data_dir) / f"{site}.csv"
+    elif os.environ.get(DATA_ENV):
+        path = Path(os.environ[DATA_ENV])
+    else:
+        raise RuntimeError(f"{site}: set {DATA_ENV} to this client's local CSV before starting it from its kit")
     table = read_table(path, args.target_column)
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     if table.features.shape[1] != args.features:

@@ -3,6 +3,9 @@ server. Runs in .venv-flare; imports nothing of mlmesh.
 
     .venv-flare/bin/python launch_flare.py <job dir>/job.json
 
+(A job.json naming a FLARE server's admin kit, `flare-admin-kit`, runs in real mode instead:
+`real_flare.py`.)
+
 1. splits the dataset the way FedPATE does (`fedpate.task`: a seeded permutation gives the server
    `server-fraction` of the rows as its held-out test split; the rest goes to the `num-clients`
    clients, IID or Dirichlet) and writes each client's shard as its own CSV file
@@ -94,6 +97,39 @@ def save_model(model_args: dict, weights_file: Path, table: task.Table, classes:
         "input_signature": {"shape": [-1, len(columns)], "dtype": "float32", "csv_feature_columns": span}}))
 
 
+def model_arguments(config: dict, table: task.Table, test_rows: np.ndarray, classes: int) -> dict:
+    """FlareNet's JSON arguments, normalised with the server's test rows."""
+    test = table.features[test_rows]
+    return {"kind": task.net_kind(str(config.get("net-name", "auto"))), "features": int(table.features.shape[1]),
+            "classes": classes, "mean": test.mean(axis=0).tolist(), "std": test.std(axis=0).tolist()}
+
+
+def fedavg_recipe(config: dict, model_args: dict, classes: int, *, events: Path, test_path: Path,
+                  data_dir: Path | None):
+    """FLARE's PyTorch FedAvgRecipe for the job: the model, client.py as the training script, the
+    reporting persistor and the privacy filter. `data_dir` None: the clients read their local data
+    (real mode: each client's MLMESH_FLARE_DATA)."""
+    from nvflare.app_opt.pt.recipes.fedavg import FedAvgRecipe
+    from nvflare.client.config import TransferType
+
+    dp_filter = privacy_filter(config)
+    train_args = " ".join(([f"--data-dir {data_dir}"] if data_dir is not None else []) + [
+        f"--target-column {config['target-column']}", f"--net {model_args['kind']}",
+        f"--features {model_args['features']}", f"--classes {classes}", f"--epochs {int(config['epochs'])}",
+        f"--batch-size {int(config['batch-size'])}", f"--learning-rate {float(config['learning-rate'])}",
+        f"--seed {int(config['seed'])}"])
+    persistor = ReportingPersistor(model={"path": "mlmesh_flare.FlareNet", "args": model_args},
+                                   events_path=str(events), test_path=str(test_path),
+                                   target_column=str(config["target-column"]))
+    recipe = FedAvgRecipe(
+        name=JOB_NAME, min_clients=int(config["num-clients"]), num_rounds=int(config["num-rounds"]),
+        train_script=str(HERE / "client.py"), train_args=train_args, model_persistor=persistor,
+        params_transfer_type=TransferType.DIFF if dp_filter is not None else TransferType.FULL)
+    if dp_filter is not None:
+        recipe.add_client_output_filter(dp_filter, tasks=["train"])
+    return recipe
+
+
 def main(job_file: str) -> int:
     job_file_path = Path(job_file).resolve()
     job_dir = job_file_path.parent
@@ -101,6 +137,10 @@ def main(job_file: str) -> int:
     if config.get("homomorphic-encryption"):
         print("homomorphic encryption (tenseal) is not built yet for FLARE jobs", file=sys.stderr)
         return 1
+    if config.get("flare-admin-kit"):
+        import real_flare  # real mode: a provisioned server and clients started from their kits
+
+        return real_flare.run(config, job_dir)
     output = Path(config["output-dir"])
     output.mkdir(parents=True, exist_ok=True)
     events = output / "events.jsonl"
@@ -108,36 +148,18 @@ def main(job_file: str) -> int:
     emit(type="framework", version=f"nvflare {metadata.version('nvflare')}")
     data_dir = job_dir / "flare-data"
     table, server_rows, classes = write_shards(config, data_dir)
-    public = table.features[server_rows]
-    net = task.net_kind(str(config.get("net-name", "auto")))
-    model_args = {"kind": net, "features": int(table.features.shape[1]), "classes": classes,
-                  "mean": public.mean(axis=0).tolist(), "std": public.std(axis=0).tolist()}
+    model_args = model_arguments(config, table, server_rows, classes)
     # FLARE's simulator starts its server and clients as processes of their own: they find the
     # FedPATE data/model code and our components through PYTHONPATH.
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(FEDPATE), os.environ.get("PYTHONPATH", "")])
     torch.manual_seed(int(config["seed"]))
 
-    from nvflare.app_opt.pt.recipes.fedavg import FedAvgRecipe
-    from nvflare.client.config import TransferType
     from nvflare.private.fed.app.simulator.simulator_runner import SimulatorRunner
     from nvflare.recipe.sim_env import SimEnv
 
-    dp_filter = privacy_filter(config)
-    train_args = " ".join([
-        f"--data-dir {data_dir}", f"--target-column {config['target-column']}", f"--net {net}",
-        f"--features {model_args['features']}", f"--classes {classes}", f"--epochs {int(config['epochs'])}",
-        f"--batch-size {int(config['batch-size'])}", f"--learning-rate {float(config['learning-rate'])}",
-        f"--seed {int(config['seed'])}"])
-    persistor = ReportingPersistor(model={"path": "mlmesh_flare.FlareNet", "args": model_args},
-                                   events_path=str(events), test_path=str(data_dir / "server-test.csv"),
-                                   target_column=str(config["target-column"]))
+    recipe = fedavg_recipe(config, model_args, classes, events=events, test_path=data_dir / "server-test.csv",
+                           data_dir=data_dir)
     clients = int(config["num-clients"])
-    recipe = FedAvgRecipe(
-        name=JOB_NAME, min_clients=clients, num_rounds=int(config["num-rounds"]),
-        train_script=str(HERE / "client.py"), train_args=train_args, model_persistor=persistor,
-        params_transfer_type=TransferType.DIFF if dp_filter is not None else TransferType.FULL)
-    if dp_filter is not None:
-        recipe.add_client_output_filter(dp_filter, tasks=["train"])
     workspace = job_dir / "flare"
     recipe.export(str(job_dir / "flare-job"))
     # What SimEnv does, minus its detaching: SimEnv starts the simulator with os.setsid, out of this

@@ -1,0 +1,162 @@
+"""NVIDIA FLARE jobs in real mode through the real Federation server (port 0, embedded
+PostgreSQL, our Registry on a real Ledger, .venv-flare): a FLARE server provisioned and started
+through the API on 127.0.0.1, both clients' startup kits downloaded through the RPC and started as
+separate processes, each with its own local CSV (MLMESH_FLARE_DATA) that never reaches the
+Federation server. A MODE_REAL job is submitted to that server through FLARE's admin API, watched
+to SUCCEEDED, and its global model is registered, anchored and downloadable with both clients'
+data commitments (recomputed here from their CSVs) in its provenance. A cancelled real-mode job is
+aborted on the FLARE server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import json
+import os
+import signal
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import grpc
+import pytest
+from mlmesh.federation.v1 import federation_service_pb2 as pb
+from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
+
+from tests.fixtures.federation import blobs_csv
+from tests.integration.test_federation import OWNER, STRANGER, J, as_org, job_in, refused, upload
+from tests.integration.test_federation_flare import FLARE_PYTHON, flare_federation  # noqa: F401 (fixture)
+from tests.integration.test_federation_flare_server import clients_seen, start_client
+
+S = pb.FlareServer
+JOB_STATUS = """
+import sys
+from nvflare.fuel.flare_api.flare_api import new_secure_session
+session = new_secure_session("admin@mlmesh.local", sys.argv[1], timeout=60)
+print(session.get_job_meta(sys.argv[2])["status"])
+session.close()
+"""
+
+
+def real_job(dataset: str, server_id: str, **spec) -> pb.CreateFederatedJobRequest:
+    values = dict(epochs=5, batch_size=16, num_clients=2, num_rounds=1, learning_rate=0.01,
+                  flare_server_id=server_id)
+    values.update(spec)
+    return pb.CreateFederatedJobRequest(job=J(display_name="flare real", mode=J.MODE_REAL,
+                                              data=pb.FederatedData(dataset_id=dataset, seed=3),
+                                              flare=pb.FlareSpec(**values)))
+
+
+def flare_status(admin_kit: Path, flare_job: str, home: Path) -> str:
+    out = subprocess.run([str(FLARE_PYTHON), "-c", JOB_STATUS, str(admin_kit), flare_job], capture_output=True,
+                         text=True, env={"PATH": "/usr/bin:/bin", "HOME": str(home)}, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+async def download_kit(stub, server_id: str, name: str, into: Path) -> Path:
+    chunks = [c.data async for c in stub.DownloadFlareStartupKit(pb.DownloadFlareStartupKitRequest(
+        flare_server_id=server_id, client_name=name), metadata=as_org(OWNER))]
+    zipfile.ZipFile(io.BytesIO(b"".join(chunks))).extractall(into)
+    return into / name
+
+
+async def test_a_real_flare_job_trains_on_kit_started_clients_local_data_and_registers_the_model(
+        flare_federation, tmp_path) -> None:  # noqa: F811
+    stub, registry = flare_federation
+    # The server's held-out data (a Registry dataset) and each client's own CSV (only on "its machine")
+    dataset = await upload(registry, OWNER, blobs_csv(rows=90, seed=5))
+    local = {"site-1": tmp_path / "site-1-data.csv", "site-2": tmp_path / "site-2-data.csv"}
+    local["site-1"].write_bytes(blobs_csv(rows=70, seed=5))
+    local["site-2"].write_bytes(blobs_csv(rows=50, seed=5))
+    server = await stub.CreateFlareServer(pb.CreateFlareServerRequest(
+        flare_server=S(project_name="real", client_names=["site-1", "site-2"])), metadata=as_org(OWNER))
+    assert server.state == S.STATE_RUNNING, server.failure_reason
+    server_dir = tmp_path / "fed" / "federation" / "flare-servers" / server.flare_server_id
+    admin_kit = next(server_dir.rglob("admin@mlmesh.local"))
+    clients = []
+    try:
+        for name in server.client_names:
+            kit = await download_kit(stub, server.flare_server_id, name, tmp_path / "kits")
+            clients.append(start_client(kit, name, tmp_path, data=local[name]))
+        deadline = time.monotonic() + 120
+        while clients_seen(admin_kit, tmp_path) != ["site-1", "site-2"]:
+            assert time.monotonic() < deadline, "the clients did not join"
+            await asyncio.sleep(2)
+        # A stranger cannot run a job on the organization's server
+        theirs = await upload(registry, STRANGER, blobs_csv(rows=90, seed=5))
+        err = await refused(stub.CreateFederatedJob, real_job(theirs, server.flare_server_id), STRANGER)
+        assert err.code() == grpc.StatusCode.NOT_FOUND and "flare.flare_server_id" in err.details()
+        err = await refused(stub.CreateFederatedJob, real_job(dataset, server.flare_server_id, num_clients=3))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "flare.num_clients" in err.details()
+        # Execute
+        created = await stub.CreateFederatedJob(real_job(dataset, server.flare_server_id), metadata=as_org(OWNER))
+        events = [e async for e in stub.WatchFederatedJob(pb.WatchFederatedJobRequest(job_id=created.job_id),
+                                                          metadata=as_org(OWNER))]
+        # Assert: it ran on the FLARE server, one round with both clients on their own data
+        job = events[-1].job
+        assert job.state == J.STATE_SUCCEEDED, job.failure_reason
+        assert job.mode == J.MODE_REAL and job.framework_version == "nvflare 2.9.0"
+        logs = [e.log.text for e in events if e.HasField("log")]
+        assert any(line.startswith("submitted to the FLARE server as job ") for line in logs), logs[-20:]
+        assert any(line.endswith(": FINISHED:COMPLETED") for line in logs), logs[-20:]
+        rounds = [e.round for e in events if e.HasField("round")]
+        assert [r.round for r in rounds] == [1]
+        assert sorted((c.client_id, c.num_examples) for c in rounds[0].clients) == [("site-1", 70), ("site-2", 50)]
+        assert 0 <= rounds[0].accuracy <= 1 and rounds[0].loss > 0
+        assert not job.privacy.formal_guarantee  # FedAvg without a DP filter says so
+        # Each client's commitment, recomputed from its CSV
+        expected = sorted((hashlib.sha256(p.read_bytes()).hexdigest(), len(p.read_text().splitlines()) - 1)
+                          for p in local.values())
+        assert sorted((c.sha256, c.sample_count) for c in job.client_commitments) == expected
+        # The global model: registered, anchored, consistent with the ledger, downloadable, with provenance
+        model = await registry.GetModel(reg_pb.GetModelRequest(model_id=job.result_model_id), metadata=as_org(OWNER))
+        assert model.organization_id == OWNER and model.framework == "pytorch" and model.dataset_id == dataset
+        assert model.contract_address and model.verify_tx_hash
+        proof = await registry.GetModelProvenance(reg_pb.GetModelProvenanceRequest(model_id=model.model_id),
+                                                  metadata=as_org(OWNER))
+        assert proof.consistent, [c for c in proof.checks if not c.ok]
+        blob = b"".join([c.data async for c in registry.DownloadModel(
+            reg_pb.DownloadModelRequest(model_id=model.model_id), metadata=as_org(OWNER))])
+        assert hashlib.sha256(blob).hexdigest() == model.res_sha256 and blob[:2] == b"PK"  # TorchScript
+        record = json.loads(b"".join([c.data async for c in registry.DownloadModelRecipe(
+            reg_pb.DownloadModelRecipeRequest(model_id=model.model_id), metadata=as_org(OWNER))]))
+        assert record["framework"] == "flare" and record["federated_job_id"] == job.job_id
+        assert json.loads(record["request"])["mode"] == "real"
+        assert sorted((c["sha256"], c["sample_count"]) for c in json.loads(record["client_commitments"])) == expected
+
+        # Cancel: a long job is aborted on the FLARE server, nothing registered
+        long_job = await stub.CreateFederatedJob(real_job(dataset, server.flare_server_id, epochs=1000, num_rounds=50),
+                                                 metadata=as_org(OWNER))
+        id_file = tmp_path / "fed" / "federation" / "jobs" / long_job.job_id / "flare_job_id"
+        deadline = time.monotonic() + 120
+        while not id_file.exists():
+            assert time.monotonic() < deadline, "the job was not submitted to the FLARE server"
+            await job_in(stub, long_job.job_id, (J.STATE_PREPARING, J.STATE_RUNNING))
+            await asyncio.sleep(0.5)
+        flare_job = id_file.read_text().strip()
+        cancelled = await stub.CancelFederatedJob(pb.CancelFederatedJobRequest(job_id=long_job.job_id),
+                                                  metadata=as_org(OWNER))
+        assert cancelled.state == J.STATE_CANCELLED and cancelled.result_model_id == ""
+        assert flare_status(admin_kit, flare_job, tmp_path) == "FINISHED:ABORTED"
+    finally:
+        for proc in clients:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+async def test_a_real_flare_job_needs_a_running_server_of_the_organization(flare_federation) -> None:  # noqa: F811
+    stub, registry = flare_federation
+    dataset = await upload(registry, OWNER, blobs_csv())
+    err = await refused(stub.CreateFederatedJob, real_job(dataset, ""))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "flare.flare_server_id" in err.details()
+    err = await refused(stub.CreateFederatedJob, real_job(dataset, "6f1b7a52-3c1e-4d2a-9a9e-0c2f4b1d8e7a"))
+    assert err.code() == grpc.StatusCode.NOT_FOUND and "flare.flare_server_id" in err.details()
+
+
+@pytest.fixture(autouse=True)
+def _flare_venv() -> None:
+    if not FLARE_PYTHON.exists():
+        pytest.fail(f"{FLARE_PYTHON} is missing: run `make flare-venv` (part of `make test`)", pytrace=False)
