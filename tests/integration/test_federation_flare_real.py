@@ -5,7 +5,8 @@ separate processes, each with its own local CSV (MLMESH_FLARE_DATA) that never r
 Federation server. A MODE_REAL job is submitted to that server through FLARE's admin API, watched
 to SUCCEEDED, and its global model is registered, anchored and downloadable with both clients'
 data commitments (recomputed here from their CSVs) in its provenance. A cancelled real-mode job is
-aborted on the FLARE server."""
+aborted on the FLARE server; so is one whose Federation server was killed with -9, when it
+restarts and fails the job."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import asyncio
 import hashlib
 import io
 import json
+import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -23,10 +26,23 @@ from pathlib import Path
 import grpc
 import pytest
 from mlmesh.federation.v1 import federation_service_pb2 as pb
+from mlmesh.federation.v1 import federation_service_pb2_grpc as fed_grpc
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 
+from servers.devstack.procs import free_port, port_open
 from tests.fixtures.federation import blobs_csv
-from tests.integration.test_federation import OWNER, STRANGER, J, as_org, job_in, refused, upload
+from tests.integration.test_federation import (
+    OWNER,
+    REPO,
+    STRANGER,
+    J,
+    as_org,
+    gone,
+    job_in,
+    processes_in,
+    refused,
+    upload,
+)
 from tests.integration.test_federation_flare import FLARE_PYTHON, flare_federation  # noqa: F401 (fixture)
 from tests.integration.test_federation_flare_server import clients_seen, start_client
 
@@ -154,6 +170,73 @@ async def test_a_real_flare_job_needs_a_running_server_of_the_organization(flare
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "flare.flare_server_id" in err.details()
     err = await refused(stub.CreateFederatedJob, real_job(dataset, "6f1b7a52-3c1e-4d2a-9a9e-0c2f4b1d8e7a"))
     assert err.code() == grpc.StatusCode.NOT_FOUND and "flare.flare_server_id" in err.details()
+
+
+async def test_a_server_killed_mid_real_flare_job_restarts_with_it_failed_and_the_flare_job_aborted(
+        registry, fresh_db_dsn, tmp_path, caplog) -> None:
+    """kill -9 of the Federation server (a process of its own here) while a real-mode job waits on
+    its FLARE server (no client has joined, so FLARE holds the job): the job's launcher survives the
+    kill; the restarted server kills it, aborts the FLARE job through the admin API and fails the
+    job with the reason (then, as for any FLARE server it finds running, stops and fails that)."""
+    from servers.federation.main import build
+    from servers.federation.settings import FederationSettings
+
+    registry_stub, registry_server = registry
+    dataset = await upload(registry_stub, OWNER, blobs_csv(rows=90, seed=5))
+    port = free_port()
+    env = {**os.environ, "MLMESH_DATABASE_URL": fresh_db_dsn, "MLMESH_DATA_DIR": str(tmp_path / "fed"),
+           "MLMESH_FEDERATION_PORT": str(port), "MLMESH_FEDERATION_METRICS_PORT": "-1",
+           "MLMESH_FEDERATION_REGISTRY_TARGET": f"127.0.0.1:{registry_server.port}",
+           "MLMESH_FEDERATION_FLARE_PYTHON": str(FLARE_PYTHON)}
+    server = subprocess.Popen([sys.executable, "-m", "servers.federation.main"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not port_open("127.0.0.1", port):
+            assert server.poll() is None and time.monotonic() < deadline, "the Federation server did not start"
+            await asyncio.sleep(0.2)
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = fed_grpc.FederationServiceStub(channel)
+            flare_server = await stub.CreateFlareServer(pb.CreateFlareServerRequest(
+                nvoverser=pb.FlareServerSeedBody(start=True)), metadata=as_org(OWNER))
+            assert flare_server.state == S.STATE_RUNNING, flare_server.failure_reason
+            job = await stub.CreateFederatedJob(real_job(dataset, flare_server.flare_server_id, num_rounds=50),
+                                                metadata=as_org(OWNER))
+            job_dir = tmp_path / "fed" / "federation" / "jobs" / job.job_id
+            deadline = time.monotonic() + 120
+            while not (job_dir / "flare_job_id").exists():
+                assert time.monotonic() < deadline, "the job was not submitted to the FLARE server"
+                await job_in(stub, job.job_id, (J.STATE_PREPARING, J.STATE_RUNNING))
+                await asyncio.sleep(0.5)
+        flare_job = (job_dir / "flare_job_id").read_text().strip()
+        procs = processes_in(job_dir)
+        assert procs
+        # Execute: kill -9 the Federation server; the job's launcher survives it
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+        assert all(p.is_running() for p in procs)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    caplog.set_level(logging.INFO, logger="mlmesh.federation.flare")
+    restarted, _core = await build(FederationSettings(
+        port=0, metrics_port=-1, database_url=fresh_db_dsn, data_dir=tmp_path / "fed",
+        registry_target=f"127.0.0.1:{registry_server.port}", flare_python=FLARE_PYTHON))
+    await restarted.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel:
+            stub = fed_grpc.FederationServiceStub(channel)
+            got = await stub.GetFederatedJob(pb.GetFederatedJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
+            got_server = await stub.GetFlareServer(pb.GetFlareServerRequest(
+                flare_server_id=flare_server.flare_server_id), metadata=as_org(OWNER))
+    finally:
+        await restarted.stop(0, drain=0)
+    # Assert: FAILED with the reason, the launcher gone, the FLARE job aborted on its server
+    assert got.state == J.STATE_FAILED and "restarted while the job was running" in got.failure_reason
+    assert all(gone(p.pid) for p in procs)
+    assert f"aborted FLARE job {flare_job}" in caplog.text
+    assert got_server.state == S.STATE_FAILED
 
 
 @pytest.fixture(autouse=True)

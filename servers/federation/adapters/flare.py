@@ -68,8 +68,11 @@ async def abort(flare_python: Path, job_dir: Path) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             await proc.wait()
+    said = out.decode(errors="replace").strip()
     if proc.returncode != 0:
-        log.warning("aborting the FLARE job of %s failed: %s", job_dir.name, out.decode(errors="replace")[-500:])
+        log.warning("aborting the FLARE job of %s failed: %s", job_dir.name, said[-500:])
+    elif said:
+        log.info("job %s: %s", job_dir.name, said.splitlines()[-1][:500])
 
 
 def _free_port() -> int:
