@@ -18,6 +18,24 @@ FLOWER_PYTHON = REPO / ".venv-flower" / "bin" / "python"
 APP = REPO / "servers" / "federation" / "apps"
 
 
+def run_launcher(tmp_path: Path, config: dict) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """The launcher on `config` as its job.json in `tmp_path`; (the finished process, its events)."""
+    if not FLOWER_PYTHON.exists():
+        pytest.fail(f"{FLOWER_PYTHON} is missing: run `make flower-venv` (part of `make test`)", pytrace=False)
+    (tmp_path / "job.json").write_text(json.dumps(config))
+    (tmp_path / "home").mkdir()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path / "home")}
+    out = subprocess.run([str(FLOWER_PYTHON), str(APP / "launch_flower.py"), str(tmp_path / "job.json")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, start_new_session=True)
+    return out, events_of(out.stdout)
+
+
+def events_of(stdout: str) -> list[dict]:
+    """The launcher's MLMESH_EVENT lines, parsed."""
+    return [json.loads(line.removeprefix("MLMESH_EVENT ")) for line in stdout.splitlines()
+            if line.startswith("MLMESH_EVENT ")]
+
+
 def node_commitments(csv: Path, teachers: int, nodes: int, server_fraction: float, seed: int) -> list[list]:
     """Each node's (SHA-256, samples) recomputed by the app's own partitioning code: the union of
     the shards of the teachers it hosts."""
@@ -34,8 +52,6 @@ def node_commitments(csv: Path, teachers: int, nodes: int, server_fraction: floa
 
 
 def test_teachers_per_node_vote_and_commit_per_node(tmp_path) -> None:
-    if not FLOWER_PYTHON.exists():
-        pytest.fail(f"{FLOWER_PYTHON} is missing: run `make flower-venv` (part of `make test`)", pytrace=False)
     csv = tmp_path / "data.csv"
     csv.write_bytes(blobs_csv())
     config = {"framework": "fedpate", "data-path": str(csv), "output-dir": str(tmp_path / "output"),
@@ -43,17 +59,11 @@ def test_teachers_per_node_vote_and_commit_per_node(tmp_path) -> None:
               "seed": 4, "net-name": "mlp", "num-server-rounds": 1, "num-teachers": 4, "teachers-per-node": 2,
               "teacher-epochs": 10, "student-epochs": 30, "batch-size": 16, "learning-rate": 0.01,
               "noise": "gaussian", "epsilon": 0.0, "sigma": 0.5, "num-queries": 60, "noise-data": 40}
-    (tmp_path / "job.json").write_text(json.dumps(config))
-    (tmp_path / "home").mkdir()
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path / "home")}
     # Execute
-    out = subprocess.run([str(FLOWER_PYTHON), str(APP / "launch_flower.py"), str(tmp_path / "job.json")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, start_new_session=True)
+    out, events = run_launcher(tmp_path, config)
     # Assert: two SuperNodes for four teachers, one commitment per node, a useful student
     assert out.returncode == 0, out.stderr[-3000:]
     assert "2 SuperNode(s) hosting 4 teacher(s)" in out.stdout
-    events = [json.loads(line.removeprefix("MLMESH_EVENT ")) for line in out.stdout.splitlines()
-              if line.startswith("MLMESH_EVENT ")]
     commitments = sorted([e["sha256"], e["sample_count"]] for e in events if e["type"] == "commitment")
     assert sorted(e["client_id"] for e in events if e["type"] == "commitment") == ["client-0", "client-1"]
     assert commitments == sorted(node_commitments(csv, 4, 2, 0.3, 4))
@@ -94,24 +104,16 @@ def cifar_archive(path: Path, batches: int = 2, per_batch: int = 60, classes: in
 
 
 def test_a_cifar10_python_archive_trains_the_seeds_cnn(tmp_path) -> None:
-    if not FLOWER_PYTHON.exists():
-        pytest.fail(f"{FLOWER_PYTHON} is missing: run `make flower-venv` (part of `make test`)", pytrace=False)
     archive = cifar_archive(tmp_path / "cifar-10-python.tar.gz")
     config = {"framework": "fedpate", "data-path": str(archive), "output-dir": str(tmp_path / "output"),
               "target-column": "target", "partition": "iid", "dirichlet-alpha": 0.0, "server-fraction": 0.4,
               "seed": 1, "net-name": "auto", "num-server-rounds": 1, "num-teachers": 2, "teacher-epochs": 5,
               "student-epochs": 10, "batch-size": 16, "learning-rate": 0.001, "noise": "laplacian",
               "epsilon": 5.0, "sigma": 0.0, "num-queries": 48, "noise-data": 30}
-    (tmp_path / "job.json").write_text(json.dumps(config))
-    (tmp_path / "home").mkdir()
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path / "home")}
     # Execute
-    out = subprocess.run([str(FLOWER_PYTHON), str(APP / "launch_flower.py"), str(tmp_path / "job.json")],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900, start_new_session=True)
+    out, events = run_launcher(tmp_path, config)
     # Assert: the 120 images read from both batches, the seed's CNN chosen for 3x32x32, a student
     assert out.returncode == 0, out.stderr[-3000:]
-    events = [json.loads(line.removeprefix("MLMESH_EVENT ")) for line in out.stdout.splitlines()
-              if line.startswith("MLMESH_EVENT ")]
     assert sum(e["sample_count"] for e in events if e["type"] == "commitment") == 120 - 48
     (round_event,) = [e for e in events if e["type"] == "round"]
     assert round_event["queries"] == 30 and round_event["accuracy"] > 0.5, round_event  # 3 classes: chance 1/3
@@ -214,8 +216,7 @@ def test_real_mode_two_supernodes_join_the_superlink_over_tls(tmp_path) -> None:
     # Assert: both sites committed to their own files (SHA-256 of the file: header and rows, each
     # line ending in a newline), and their teachers labelled the server's queries usefully
     assert launcher.returncode == 0, stderr[-3000:]
-    events = [json.loads(line.removeprefix("MLMESH_EVENT ")) for line in stdout.splitlines()
-              if line.startswith("MLMESH_EVENT ")]
+    events = events_of(stdout)
     import hashlib
 
     got = {e["client_id"]: (e["sha256"], e["sample_count"]) for e in events if e["type"] == "commitment"}
