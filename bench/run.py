@@ -71,6 +71,12 @@ def main() -> None:
 
     federation_flare.main()
 
+    print()
+    print("== Federation: FedPATE on Flower, privacy vs accuracy on digits, server vs app directly, s/round ==")
+    from bench import federation
+
+    federation.main()
+
 
 if __name__ == "__main__":
     main()
