@@ -64,6 +64,25 @@ def flare_job(dataset: str, **spec) -> pb.CreateFederatedJobRequest:
                                               flare=pb.FlareSpec(**values)))
 
 
+async def registered_global_model(registry, job: pb.FederatedJob, dataset: str) -> tuple[reg_pb.Model, dict]:
+    """A FLARE job's global model as the Registry holds it (the owner's, TorchScript, anchored,
+    consistent with the ledger, downloadable) and its provenance record (job, FLARE version)."""
+    model = await registry.GetModel(reg_pb.GetModelRequest(model_id=job.result_model_id), metadata=as_org(OWNER))
+    assert model.organization_id == OWNER and model.framework == "pytorch" and model.dataset_id == dataset
+    assert model.contract_address and model.verify_tx_hash
+    proof = await registry.GetModelProvenance(reg_pb.GetModelProvenanceRequest(model_id=model.model_id),
+                                              metadata=as_org(OWNER))
+    assert proof.consistent, [c for c in proof.checks if not c.ok]
+    blob = b"".join([c.data async for c in registry.DownloadModel(
+        reg_pb.DownloadModelRequest(model_id=model.model_id), metadata=as_org(OWNER))])
+    assert hashlib.sha256(blob).hexdigest() == model.res_sha256 and blob[:2] == b"PK"  # TorchScript
+    record = json.loads(b"".join([c.data async for c in registry.DownloadModelRecipe(
+        reg_pb.DownloadModelRecipeRequest(model_id=model.model_id), metadata=as_org(OWNER))]))
+    assert record["framework"] == "flare" and record["framework_version"] == "nvflare 2.9.0"
+    assert record["federated_job_id"] == job.job_id
+    return model, record
+
+
 async def test_flare_fedavg_with_svt_runs_in_the_simulator_and_registers_the_global_model(
         flare_federation, tmp_path) -> None:
     """SVT filter on the clients' results: the round and the job report a formal epsilon (one round
@@ -99,19 +118,8 @@ async def test_flare_fedavg_with_svt_runs_in_the_simulator_and_registers_the_glo
     got = sorted((c.sha256, c.sample_count) for c in job.client_commitments)
     assert got == sorted(expected_commitments(tmp_path / "data.csv", 2, 0.3, 3))
     # The global model: the organization's, anchored, consistent with the ledger, with its provenance
-    model = await registry.GetModel(reg_pb.GetModelRequest(model_id=job.result_model_id), metadata=as_org(OWNER))
-    assert model.organization_id == OWNER and model.framework == "pytorch" and model.dataset_id == dataset
-    assert model.contract_address and model.verify_tx_hash
+    model, record = await registered_global_model(registry, job, dataset)
     assert json.loads(model.input_signature)["csv_feature_columns"] == [0, 8]
-    proof = await registry.GetModelProvenance(reg_pb.GetModelProvenanceRequest(model_id=model.model_id),
-                                              metadata=as_org(OWNER))
-    assert proof.consistent, [c for c in proof.checks if not c.ok]
-    blob = b"".join([c.data async for c in registry.DownloadModel(
-        reg_pb.DownloadModelRequest(model_id=model.model_id), metadata=as_org(OWNER))])
-    assert hashlib.sha256(blob).hexdigest() == model.res_sha256 and blob[:2] == b"PK"  # TorchScript
-    record = json.loads(b"".join([c.data async for c in registry.DownloadModelRecipe(
-        reg_pb.DownloadModelRecipeRequest(model_id=model.model_id), metadata=as_org(OWNER))]))
-    assert record["framework"] == "flare" and record["framework_version"] == "nvflare 2.9.0"
     assert json.loads(record["request"])["spec"]["svt_epsilon"] == 1.5
     assert json.loads(record["privacy"])["epsilon"] == pytest.approx(1.5)
     assert sorted((c["sha256"], c["sample_count"]) for c in json.loads(record["client_commitments"])) == got

@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -27,13 +26,10 @@ import grpc
 import pytest
 from mlmesh.federation.v1 import federation_service_pb2 as pb
 from mlmesh.federation.v1 import federation_service_pb2_grpc as fed_grpc
-from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 
-from servers.devstack.procs import free_port, port_open
-from tests.fixtures.federation import blobs_csv
+from tests.fixtures.federation import blobs_csv, federation_process
 from tests.integration.test_federation import (
     OWNER,
-    REPO,
     STRANGER,
     J,
     as_org,
@@ -43,7 +39,11 @@ from tests.integration.test_federation import (
     refused,
     upload,
 )
-from tests.integration.test_federation_flare import FLARE_PYTHON, flare_federation  # noqa: F401 (fixture)
+from tests.integration.test_federation_flare import (  # noqa: F401 (fixture)
+    FLARE_PYTHON,
+    flare_federation,
+    registered_global_model,
+)
 from tests.integration.test_federation_flare_server import clients_seen, start_client
 
 S = pb.FlareServer
@@ -128,18 +128,7 @@ async def test_a_real_flare_job_trains_on_kit_started_clients_local_data_and_reg
                           for p in local.values())
         assert sorted((c.sha256, c.sample_count) for c in job.client_commitments) == expected
         # The global model: registered, anchored, consistent with the ledger, downloadable, with provenance
-        model = await registry.GetModel(reg_pb.GetModelRequest(model_id=job.result_model_id), metadata=as_org(OWNER))
-        assert model.organization_id == OWNER and model.framework == "pytorch" and model.dataset_id == dataset
-        assert model.contract_address and model.verify_tx_hash
-        proof = await registry.GetModelProvenance(reg_pb.GetModelProvenanceRequest(model_id=model.model_id),
-                                                  metadata=as_org(OWNER))
-        assert proof.consistent, [c for c in proof.checks if not c.ok]
-        blob = b"".join([c.data async for c in registry.DownloadModel(
-            reg_pb.DownloadModelRequest(model_id=model.model_id), metadata=as_org(OWNER))])
-        assert hashlib.sha256(blob).hexdigest() == model.res_sha256 and blob[:2] == b"PK"  # TorchScript
-        record = json.loads(b"".join([c.data async for c in registry.DownloadModelRecipe(
-            reg_pb.DownloadModelRecipeRequest(model_id=model.model_id), metadata=as_org(OWNER))]))
-        assert record["framework"] == "flare" and record["federated_job_id"] == job.job_id
+        _model, record = await registered_global_model(registry, job, dataset)
         assert json.loads(record["request"])["mode"] == "real"
         assert sorted((c["sha256"], c["sample_count"]) for c in json.loads(record["client_commitments"])) == expected
 
@@ -183,18 +172,8 @@ async def test_a_server_killed_mid_real_flare_job_restarts_with_it_failed_and_th
 
     registry_stub, registry_server = registry
     dataset = await upload(registry_stub, OWNER, blobs_csv(rows=90, seed=5))
-    port = free_port()
-    env = {**os.environ, "MLMESH_DATABASE_URL": fresh_db_dsn, "MLMESH_DATA_DIR": str(tmp_path / "fed"),
-           "MLMESH_FEDERATION_PORT": str(port), "MLMESH_FEDERATION_METRICS_PORT": "-1",
-           "MLMESH_FEDERATION_REGISTRY_TARGET": f"127.0.0.1:{registry_server.port}",
-           "MLMESH_FEDERATION_FLARE_PYTHON": str(FLARE_PYTHON)}
-    server = subprocess.Popen([sys.executable, "-m", "servers.federation.main"], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not port_open("127.0.0.1", port):
-            assert server.poll() is None and time.monotonic() < deadline, "the Federation server did not start"
-            await asyncio.sleep(0.2)
+    async with federation_process(fresh_db_dsn, tmp_path / "fed", registry_server.port,
+                                  flare_python=str(FLARE_PYTHON)) as (server, port):
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = fed_grpc.FederationServiceStub(channel)
             flare_server = await stub.CreateFlareServer(pb.CreateFlareServerRequest(
@@ -215,10 +194,6 @@ async def test_a_server_killed_mid_real_flare_job_restarts_with_it_failed_and_th
         os.kill(server.pid, signal.SIGKILL)
         server.wait(timeout=10)
         assert all(p.is_running() for p in procs)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
     caplog.set_level(logging.INFO, logger="mlmesh.federation.flare")
     restarted, _core = await build(FederationSettings(
         port=0, metrics_port=-1, database_url=fresh_db_dsn, data_dir=tmp_path / "fed",

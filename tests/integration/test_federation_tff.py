@@ -17,7 +17,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -29,9 +28,8 @@ from mlmesh.federation.v1 import federation_service_pb2_grpc as fed_grpc
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 from mlmesh.translator.v1 import translator_service_pb2 as tr_pb
 
-from servers.devstack.procs import free_port, port_open
 from servers.federation.domain import privacy
-from tests.fixtures.federation import blobs_csv
+from tests.fixtures.federation import blobs_csv, federation_process
 from tests.integration.test_federation import OWNER, STRANGER, J, as_org, gone, job_in, processes_in, refused, upload
 
 REPO = Path(__file__).resolve().parents[2]
@@ -211,18 +209,8 @@ async def test_a_server_killed_mid_tff_job_restarts_with_it_failed_and_no_worker
     binary too); the restarted server kills that group and fails the job with the reason."""
     registry_stub, registry_server = registry
     dataset = await upload(registry_stub, OWNER, blobs_csv())
-    port = free_port()
-    env = {**os.environ, "MLMESH_DATABASE_URL": fresh_db_dsn, "MLMESH_DATA_DIR": str(tmp_path / "fed"),
-           "MLMESH_FEDERATION_PORT": str(port), "MLMESH_FEDERATION_METRICS_PORT": "-1",
-           "MLMESH_FEDERATION_REGISTRY_TARGET": f"127.0.0.1:{registry_server.port}",
-           "MLMESH_FEDERATION_TFF_PYTHON": str(TFF_PYTHON)}
-    server = subprocess.Popen([sys.executable, "-m", "servers.federation.main"], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not port_open("127.0.0.1", port):
-            assert server.poll() is None and time.monotonic() < deadline, "the Federation server did not start"
-            await asyncio.sleep(0.2)
+    async with federation_process(fresh_db_dsn, tmp_path / "fed", registry_server.port,
+                                  tff_python=str(TFF_PYTHON)) as (server, port):
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = fed_grpc.FederationServiceStub(channel)
             job = await stub.CreateFederatedJob(tff_job(dataset, num_rounds=1000, epochs=50), metadata=as_org(OWNER))
@@ -232,10 +220,6 @@ async def test_a_server_killed_mid_tff_job_restarts_with_it_failed_and_no_worker
         os.kill(server.pid, signal.SIGKILL)
         server.wait(timeout=10)
         assert all(p.is_running() for p in procs)
-    finally:
-        if server.poll() is None:
-            server.kill()
-            server.wait()
     restarted = await tff_server(registry_server.port, fresh_db_dsn, tmp_path / "fed")
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel:
