@@ -159,6 +159,10 @@ async def test_a_real_flare_job_needs_a_running_server_of_the_organization(flare
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "flare.flare_server_id" in err.details()
     err = await refused(stub.CreateFederatedJob, real_job(dataset, "6f1b7a52-3c1e-4d2a-9a9e-0c2f4b1d8e7a"))
     assert err.code() == grpc.StatusCode.NOT_FOUND and "flare.flare_server_id" in err.details()
+    simulated = real_job(dataset, "6f1b7a52-3c1e-4d2a-9a9e-0c2f4b1d8e7a")
+    simulated.job.mode = J.MODE_SIMULATION
+    err = await refused(stub.CreateFederatedJob, simulated)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "only for MODE_REAL" in err.details()
 
 
 async def test_a_server_killed_mid_real_flare_job_restarts_with_it_failed_and_the_flare_job_aborted(

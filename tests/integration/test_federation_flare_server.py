@@ -21,7 +21,7 @@ import psutil
 from mlmesh.federation.v1 import federation_service_pb2 as pb
 from mlmesh.federation.v1 import federation_service_pb2_grpc as pb_grpc
 
-from tests.integration.test_federation import OWNER, STRANGER, as_org, refused
+from tests.integration.test_federation import OWNER, STRANGER, as_org, gone, refused
 from tests.integration.test_federation_flare import FLARE_PYTHON, flare_federation  # noqa: F401 (fixture)
 
 S = pb.FlareServer
@@ -106,7 +106,7 @@ async def test_a_flare_server_is_provisioned_started_joined_from_downloaded_kits
         stopped = await stub.CreateFlareServer(pb.CreateFlareServerRequest(nvoverser=pb.FlareServerSeedBody(
             shutdown=True)), metadata=as_org(OWNER))
         assert stopped.flare_server_id == server.flare_server_id and stopped.state == S.STATE_STOPPED
-        assert not psutil.pid_exists(host_pid) or psutil.Process(host_pid).status() == psutil.STATUS_ZOMBIE
+        assert gone(host_pid)  # SIGKILL to its group; under load the process may take a moment to die
     finally:
         for proc in clients:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -170,4 +170,4 @@ async def test_a_restart_stops_a_running_flare_server_and_fails_it_with_the_reas
         await old.stop(0, drain=0)
     # Assert: FAILED with the reason, and the FLARE server's process is gone
     assert got.state == S.STATE_FAILED and "restarted while this FLARE server was running" in got.failure_reason
-    assert not psutil.pid_exists(host_pid) or psutil.Process(host_pid).status() == psutil.STATUS_ZOMBIE
+    assert gone(host_pid)  # SIGKILL to its group; under load the process may take a moment to die

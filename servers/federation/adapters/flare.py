@@ -1,7 +1,9 @@
 """NVIDIA FLARE jobs as local processes: the launcher (`servers/federation/apps/flare/
 launch_flare.py`) runs in FLARE's own virtualenv (`.venv-flare`, `make flare-venv`) and drives
 FLARE's simulator (SimEnv) with the job's directory as FLARE's workspace, HOME and TMPDIR (the
-server sets those), so nothing lands in ~/.nvflare or /tmp."""
+server sets those), so nothing lands in ~/.nvflare or /tmp. In real mode the same launcher submits
+the job to a provisioned FLARE server with its admin kit (`apps/flare/real_flare.py`); `abort`
+aborts that FLARE job when the mlmesh job is cancelled, fails, or is found by a restarted server."""
 
 from __future__ import annotations
 

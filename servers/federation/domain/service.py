@@ -15,8 +15,12 @@ Access (docs/security.md): a job belongs to the organization that created it; an
 it does not exist, as for an unknown id. A caller of None is a mesh component (tests in-process):
 trusted like the owner.
 
+Real mode is built for FLARE only: the job runs on a RUNNING FLARE server of its organization
+(`flare_servers.py`), its Registry dataset is the server's held-out data, the clients train on
+their own; a real job that does not succeed is also aborted on that server (`Frameworks.abort`).
+
 On start, jobs a previous process was running are FAILED with a reason and their process groups
-killed; QUEUED ones start.
+killed (real FLARE jobs aborted on their server); QUEUED ones start.
 """
 
 from __future__ import annotations
@@ -219,6 +223,10 @@ class FederationCore:
                                             metadata={"field": "flare.homomorphic_encryption"})
         if _real_flare(request):
             await self._flare_server(request, owner)
+        elif isinstance(request.spec, FlareSpec) and request.spec.flare_server_id:
+            raise errors.InvalidArgument("flare.flare_server_id: only for MODE_REAL (a simulated job runs its own "
+                                         "FLARE simulator)", reason="FLARE_SERVER_ID_INVALID",
+                                         metadata={"field": "flare.flare_server_id"})
         elif request.mode is Mode.REAL:
             raise errors.FailedPrecondition(f"job.mode: real mode (clients on their own machines) is built for FLARE "
                                             f"jobs only, not {framework} yet; use MODE_SIMULATION",
