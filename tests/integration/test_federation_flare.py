@@ -64,21 +64,24 @@ def flare_job(dataset: str, **spec) -> pb.CreateFederatedJobRequest:
                                               flare=pb.FlareSpec(**values)))
 
 
-async def registered_global_model(registry, job: pb.FederatedJob, dataset: str) -> tuple[reg_pb.Model, dict]:
-    """A FLARE job's global model as the Registry holds it (the owner's, TorchScript, anchored,
-    consistent with the ledger, downloadable) and its provenance record (job, FLARE version)."""
+async def registered_global_model(registry, job: pb.FederatedJob, dataset: str, *, model_framework: str = "pytorch",
+                                  magic: bytes = b"PK", framework: str = "flare",
+                                  version: str = "nvflare 2.9.0") -> tuple[reg_pb.Model, dict]:
+    """A federated job's final model as the Registry holds it (the owner's, of `model_framework`,
+    anchored, consistent with the ledger, downloadable, its file starting with `magic`: TorchScript
+    by default) and its provenance record (the job, `framework`, a version starting with `version`)."""
     model = await registry.GetModel(reg_pb.GetModelRequest(model_id=job.result_model_id), metadata=as_org(OWNER))
-    assert model.organization_id == OWNER and model.framework == "pytorch" and model.dataset_id == dataset
+    assert model.organization_id == OWNER and model.framework == model_framework and model.dataset_id == dataset
     assert model.contract_address and model.verify_tx_hash
     proof = await registry.GetModelProvenance(reg_pb.GetModelProvenanceRequest(model_id=model.model_id),
                                               metadata=as_org(OWNER))
     assert proof.consistent, [c for c in proof.checks if not c.ok]
     blob = b"".join([c.data async for c in registry.DownloadModel(
         reg_pb.DownloadModelRequest(model_id=model.model_id), metadata=as_org(OWNER))])
-    assert hashlib.sha256(blob).hexdigest() == model.res_sha256 and blob[:2] == b"PK"  # TorchScript
+    assert hashlib.sha256(blob).hexdigest() == model.res_sha256 and blob.startswith(magic)
     record = json.loads(b"".join([c.data async for c in registry.DownloadModelRecipe(
         reg_pb.DownloadModelRecipeRequest(model_id=model.model_id), metadata=as_org(OWNER))]))
-    assert record["framework"] == "flare" and record["framework_version"] == "nvflare 2.9.0"
+    assert record["framework"] == framework and record["framework_version"].startswith(version)
     assert record["federated_job_id"] == job.job_id
     return model, record
 

@@ -11,7 +11,6 @@ INVALID_ARGUMENT naming the field."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import signal
@@ -31,6 +30,7 @@ from mlmesh.translator.v1 import translator_service_pb2 as tr_pb
 from servers.federation.domain import privacy
 from tests.fixtures.federation import blobs_csv, federation_process
 from tests.integration.test_federation import OWNER, STRANGER, J, as_org, gone, job_in, processes_in, refused, upload
+from tests.integration.test_federation_flare import registered_global_model
 
 REPO = Path(__file__).resolve().parents[2]
 TFF_PYTHON = REPO / ".venv-tff" / "bin" / "python"
@@ -142,19 +142,9 @@ async def test_tff_dp_fedavg_trains_registers_anchors_and_translates_to_onnx(
     assert got == sorted(expected_commitments(tmp_path / "data.csv", 2, 1.0, 1000, 3))
     assert sum(n for _h, n in got) == 240 - 72
     # The model: owned by the job's organization, anchored, a Keras HDF5 file
-    model = await registry.GetModel(reg_pb.GetModelRequest(model_id=job.result_model_id), metadata=as_org(OWNER))
-    assert model.organization_id == OWNER and model.framework == "tensorflow" and model.dataset_id == dataset
-    assert model.contract_address and model.verify_tx_hash
-    proof = await registry.GetModelProvenance(reg_pb.GetModelProvenanceRequest(model_id=model.model_id),
-                                              metadata=as_org(OWNER))
-    assert proof.consistent, [c for c in proof.checks if not c.ok]
-    blob = b"".join([c.data async for c in registry.DownloadModel(
-        reg_pb.DownloadModelRequest(model_id=model.model_id), metadata=as_org(OWNER))])
-    assert hashlib.sha256(blob).hexdigest() == model.res_sha256 and blob[:4] == b"\x89HDF"
-    record = json.loads(b"".join([c.data async for c in registry.DownloadModelRecipe(
-        reg_pb.DownloadModelRecipeRequest(model_id=model.model_id), metadata=as_org(OWNER))]))
-    assert record["federated_job_id"] == job.job_id and record["framework"] == "tff"
-    assert record["framework_version"].startswith("tensorflow-federated 0.87.0")
+    model, record = await registered_global_model(registry, job, dataset, model_framework="tensorflow",
+                                                  magic=b"\x89HDF", framework="tff",
+                                                  version="tensorflow-federated 0.87.0")
     spec = json.loads(record["request"])["spec"]
     assert (spec["dp_parameter"], spec["n_clients"], spec["imb_parameter"]) == (0.1, 2, 1.0)
     assert json.loads(record["privacy"])["epsilon"] == pytest.approx(expected.epsilon)
