@@ -9,7 +9,7 @@ import time
 
 def tff(demo, dataset_id: str) -> dict:
     """TFF DP-FedAvg: 3 clients (Dirichlet alpha 1), 10 rounds, noise multiplier 0.3, clip norm 1.
-    `demo` is clients.demo_federation.Demo (http, console, say, follow, registered, translate)."""
+    `demo` is clients.demo_federation.Demo (console, say, run_job, registered, translate)."""
     rounds = 10
     demo.say(f"TFF DP-FedAvg: digits over 3 clients (Dirichlet alpha 1), {rounds} rounds, noise multiplier 0.3")
     body = {"display_name": "demo tff digits",
@@ -17,15 +17,7 @@ def tff(demo, dataset_id: str) -> dict:
             "tff": {"imb_parameter": 1.0, "dp_parameter": 0.3, "n_clients": 3, "n_samples": 1000,
                     "num_rounds": rounds, "epochs": 1, "batch_size": 32, "clip_norm": 1.0}}
     started = time.monotonic()
-    r = demo.http.post("/v1/federatedJobs", json=body)
-    r.raise_for_status()
-    created = r.json()
-    privacy = created["privacy"]
-    demo.console.print(f"job {created['job_id']}: will spend epsilon {privacy['epsilon']:.4g} at delta "
-                       f"{privacy['delta']:g} ({privacy['explanation']})")
-    job = demo.follow(created["job_id"])
-    if job["state"] != "STATE_SUCCEEDED":
-        raise RuntimeError(f"the TFF job ended {job['state']}: {job.get('failure_reason')}")
+    job = demo.run_job(body)
     per_round = [float(r.get("seconds", 0)) for r in job["rounds"]]
     demo.console.print(f"  {sum(per_round) / len(per_round):.2f} s per round on average (the first "
                        f"{per_round[0]:.1f} s, tracing TFF's computations); the whole job "
