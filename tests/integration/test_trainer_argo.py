@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import importlib
 import json
 import re
 from pathlib import Path
@@ -24,8 +25,9 @@ from servers.trainer.domain import jobs as J
 from servers.trainer.domain.ports import ModelInfo
 from servers.trainer.settings import ArgoSettings
 
-hera_models = pytest.importorskip("hera.workflows.models")
-kv_utils = pytest.importorskip("kubernetes_validate.utils")
+# Both are pinned in requirements/mesh.txt: imported plainly, so a missing one fails instead of skipping.
+hera_models = importlib.import_module("hera.workflows.models")
+kv_utils = importlib.import_module("kubernetes_validate.utils")
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "k8s" / "argo" / "training-workflowtemplate.yaml"
