@@ -212,7 +212,10 @@ def test_third_party_tools_verify_the_export(stack, translated, reproduced):
     assert exported.returncode == 0, exported.stdout + exported.stderr
 
     suite = REPO / "tests" / "provenance_venv"
+    # Its own --basetemp: a pytest without one resets /tmp/pytest-of-<user> to mode 0700, and the
+    # session stack's PostgreSQL (another user) can then no longer reach its data directory under it.
     result = subprocess.run([str(PROVENANCE_PYTHON), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "--basetemp", str(work / "provenance-venv-pytest"),
                              "--confcutdir", str(suite), str(suite)], cwd=REPO, capture_output=True, text=True,
                             timeout=300, env={**os.environ, "MLMESH_ATTESTATIONS": str(out),
                                               "MLMESH_PUBLIC_KEY": str(key),
