@@ -164,6 +164,8 @@ def test_configmaps_hold_only_settings_the_servers_read(rendered, monkeypatch):
             monkeypatch.setenv(key, value)
         if server.database:
             monkeypatch.setenv("MLMESH_DATABASE_URL", "postgresql://u:p@db:5432/mlmesh")
+        # Stubbed: TlsSettings.files reads the certificate files at the cluster's mount paths
+        # (/etc/mlmesh/tls/...), which do not exist on this machine; everything else parses for real.
         monkeypatch.setattr("servers.common.settings.TlsSettings.files", lambda self: None)
         settings = cls()
         assert settings.host == "0.0.0.0" and settings.port == generate.PORTS[server.name].grpc
