@@ -217,10 +217,10 @@ class FederationCore:
         if why_not:
             raise errors.FailedPrecondition(f"{framework} jobs cannot run on this Federation server: {why_not}",
                                             reason="FRAMEWORK_UNAVAILABLE", metadata={"framework": str(framework)})
-        if isinstance(request.spec, FlareSpec) and request.spec.homomorphic_encryption:
-            raise errors.FailedPrecondition("flare.homomorphic_encryption: homomorphic encryption (tenseal) is not "
-                                            "built yet for FLARE jobs; leave it false", reason="HE_UNAVAILABLE",
-                                            metadata={"field": "flare.homomorphic_encryption"})
+        if _real_flare(request) and isinstance(request.spec, FlareSpec) and request.spec.homomorphic_encryption:
+            raise errors.FailedPrecondition("flare.homomorphic_encryption: homomorphic encryption (tenseal) is built "
+                                            "for simulated FLARE jobs only, not yet in MODE_REAL",
+                                            reason="HE_UNAVAILABLE", metadata={"field": "flare.homomorphic_encryption"})
         if _real_flare(request):
             await self._flare_server(request, owner)
         elif isinstance(request.spec, FlareSpec) and request.spec.flare_server_id:
@@ -586,6 +586,13 @@ def _finite(value: Any, default: float = math.nan) -> float:
 
 
 def _flare_privacy(spec: FlareSpec, rounds: int) -> privacy.PrivacyReport:
+    if spec.homomorphic_encryption:  # never with a DP filter (specs.check_flare)
+        return privacy.no_guarantee(
+            "FedAvg with homomorphic encryption (FLARE HE filters, CKKS via tenseal)",
+            "homomorphic encryption hides each client's update from the FLARE server, which aggregates only "
+            "ciphertexts, but it is not differential privacy: the clients' key decrypts the global model, which is "
+            "released without noise, so encryption gives no (epsilon, delta)", compositions=rounds,
+            parameters={"privacy_filter": "none", "homomorphic_encryption": "CKKS", "rounds": str(rounds)})
     return privacy.flare_filter(spec.privacy_filter.value, svt_epsilon=spec.svt_epsilon, rounds=rounds)
 
 

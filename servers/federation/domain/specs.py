@@ -128,6 +128,10 @@ def check_flare(spec: FlareSpec, *, prefix: str = "flare") -> FlareSpec:
         _positive(f("svt_epsilon"), spec.svt_epsilon, high=1e6)
     elif spec.svt_epsilon != 0:
         raise _bad(f("svt_epsilon"), "is only for privacy_filter PRIVACY_FILTER_SVT")
+    if spec.homomorphic_encryption and spec.privacy_filter is not PrivacyFilter.NONE:
+        raise _bad(f("homomorphic_encryption"), f"cannot be combined with privacy_filter {spec.privacy_filter.value}: "
+                   "FLARE's HE FedAvg encrypts the clients' full weights and runs no DP filter (its filters work on "
+                   "plaintext weight differences); choose one")
     server = ids.parse_id(spec.flare_server_id, "flare_server_id") if spec.flare_server_id else ""
     return dataclasses.replace(spec, learning_rate=lr, flare_server_id=server)
 

@@ -62,7 +62,10 @@ def main() -> None:
         received = flare.receive()
         if received is None:
             break
-        model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in received.params.items()})
+        # Shaped as the model's: a global model decrypted by FLARE's HE decryptor arrives as flat vectors.
+        shapes = {k: v.shape for k, v in model.state_dict().items()}
+        model.load_state_dict({k: torch.as_tensor(np.asarray(v, dtype=np.float32)).reshape(shapes[k])
+                               for k, v in received.params.items()})
         current = int(received.current_round or 0)
         loss, accuracy = fit(model, table.features, table.labels, epochs=args.epochs, batch_size=args.batch_size,
                              lr=args.learning_rate, seed=args.seed + 1000 * current + sum(site.encode()))

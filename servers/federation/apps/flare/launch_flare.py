@@ -13,13 +13,21 @@ server. Runs in .venv-flare; imports nothing of mlmesh.
 2. builds FLARE's PyTorch `FedAvgRecipe`: the model (`mlmesh_flare.FlareNet`, the FedPATE MLP/CNN,
    normalised with the server split's statistics), `client.py` as the training script, the
    reporting persistor, and the privacy filter the job asks for on the clients' results
-   (SVT or percentile; updates are then sent as differences, which these filters expect);
+   (SVT or percentile; updates are then sent as differences, which these filters expect); with
+   homomorphic encryption, the components of FLARE's `FedAvgRecipeWithHE` instead (`he_recipe`):
+   each client encrypts its weights with the clients' CKKS context (HEModelEncryptor) and decrypts
+   the global model it receives (HEModelDecryptor); the server aggregates ciphertexts
+   (HEInTimeAccumulateWeightedAggregator, HEModelShareableGenerator) with a context that has no
+   secret key. The contexts are made by FLARE's own `HEBuilder` (`he_contexts`), as provisioning
+   does, and the simulator gives the server only the server context (`Simulator`);
 3. exports it and runs it with FLARE's simulator (`SimulatorRunner`, what `SimEnv` runs, here in
    this process so that it stays in the job's process group) in `<job dir>/flare` (FLARE's
    workspace; HOME and TMPDIR are the job's);
 4. turns the persistor's events file into `MLMESH_EVENT` lines (the framework's version, each
    client's data commitment, each round), and writes the final global model as TorchScript
-   (`output/model.pt`) with `output/result.json`.
+   (`output/model.pt`) with `output/result.json`. With HE the server's global model is a set of
+   ciphertexts: this process, holding the clients' key, decrypts each round's to evaluate it
+   (`HeRelay`) and the last one to write it (`decrypt_model`).
 
 Exit 0 once the model is written; otherwise 1 with the reason on stderr.
 """
@@ -41,8 +49,8 @@ sys.path[:0] = [str(HERE), str(FEDPATE), str(APPS)]
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from fedpate import task  # noqa: E402
-from launch_flower import Tail, emit  # noqa: E402
-from mlmesh_flare import FlareNet, ReportingPersistor  # noqa: E402
+from launch_flower import EVENT, Tail, emit  # noqa: E402
+from mlmesh_flare import CLIENT_CONTEXT, SERVER_CONTEXT, FlareNet, ReportingPersistor  # noqa: E402
 
 JOB_NAME = "mlmesh-fedavg"
 # FLARE's own defaults for its filters (nvflare.app_common.filters), except the SVT budget.
@@ -84,10 +92,72 @@ def privacy_filter(config: dict):
     return None
 
 
-def save_model(model_args: dict, weights_file: Path, table: task.Table, classes: int, output: Path) -> None:
+def he_contexts(startup: Path) -> None:
+    """The server's and the clients' CKKS contexts, made by FLARE's own HEBuilder with its defaults
+    (what `nvflare provision` writes into the kits), as `server_context.tenseal` (public and
+    relinearisation keys only) and `client_context.tenseal` (with the secret key) in `startup`."""
+    from nvflare.lighter.impl.he import HEBuilder
+
+    builder = HEBuilder()
+    builder.initialize(None, None)  # makes the context; neither argument is used
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / SERVER_CONTEXT).write_bytes(builder.get_serialized_context())
+    (startup / CLIENT_CONTEXT).write_bytes(builder.get_serialized_context(is_client=True))
+
+
+def decrypt_model(encrypted_file: Path, client_context: Path, model_args: dict) -> dict:
+    """The plaintext state dict of a global model the HE server persisted (ciphertexts, serialized)."""
+    import tenseal as ts
+
+    context = ts.context_from(client_context.read_bytes())
+    shapes = {k: v.shape for k, v in FlareNet(**model_args).state_dict().items()}
+    saved = torch.load(encrypted_file, map_location="cpu", weights_only=True)
+    weights = saved.get("model", saved)
+    plain = {}
+    for name, value in weights.items():
+        if isinstance(value, bytes):
+            value = ts.ckks_vector_from(context, value).decrypt()
+        plain[name] = torch.as_tensor(np.asarray(value, dtype=np.float32)).reshape(shapes[name])
+    return plain
+
+
+class HeRelay(Tail):
+    """Tail for HE jobs: a round event naming the encrypted global model gets that model's loss
+    and accuracy on the server's test split, computed here after decrypting it with the clients'
+    key (the FLARE server cannot)."""
+
+    def __init__(self, path: Path, client_context: Path, model_args: dict, test_path: Path, target_column: str):
+        super().__init__(path)
+        self.client_context, self.model_args = client_context, model_args
+        self.test_path, self.target_column = test_path, target_column
+
+    def poll(self) -> None:
+        if not self.path.exists():
+            return
+        for line in self.path.read_text().splitlines()[self.seen:]:
+            if not line.endswith("}"):
+                break  # still being written
+            self.seen += 1
+            event = json.loads(line)
+            encrypted = event.pop("encrypted_model", None)
+            if encrypted:
+                model = FlareNet(**self.model_args)
+                model.load_state_dict(decrypt_model(Path(encrypted), self.client_context, self.model_args))
+                test = task.read_table(self.test_path, self.target_column)
+                event["loss"], event["accuracy"] = task.evaluate(model, test.features, test.labels)
+                print(f"round {event['round']}: the global model decrypted with the clients' key: accuracy "
+                      f"{event['accuracy']:.4f} on the server's test split", flush=True)
+            print(EVENT + json.dumps(event, sort_keys=True), flush=True)
+
+
+def save_model(model_args: dict, weights_file: Path, table: task.Table, classes: int, output: Path, *,
+               client_context: Path | None = None) -> None:
     model = FlareNet(**model_args)
-    saved = torch.load(weights_file, map_location="cpu", weights_only=True)
-    model.load_state_dict(saved.get("model", saved))
+    if client_context is not None:  # HE: the server's file holds ciphertexts
+        model.load_state_dict(decrypt_model(weights_file, client_context, model_args))
+    else:
+        saved = torch.load(weights_file, map_location="cpu", weights_only=True)
+        model.load_state_dict(saved.get("model", saved))
     model.eval()
     torch.jit.script(model).save(str(output / "model.pt"))
     columns = table.feature_columns
@@ -113,14 +183,20 @@ def fedavg_recipe(config: dict, model_args: dict, classes: int, *, events: Path,
     from nvflare.client.config import TransferType
 
     dp_filter = privacy_filter(config)
+    if config.get("homomorphic-encryption") and dp_filter is not None:
+        raise ValueError("homomorphic encryption cannot be combined with a privacy filter (FLARE's HE recipe has none)")
     train_args = " ".join(([f"--data-dir {data_dir}"] if data_dir is not None else []) + [
         f"--target-column {config['target-column']}", f"--net {model_args['kind']}",
         f"--features {model_args['features']}", f"--classes {classes}", f"--epochs {int(config['epochs'])}",
         f"--batch-size {int(config['batch-size'])}", f"--learning-rate {float(config['learning-rate'])}",
         f"--seed {int(config['seed'])}"])
+    encrypted = bool(config.get("homomorphic-encryption"))
     persistor = ReportingPersistor(model={"path": "mlmesh_flare.FlareNet", "args": model_args},
                                    events_path=str(events), test_path=str(test_path),
-                                   target_column=str(config["target-column"]))
+                                   target_column=str(config["target-column"]), encrypted=encrypted,
+                                   **({"filter_id": HE_SERIALIZE_FILTER} if encrypted else {}))
+    if encrypted:
+        return he_recipe(config, persistor, train_args)
     recipe = FedAvgRecipe(
         name=JOB_NAME, min_clients=int(config["num-clients"]), num_rounds=int(config["num-rounds"]),
         train_script=str(HERE / "client.py"), train_args=train_args, model_persistor=persistor,
@@ -130,13 +206,71 @@ def fedavg_recipe(config: dict, model_args: dict, classes: int, *, events: Path,
     return recipe
 
 
+HE_SERIALIZE_FILTER = "model_serialize_filter"
+
+
+def he_recipe(config: dict, persistor: ReportingPersistor, train_args: str):
+    """What FLARE's FedAvgRecipeWithHE builds (scatter-and-gather over ciphertexts: HE shareable
+    generator and aggregator on the server, HE serialize filter for the persistor, HE decryptor on
+    the task data and encryptor on the results of the clients), with the reporting persistor in
+    place of the recipe's plain one (the recipe takes no persistor). Clients send full weights,
+    which the encryptor multiplies by their local steps before encrypting; the aggregator divides
+    the encrypted sum by the total."""
+    from nvflare.apis.dxo import DataKind
+    from nvflare.app_common.workflows.scatter_and_gather import ScatterAndGather
+    from nvflare.app_opt.he.intime_accumulate_model_aggregator import HEInTimeAccumulateWeightedAggregator
+    from nvflare.app_opt.he.model_decryptor import HEModelDecryptor
+    from nvflare.app_opt.he.model_encryptor import HEModelEncryptor
+    from nvflare.app_opt.he.model_serialize_filter import HEModelSerializeFilter
+    from nvflare.app_opt.he.model_shareable_generator import HEModelShareableGenerator
+    from nvflare.app_opt.pt.job_config.base_fed_job import BaseFedJob
+    from nvflare.app_opt.pt.job_config.model import PTModel
+    from nvflare.fuel.utils.constants import FrameworkType
+    from nvflare.job_config.defs import FilterType
+    from nvflare.job_config.script_runner import ScriptRunner
+    from nvflare.recipe.spec import Recipe
+
+    clients = int(config["num-clients"])
+    job = BaseFedJob(name=JOB_NAME, min_clients=clients)
+    job.to_server(HEModelSerializeFilter(), id=HE_SERIALIZE_FILTER)
+    job.comp_ids.update(job.to_server(PTModel(model=persistor.model, persistor=persistor)))
+    aggregator = job.to_server(HEInTimeAccumulateWeightedAggregator(expected_data_kind=DataKind.WEIGHTS,
+                                                                    weigh_by_local_iter=False), id="aggregator")
+    generator = job.to_server(HEModelShareableGenerator(), id="shareable_generator")
+    job.to_server(ScatterAndGather(min_clients=clients, num_rounds=int(config["num-rounds"]),
+                                   wait_time_after_min_received=0, aggregator_id=aggregator,
+                                   persistor_id=job.comp_ids["persistor_id"], shareable_generator_id=generator))
+    job.to_clients(ScriptRunner(script=str(HERE / "client.py"), script_args=train_args,
+                                framework=FrameworkType.PYTORCH))
+    job.to_clients(HEModelDecryptor(), tasks=["train", "validate"], filter_type=FilterType.TASK_DATA)
+    job.to_clients(HEModelEncryptor(weigh_by_local_iter=True), tasks=["train"], filter_type=FilterType.TASK_RESULT)
+    return Recipe(job)
+
+
+class Simulator:
+    """FLARE's SimulatorRunner, which copies `<workspace>/startup` into every participant's startup
+    folder, made to leave the server only the server's HE context and each client only the
+    clients' (a provisioned kit has exactly that)."""
+
+    @staticmethod
+    def make(**kwargs):
+        from nvflare.private.fed.app.simulator.simulator_runner import SimulatorRunner
+
+        class _Runner(SimulatorRunner):
+            def _setup_local_startup(self, log_config_file_path, workspace):
+                super()._setup_local_startup(log_config_file_path, workspace)
+                startup = Path(workspace) / "startup"
+                (startup / (CLIENT_CONTEXT if Path(workspace).name == "server" else SERVER_CONTEXT)).unlink(
+                    missing_ok=True)
+
+        return _Runner(**kwargs)
+
+
 def main(job_file: str) -> int:
     job_file_path = Path(job_file).resolve()
     job_dir = job_file_path.parent
     config = json.loads(job_file_path.read_text())
-    if config.get("homomorphic-encryption"):
-        print("homomorphic encryption (tenseal) is not built yet for FLARE jobs", file=sys.stderr)
-        return 1
+    encrypted = bool(config.get("homomorphic-encryption"))
     if config.get("flare-admin-kit"):
         import real_flare  # real mode: a provisioned server and clients started from their kits
 
@@ -154,7 +288,6 @@ def main(job_file: str) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), str(FEDPATE), os.environ.get("PYTHONPATH", "")])
     torch.manual_seed(int(config["seed"]))
 
-    from nvflare.private.fed.app.simulator.simulator_runner import SimulatorRunner
     from nvflare.recipe.sim_env import SimEnv
 
     recipe = fedavg_recipe(config, model_args, classes, events=events, test_path=data_dir / "server-test.csv",
@@ -167,14 +300,21 @@ def main(job_file: str) -> int:
     # simulator runs in this process; the client workers FLARE starts in sessions of their own
     # watch their parent and end themselves within a second of it.
     SimEnv._ensure_default_component_policy(str(workspace / JOB_NAME))
+    client_context = None
+    if encrypted:
+        # The simulator's workspace/startup is copied into each participant's (Simulator).
+        he_contexts(workspace / JOB_NAME / "startup")
+        client_context = job_dir / CLIENT_CONTEXT
+        client_context.write_bytes((workspace / JOB_NAME / "startup" / CLIENT_CONTEXT).read_bytes())
     # The simulator talks to its helper processes through a multiprocessing manager, by default
     # on a Unix socket in TMPDIR, whose path may not exceed 107 bytes (a deep job directory does):
     # on 127.0.0.1 instead, which also leaves nothing behind after a SIGKILL.
     multiprocessing.connection.default_family = "AF_INET"
-    tail = Tail(events)
+    tail = (HeRelay(events, client_context, model_args, data_dir / "server-test.csv", str(config["target-column"]))
+            if client_context is not None else Tail(events))
     tail.start()
     try:
-        status = SimulatorRunner(job_folder=str(job_dir / "flare-job" / JOB_NAME), workspace=str(workspace / JOB_NAME),
+        status = Simulator.make(job_folder=str(job_dir / "flare-job" / JOB_NAME), workspace=str(workspace / JOB_NAME),
                                  n_clients=clients, threads=clients, log_config="concise").run()
     finally:
         tail.done.set()
@@ -186,7 +326,7 @@ def main(job_file: str) -> int:
     if not found:
         print(f"the FLARE run ended without a global model (logs: {workspace / JOB_NAME})", file=sys.stderr)
         return 1
-    save_model(model_args, found[0], table, classes, output)
+    save_model(model_args, found[0], table, classes, output, client_context=client_context)
     return 0
 
 
