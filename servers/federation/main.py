@@ -7,8 +7,10 @@ import logging
 from mlmesh.federation.v1 import federation_service_pb2 as pb
 from mlmesh.federation.v1 import federation_service_pb2_grpc as pb_grpc
 
+from servers.common.argo import ArgoJobRunner
 from servers.common.processes import LocalProcessRunner
 from servers.common.server import MeshServer, run
+from servers.federation.adapters import argo
 from servers.federation.adapters.db import Database
 from servers.federation.adapters.flare import LocalFlareHosting
 from servers.federation.adapters.flare_db import FlareServerStore
@@ -42,11 +44,17 @@ async def build(settings: FederationSettings) -> tuple[MeshServer, FederationCor
     registry = RegistryClient(settings.registry_target, timeout=settings.registry_timeout_seconds,
                               max_message_bytes=settings.max_message_bytes, tls=settings.tls)
     try:
+        runner: LocalProcessRunner | ArgoJobRunner
+        frameworks: LocalFrameworks | argo.ArgoFrameworks
         runner = LocalProcessRunner(what="the federated job", poll_interval=settings.memory_poll_seconds,
                                     stderr_tail_lines=settings.stderr_tail_lines)
         frameworks = LocalFrameworks(flower_python=settings.flower_python.absolute(), commands=settings.commands,
                                      flare_python=settings.flare_python.absolute(),
                                      tff_python=settings.tff_python.absolute(), tff_isolation=settings.tff_isolation)
+        if settings.executor == "argo":  # the launcher as an Argo Workflow (FedPATE only; adapters/argo.py)
+            runner = argo.argo_runner(settings.argo, settings.work_dir.resolve(),
+                                      stderr_tail_lines=settings.stderr_tail_lines)
+            frameworks = argo.ArgoFrameworks(frameworks, runner)
         flare_servers = FlareServers(FlareServerStore(db), LocalFlareHosting(settings.flare_python.absolute()),
                                      settings.work_dir.resolve(), utcnow)
         core = FederationCore(db, registry, runner, frameworks, core_options(settings), flare_servers=flare_servers)
@@ -63,6 +71,8 @@ async def build(settings: FederationSettings) -> tuple[MeshServer, FederationCor
     # Hooks run in reverse: the core stops its jobs first, then the client and the pool close.
     server.on_shutdown(db.close)
     server.on_shutdown(registry.close)
+    if isinstance(runner, ArgoJobRunner):
+        server.on_shutdown(runner.close)  # after the core has terminated its jobs' workflows
     server.on_shutdown(core.close)
     server.on_shutdown(flare_servers.close)
     return server, core

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from servers.common.argo import ArgoJobSettings
 from servers.common.endpoints import PORTS, local_target
 from servers.common.settings import DatabaseSettings, ServerSettings, settings_config
 
@@ -23,6 +24,14 @@ def _inherited_env() -> dict[str, str]:
     return {k: os.environ[k] for k in INHERITED_VARIABLES if k in os.environ}
 
 
+class FederationArgoSettings(ArgoJobSettings):
+    """The Federation's argo executor (MLMESH_FEDERATION_ARGO__*): the mlmesh-federated-job template."""
+
+    image: str = Field("mlmesh/flower:0.1.0", description="The flower image the launcher runs in.")
+    work_claim: str = Field("mlmesh-federation-work", description="The ReadWriteMany claim holding the work "
+                            "directory (jobs/<job_id>/), mounted by the server and the workflow's pod alike.")
+
+
 class FederationSettings(DatabaseSettings, ServerSettings):
     model_config = settings_config("FEDERATION")
 
@@ -30,7 +39,9 @@ class FederationSettings(DatabaseSettings, ServerSettings):
     metrics_port: int = Field(PORTS["federation"].metrics, ge=-1, le=65535, description="Prometheus port; -1 off.")
     registry_target: str = Field(local_target("registry"), description="host:port of the Registry's gRPC server.")
     work_dir: Path | None = Field(None, description="Where jobs run (jobs/<job_id>/). Default: <data_dir>/federation.")
-    executor: Literal["local"] = Field("local", description="Where jobs run: local processes (the embedded default).")
+    executor: Literal["local", "argo"] = Field(
+        "local", description="Where jobs' launchers run: local processes (the embedded default) or Argo Workflows "
+        "(FedPATE only: the mlmesh-federated-job template; MLMESH_FEDERATION_ARGO__*).")
     max_concurrent_jobs: int = Field(1, ge=1, le=64, description="Jobs run at once; others wait QUEUED.")
     default_time_limit_seconds: int = Field(3600, ge=1, description="Wall-clock limit of a job that sets none.")
     max_time_limit_seconds: int = Field(24 * 3600, ge=1, description="Largest time limit a job may ask for.")
@@ -57,6 +68,7 @@ class FederationSettings(DatabaseSettings, ServerSettings):
     registry_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of a unary Registry call.")
     inherited_env: dict[str, str] = Field(default_factory=_inherited_env,
                                           description="Variables a job inherits from the server (PATH, LANG).")
+    argo: FederationArgoSettings = Field(default_factory=FederationArgoSettings, description="The argo executor.")
 
     @model_validator(mode="after")
     def _check(self) -> FederationSettings:

@@ -7,6 +7,7 @@ from mlmesh.optimizer.v1 import optimizer_service_pb2_grpc as pb_grpc
 
 from servers.common.processes import LocalProcessRunner
 from servers.common.server import MeshServer, serve
+from servers.optimizer.adapters import argo
 from servers.optimizer.adapters.db import Database
 from servers.optimizer.adapters.registry_client import RegistryClient
 from servers.optimizer.adapters.worker_runner import WorkerRunner
@@ -37,8 +38,11 @@ async def build(settings: OptimizerSettings) -> tuple[MeshServer, OptimizerCore]
     try:
         options = core_options(settings)
         runner = LocalProcessRunner(what="the training job", poll_interval=settings.memory_poll_seconds)
+        worker: WorkerRunner | argo.ArgoWorker
         worker = WorkerRunner(settings.rl_python.absolute(), REPO, runner=runner,
                               grid_cache=settings.grid_cache_dir)
+        if settings.executor == "argo":  # training as an Argo Workflow (adapters/argo.py)
+            worker = argo.ArgoWorker(worker, argo.argo_runner(settings.argo, options.work_root))
         core = OptimizerCore(db, registry, worker, options)
         await core.start()
     except BaseException:
@@ -52,6 +56,8 @@ async def build(settings: OptimizerSettings) -> tuple[MeshServer, OptimizerCore]
     # Hooks run in reverse: the core stops its agents first, then the client and the pool close.
     server.on_shutdown(db.close)
     server.on_shutdown(registry.close)
+    if isinstance(worker, argo.ArgoWorker):
+        server.on_shutdown(worker.close)  # after the core has terminated its agents' workflows
     server.on_shutdown(core.close)
     return server, core
 

@@ -4,14 +4,24 @@ mesh-wide."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
+from servers.common.argo import ArgoJobSettings
 from servers.common.endpoints import PORTS, local_target
 from servers.common.settings import DatabaseSettings, ServerSettings, settings_config
 
 REPO = Path(__file__).resolve().parents[2]
 GIB = 1 << 30
+
+
+class OptimizerArgoSettings(ArgoJobSettings):
+    """The Optimizer's argo executor (MLMESH_OPTIMIZER_ARGO__*): the mlmesh-optimizer-training template."""
+
+    image: str = Field("mlmesh/rl:0.1.0", description="The rl image the training worker runs in.")
+    work_claim: str = Field("mlmesh-optimizer-work", description="The ReadWriteMany claim holding the work "
+                            "directory (agents/<agent_id>/), mounted by the server and the workflow's pod alike.")
 
 
 class OptimizerSettings(DatabaseSettings, ServerSettings):
@@ -26,6 +36,10 @@ class OptimizerSettings(DatabaseSettings, ServerSettings):
                             description="Python of the RL environment the worker runs in (`make rl-venv`).")
     grid_cache_dir: Path | None = Field(None, description="Where the worker caches converted SimBench grids, shared "
                                         "by every job. Default: MLMESH_GRIDSHIFT_CACHE or ~/.cache/mlmesh-gridshift.")
+    executor: Literal["local", "argo"] = Field(
+        "local", description="Where agents train: local worker processes (the embedded default) or Argo Workflows "
+        "(the mlmesh-optimizer-training template; MLMESH_OPTIMIZER_ARGO__*). Planning and evaluation stay local.")
+    argo: OptimizerArgoSettings = Field(default_factory=OptimizerArgoSettings, description="The argo executor.")
     max_concurrent_jobs: int = Field(1, ge=1, le=64, description="Agents trained at once; others wait QUEUED.")
     default_time_limit_seconds: int = Field(3600, ge=1, description="Wall-clock limit of an agent's job that "
                                             "sets none.")
