@@ -19,7 +19,7 @@ from servers.federation.adapters.registry_client import RegistryClient
 from servers.federation.api.servicer import FederationServicer
 from servers.federation.domain.flare_servers import FlareServers
 from servers.federation.domain.jobs import Limits
-from servers.federation.domain.service import CoreOptions, FederationCore, utcnow
+from servers.federation.domain.service import CoreOptions, FederationCore, FlowerReal, utcnow
 from servers.federation.settings import FederationSettings
 
 log = logging.getLogger("mlmesh.federation")
@@ -34,7 +34,11 @@ def core_options(settings: FederationSettings) -> CoreOptions:
         executor=settings.executor, max_concurrent_jobs=settings.max_concurrent_jobs,
         max_log_lines=settings.max_log_lines, stderr_tail_lines=settings.stderr_tail_lines,
         keep_job_dirs=settings.keep_job_dirs, inherited_env=tuple(sorted(settings.inherited_env.items())),
-        max_dataset_bytes=settings.max_dataset_bytes)
+        max_dataset_bytes=settings.max_dataset_bytes,
+        flower_real=FlowerReal(host=settings.flower_real_host, public_host=settings.flower_real_public_host,
+                               tls_names=tuple(settings.flower_real_tls_names), port_min=settings.flower_real_port_min,
+                               port_max=settings.flower_real_port_max,
+                               join_timeout_seconds=settings.flower_real_join_timeout_seconds))
 
 
 async def build(settings: FederationSettings) -> tuple[MeshServer, FederationCore]:

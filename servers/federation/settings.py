@@ -68,6 +68,17 @@ class FederationSettings(DatabaseSettings, ServerSettings):
     registry_timeout_seconds: float = Field(30.0, gt=0, description="Timeout of a unary Registry call.")
     inherited_env: dict[str, str] = Field(default_factory=_inherited_env,
                                           description="Variables a job inherits from the server (PATH, LANG).")
+    flower_real_host: str = Field("127.0.0.1", min_length=1, description="Address real-mode FedPATE jobs' "
+                                  "SuperLinks bind: an interface the client owners' SuperNodes reach.")
+    flower_real_public_host: str = Field("", description="Host name or address client owners dial (the jobs' "
+                                         "flower_join and the SuperLinks' TLS certificates); default flower_real_host.")
+    flower_real_tls_names: list[str] = Field(default_factory=list, description="More DNS names or addresses in the "
+                                             "SuperLinks' TLS certificates.")
+    flower_real_port_min: int = Field(9100, ge=0, le=65535, description="First port of the SuperLinks' range (0 and "
+                                      "flower_real_port_max 0: any free port).")
+    flower_real_port_max: int = Field(9163, ge=0, le=65535, description="Last port of the SuperLinks' range.")
+    flower_real_join_timeout_seconds: float = Field(600.0, gt=0, le=7 * 24 * 3600, description="How long a real-mode "
+                                                    "FedPATE job waits for its SuperNodes before it fails.")
     argo: FederationArgoSettings = Field(default_factory=FederationArgoSettings, description="The argo executor.")
 
     @model_validator(mode="after")
@@ -78,4 +89,7 @@ class FederationSettings(DatabaseSettings, ServerSettings):
             raise ValueError("default_time_limit_seconds is above max_time_limit_seconds")
         if self.default_memory_limit_bytes > self.max_memory_limit_bytes:
             raise ValueError("default_memory_limit_bytes is above max_memory_limit_bytes")
+        if self.flower_real_port_min > self.flower_real_port_max or (self.flower_real_port_min == 0) != (
+                self.flower_real_port_max == 0):
+            raise ValueError("flower_real_port_min must be <= flower_real_port_max (both 0: any free port)")
         return self

@@ -30,7 +30,7 @@ SCHEMA = postgres.Schema(
 
 _COLUMNS = ("job_id", "organization_id", "framework", "request", "state", "failure_reason", "framework_version",
             "executor", "time_limit_seconds", "memory_limit_bytes", "rounds", "privacy", "client_commitments",
-            "result_model_id", "create_time", "start_time", "end_time")
+            "result_model_id", "create_time", "start_time", "end_time", "flower_join")
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM federation_jobs"
 _LIVE = "(" + ", ".join(f"'{s}'" for s in sorted(J.LIVE)) + ")"
 _PAGE_TOKENS = postgres.PageTokens(
@@ -55,7 +55,8 @@ def _job(row: asyncpg.Record) -> Job:
         rounds=J.rounds_from_json(json.loads(row["rounds"])),
         privacy=J.privacy_from_json(json.loads(row["privacy"]) if row["privacy"] is not None else None),
         commitments=J.commitments_from_json(json.loads(row["client_commitments"])),
-        result_model_id=row["result_model_id"], start_time=_utc(row["start_time"]), end_time=_utc(row["end_time"]))
+        result_model_id=row["result_model_id"], start_time=_utc(row["start_time"]), end_time=_utc(row["end_time"]),
+        flower_join=J.flower_join_from_json(json.loads(row["flower_join"]) if row["flower_join"] is not None else None))
 
 
 def _values(job: Job) -> list[object]:
@@ -64,7 +65,8 @@ def _values(job: Job) -> list[object]:
             str(job.state), job.failure_reason, job.framework_version, job.executor, job.time_limit_seconds,
             job.memory_limit_bytes, json.dumps(J.rounds_to_json(job.rounds)),
             None if privacy is None else json.dumps(privacy), json.dumps(J.commitments_to_json(job.commitments)),
-            job.result_model_id, job.create_time, job.start_time, job.end_time]
+            job.result_model_id, job.create_time, job.start_time, job.end_time,
+            None if job.flower_join is None else json.dumps(J.flower_join_to_json(job.flower_join))]
 
 
 class Database(postgres.Postgres):

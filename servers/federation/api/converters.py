@@ -14,7 +14,15 @@ from mlmesh.federation.v1 import federation_service_pb2 as pb
 
 from servers.common import errors, timestamps
 from servers.federation.domain import privacy
-from servers.federation.domain.jobs import ClientCommitment, ClientMetrics, Job, LogLine, RoundMetrics, State
+from servers.federation.domain.jobs import (
+    ClientCommitment,
+    ClientMetrics,
+    FlowerJoin,
+    Job,
+    LogLine,
+    RoundMetrics,
+    State,
+)
 from servers.federation.domain.records import (
     FederatedData,
     FedPateSpec,
@@ -68,14 +76,16 @@ def fedpate_from_proto(m: pb.FedPateSpec) -> FedPateSpec:
                        teacher_epochs=m.teacher_epochs, student_epochs=m.student_epochs, batch_size=m.batch_size,
                        learning_rate=m.learning_rate, noise=_enum(_NOISE, m.noise, "fedpate.noise"),
                        epsilon=m.epsilon, sigma=m.sigma, num_queries=m.num_queries, noise_data=m.noise_data,
-                       delta=m.delta)
+                       delta=m.delta,
+                       teachers_per_node=m.teachers_per_node if m.HasField("teachers_per_node") else None)
 
 
 def fedpate_to_proto(s: FedPateSpec) -> pb.FedPateSpec:
     return pb.FedPateSpec(net_name=s.net_name, num_rounds=s.num_rounds, num_teachers=s.num_teachers,
                           teacher_epochs=s.teacher_epochs, student_epochs=s.student_epochs, batch_size=s.batch_size,
                           learning_rate=s.learning_rate, noise=_NOISE_PB[s.noise], epsilon=s.epsilon, sigma=s.sigma,
-                          num_queries=s.num_queries, noise_data=s.noise_data, delta=s.delta)
+                          num_queries=s.num_queries, noise_data=s.noise_data, delta=s.delta,
+                          teachers_per_node=s.teachers_per_node)
 
 
 def tff_from_proto(m: pb.TffSpec) -> TffSpec:
@@ -137,7 +147,8 @@ def fedpate_from_seed(b: pb.FedPateSeedBody) -> FedPateSpec:
     return FedPateSpec(net_name=b.net_name, num_rounds=b.num_rounds, num_teachers=b.num_teachers,
                        teacher_epochs=b.teacher_epochs, student_epochs=b.student_epochs, batch_size=b.batch_size,
                        learning_rate=b.learning_rate, noise=_seed_noise(b.noise), epsilon=b.epsilon, sigma=b.sigma,
-                       num_queries=b.num_queries, noise_data=b.noise_data)
+                       num_queries=b.num_queries, noise_data=b.noise_data,
+                       teachers_per_node=b.teachers_per_node if b.HasField("teachers_per_node") else None)
 
 
 def tff_from_seed(b: pb.TffSeedBody) -> TffSpec:
@@ -233,7 +244,7 @@ def job_to_proto(job: Job) -> pb.FederatedJob:
         client_commitments=[pb.ClientDataCommitment(client_id=c.client_id, sha256=c.sha256,
                                                     sample_count=c.sample_count) for c in job.commitments],
         result_model_id=job.result_model_id, create_time=_time(job.create_time), start_time=_time(job.start_time),
-        end_time=_time(job.end_time))
+        end_time=_time(job.end_time), flower_join=flower_join_to_proto(job.flower_join))
     assert request.spec is not None
     spec_into_job(request.spec, message)
     return message
@@ -252,7 +263,17 @@ def job_from_proto(m: pb.FederatedJob) -> Job:
         privacy=privacy_from_proto(m.privacy) if m.HasField("privacy") else None,
         commitments=tuple(ClientCommitment(client_id=c.client_id, sha256=c.sha256, sample_count=c.sample_count)
                           for c in m.client_commitments),
-        result_model_id=m.result_model_id, start_time=_time_from(m, "start_time"), end_time=_time_from(m, "end_time"))
+        result_model_id=m.result_model_id, start_time=_time_from(m, "start_time"), end_time=_time_from(m, "end_time"),
+        flower_join=None)  # the CA's PEM is not in the message (DownloadFlowerRootCertificates streams it)
+
+
+def flower_join_to_proto(join: FlowerJoin | None) -> pb.FlowerJoin | None:
+    if join is None:
+        return None
+    return pb.FlowerJoin(superlink_address=join.superlink_address, supernodes_expected=join.supernodes_expected,
+                         teachers_per_node=join.teachers_per_node,
+                         root_certificates_sha256=join.root_certificates_sha256,
+                         join_deadline=_time(join.join_deadline), supernode_command=join.supernode_command)
 
 
 def log_to_proto(line: LogLine) -> pb.LogLine:

@@ -13,6 +13,7 @@ from servers.federation.api import flare_converters as flare_conv
 from servers.federation.domain.flare_servers import FlareServers
 from servers.federation.domain.service import FederationCore
 
+CHUNK_BYTES = 64 * 1024
 FLARE_SERVERS_NOT_BUILT = ("NVIDIA FLARE servers for real clients are not built yet on this Federation server "
                            "(docs/federation.md)")
 
@@ -45,6 +46,11 @@ class FederationServicer(pb_grpc.FederationServiceServicer):
     async def WatchFederatedJob(self, request: pb.WatchFederatedJobRequest, context):  # noqa: N802
         async for event in self.core.watch(request.job_id, request.after_log_sequence, caller_org(context)):
             yield conv.event_to_proto(event)
+
+    async def DownloadFlowerRootCertificates(self, request: pb.DownloadFlowerRootCertificatesRequest, context):  # noqa: N802
+        pem = await self.core.root_certificates(request.job_id, caller_org(context))
+        for start in range(0, len(pem), CHUNK_BYTES):
+            yield httpbody_pb2.HttpBody(content_type="application/x-pem-file", data=pem[start:start + CHUNK_BYTES])
 
     async def _not_built(self, context) -> None:
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, FLARE_SERVERS_NOT_BUILT)

@@ -14,7 +14,9 @@ itself depends on).
    detaches a SuperExec it starts itself; here none is started that way);
 3. `flwr run <app> local --stream` against the SuperLink named in `$FLWR_HOME/config.toml`;
 4. turns the app's `output/events.jsonl` into `MLMESH_EVENT {json}` lines on stdout, the way the
-   server reads a launcher (the framework's version, each teacher's data commitment, each round).
+   server reads a launcher (the framework's version, each teacher's data commitment, each round;
+   in real mode first `join`: the SuperLink's address and the job's CA certificate, which the
+   server gives the job's owner for the client owners' SuperNodes).
 
 Exit 0 once the app wrote its model; otherwise 1 with the reason on stderr.
 """
@@ -184,10 +186,14 @@ def main(job_file: str) -> int:
         return 1
     nodes = -(-teachers // per_node)  # the app's task.node_count
     real = config.get("mode") == "real"
-    host = str(config.get("listen-host", HOST)) if real else HOST
+    bind = str(config.get("listen-host", HOST)) if real else HOST
+    # What this launcher's own SuperExec and `flwr run` dial; a wildcard bind is dialled on loopback.
+    host = HOST if bind in ("0.0.0.0", "::") else bind
+    public = str(config.get("public-host", "")) or host
     link_port = int(config.get("listen-port", 0)) or free_port()
+    address = f"[{public}]:{link_port}" if ":" in public else f"{public}:{link_port}"  # what sites dial
     if real:
-        tls = make_tls(job_dir / "tls", [host, *str(config.get("tls-names", "")).split()])
+        tls = make_tls(job_dir / "tls", [host, public, *str(config.get("tls-names", "")).split()])
         link_security = ["--ssl-ca-certfile", str(tls["ca"]), "--ssl-certfile", str(tls["cert"]), "--ssl-keyfile",
                          str(tls["key"])]
         client_security = ["--root-certificates", str(tls["ca"])]
@@ -212,7 +218,7 @@ def main(job_file: str) -> int:
     lines: deque[str] = deque(maxlen=200)
     started = time.monotonic()
     try:
-        link = start("superlink", [str(BIN / "flower-superlink"), *link_security, "--host", host, "--port",
+        link = start("superlink", [str(BIN / "flower-superlink"), *link_security, "--host", bind, "--port",
                                    str(link_port), "--isolation", "process",
                                    "--disable-runtime-dependency-installation"])
         wait_port(link_port, link, "flower-superlink", host=host)
@@ -220,11 +226,13 @@ def main(job_file: str) -> int:
                                       f"{host}:{link_port}", "--parent-pid", str(os.getpid())])
         if real:
             # Clients join from their own machines (docs/federation.md, "Real mode"): nothing to start.
-            join = {"superlink": f"{host}:{link_port}", "root_certificates": str(tls["ca"]), "nodes": nodes}
+            join = {"superlink": address, "root_certificates": str(tls["ca"]), "nodes": nodes}
             (job_dir / "join.json").write_text(json.dumps(join))
-            print(f"SuperLink waiting for {nodes} SuperNode(s) over TLS at {host}:{link_port}: flower-supernode "
-                  f"--superlink {host}:{link_port} --root-certificates <the job's ca.pem> --node-config "
-                  f'"data-path=<your CSV> client-id=<name>"', flush=True)
+            # The Federation server puts the CA certificate (public; the key stays here) in the job's record.
+            emit(type="join", superlink=address, nodes=nodes, root_certificates_pem=tls["ca"].read_text())
+            print(f"SuperLink waiting for {nodes} SuperNode(s) over TLS at {address}: flower-supernode "
+                  f"--superlink {address} --root-certificates <the job's ca.pem> --node-config "
+                  f"'data-path=\"<your CSV>\" client-id=\"<name>\" num-teachers={per_node}'", flush=True)
         for i in range(0 if real else nodes):
             node_config = f"partition-id={i} num-partitions={nodes}"
             start(f"supernode-{i}", [str(BIN / "flower-supernode"), "--insecure", "--superlink",
@@ -260,6 +268,11 @@ def main(job_file: str) -> int:
         # The app's own error (the last "SomethingError: ..." line of a traceback) says it best.
         errors = [line.strip() for line in said if re.match(r"^\s*\w+(Error|Exception): ", line)]
         reason = errors[-1] if errors else "\n".join(said[-15:]) if said else "flwr run printed nothing"
+        waited = re.search(r"only (\d+) of (\d+) teachers connected within (\d+) s", reason)
+        if real and waited:
+            # The app counts nodes (each hosting teachers-per-node teachers): say it as the client owners see it.
+            reason = (f"only {waited[1]} of {waited[2]} SuperNode(s) joined the SuperLink at {address} within "
+                      f"{waited[3]} s (each hosting {per_node} teacher(s)); the job's flower_join says how to join")
         print(f"the Flower run ended without a model: {reason}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -41,6 +41,7 @@ def app_config(request: JobRequest, *, data_path: Path, output_dir: Path) -> dic
             "sigma": float(spec.sigma),
             "num-queries": spec.num_queries,
             "noise-data": spec.noise_data,
+            "teachers-per-node": spec.teachers_per_node or 1,
         })
     elif isinstance(spec, TffSpec):
         config.update({"imb-parameter": float(spec.imb_parameter), "dp-parameter": float(spec.dp_parameter),

@@ -93,6 +93,24 @@ class ClientCommitment:
 
 
 @dataclass(frozen=True)
+class FlowerJoin:
+    """How SuperNodes join a real-mode FedPATE job's SuperLink (TLS, the job's own CA)."""
+
+    superlink_address: str
+    supernodes_expected: int
+    teachers_per_node: int
+    root_certificates_pem: str  # the CA certificate (public; its key stays with the SuperLink)
+    join_deadline: dt.datetime
+    supernode_command: str
+
+    @property
+    def root_certificates_sha256(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(self.root_certificates_pem.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
 class Job:
     job_id: str
     organization_id: str
@@ -110,6 +128,7 @@ class Job:
     result_model_id: str = ""
     start_time: dt.datetime | None = None
     end_time: dt.datetime | None = None
+    flower_join: FlowerJoin | None = None  # real-mode FedPATE, once its SuperLink listens
 
     @property
     def framework(self) -> Framework:
@@ -241,3 +260,15 @@ def commitments_to_json(items: tuple[ClientCommitment, ...]) -> list[dict[str, A
 def commitments_from_json(data: list[dict[str, Any]]) -> tuple[ClientCommitment, ...]:
     return tuple(ClientCommitment(**c) for c in data)
 
+
+
+def flower_join_to_json(join: FlowerJoin | None) -> dict[str, Any] | None:
+    if join is None:
+        return None
+    return {**dataclasses.asdict(join), "join_deadline": join.join_deadline.isoformat()}
+
+
+def flower_join_from_json(data: dict[str, Any] | None) -> FlowerJoin | None:
+    if data is None:
+        return None
+    return FlowerJoin(**{**data, "join_deadline": dt.datetime.fromisoformat(data["join_deadline"])})

@@ -72,6 +72,8 @@ class FedPateSpec:
     num_queries: int = 0
     noise_data: int = 0
     delta: float = 0.0
+    # Teachers each SuperNode hosts; None: unset (1). Checked: 1 <= k <= num_teachers.
+    teachers_per_node: int | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from servers.federation.domain.records import (
     FedPateSpec,
     FlareSpec,
     JobRequest,
+    Mode,
     Noise,
     Partition,
     PrivacyFilter,
@@ -21,7 +22,8 @@ from servers.federation.domain.records import (
 )
 
 NET_NAMES = ("cnn", "mlp")
-MAX_CLIENTS = 64
+MAX_CLIENTS = 64  # clients (FedPATE: SuperNodes) of one job
+MAX_TEACHERS = 10_000  # FedPATE teachers of one job, hosted `teachers_per_node` to a SuperNode
 MAX_ROUNDS = 1000
 MAX_EPOCHS = 1000
 MAX_BATCH = 65536
@@ -81,7 +83,15 @@ def check_fedpate(spec: FedPateSpec, *, prefix: str = "fedpate") -> FedPateSpec:
     if net and net not in NET_NAMES:
         raise _bad(f("net_name"), f"must be one of {', '.join(NET_NAMES)} (or empty: chosen from the data), "
                    f"got {spec.net_name[:40]!r}")
-    _int_in(f("num_teachers"), spec.num_teachers, 1, MAX_CLIENTS)
+    teachers = _int_in(f("num_teachers"), spec.num_teachers, 1, MAX_TEACHERS)
+    per_node = 1 if spec.teachers_per_node is None else spec.teachers_per_node
+    if not 1 <= per_node <= teachers:
+        raise _bad(f("teachers_per_node"), f"must be between 1 and num_teachers ({teachers}), got {per_node} "
+                   "(leave it unset for one teacher per client)")
+    nodes = -(-teachers // per_node)
+    if nodes > MAX_CLIENTS:
+        raise _bad(f("num_teachers"), f"{teachers} teachers at {per_node} per node need {nodes} SuperNodes, more "
+                   f"than {MAX_CLIENTS}; raise teachers_per_node")
     rounds = _int_in(f("num_rounds"), spec.num_rounds or 1, 1, MAX_ROUNDS)
     _int_in(f("teacher_epochs"), spec.teacher_epochs, 1, MAX_EPOCHS)
     _int_in(f("student_epochs"), spec.student_epochs, 1, MAX_EPOCHS)
@@ -96,7 +106,20 @@ def check_fedpate(spec: FedPateSpec, *, prefix: str = "fedpate") -> FedPateSpec:
         raise _bad(f("noise_data"), f"must be at least 1 and less than num_queries ({spec.num_queries}), "
                    f"got {spec.noise_data}")
     return dataclasses.replace(spec, net_name=net, num_rounds=rounds, learning_rate=lr,
-                               delta=_delta(f("delta"), spec.delta))
+                               delta=_delta(f("delta"), spec.delta), teachers_per_node=per_node)
+
+
+def check_fedpate_real(spec: FedPateSpec, data: FederatedData) -> None:
+    """Real mode: each client owner's SuperNode hosts exactly `teachers_per_node` teachers on its own
+    data, so they must divide `num_teachers`; nothing is partitioned (the job's dataset is the
+    server's public data only)."""
+    per_node = spec.teachers_per_node or 1
+    if spec.num_teachers % per_node:
+        raise _bad("fedpate.teachers_per_node", f"in MODE_REAL it must divide num_teachers ({spec.num_teachers}): "
+                   f"every SuperNode hosts the same number of teachers, got {per_node}")
+    if data.partition is Partition.DIRICHLET:
+        raise _bad("data.partition", "MODE_REAL partitions nothing (each client trains on its own data, the job's "
+                   "dataset is the server's public data): leave it unset")
 
 
 def check_tff(spec: TffSpec, *, prefix: str = "tff") -> TffSpec:
@@ -146,6 +169,8 @@ def check_request(request: JobRequest) -> JobRequest:
         raise _bad("display_name", f"at most {MAX_NAME} characters")
     if isinstance(spec, FedPateSpec):
         spec = check_fedpate(spec)
+        if request.mode is Mode.REAL:
+            check_fedpate_real(spec, request.data)
     elif isinstance(spec, TffSpec):
         spec = check_tff(spec)
     else:

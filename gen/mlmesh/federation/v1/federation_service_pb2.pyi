@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FederatedJob(_message.Message):
-    __slots__ = ("job_id", "display_name", "organization_id", "developer_id", "mode", "data", "fedpate", "tff", "flare", "state", "failure_reason", "framework_version", "executor", "time_limit_seconds", "memory_limit_bytes", "rounds", "privacy", "client_commitments", "result_model_id", "create_time", "start_time", "end_time")
+    __slots__ = ("job_id", "display_name", "organization_id", "developer_id", "mode", "data", "fedpate", "tff", "flare", "state", "failure_reason", "framework_version", "executor", "time_limit_seconds", "memory_limit_bytes", "rounds", "privacy", "client_commitments", "result_model_id", "create_time", "start_time", "end_time", "flower_join")
     class State(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         STATE_UNSPECIFIED: _ClassVar[FederatedJob.State]
@@ -60,6 +60,7 @@ class FederatedJob(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
+    FLOWER_JOIN_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     display_name: str
     organization_id: str
@@ -82,7 +83,24 @@ class FederatedJob(_message.Message):
     create_time: _timestamp_pb2.Timestamp
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
-    def __init__(self, job_id: _Optional[str] = ..., display_name: _Optional[str] = ..., organization_id: _Optional[str] = ..., developer_id: _Optional[str] = ..., mode: _Optional[_Union[FederatedJob.Mode, str]] = ..., data: _Optional[_Union[FederatedData, _Mapping]] = ..., fedpate: _Optional[_Union[FedPateSpec, _Mapping]] = ..., tff: _Optional[_Union[TffSpec, _Mapping]] = ..., flare: _Optional[_Union[FlareSpec, _Mapping]] = ..., state: _Optional[_Union[FederatedJob.State, str]] = ..., failure_reason: _Optional[str] = ..., framework_version: _Optional[str] = ..., executor: _Optional[str] = ..., time_limit_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., rounds: _Optional[_Iterable[_Union[RoundMetrics, _Mapping]]] = ..., privacy: _Optional[_Union[PrivacyReport, _Mapping]] = ..., client_commitments: _Optional[_Iterable[_Union[ClientDataCommitment, _Mapping]]] = ..., result_model_id: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    flower_join: FlowerJoin
+    def __init__(self, job_id: _Optional[str] = ..., display_name: _Optional[str] = ..., organization_id: _Optional[str] = ..., developer_id: _Optional[str] = ..., mode: _Optional[_Union[FederatedJob.Mode, str]] = ..., data: _Optional[_Union[FederatedData, _Mapping]] = ..., fedpate: _Optional[_Union[FedPateSpec, _Mapping]] = ..., tff: _Optional[_Union[TffSpec, _Mapping]] = ..., flare: _Optional[_Union[FlareSpec, _Mapping]] = ..., state: _Optional[_Union[FederatedJob.State, str]] = ..., failure_reason: _Optional[str] = ..., framework_version: _Optional[str] = ..., executor: _Optional[str] = ..., time_limit_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., rounds: _Optional[_Iterable[_Union[RoundMetrics, _Mapping]]] = ..., privacy: _Optional[_Union[PrivacyReport, _Mapping]] = ..., client_commitments: _Optional[_Iterable[_Union[ClientDataCommitment, _Mapping]]] = ..., result_model_id: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., flower_join: _Optional[_Union[FlowerJoin, _Mapping]] = ...) -> None: ...
+
+class FlowerJoin(_message.Message):
+    __slots__ = ("superlink_address", "supernodes_expected", "teachers_per_node", "root_certificates_sha256", "join_deadline", "supernode_command")
+    SUPERLINK_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    SUPERNODES_EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    TEACHERS_PER_NODE_FIELD_NUMBER: _ClassVar[int]
+    ROOT_CERTIFICATES_SHA256_FIELD_NUMBER: _ClassVar[int]
+    JOIN_DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    SUPERNODE_COMMAND_FIELD_NUMBER: _ClassVar[int]
+    superlink_address: str
+    supernodes_expected: int
+    teachers_per_node: int
+    root_certificates_sha256: str
+    join_deadline: _timestamp_pb2.Timestamp
+    supernode_command: str
+    def __init__(self, superlink_address: _Optional[str] = ..., supernodes_expected: _Optional[int] = ..., teachers_per_node: _Optional[int] = ..., root_certificates_sha256: _Optional[str] = ..., join_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., supernode_command: _Optional[str] = ...) -> None: ...
 
 class FederatedData(_message.Message):
     __slots__ = ("dataset_id", "target_column", "partition", "dirichlet_alpha", "server_fraction", "seed")
@@ -109,7 +127,7 @@ class FederatedData(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., target_column: _Optional[str] = ..., partition: _Optional[_Union[FederatedData.Partition, str]] = ..., dirichlet_alpha: _Optional[float] = ..., server_fraction: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class FedPateSpec(_message.Message):
-    __slots__ = ("net_name", "num_rounds", "num_teachers", "teacher_epochs", "student_epochs", "batch_size", "learning_rate", "noise", "epsilon", "sigma", "num_queries", "noise_data", "delta")
+    __slots__ = ("net_name", "num_rounds", "num_teachers", "teacher_epochs", "student_epochs", "batch_size", "learning_rate", "noise", "epsilon", "sigma", "num_queries", "noise_data", "delta", "teachers_per_node")
     class Noise(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         NOISE_UNSPECIFIED: _ClassVar[FedPateSpec.Noise]
@@ -131,6 +149,7 @@ class FedPateSpec(_message.Message):
     NUM_QUERIES_FIELD_NUMBER: _ClassVar[int]
     NOISE_DATA_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
+    TEACHERS_PER_NODE_FIELD_NUMBER: _ClassVar[int]
     net_name: str
     num_rounds: int
     num_teachers: int
@@ -144,7 +163,8 @@ class FedPateSpec(_message.Message):
     num_queries: int
     noise_data: int
     delta: float
-    def __init__(self, net_name: _Optional[str] = ..., num_rounds: _Optional[int] = ..., num_teachers: _Optional[int] = ..., teacher_epochs: _Optional[int] = ..., student_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., noise: _Optional[_Union[FedPateSpec.Noise, str]] = ..., epsilon: _Optional[float] = ..., sigma: _Optional[float] = ..., num_queries: _Optional[int] = ..., noise_data: _Optional[int] = ..., delta: _Optional[float] = ...) -> None: ...
+    teachers_per_node: int
+    def __init__(self, net_name: _Optional[str] = ..., num_rounds: _Optional[int] = ..., num_teachers: _Optional[int] = ..., teacher_epochs: _Optional[int] = ..., student_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., noise: _Optional[_Union[FedPateSpec.Noise, str]] = ..., epsilon: _Optional[float] = ..., sigma: _Optional[float] = ..., num_queries: _Optional[int] = ..., noise_data: _Optional[int] = ..., delta: _Optional[float] = ..., teachers_per_node: _Optional[int] = ...) -> None: ...
 
 class TffSpec(_message.Message):
     __slots__ = ("imb_parameter", "dp_parameter", "n_clients", "n_samples", "target_label", "num_rounds", "epochs", "batch_size", "clients_per_round", "clip_norm", "delta")
@@ -325,7 +345,7 @@ class FlareServer(_message.Message):
     def __init__(self, flare_server_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., project_name: _Optional[str] = ..., client_names: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[FlareServer.State, str]] = ..., failure_reason: _Optional[str] = ..., address: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., stop_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class FedPateSeedBody(_message.Message):
-    __slots__ = ("net_name", "num_rounds", "num_teachers", "teacher_epochs", "student_epochs", "batch_size", "learning_rate", "noise", "epsilon", "sigma", "num_queries", "noise_data", "bucket_name", "domain_name", "access_key", "secret_key")
+    __slots__ = ("net_name", "num_rounds", "num_teachers", "teacher_epochs", "student_epochs", "batch_size", "learning_rate", "noise", "epsilon", "sigma", "num_queries", "noise_data", "bucket_name", "domain_name", "access_key", "secret_key", "teachers_per_node")
     NET_NAME_FIELD_NUMBER: _ClassVar[int]
     NUM_ROUNDS_FIELD_NUMBER: _ClassVar[int]
     NUM_TEACHERS_FIELD_NUMBER: _ClassVar[int]
@@ -342,6 +362,7 @@ class FedPateSeedBody(_message.Message):
     DOMAIN_NAME_FIELD_NUMBER: _ClassVar[int]
     ACCESS_KEY_FIELD_NUMBER: _ClassVar[int]
     SECRET_KEY_FIELD_NUMBER: _ClassVar[int]
+    TEACHERS_PER_NODE_FIELD_NUMBER: _ClassVar[int]
     net_name: str
     num_rounds: int
     num_teachers: int
@@ -358,7 +379,8 @@ class FedPateSeedBody(_message.Message):
     domain_name: str
     access_key: str
     secret_key: str
-    def __init__(self, net_name: _Optional[str] = ..., num_rounds: _Optional[int] = ..., num_teachers: _Optional[int] = ..., teacher_epochs: _Optional[int] = ..., student_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., sigma: _Optional[float] = ..., num_queries: _Optional[int] = ..., noise_data: _Optional[int] = ..., bucket_name: _Optional[str] = ..., domain_name: _Optional[str] = ..., access_key: _Optional[str] = ..., secret_key: _Optional[str] = ...) -> None: ...
+    teachers_per_node: int
+    def __init__(self, net_name: _Optional[str] = ..., num_rounds: _Optional[int] = ..., num_teachers: _Optional[int] = ..., teacher_epochs: _Optional[int] = ..., student_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., sigma: _Optional[float] = ..., num_queries: _Optional[int] = ..., noise_data: _Optional[int] = ..., bucket_name: _Optional[str] = ..., domain_name: _Optional[str] = ..., access_key: _Optional[str] = ..., secret_key: _Optional[str] = ..., teachers_per_node: _Optional[int] = ...) -> None: ...
 
 class TffSeedBody(_message.Message):
     __slots__ = ("imb_parameter", "dp_parameter", "n_clients", "n_samples", "target_label", "minio_repo", "access_key", "secret_key")
@@ -513,6 +535,12 @@ class DeleteFlareServerRequest(_message.Message):
 class DeleteFlareServerResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class DownloadFlowerRootCertificatesRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
 class DownloadFlareStartupKitRequest(_message.Message):
     __slots__ = ("flare_server_id", "client_name")

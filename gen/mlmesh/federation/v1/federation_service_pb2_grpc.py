@@ -83,6 +83,11 @@ class FederationServiceStub(object):
                 request_serializer=mlmesh_dot_federation_dot_v1_dot_federation__service__pb2.DownloadFlareStartupKitRequest.SerializeToString,
                 response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 )
+        self.DownloadFlowerRootCertificates = channel.unary_stream(
+                '/mlmesh.federation.v1.FederationService/DownloadFlowerRootCertificates',
+                request_serializer=mlmesh_dot_federation_dot_v1_dot_federation__service__pb2.DownloadFlowerRootCertificatesRequest.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                )
 
 
 class FederationServiceServicer(object):
@@ -187,6 +192,15 @@ class FederationServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DownloadFlowerRootCertificates(self, request, context):
+        """Streams the CA certificate (PEM) of a real-mode FedPATE job's SuperLink: what
+        a client owner's SuperNode trusts (`flower-supernode --root-certificates`).
+        Owner only; set once the job's `flower_join` is.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_FederationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -243,6 +257,11 @@ def add_FederationServiceServicer_to_server(servicer, server):
             'DownloadFlareStartupKit': grpc.unary_stream_rpc_method_handler(
                     servicer.DownloadFlareStartupKit,
                     request_deserializer=mlmesh_dot_federation_dot_v1_dot_federation__service__pb2.DownloadFlareStartupKitRequest.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            ),
+            'DownloadFlowerRootCertificates': grpc.unary_stream_rpc_method_handler(
+                    servicer.DownloadFlowerRootCertificates,
+                    request_deserializer=mlmesh_dot_federation_dot_v1_dot_federation__service__pb2.DownloadFlowerRootCertificatesRequest.FromString,
                     response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
@@ -451,6 +470,23 @@ class FederationService(object):
             metadata=None):
         return grpc.experimental.unary_stream(request, target, '/mlmesh.federation.v1.FederationService/DownloadFlareStartupKit',
             mlmesh_dot_federation_dot_v1_dot_federation__service__pb2.DownloadFlareStartupKitRequest.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def DownloadFlowerRootCertificates(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(request, target, '/mlmesh.federation.v1.FederationService/DownloadFlowerRootCertificates',
+            mlmesh_dot_federation_dot_v1_dot_federation__service__pb2.DownloadFlowerRootCertificatesRequest.SerializeToString,
             google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)

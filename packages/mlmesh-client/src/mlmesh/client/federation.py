@@ -105,3 +105,12 @@ class Federation(_Service):
         return self._t.save(self._stub.DownloadFlareStartupKit,
                             fpb.DownloadFlareStartupKitRequest(flare_server_id=flare_server_id, client_name=client_name),
                             dest, timeout=self._deadline(timeout, "transfer"), progress=progress)
+
+    @rpc(f"{FEDERATION}/DownloadFlowerRootCertificates")
+    def download_root_certificates(self, job_id: str, dest: Destination, *, progress: Progress | None = None,
+                                   timeout: float | None = None):
+        """Saves a real-mode FedPATE job's CA certificate (PEM), which its client owners' SuperNodes
+        trust (`flower-supernode --root-certificates`), to a path or binary file object."""
+        return self._t.save(self._stub.DownloadFlowerRootCertificates,
+                            fpb.DownloadFlowerRootCertificatesRequest(job_id=job_id), dest,
+                            timeout=self._deadline(timeout, "transfer"), progress=progress)

@@ -1,0 +1,310 @@
+"""FedPATE on Flower in real mode through the real Federation server (port 0, embedded PostgreSQL,
+our Registry on a real Ledger, .venv-flower): a MODE_REAL job starts a SuperLink over TLS (the job's
+own CA) on the operator's address (127.0.0.1 here); the owner reads how to join from the job
+(`flower_join`) and downloads the CA certificate through the RPC (a stranger cannot); two
+`flower-supernode` processes are started here the way two client owners would on their machines,
+each with its own CSV that the Federation server never sees. The job succeeds and its student is
+registered with both nodes' commitments, recomputed here from their files. A job whose SuperNodes
+do not all join fails saying how many did; cancel and a kill -9 of the server leave no SuperLink."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shlex
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from mlmesh.federation.v1 import federation_service_pb2 as pb
+from mlmesh.federation.v1 import federation_service_pb2_grpc as fed_grpc
+
+from tests.fixtures.federation import blobs_csv, federation_process
+from tests.integration.test_federation import (
+    FLOWER_PYTHON,
+    OWNER,
+    STRANGER,
+    J,
+    as_org,
+    gone,
+    job_in,
+    processes_in,
+    refused,
+    upload,
+)
+from tests.integration.test_federation_flare import registered_global_model
+
+JOIN_TIMEOUT = 90  # seconds the jobs here wait for their SuperNodes (the failing test waits it out)
+
+
+def settings(dsn: str, data_dir: Path, registry_port: int, **extra):
+    from servers.federation.settings import FederationSettings
+
+    return FederationSettings(port=0, metrics_port=-1, database_url=dsn, data_dir=data_dir,
+                              registry_target=f"127.0.0.1:{registry_port}", flower_python=FLOWER_PYTHON,
+                              max_concurrent_jobs=2, flower_real_join_timeout_seconds=JOIN_TIMEOUT, **extra)
+
+
+@pytest.fixture
+async def real_federation(registry, fresh_db_dsn, tmp_path):
+    """(Federation stub, Registry stub) with the real FedPATE launcher; SuperLinks on 127.0.0.1 in
+    the default port range."""
+    from servers.federation.main import build
+
+    if not FLOWER_PYTHON.exists():
+        pytest.fail(f"{FLOWER_PYTHON} is missing: run `make flower-venv` (part of `make test`)", pytrace=False)
+    registry_stub, registry_server = registry
+    server, _core = await build(settings(fresh_db_dsn, tmp_path / "fed", registry_server.port))
+    await server.start()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        yield fed_grpc.FederationServiceStub(channel), registry_stub
+    await server.stop(0, drain=0)
+
+
+def real_job(dataset: str, **spec) -> pb.CreateFederatedJobRequest:
+    values = dict(num_teachers=2, num_rounds=1, teacher_epochs=10, student_epochs=30, batch_size=16,
+                  learning_rate=0.01, noise=pb.FedPateSpec.NOISE_GAUSSIAN, sigma=0.5, num_queries=100, noise_data=60)
+    values.update(spec)
+    return pb.CreateFederatedJobRequest(job=J(display_name="fedpate real", mode=J.MODE_REAL,
+                                              data=pb.FederatedData(dataset_id=dataset, seed=2),
+                                              fedpate=pb.FedPateSpec(**values)))
+
+
+def site_files(tmp_path: Path) -> dict[str, Path]:
+    """The server's public data and two sites' own CSVs: disjoint rows of one set of blobs."""
+    lines = blobs_csv(rows=360).decode().splitlines(keepends=True)
+    header, rows = lines[0], lines[1:]
+    files = {}
+    for name, part in (("server", rows[:120]), ("site-a", rows[120:240]), ("site-b", rows[240:])):
+        files[name] = tmp_path / f"{name}.csv"
+        files[name].write_text(header + "".join(part))
+    return files
+
+
+async def joinable(stub, job_id: str, org: str = OWNER, timeout: float = 180.0) -> pb.FederatedJob:
+    """The job once its SuperLink listens (`flower_join` set)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = await job_in(stub, job_id, (J.STATE_PREPARING, J.STATE_RUNNING), org, timeout=timeout)
+        if job.HasField("flower_join"):
+            return job
+        assert time.monotonic() < deadline, "the job's SuperLink never listened"
+        await asyncio.sleep(0.3)
+
+
+async def download_ca(stub, job_id: str, into: Path, org: str = OWNER) -> Path:
+    chunks = [c async for c in stub.DownloadFlowerRootCertificates(
+        pb.DownloadFlowerRootCertificatesRequest(job_id=job_id), metadata=as_org(org))]
+    assert chunks and all(c.content_type == "application/x-pem-file" for c in chunks)
+    into.write_bytes(b"".join(c.data for c in chunks))
+    return into
+
+
+def start_supernode(join: pb.FlowerJoin, ca: Path, csv: Path, name: str, home: Path) -> subprocess.Popen:
+    """What a client owner runs on its machine: the job's `supernode_command` with its CSV, its name
+    and the downloaded CA certificate (plus a local port for the SuperNode's ClientAppIo API, which
+    only matters here because both "sites" share this machine)."""
+    argv = shlex.split(join.supernode_command.replace("<your CSV>", str(csv)).replace("<your name>", name))
+    assert argv[0] == "flower-supernode" and "ca.pem" in argv
+    argv = [str(FLOWER_PYTHON.parent / "flower-supernode"), *(str(ca) if a == "ca.pem" else a for a in argv[1:]),
+            "--host", "127.0.0.1", "--port", str(_free_port())]
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"PATH": f"{FLOWER_PYTHON.parent}:/usr/bin:/bin", "HOME": str(home), "FLWR_TELEMETRY_ENABLED": "0",
+           "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
+    return subprocess.Popen(argv, cwd=home, env=env, stdout=(home / "supernode.log").open("wb"),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_a_real_fedpate_job_trains_on_two_joined_supernodes_and_registers_the_student(
+        real_federation, tmp_path) -> None:
+    stub, registry = real_federation
+    files = site_files(tmp_path)
+    dataset = await upload(registry, OWNER, files["server"].read_bytes())
+    created = await stub.CreateFederatedJob(real_job(dataset), metadata=as_org(OWNER))
+    nodes: list[subprocess.Popen] = []
+    try:
+        job = await joinable(stub, created.job_id)
+        join = job.flower_join
+        # The record says how to join: the operator's address, the counts, the CA's fingerprint
+        host, port = join.superlink_address.rsplit(":", 1)
+        assert host == "127.0.0.1" and 9100 <= int(port) <= 9163
+        assert join.supernodes_expected == 2 and join.teachers_per_node == 1
+        assert "num-teachers=1" in join.supernode_command and join.join_deadline.seconds > job.create_time.seconds
+        # Only the owner reads the job and its CA certificate
+        for call, request in ((stub.GetFederatedJob, pb.GetFederatedJobRequest(job_id=job.job_id)),):
+            err = await refused(call, request, STRANGER)
+            assert err.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await download_ca(stub, job.job_id, tmp_path / "stolen.pem", STRANGER)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+        ca = await download_ca(stub, job.job_id, tmp_path / "ca.pem")
+        assert hashlib.sha256(ca.read_bytes()).hexdigest() == join.root_certificates_sha256
+        assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----") and "PRIVATE KEY" not in ca.read_text()
+        # Execute: two client owners start their SuperNodes, each on its own file
+        for site in ("site-a", "site-b"):
+            nodes.append(start_supernode(join, ca, files[site], site, tmp_path / site))
+        events = [e async for e in stub.WatchFederatedJob(pb.WatchFederatedJobRequest(job_id=job.job_id),
+                                                          metadata=as_org(OWNER))]
+    finally:
+        stop(nodes)
+    # Assert: SUCCEEDED on the sites' data; the student useful, registered and anchored
+    job = events[-1].job
+    assert job.state == J.STATE_SUCCEEDED, job.failure_reason
+    assert job.mode == J.MODE_REAL and job.framework_version.startswith("flwr 1.42")
+    rounds = [e.round for e in events if e.HasField("round")]
+    assert [r.round for r in rounds] == [1]
+    assert sorted((c.client_id, c.num_examples) for c in rounds[0].clients) == [("site-a", 120), ("site-b", 120)]
+    assert rounds[0].accuracy >= 0.8, rounds[0]
+    assert job.privacy.formal_guarantee and job.privacy.compositions == 60
+    # Each node's commitment, recomputed from its file (the CSV as the app rewrites it: this file)
+    expected = sorted((hashlib.sha256(files[s].read_bytes()).hexdigest(), 120) for s in ("site-a", "site-b"))
+    assert sorted((c.sha256, c.sample_count) for c in job.client_commitments) == expected
+    assert sorted(c.client_id for c in job.client_commitments) == ["site-a", "site-b"]
+    _model, record = await registered_global_model(registry, job, dataset, framework="fedpate", version="flwr 1.42")
+    request = json.loads(record["request"])
+    assert request["mode"] == "real" and request["spec"]["teachers_per_node"] == 1
+    assert sorted((c["sha256"], c["sample_count"]) for c in json.loads(record["client_commitments"])) == expected
+    # The SuperLink ended with the job
+    assert processes_in(tmp_path / "fed" / "federation" / "jobs" / job.job_id) == []
+
+
+async def test_a_real_job_fails_saying_how_many_supernodes_joined_and_cancel_stops_its_superlink(
+        real_federation, tmp_path) -> None:
+    """4 teachers, 2 per node: 2 SuperNodes awaited, 1 joins (hosting 2 teachers); the job fails after
+    the join timeout naming the count. Meanwhile a second real job is cancelled: its SuperLink and
+    SuperExec are gone; a simulated job has no CA certificate to download."""
+    stub, registry = real_federation
+    files = site_files(tmp_path)
+    dataset = await upload(registry, OWNER, files["server"].read_bytes())
+    waiting = await stub.CreateFederatedJob(real_job(dataset, num_teachers=4, teachers_per_node=2),
+                                            metadata=as_org(OWNER))
+    nodes: list[subprocess.Popen] = []
+    try:
+        job = await joinable(stub, waiting.job_id)
+        assert job.flower_join.supernodes_expected == 2 and job.flower_join.teachers_per_node == 2
+        assert "num-teachers=2" in job.flower_join.supernode_command
+        ca = await download_ca(stub, job.job_id, tmp_path / "ca.pem")
+        nodes.append(start_supernode(job.flower_join, ca, files["site-a"], "site-a", tmp_path / "site-a"))
+        # Cancel: a second real job, once its SuperLink listens
+        other = await stub.CreateFederatedJob(real_job(dataset), metadata=as_org(OWNER))
+        other = await joinable(stub, other.job_id)
+        assert other.flower_join.superlink_address != job.flower_join.superlink_address
+        other_dir = tmp_path / "fed" / "federation" / "jobs" / other.job_id
+        procs = processes_in(other_dir)
+        assert len(procs) >= 3, procs  # the launcher, its SuperLink and SuperExec
+        cancelled = await stub.CancelFederatedJob(pb.CancelFederatedJobRequest(job_id=other.job_id),
+                                                  metadata=as_org(OWNER))
+        assert cancelled.state == J.STATE_CANCELLED and cancelled.result_model_id == ""
+        assert all(gone(p.pid) for p in procs) and processes_in(other_dir) == []
+        # Execute: wait out the join timeout of the first
+        failed = await job_in(stub, job.job_id, (J.STATE_FAILED,), timeout=JOIN_TIMEOUT + 180)
+    finally:
+        stop(nodes)
+    # Assert
+    assert "only 1 of 2 SuperNode(s) joined the SuperLink" in failed.failure_reason, failed.failure_reason
+    assert "each hosting 2 teacher(s)" in failed.failure_reason and failed.result_model_id == ""
+    assert processes_in(tmp_path / "fed" / "federation" / "jobs" / job.job_id) == []
+    simulated = real_job(dataset)
+    simulated.job.mode = J.MODE_SIMULATION
+    sim = await stub.CreateFederatedJob(simulated, metadata=as_org(OWNER))
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await download_ca(stub, sim.job_id, tmp_path / "none.pem")
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "not a MODE_REAL" in info.value.details()
+    await stub.CancelFederatedJob(pb.CancelFederatedJobRequest(job_id=sim.job_id), metadata=as_org(OWNER))
+
+
+async def test_bad_real_mode_fedpate_input_is_refused_naming_the_field(real_federation) -> None:
+    stub, registry = real_federation
+    dataset = await upload(registry, OWNER, blobs_csv())
+    cases = [
+        (real_job(dataset, teachers_per_node=0), grpc.StatusCode.INVALID_ARGUMENT, "fedpate.teachers_per_node"),
+        (real_job(dataset, teachers_per_node=3), grpc.StatusCode.INVALID_ARGUMENT, "fedpate.teachers_per_node"),
+        (real_job(dataset, num_teachers=5, teachers_per_node=2), grpc.StatusCode.INVALID_ARGUMENT,
+         "must divide num_teachers"),
+        (real_job(dataset, num_teachers=200), grpc.StatusCode.INVALID_ARGUMENT, "fedpate.num_teachers"),
+    ]
+    dirichlet = real_job(dataset)
+    dirichlet.job.data.partition = pb.FederatedData.PARTITION_DIRICHLET
+    dirichlet.job.data.dirichlet_alpha = 0.5
+    cases.append((dirichlet, grpc.StatusCode.INVALID_ARGUMENT, "data.partition"))
+    negative = real_job(dataset)
+    negative.job.fedpate.teachers_per_node = -1
+    cases.append((negative, grpc.StatusCode.INVALID_ARGUMENT, "teachers_per_node"))
+    for request, code, text in cases:
+        err = await refused(stub.CreateFederatedJob, request)
+        assert err.code() == code and text in err.details(), (request.job.fedpate, err.details())
+    # The seed's body without the field still works, and takes it when given
+    seed = pb.CreateFederatedJobRequest(fp=pb.FedPateSeedBody(num_teachers=4, teacher_epochs=1, student_epochs=1,
+                                                              batch_size=16, epsilon=1.0, num_queries=40,
+                                                              noise_data=20), dataset_id=dataset)
+    plain = await stub.CreateFederatedJob(seed, metadata=as_org(OWNER))
+    assert plain.fedpate.teachers_per_node == 1 and plain.mode == J.MODE_SIMULATION
+    seed.fp.teachers_per_node = 3  # simulation: 4 teachers on 2 SuperNodes (3 + 1)
+    three = await stub.CreateFederatedJob(seed, metadata=as_org(OWNER))
+    assert three.fedpate.teachers_per_node == 3
+    assert three.privacy.parameters["teachers_per_node"] == "3" and "teacher-level" in three.privacy.explanation
+    for job in (plain, three):
+        await stub.CancelFederatedJob(pb.CancelFederatedJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
+    # A stranger's dataset is not found for a real job either
+    theirs = await upload(registry, STRANGER, blobs_csv())
+    err = await refused(stub.CreateFederatedJob, real_job(theirs))
+    assert err.code() == grpc.StatusCode.NOT_FOUND and "data.dataset_id" in err.details()
+
+
+async def test_a_server_killed_mid_real_job_restarts_with_it_failed_and_no_superlink_left(
+        registry, fresh_db_dsn, tmp_path) -> None:
+    """kill -9 of the Federation server (its own process) while a real job's SuperLink waits for
+    SuperNodes: the launcher and its SuperLink survive the kill; the restarted server kills their
+    process group and fails the job with the reason."""
+    from servers.federation.main import build
+
+    registry_stub, registry_server = registry
+    dataset = await upload(registry_stub, OWNER, site_files(tmp_path)["server"].read_bytes())
+    async with federation_process(fresh_db_dsn, tmp_path / "fed", registry_server.port,
+                                  flower_python=str(FLOWER_PYTHON)) as (server, port):
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = fed_grpc.FederationServiceStub(channel)
+            job = await stub.CreateFederatedJob(real_job(dataset), metadata=as_org(OWNER))
+            job = await joinable(stub, job.job_id)
+        job_dir = tmp_path / "fed" / "federation" / "jobs" / job.job_id
+        procs = processes_in(job_dir)
+        assert len(procs) >= 3, procs
+        # Execute: kill -9 the Federation server; the launcher and its SuperLink survive it
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait(timeout=10)
+        assert all(p.is_running() for p in procs)
+    restarted, _core = await build(settings(fresh_db_dsn, tmp_path / "fed", registry_server.port))
+    await restarted.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel:
+            got = await fed_grpc.FederationServiceStub(channel).GetFederatedJob(
+                pb.GetFederatedJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
+    finally:
+        await restarted.stop(0, drain=0)
+    # Assert: FAILED with the reason; no process of the job left, the SuperLink's port closed
+    assert got.state == J.STATE_FAILED and "restarted while the job was running" in got.failure_reason
+    assert all(gone(p.pid) for p in procs)
+    host, link_port = job.flower_join.superlink_address.rsplit(":", 1)
+    from servers.devstack.procs import port_open
+
+    assert not port_open(host, int(link_port))
