@@ -7,7 +7,9 @@ One source of truth: the servers and whom they dial (`servers.devstack.mesh.SERV
   k8s/base/<server>/    per server: ServiceAccount, Deployment (StatefulSet for the Learner),
                         Service (gRPC, metrics and the HTTP front of those with one: HTTP_PORTS),
                         settings ConfigMap (env file), NetworkPolicy, PodDisruptionBudget,
-                        cert-manager Certificate, HPA for the stateless ones
+                        cert-manager Certificate, HPA for the stateless ones, and for the servers
+                        whose jobs run as Argo Workflows (ARGO_JOB_SERVERS) the ReadWriteMany claim
+                        of their work directory, which the workflows' pods mount too
   k8s/base/kustomization.yaml       the list of them
   k8s/base/envoy/mlmesh.binpb       the descriptor set Envoy's transcoder reads
   k8s/base/envoy/envoy.yaml, k8s/overlays/dev/envoy/envoy.yaml   Envoy's config (they differ in
@@ -81,13 +83,14 @@ RESOURCES = {
     "federation": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
     "envoy": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
 }
+TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # the pod's service-account token
 # Settings a server needs in the cluster beyond its ports and peers (overlays add the adapters').
 EXTRA_SETTINGS = {
     "ledger": {"MLMESH_LEDGER_SIGNER_KEY_FILE": "/etc/mlmesh/ledger/signer.key"},
     "trainer": {
         "MLMESH_TRAINER_EXECUTOR": "argo",
         "MLMESH_TRAINER_ARGO__NAMESPACE": NAMESPACE,
-        "MLMESH_TRAINER_ARGO__TOKEN_FILE": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        "MLMESH_TRAINER_ARGO__TOKEN_FILE": TOKEN_FILE,
         "MLMESH_TRAINER_ARGO__REGISTRY_TARGET": f"mlmesh-registry:{PORTS['registry'].grpc}",
         "MLMESH_TRAINER_ARGO__TRAINER_IMAGE": f"{MESH_IMAGE}:{IMAGE_TAG}",
         "MLMESH_TRAINER_ARGO__ML_IMAGE": f"{ML_IMAGE}:{IMAGE_TAG}",
@@ -95,8 +98,29 @@ EXTRA_SETTINGS = {
 }
 # Secrets a server reads as files: (volume name, Secret name, mount path). Values never live in git.
 SECRET_FILES = {"ledger": [("signer", "mlmesh-ledger-signer", "/etc/mlmesh/ledger")]}
-# Servers that talk to the Kubernetes API (the Trainer submits Argo Workflows with its token).
-API_CLIENTS = {"trainer"}
+# Servers whose job processes run as Argo Workflows of their WorkflowTemplate (write_workflow_templates):
+# MLMESH_<SERVER>_EXECUTOR=argo. The server's work dir is a ReadWriteMany claim that the workflow's pod
+# mounts at the same path (the server writes the job's files, the step runs on them, the server reads
+# its outputs); the overlays set each one's Argo Server URL, as the Trainer's.
+ARGO_JOB_SERVERS = ("federation", "optimizer")
+
+
+def work_claim(name: str) -> str:
+    return f"mlmesh-{name}-work"
+
+
+def argo_job_settings(name: str) -> dict[str, str]:
+    prefix = f"MLMESH_{name.upper()}_"
+    return {f"{prefix}EXECUTOR": "argo", f"{prefix}ARGO__NAMESPACE": NAMESPACE, f"{prefix}ARGO__TOKEN_FILE": TOKEN_FILE,
+            f"{prefix}ARGO__IMAGE": f"{ENV_IMAGES[name][0]}:{IMAGE_TAG}", f"{prefix}ARGO__WORK_CLAIM": work_claim(name)}
+
+
+EXTRA_SETTINGS["federation"] = argo_job_settings("federation")
+# The grid cache on the claim, where the training template's step has it too (the same environment).
+EXTRA_SETTINGS["optimizer"] = {**argo_job_settings("optimizer"),
+                               "MLMESH_OPTIMIZER_GRID_CACHE_DIR": f"{DATA_DIR}/optimizer/gridshift-cache"}
+# Servers that talk to the Kubernetes API (they submit Argo Workflows with their token).
+API_CLIENTS = {"trainer", *ARGO_JOB_SERVERS}
 
 # The token issuer of each Envoy config. The base (and so production): an OIDC issuer's JWKS (a Keycloak
 # realm; change KEYCLOAK and run `make k8s`); dev: a JWKS file from a ConfigMap the operator makes from
@@ -189,6 +213,9 @@ def server_pod(server: Server) -> dict[str, Any]:
     volumes = [tls_volume(name), {"name": "tmp", "emptyDir": {}}]
     if name not in STATEFUL:
         volumes.append({"name": "data", "emptyDir": {}})
+    if name in ARGO_JOB_SERVERS:
+        mounts.append({"name": "work", "mountPath": f"{DATA_DIR}/{name}"})
+        volumes.append({"name": "work", "persistentVolumeClaim": {"claimName": work_claim(name)}})
     for volume, secret, path in SECRET_FILES.get(name, []):
         mounts.append({"name": volume, "mountPath": path, "readOnly": True})
         volumes.append({"name": volume, "secret": {"secretName": secret, "defaultMode": 0o440}})
@@ -375,6 +402,10 @@ def write_server(out: Written, server: Server) -> None:
     }
     if name in SCALABLE:
         docs["hpa.yaml"] = hpa(name)
+    if name in ARGO_JOB_SERVERS:
+        docs["workclaim.yaml"] = {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": work_claim(name), "labels": labels(name)},
+            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "20Gi"}}}}
     for file, doc in docs.items():
         out.put(folder / file, doc)
     out.files[folder / "settings.env"] = "".join(f"{k}={v}\n" for k, v in settings_env(server).items())
@@ -480,7 +511,7 @@ def _step_template(*, name: str, component: str, description: str, image_param: 
         {"name": "time-limit-seconds", "value": "3600"},
         {"name": "memory-limit-bytes", "value": "4294967296"},
         {"name": image_param, "value": f"{image}:{IMAGE_TAG}"},
-        {"name": "work-claim", "value": f"{svc(component)}-work",
+        {"name": "work-claim", "value": work_claim(component),
          "description": f"a ReadWriteMany claim the {component} server mounts at {work_root} too"},
     ]
     return {

@@ -142,7 +142,7 @@ def test_the_policy_check_catches_a_bad_pod():
 
 def settings_class(server: str):
     module = __import__(f"servers.{server}.settings", fromlist=["x"])
-    return next(v for k, v in vars(module).items() if k.endswith("Settings") and k.lower().startswith(server))
+    return next(v for k, v in vars(module).items() if k.lower() == f"{server}settings")
 
 
 def test_configmaps_hold_only_settings_the_servers_read(rendered, monkeypatch):
@@ -430,3 +430,30 @@ def test_the_servers_that_submit_workflows_are_bound_to_the_submitter_role():
     rules = by_kind(docs, "Role")["mlmesh-workflow-submitter"]["rules"]
     assert {"create", "get", "delete"} <= {v for r in rules if "workflows" in r["resources"] for v in r["verbs"]}
     assert not any("*" in r["verbs"] or "*" in r["resources"] for r in rules), "least privilege: no wildcards"
+
+
+@pytest.mark.parametrize("server, template, image", [("federation", "mlmesh-federated-job", "flower"),
+                                                     ("optimizer", "mlmesh-optimizer-training", "rl")])
+def test_the_job_servers_submit_their_template_on_the_claim_they_share(rendered, server, template, image):
+    """MLMESH_<SERVER>_EXECUTOR=argo with the image the overlay deploys, the service-account token
+    mounted, and the work directory on the ReadWriteMany claim the template's pod mounts at the same
+    path (the server writes the job's files there and reads its outputs)."""
+    target, docs = rendered
+    data = next(v for k, v in by_kind(docs, "ConfigMap").items() if k.startswith(f"mlmesh-{server}-"))["data"]
+    prefix = f"MLMESH_{server.upper()}_"
+    assert data[f"{prefix}EXECUTOR"] == "argo" and data[f"{prefix}ARGO__TOKEN_FILE"] == generate.TOKEN_FILE
+    images = {c["image"] for _, spec in pod_specs(docs) for c in spec["containers"]}
+    assert data[f"{prefix}ARGO__IMAGE"] in images and f"/{image}:" in data[f"{prefix}ARGO__IMAGE"]
+    if target != "k8s/base":
+        assert data[f"{prefix}ARGO__SERVER_URL"].startswith("https://")
+    pod = dict(pod_specs(docs))[f"Deployment/mlmesh-{server}"]
+    assert pod["automountServiceAccountToken"] is True
+    claim = data[f"{prefix}ARGO__WORK_CLAIM"]
+    assert by_kind(docs, "PersistentVolumeClaim")[claim]["spec"]["accessModes"] == ["ReadWriteMany"]
+    (volume,) = [v for v in pod["volumes"] if v.get("persistentVolumeClaim", {}).get("claimName") == claim]
+    (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    step = by_kind(docs, "WorkflowTemplate")[template]["spec"]
+    params = {p["name"]: p.get("value") for p in step["arguments"]["parameters"]}
+    assert params["work-claim"] == claim
+    (step_mount,) = [m for m in step["templates"][0]["container"]["volumeMounts"] if m["name"] == "work"]
+    assert mount["mountPath"] == step_mount["mountPath"] == f"{generate.DATA_DIR}/{server}"
