@@ -3,7 +3,9 @@ launch_flare.py`) runs in FLARE's own virtualenv (`.venv-flare`, `make flare-ven
 FLARE's simulator (SimEnv) with the job's directory as FLARE's workspace, HOME and TMPDIR (the
 server sets those), so nothing lands in ~/.nvflare or /tmp. In real mode the same launcher submits
 the job to a provisioned FLARE server with its admin kit (`apps/flare/real_flare.py`); `abort`
-aborts that FLARE job when the mlmesh job is cancelled, fails, or is found by a restarted server."""
+aborts that FLARE job when the mlmesh job is cancelled, fails, or is found by a restarted server.
+Provisioned kits carry FLARE's homomorphic-encryption contexts (HEBuilder), which jobs with
+`flare.homomorphic_encryption` use."""
 
 from __future__ import annotations
 
@@ -34,6 +36,10 @@ BUILDERS = [
     {"path": "nvflare.lighter.impl.workspace.WorkspaceBuilder", "args": {"template_file": ["master_template.yml"]}},
     {"path": "nvflare.lighter.impl.static_file.StaticFileBuilder", "args": {"config_folder": "config"}},
     {"path": "nvflare.lighter.impl.cert.CertBuilder"},
+    # tenseal CKKS contexts for jobs with homomorphic encryption: the server's kit gets one without
+    # the secret key, each client's one with it. Before SignatureBuilder, which signs them (FLARE
+    # loads a context in secure mode only if signed).
+    {"path": "nvflare.lighter.impl.he.HEBuilder"},
     {"path": "nvflare.lighter.impl.signature.SignatureBuilder"},
 ]
 

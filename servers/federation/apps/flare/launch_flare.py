@@ -124,7 +124,7 @@ def decrypt_model(encrypted_file: Path, client_context: Path, model_args: dict) 
 class HeRelay(Tail):
     """Tail for HE jobs: a round event naming the encrypted global model gets that model's loss
     and accuracy on the server's test split, computed here after decrypting it with the clients'
-    key (the FLARE server cannot)."""
+    key (the FLARE server cannot); the persistor's `log` events become lines of the job's log."""
 
     def __init__(self, path: Path, client_context: Path, model_args: dict, test_path: Path, target_column: str):
         super().__init__(path)
@@ -139,6 +139,9 @@ class HeRelay(Tail):
                 break  # still being written
             self.seen += 1
             event = json.loads(line)
+            if event.get("type") == "log":  # the FLARE server's persistor, for the job's log
+                print(event["text"], flush=True)
+                continue
             encrypted = event.pop("encrypted_model", None)
             if encrypted:
                 model = FlareNet(**self.model_args)

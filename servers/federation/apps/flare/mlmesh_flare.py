@@ -13,7 +13,7 @@ The persistor (`ReportingPersistor`) is FLARE's PyTorch file persistor plus two 
 
 With homomorphic encryption (`encrypted=True`: FLARE's HE filters and aggregator) the server holds
 only CKKS ciphertexts and a context without the secret key: it cannot evaluate the global model.
-It then prints what it received and holds (how many layers are ciphertexts, whether its context
+It then says in `log` events (printed by the launcher) what it received and holds (how many layers are ciphertexts, whether its context
 could decrypt them), keeps each round's encrypted global model beside the events file
 (`he-global-round-<n>.pt`) and leaves the round's global figures to the launcher, which holds the
 clients' key (`launch_flare.HeRelay`).
@@ -105,9 +105,9 @@ class ReportingPersistor(PTFileModelPersistor):
         dxo = from_shareable(shareable)
         if self.encrypted:
             # What the FLARE server really received from the client (after its HE encryptor).
-            print(f"{site}'s result reached the FLARE server encrypted: {ciphertexts(dxo.data)} of {len(dxo.data)} "
-                  f"layers are CKKS ciphertexts (algorithm {dxo.get_meta_prop(MetaKey.PROCESSED_ALGORITHM)})",
-                  flush=True)
+            self._say(f"{site}'s result reached the FLARE server encrypted: {ciphertexts(dxo.data)} of "
+                      f"{len(dxo.data)} layers are CKKS ciphertexts (algorithm "
+                      f"{dxo.get_meta_prop(MetaKey.PROCESSED_ALGORITHM)})")
         budget = dxo.get_meta_prop(SVT_BUDGET)
         if isinstance(budget, dict):
             # FLARE's own accounting of the filter, printed into the job's log beside ours.
@@ -147,13 +147,18 @@ class ReportingPersistor(PTFileModelPersistor):
         append_event(self.events_path, {"type": "round", "round": round_number, "loss": loss, "accuracy": accuracy,
                                         "seconds": seconds, "clients": clients})
 
+    def _say(self, text: str) -> None:
+        """A line for the job's log, through the events file: in real mode this runs in the FLARE
+        server's job process, whose output the launcher does not see."""
+        append_event(self.events_path, {"type": "log", "text": text})
+
     def _encrypted_round(self, ml, round_number: int) -> None:
         """The round's event without global figures: the server keeps the encrypted global model
         for the key holder (the launcher), who evaluates it."""
         weights = dict(ml["weights"])
         encrypted = ciphertexts(weights)
-        print(f"the FLARE server's global model after round {round_number}: {encrypted} of {len(weights)} layers are "
-              f"CKKS ciphertexts; the server's HE context can decrypt them: {server_can_decrypt()}", flush=True)
+        self._say(f"the FLARE server's global model after round {round_number}: {encrypted} of {len(weights)} "
+                  f"layers are CKKS ciphertexts; the server's HE context can decrypt them: {server_can_decrypt()}")
         serialized = {k: (v.serialize() if type(v).__name__ == "CKKSVector" else v) for k, v in weights.items()}
         # PTFileModelPersistor's own save checks the weights' shapes against the model's, which a
         # ciphertext (a flat vector) fails: the ciphertexts go to its checkpoint file as they are.

@@ -22,6 +22,12 @@ A run:
 4. once FLARE says FINISHED:COMPLETED, downloads the job's result and writes the final global
    model as the simulated path does (`output/model.pt`, `output/result.json`).
 
+With homomorphic encryption the recipe is the HE one (`launch_flare.he_recipe`) and the contexts
+are the ones `nvflare provision` wrote into the kits (HEBuilder): the FLARE server loads its
+server context (no secret key), each client its client context. This process decrypts each
+round's and the final global model with a client context from the provisioned kits (`he_key`):
+the Federation server provisioned them, so it holds the clients' key.
+
 Exit 0 once the model is written; otherwise 1 with the reason on stderr.
 """
 
@@ -34,11 +40,20 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-from launch_flare import FEDPATE, HERE, JOB_NAME, fedavg_recipe, model_arguments, save_model  # sets sys.path
+from launch_flare import (  # sets sys.path
+    FEDPATE,
+    HERE,
+    JOB_NAME,
+    HeRelay,
+    fedavg_recipe,
+    model_arguments,
+    save_model,
+)
 
 import numpy as np  # noqa: E402
 from fedpate import task  # noqa: E402
 from launch_flower import Tail, emit  # noqa: E402
+from mlmesh_flare import CLIENT_CONTEXT  # noqa: E402
 
 DATA_ENV = "MLMESH_FLARE_DATA"
 POLL_SECONDS = 1.0
@@ -50,6 +65,15 @@ def session(config: dict):
 
     kit = Path(config["flare-admin-kit"])
     return new_secure_session(kit.name, str(kit), timeout=SESSION_TIMEOUT)
+
+
+def he_key(config: dict) -> Path:
+    """A client context (with the secret key) from the server's provisioned kits, beside its admin kit."""
+    found = sorted(Path(config["flare-admin-kit"]).parent.glob(f"*/startup/{CLIENT_CONTEXT}"))
+    if not found:
+        raise RuntimeError("the FLARE server's kits carry no homomorphic-encryption context (provisioned without "
+                           "HEBuilder): start a new FLARE server for jobs with homomorphic encryption")
+    return found[0]
 
 
 def ship_code(job_folder: Path) -> None:
@@ -68,6 +92,11 @@ def run(config: dict, job_dir: Path) -> int:
     output.mkdir(parents=True, exist_ok=True)
     events = output / "events.jsonl"
     events.write_text("")
+    try:
+        client_context = he_key(config) if config.get("homomorphic-encryption") else None
+    except RuntimeError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     emit(type="framework", version=f"nvflare {metadata.version('nvflare')}")
     table = task.read_table(config["data-path"], config["target-column"])
     classes = int(table.labels.max()) + 1
@@ -78,7 +107,8 @@ def run(config: dict, job_dir: Path) -> int:
     job_folder = job_dir / "flare-job" / JOB_NAME
     ship_code(job_folder)
     admin = session(config)
-    tail = Tail(events)
+    tail = (HeRelay(events, client_context, model_args, Path(config["data-path"]), str(config["target-column"]))
+            if client_context is not None else Tail(events))
     try:
         flare_job = admin.submit_job(str(job_folder))
         (job_dir / "flare_job_id").write_text(flare_job)
@@ -104,7 +134,7 @@ def run(config: dict, job_dir: Path) -> int:
     if not found:
         print(f"FLARE job {flare_job} ended without a global model in its result ({result})", file=sys.stderr)
         return 1
-    save_model(model_args, found[0], table, classes, output)
+    save_model(model_args, found[0], table, classes, output, client_context=client_context)
     return 0
 
 
