@@ -15,9 +15,15 @@ Access (docs/security.md): a job belongs to the organization that created it; an
 it does not exist, as for an unknown id. A caller of None is a mesh component (tests in-process):
 trusted like the owner.
 
-Real mode is built for FLARE only: the job runs on a RUNNING FLARE server of its organization
-(`flare_servers.py`), its Registry dataset is the server's held-out data, the clients train on
-their own; a real job that does not succeed is also aborted on that server (`Frameworks.abort`).
+Real mode (clients on their own machines, each training on its own data; the job's Registry
+dataset is the server's data only):
+- FLARE: the job runs on a RUNNING FLARE server of its organization (`flare_servers.py`); a real
+  job that does not succeed is also aborted on that server (`Frameworks.abort`);
+- FedPATE: the job's launcher starts a SuperLink over TLS (the job's own CA) on the address and
+  port range the operator configured (`FlowerReal`) and reports it with the CA certificate; the
+  job's `flower_join` tells the owner how client owners' SuperNodes join, and the CA certificate
+  downloads through `root_certificates`. The ServerApp waits `join_timeout_seconds` for
+  num_teachers / teachers_per_node SuperNodes; the SuperLink is in the job's process group.
 
 On start, jobs a previous process was running are FAILED with a reason and their process groups
 killed (real FLARE jobs aborted on their server); QUEUED ones start.
@@ -32,10 +38,12 @@ import hashlib
 import json
 import logging
 import math
+import shlex
 import shutil
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +57,7 @@ from servers.federation.domain.jobs import (
     RESTART_REASON,
     ClientCommitment,
     ClientMetrics,
+    FlowerJoin,
     Job,
     Limits,
     LogLine,
@@ -78,6 +87,22 @@ def utcnow() -> dt.datetime:
 
 
 @dataclass(frozen=True)
+class FlowerReal:
+    """Where real-mode FedPATE jobs' SuperLinks listen (operator settings `flower_real_*`)."""
+
+    host: str = "127.0.0.1"  # the address the SuperLink binds
+    public_host: str = ""  # what client owners dial (and the certificate names); default `host`
+    tls_names: tuple[str, ...] = ()  # more names in the SuperLink's certificate
+    port_min: int = 9100  # the SuperLinks' ports (0 and 0: any free port)
+    port_max: int = 9163
+    join_timeout_seconds: float = 600.0  # how long a job waits for its SuperNodes
+
+    @property
+    def advertised_host(self) -> str:
+        return self.public_host or self.host
+
+
+@dataclass(frozen=True)
 class CoreOptions:
     work_root: Path  # <data_dir>/federation: jobs/<job_id>/
     limits: Limits
@@ -88,6 +113,7 @@ class CoreOptions:
     keep_job_dirs: bool = False
     inherited_env: tuple[tuple[str, str], ...] = ()
     max_dataset_bytes: int = 1 << 30
+    flower_real: FlowerReal = field(default_factory=FlowerReal)
 
 
 class _Changes:
@@ -168,6 +194,7 @@ class FederationCore:
         self._ending: dict[str, tuple[State, str]] = {}  # why a task is being cancelled
         self._changes = _Changes()
         self._locks: dict[str, asyncio.Lock] = {}
+        self._superlink_ports: dict[str, int] = {}  # live real-mode FedPATE jobs' SuperLink ports
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -223,9 +250,9 @@ class FederationCore:
             raise errors.InvalidArgument("flare.flare_server_id: only for MODE_REAL (a simulated job runs its own "
                                          "FLARE simulator)", reason="FLARE_SERVER_ID_INVALID",
                                          metadata={"field": "flare.flare_server_id"})
-        elif request.mode is Mode.REAL:
+        elif request.mode is Mode.REAL and not isinstance(request.spec, FedPateSpec):
             raise errors.FailedPrecondition(f"job.mode: real mode (clients on their own machines) is built for FLARE "
-                                            f"jobs only, not {framework} yet; use MODE_SIMULATION",
+                                            f"and FedPATE jobs only, not {framework} yet; use MODE_SIMULATION",
                                             reason="MODE_UNAVAILABLE", metadata={"field": "job.mode"})
         job = Job(job_id=str(uuid.uuid4()), organization_id=owner, request=request, state=State.QUEUED,
                   executor=self.options.executor, time_limit_seconds=time_limit, memory_limit_bytes=memory_limit,
@@ -270,6 +297,21 @@ class FederationCore:
         await self.repo.delete(job.job_id)
         self._changes.notify(job.job_id)
 
+    async def root_certificates(self, job_id: str, caller_org: str | None) -> bytes:
+        """A real-mode FedPATE job's CA certificate (PEM), which client owners' SuperNodes trust
+        (owner only, like a FLARE startup kit)."""
+        job = await self.get(job_id, caller_org)
+        if not _real_fedpate(job.request):
+            raise errors.FailedPrecondition(f"federated job {job.job_id} is not a MODE_REAL FedPATE job: it has no "
+                                            "SuperLink for remote SuperNodes", reason="NOT_REAL_FEDPATE",
+                                            metadata={"job_id": job.job_id})
+        if job.flower_join is None:
+            what = "has ended" if job.final else "is starting"
+            raise errors.FailedPrecondition(f"federated job {job.job_id} {what} ({job.state}) without a SuperLink "
+                                            "listening yet; watch it until its flower_join is set",
+                                            reason="SUPERLINK_NOT_READY", metadata={"job_id": job.job_id})
+        return job.flower_join.root_certificates_pem.encode()
+
     async def watch(self, job_id: str, after_sequence: int, caller_org: str | None
                     ) -> AsyncIterator[Job | RoundMetrics | LogLine]:
         """The job now, its log after `after_sequence`, then state changes, rounds and lines until it ends."""
@@ -295,7 +337,8 @@ class FederationCore:
             for metrics in fresh.rounds[sent_rounds:]:
                 yield metrics
             sent_rounds = len(fresh.rounds)
-            if fresh.state is not job.state or fresh.result_model_id != job.result_model_id:
+            if (fresh.state is not job.state or fresh.result_model_id != job.result_model_id
+                    or fresh.flower_join != job.flower_join):
                 yield fresh
             job = fresh
             if job.final:
@@ -310,8 +353,7 @@ class FederationCore:
         """What the job's spec makes the framework spend, in full (our accountant, not the app's claim)."""
         spec = request.spec
         if isinstance(spec, FedPateSpec):
-            return privacy.fedpate(spec.noise.value, epsilon=spec.epsilon, sigma=spec.sigma,
-                                   queries=spec.noise_data, delta=spec.delta)
+            return _fedpate_privacy(spec, spec.noise_data)
         if isinstance(spec, FlareSpec):
             return _flare_privacy(spec, spec.num_rounds)
         if isinstance(spec, TffSpec):
@@ -341,6 +383,46 @@ class FederationCore:
                 f"{len(server.client_names)} ({', '.join(server.client_names)})", reason="NUM_CLIENTS_INVALID",
                 metadata={"field": "flare.num_clients"})
         return admin_kit
+
+    def _real_fedpate_config(self, job: Job, config: dict[str, Any]) -> _JoinPlan:
+        """Real-mode FedPATE: the launcher's settings (SuperLink address and port, certificate names,
+        the wait for SuperNodes) added to `config`; what the job's `flower_join` will say."""
+        spec = job.request.spec
+        assert isinstance(spec, FedPateSpec)
+        real = self.options.flower_real
+        port = self._superlink_port(job.job_id)
+        per_node = spec.teachers_per_node or 1
+        config.update({
+            "mode": "real", "listen-host": real.host, "listen-port": port, "public-host": real.advertised_host,
+            "tls-names": " ".join(dict.fromkeys([real.advertised_host, *real.tls_names])),
+            "connect-timeout": float(real.join_timeout_seconds),
+            # The job's dataset is the server's data only: all of it public (queries and the student's test
+            # rows); the teachers train on the clients' own files.
+            "server-fraction": REAL_SERVER_FRACTION,
+        })
+        return _JoinPlan(address=f"{_host_in_address(real.advertised_host)}:{port}",
+                         supernodes_expected=spec.num_teachers // per_node, teachers_per_node=per_node,
+                         timeout_seconds=real.join_timeout_seconds)
+
+    def _superlink_port(self, job_id: str) -> int:
+        """A free port in the operator's range (or any, for 0-0) on the SuperLink's address, kept for
+        the job until it ends."""
+        real = self.options.flower_real
+        taken = set(self._superlink_ports.values())
+        candidates = [0] if real.port_min == real.port_max == 0 else range(real.port_min, real.port_max + 1)
+        for candidate in candidates:
+            if candidate in taken:
+                continue
+            with socket.socket(socket.AF_INET6 if ":" in real.host else socket.AF_INET) as probe:
+                try:
+                    probe.bind((real.host, candidate))
+                except OSError:
+                    continue
+                port = probe.getsockname()[1]
+            self._superlink_ports[job_id] = port
+            return port
+        raise StepFailed(f"no free port for the job's SuperLink on {real.host} in {real.port_min}-{real.port_max} "
+                         "(this server's flower_real_port_min/max); try again when a real-mode job has ended")
 
     def _spawn(self, job: Job) -> None:
         task = asyncio.create_task(self._run(job), name=f"federated-job-{job.job_id}")
@@ -400,6 +482,7 @@ class FederationCore:
                 await self.frameworks.abort(job.framework, job_dir)  # cancelled or failed: its FLARE job too
             self._ending.pop(job.job_id, None)
             self._locks.pop(job.job_id, None)
+            self._superlink_ports.pop(job.job_id, None)
             if not self.options.keep_job_dirs:
                 await asyncio.to_thread(shutil.rmtree, job_dir, True)
 
@@ -447,6 +530,13 @@ class FederationCore:
             # Real mode: the dataset is the server's held-out split; the clients train on their own data.
             config["flare-admin-kit"] = str(await self._flare_server(request, owner))
             note(f"prepare: FLARE server {request.spec.flare_server_id}; clients train on their local data")
+        join = None
+        if _real_fedpate(request):
+            join = self._real_fedpate_config(job, config)
+            note(f"prepare: real mode: the job's SuperLink will listen on {config['listen-host']}:"
+                 f"{config['listen-port']} (TLS, the job's own CA) for {join.supernodes_expected} SuperNode(s) of "
+                 f"{join.teachers_per_node} teacher(s) each, for up to {join.timeout_seconds:.0f} s; the clients "
+                 "train on their own data")
         (job_dir / "job.json").write_text(json.dumps(config, indent=1, sort_keys=True))
         launch = self.frameworks.launch(job.framework, job_dir)
         env = dict(self.options.inherited_env)
@@ -457,7 +547,7 @@ class FederationCore:
         job = await self._move(job, State.RUNNING)
         note(f"run: {' '.join(launch.argv[:3])} (time limit {job.time_limit_seconds} s, memory limit "
              f"{job.memory_limit_bytes} bytes)")
-        events = _Events(self, job)
+        events = _Events(self, job, join)
 
         async def on_line(stream: str, text: str) -> None:
             if stream == "stdout" and text.startswith(EVENT_PREFIX):
@@ -529,11 +619,35 @@ def provenance(job: Job) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class _JoinPlan:
+    """What a real-mode FedPATE job's SuperNodes join, as this server configured it."""
+
+    address: str
+    supernodes_expected: int
+    teachers_per_node: int
+    timeout_seconds: float
+
+
+REAL_SERVER_FRACTION = 0.999999999
+MAX_PEM_CHARS = 16_384
+
+
+def _host_in_address(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def supernode_command(address: str, teachers_per_node: int) -> str:
+    node_config = f'data-path="<your CSV>" client-id="<your name>" num-teachers={teachers_per_node}'
+    return (f"flower-supernode --superlink {address} --root-certificates ca.pem "
+            f"--node-config {shlex.quote(node_config)}")
+
+
 class _Events:
     """The launcher's `MLMESH_EVENT` lines: checked, then stored on the job."""
 
-    def __init__(self, core: FederationCore, job: Job):
-        self.core, self.job = core, job
+    def __init__(self, core: FederationCore, job: Job, join: _JoinPlan | None = None):
+        self.core, self.job, self.join = core, job, join
 
     async def handle(self, raw: str) -> None:
         try:
@@ -550,10 +664,25 @@ class _Events:
                 await self.core._update(self.job.job_id, commitments=(*current.commitments, commitment))
             elif kind == "round":
                 await self._round(event)
+            elif kind == "join" and self.join is not None:
+                await self._joinable(str(event["root_certificates_pem"]))
             else:
                 raise ValueError(f"unknown event type {kind!r}")
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("federated job %s: ignored a malformed event (%s)", self.job.job_id, exc)
+
+    async def _joinable(self, pem: str) -> None:
+        """The SuperLink listens: the job says how to join (address and counts from this server's
+        own plan; only the CA certificate comes from the launcher, which made it)."""
+        if len(pem) > MAX_PEM_CHARS or not pem.startswith("-----BEGIN CERTIFICATE-----"):
+            raise ValueError("a join event needs the CA certificate as PEM")
+        plan = self.join
+        assert plan is not None
+        join = FlowerJoin(superlink_address=plan.address, supernodes_expected=plan.supernodes_expected,
+                          teachers_per_node=plan.teachers_per_node, root_certificates_pem=pem,
+                          join_deadline=self.core.clock() + dt.timedelta(seconds=plan.timeout_seconds),
+                          supernode_command=supernode_command(plan.address, plan.teachers_per_node))
+        await self.core._update(self.job.job_id, flower_join=join)
 
     async def _round(self, event: dict[str, Any]) -> None:
         current = await self.core.repo.get(self.job.job_id)
@@ -573,12 +702,32 @@ def _real_flare(request: JobRequest) -> bool:
     return request.mode is Mode.REAL and isinstance(request.spec, FlareSpec)
 
 
+def _real_fedpate(request: JobRequest) -> bool:
+    return request.mode is Mode.REAL and isinstance(request.spec, FedPateSpec)
+
+
 def _finite(value: Any, default: float = math.nan) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
         return default
     return number if math.isfinite(number) else default
+
+
+def _fedpate_privacy(spec: FedPateSpec, queries: int) -> privacy.PrivacyReport:
+    """Our accountant's figure for `queries` noisy answers. With several teachers per node the same
+    figure protects one teacher's data (a training row lies in one teacher's shard), not a whole
+    node's: a node moves k votes at once (docs/federation.md, "Privacy")."""
+    report = privacy.fedpate(spec.noise.value, epsilon=spec.epsilon, sigma=spec.sigma, queries=queries,
+                             delta=spec.delta)
+    per_node = spec.teachers_per_node or 1
+    if per_node == 1:
+        return report
+    explanation = report.explanation.replace("client-level: one teacher's data", "teacher-level (a client's "
+                                             f"SuperNode hosts {per_node} teachers; this protects one teacher's "
+                                             "shard, not a whole client's data): one teacher's data", 1)
+    return replace(report, explanation=explanation,
+                   parameters={**report.parameters, "teachers_per_node": str(per_node)})
 
 
 def _flare_privacy(spec: FlareSpec, rounds: int) -> privacy.PrivacyReport:
@@ -603,9 +752,7 @@ def _privacy_so_far(request: JobRequest, queries: int, rounds: int = 0) -> priva
     FLARE with a DP filter on the rounds done so far (at most the spec's num_rounds)."""
     spec = request.spec
     if isinstance(spec, FedPateSpec):
-        answered = max(0, min(queries, spec.noise_data))
-        return privacy.fedpate(spec.noise.value, epsilon=spec.epsilon, sigma=spec.sigma, queries=answered,
-                               delta=spec.delta)
+        return _fedpate_privacy(spec, max(0, min(queries, spec.noise_data)))
     if isinstance(spec, FlareSpec):
         return _flare_privacy(spec, max(0, min(rounds, spec.num_rounds)))
     if isinstance(spec, TffSpec):
