@@ -3,8 +3,9 @@
 Runs in the ML environment (`.venv-ml/bin/python -m bench.learner_path`). The Learner's real
 servicers (`InferenceServicer`, `LearnerServicer`) over a real `LearnerCore` holding one tabular
 scikit-learn learner (SGDRegressor, 36 features, as in bench/learner_serving.py), behind the real
-interceptors `MeshServer` installs (`MeshInterceptor`, `ValidationInterceptor`), are driven the way
-grpc.aio's server drives them for each call: the interceptor chain is asked for the method's handler,
+layers `MeshServer` wraps every handler in at registration (request id, metrics, access log, error
+mapping; request validation), are driven the way grpc.aio's server drives them for each call: the
+registered generic handlers are asked for the method's handler,
 the request bytes go through the handler's deserializer, the handler runs, the response goes through
 its serializer. What is left out is gRPC itself (HTTP/2, TLS, the completion queue), which the echo
 server of bench/oip_load.py measures. The learner is put into the core directly: no PostgreSQL and
@@ -24,7 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import functools
 import os
 import random
 import struct
@@ -80,17 +80,14 @@ class _Details(grpc.HandlerCallDetails):
 
 
 class _Capture:
-    """Collects the handlers a generated `add_*Servicer_to_server` registers."""
+    """Collects the generic handlers a generated `add_*Servicer_to_server` registers (through
+    `MeshServer`'s `WrappingServer`, so they come out wrapped as on the real server)."""
 
     def __init__(self) -> None:
-        self.handlers: dict[str, grpc.RpcMethodHandler] = {}
+        self.generic: list[grpc.GenericRpcHandler] = []
 
     def add_generic_rpc_handlers(self, handlers) -> None:
-        for generic in handlers:
-            self.handlers.update(generic._method_handlers)  # keyed by "/service/method"
-
-    def add_registered_method_handlers(self, service: str, handlers: dict) -> None:
-        self.handlers.update({f"/{service}/{m}": h for m, h in handlers.items()})
+        self.generic.extend(handlers)
 
 
 def build_live(work: Path, *, rows: int = 4000, seed: int = 2):
@@ -126,12 +123,12 @@ def build_live(work: Path, *, rows: int = 4000, seed: int = 2):
 class Path_:
     """The Learner's handler chain for one server: `call(method, raw)` and `stream(method, raws)`."""
 
-    def __init__(self, live) -> None:
+    def __init__(self, live, *, validate: bool = True) -> None:
         from mlmesh.learner.v1 import learner_service_pb2_grpc as pb_grpc
         from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2_grpc as v2_grpc
 
         from servers.common.observability import MeshInterceptor, Metrics
-        from servers.common.validation import ValidationInterceptor
+        from servers.common.server import WrappingServer, mesh_layers
         from servers.learner.api.oip import InferenceServicer
         from servers.learner.api.servicer import LearnerServicer
         from servers.learner.domain.service import CoreOptions, LearnerCore
@@ -140,23 +137,25 @@ class Path_:
         self.core = LearnerCore(_NoStore(), _NoStore(), CoreOptions(  # type: ignore[arg-type]
             work_dir=live.work_dir, max_learners=10, max_reference_rows=1000, running_loss_alpha=0.1))
         self.core.live[live.learner_id] = live
+        if validate:
+            wrap = mesh_layers("learner", Metrics("learner"), PREDICTION_METHODS)
+        else:
+            wrap = MeshInterceptor("learner", Metrics("learner"), PREDICTION_METHODS).wrap
         capture = _Capture()
-        v2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(self.core), capture)
-        pb_grpc.add_LearnerServiceServicer_to_server(LearnerServicer(self.core, max_observations=10_000), capture)
-        self.handlers = capture.handlers
-        self.interceptors = [MeshInterceptor("learner", Metrics("learner"), PREDICTION_METHODS),
-                             ValidationInterceptor()]
+        registrar = WrappingServer(capture, wrap)  # type: ignore[arg-type]
+        v2_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceServicer(self.core), registrar)
+        pb_grpc.add_LearnerServiceServicer_to_server(LearnerServicer(self.core, max_observations=10_000), registrar)
+        self.generic = capture.generic
         self.context = _Context()
 
     async def _handler(self, method: str) -> grpc.RpcMethodHandler:
-        # grpc.aio's server: each interceptor in turn, the last continuation looks the method up.
-        async def run(interceptors, details):
-            interceptor = next(interceptors, None)
-            if interceptor is None:
-                return self.handlers.get(details.method)
-            return await interceptor.intercept_service(functools.partial(run, interceptors), details)
-
-        return await run(iter(self.interceptors), _Details(method, self.context.invocation_metadata()))
+        # grpc.aio's server: each generic handler in turn until one serves the method.
+        details = _Details(method, self.context.invocation_metadata())
+        for generic in self.generic:
+            handler = generic.service(details)
+            if handler is not None:
+                return handler
+        raise KeyError(method)
 
     async def call(self, method: str, raw: bytes) -> bytes:
         handler = await self._handler(method)

@@ -37,6 +37,11 @@ def main() -> None:
     print("== Learner predict path: CPU per request of our own code, without the transport (load-independent) ==")
     subprocess.run([str(REPO / ".venv-ml/bin/python"), "-m", "bench.learner_path"], cwd=REPO, check=True)
     subprocess.run([str(REPO / ".venv-ml/bin/python"), "-m", "bench.validation_cost"], cwd=REPO, check=True)
+    print()
+    print("== What each layer of a unary ModelInfer costs grpc.aio (server CPU per request; ratio vs the raw echo) ==")
+    from bench import grpc_layers
+
+    grpc_layers.report(grpc_layers.measure())
 
     print()
     print("== The front door under concurrency: the Learner's V2 model direct vs through Envoy with a JWT ==")

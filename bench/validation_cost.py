@@ -9,9 +9,9 @@ this process, so the figures hold on a loaded machine):
   (commit 01ca91e's parent, read with `git show` and loaded as a module; skipped outside a git
   checkout);
 * the Learner's whole ModelInfer path without the transport (bench/learner_path.py's harness: the
-  real interceptors and servicer over a real LearnerCore) with the `ValidationInterceptor` and
-  without it: what the layer adds to a real request; and with the interceptor installed but its
-  check replaced by a no-op, which splits that into the checks and the interceptor's wrapping.
+  real mesh layers and servicer over a real LearnerCore) with the validation layer and without it:
+  what the layer adds to a real request; and with the layer installed but its check replaced by a
+  no-op, which splits that into the checks and the layer's wrapping.
 """
 
 from __future__ import annotations
@@ -73,9 +73,7 @@ async def measure(n: int = 20_000) -> dict[str, tuple[float, float | None]]:
         try:
             pool = [infer_bytes(1, raw=False, seed=i) for i in range(64)]
             checked = Path_(live)
-            unchecked = Path_(live)
-            unchecked.interceptors = [i for i in unchecked.interceptors
-                                      if not isinstance(i, validation.ValidationInterceptor)]
+            unchecked = Path_(live, validate=False)
             for c in (1, 16):
                 # alternate the two a few times so load on the box falls on both alike
                 with_v, without_v, hollow = [], [], []
@@ -83,13 +81,13 @@ async def measure(n: int = 20_000) -> dict[str, tuple[float, float | None]]:
                     with_v.append(await _cpu_per_request(lambda i: checked.call(infer, pool[i % 64]), n // 3, c))
                     without_v.append(await _cpu_per_request(lambda i: unchecked.call(infer, pool[i % 64]), n // 3, c))
                     real_check = validation.check_request
-                    validation.check_request = _no_check  # the interceptor's wrapping alone, nothing checked
+                    validation.check_request = _no_check  # the layer's wrapping alone, nothing checked
                     try:
                         hollow.append(await _cpu_per_request(lambda i: checked.call(infer, pool[i % 64]), n // 3, c))
                     finally:
                         validation.check_request = real_check
                 out[f"ModelInfer path, {c} in flight: with validation vs without"] = (min(with_v), min(without_v))
-                out[f"ModelInfer path, {c} in flight: interceptor with its checks off vs without"] = (
+                out[f"ModelInfer path, {c} in flight: validation layer with its checks off vs without"] = (
                     min(hollow), min(without_v))
         finally:
             live.close()

@@ -122,6 +122,12 @@ class MeshInterceptor(grpc.aio.ServerInterceptor):
                 self.metrics, service, method, f"/{service}/{method}" in self.quiet_methods)
         return found
 
+    def wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """`handler` with the request id, access log, metrics and error mapping around it (what
+        `intercept_service` returns for a call, applied once: `MeshServer` wraps its services'
+        handlers at registration instead of installing this as an aio interceptor)."""
+        return self._wrap(full_method, handler)
+
     def _wrap(self, full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         service, method = _split(full_method)
         if service.startswith("grpc.reflection") or service.startswith("grpc.health"):

@@ -8,9 +8,9 @@
 
 It registers the standard health service (aio) and server reflection (for every public
 service of the mesh: servers.common.reflection), installs the
-interceptor (request id, access log, metrics, error mapping) and the request validation
-of `servers.common.validation` (every field of every request message against the
-contract's rules), serves mutual TLS when
+layers every handler is wrapped in at registration (request id, access log, metrics, error
+mapping; the request validation of `servers.common.validation`: every field of every request
+message against the contract's rules), serves mutual TLS when
 `settings.tls` is set (plaintext with a warning otherwise), serves Prometheus
 metrics on their own port, and on SIGTERM/SIGINT shuts down gracefully: health goes
 NOT_SERVING first, then in-flight calls get `grace_seconds` to finish.
@@ -34,7 +34,7 @@ from servers.common import reflection as mesh_reflection
 from servers.common import tls
 from servers.common.observability import MeshInterceptor, Metrics, configure_logging
 from servers.common.settings import ServerSettings
-from servers.common.validation import ValidationInterceptor
+from servers.common.validation import checking_handler
 
 log = logging.getLogger("mlmesh.server")
 S = TypeVar("S", bound=ServerSettings)
@@ -86,12 +86,10 @@ class MeshServer:
             ("grpc.max_send_message_length", s.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ]
-        # MeshInterceptor is the outer one: it maps the InvalidArgument of a request the
-        # contract's field rules refuse (servers.common.validation) like any domain error.
-        interceptors = [MeshInterceptor(self.name, self.metrics, self.quiet_methods), ValidationInterceptor()]
-        server = grpc.aio.server(interceptors=interceptors, options=options)
+        server = grpc.aio.server(options=options)
+        wrap = mesh_layers(self.name, self.metrics, self.quiet_methods)
         for _, add in self._services:
-            add(server)
+            add(WrappingServer(server, wrap))
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         names = [full_name for full_name, _ in self._services]
         mesh_reflection.enable(server, names, health.SERVICE_NAME)
@@ -194,3 +192,59 @@ def run(main: Callable[[], Awaitable[None]]) -> None:
     except (MeshError, OSError) as exc:
         print(f"error: {getattr(exc, 'message', None) or exc}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+def mesh_layers(name: str, metrics: Metrics, quiet_methods: frozenset[str] = frozenset()
+                ) -> Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]:
+    """`wrap(full_method, handler)`: the handler inside the mesh's layers. The outer one (request id,
+    access log, metrics, error mapping) maps the InvalidArgument of a request the contract's field
+    rules refuse (the inner one, servers.common.validation) like any domain error."""
+    mesh = MeshInterceptor(name, metrics, quiet_methods)
+
+    def wrap(full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        return mesh.wrap(full_method, checking_handler(full_method, handler))
+
+    return wrap
+
+
+class _WrappedService(grpc.GenericRpcHandler):
+    """A service's generic handler whose method handlers come out wrapped (`wrap(full_method,
+    handler)`), each built once. The wrapping is what aio interceptors would do, without them:
+    grpc.aio runs an interceptor chain as coroutines on every call, which cost ~35 µs of server CPU
+    per unary call here for two no-op interceptors (bench/grpc_layers.py, docs/performance.md)."""
+
+    def __init__(self, inner: grpc.GenericRpcHandler,
+                 wrap: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]):
+        self._inner, self._wrap = inner, wrap
+        self._wrapped: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
+class WrappingServer:
+    """What the generated `add_<Service>Servicer_to_server` functions register on: the aio server,
+    with every handler they add wrapped by the mesh's layers."""
+
+    def __init__(self, server: grpc.aio.Server,
+                 wrap: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]):
+        self._server, self._wrap = server, wrap
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self._server.add_generic_rpc_handlers(tuple(_WrappedService(h, self._wrap) for h in handlers))
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers: dict) -> None:
+        self._server.add_registered_method_handlers(service_name, {
+            name: self._wrap(f"/{service_name}/{name}", handler) for name, handler in method_handlers.items()})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)

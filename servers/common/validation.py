@@ -415,6 +415,12 @@ class ValidationInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
 
+def checking_handler(full_method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    """`handler` with every request message checked before it runs (what `ValidationInterceptor`
+    installs, applied once to a handler: `MeshServer` wraps its services' handlers at registration)."""
+    return handler if full_method.startswith("/grpc.") else _checking(handler)
+
+
 def _checking(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
     deserialize, serialize = _tolerant(handler.request_deserializer), handler.response_serializer
     if handler.unary_unary:
