@@ -395,3 +395,19 @@ def test_scrape_config_has_the_five_servers():
         "mlmesh-translator": ["127.0.0.1:9104"],
         "mlmesh-learner": ["127.0.0.1:9105"],
     }
+
+
+def test_the_monitoring_ring_keeps_the_newest_rows_in_order_across_wraps():
+    """The window's ring against a plain list cut to capacity: single rows, blocks that wrap the end,
+    and blocks larger than the ring, in random order."""
+    from servers.learner.monitoring.drift import _Ring
+
+    rng = np.random.default_rng(5)
+    ring, reference = _Ring(7, 3), []
+    for step in range(300):
+        n = int(rng.choice([1, 1, 2, 5, 6, 7, 9, 20]))
+        rows = rng.normal(size=(n, 3)) + step
+        ring.extend(rows)
+        reference = (reference + list(rows))[-7:]
+        assert ring.size == len(reference)
+        np.testing.assert_array_equal(ring.snapshot(), np.asarray(reference))

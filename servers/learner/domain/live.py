@@ -444,10 +444,12 @@ class LiveLearner:
         if not prepared:
             return results, False
         X_all = prepared[0][1] if len(prepared) == 1 else np.concatenate([p[1] for p in prepared])
-        started = time.perf_counter()
+        started = time.thread_time()
         predictions = self.backend.predict(X_all)
         # Slowest recent model call (decays): decides whether a prediction may run on the event loop.
-        elapsed = time.perf_counter() - started
+        # CPU time of this thread, not wall time: a call that waited for the GIL or was preempted on a
+        # busy machine is not a slow model, and sending a fast model to the thread for it costs more.
+        elapsed = time.thread_time() - started
         self._predict_seconds = elapsed if math.isinf(self._predict_seconds) else max(
             elapsed, 0.9 * self._predict_seconds)
         start = 0

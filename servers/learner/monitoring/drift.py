@@ -268,10 +268,15 @@ class _Ring:
     def extend(self, rows: np.ndarray) -> None:
         capacity = len(self._buf)
         rows = rows[-capacity:]
-        idx = (self._pos + np.arange(len(rows))) % capacity
-        self._buf[idx] = rows
-        self._pos = (self._pos + len(rows)) % capacity
-        self.size = min(self.size + len(rows), capacity)
+        n, pos = len(rows), self._pos
+        if pos + n <= capacity:  # the common case (a prediction's few rows): one slice, no index array
+            self._buf[pos:pos + n] = rows
+        else:
+            first = capacity - pos
+            self._buf[pos:] = rows[:first]
+            self._buf[:n - first] = rows[first:]
+        self._pos = (pos + n) % capacity
+        self.size = min(self.size + n, capacity)
 
     def snapshot(self) -> np.ndarray:
         """A copy, oldest row first."""

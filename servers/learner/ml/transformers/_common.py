@@ -83,6 +83,8 @@ def checked_row(obs: Obs, index: int, names: list[str], kind: str) -> np.ndarray
     if len(row) != len(names):
         raise InvalidArgument(f"observation {index}: the row has {len(row)} values, expected {len(names)} "
                               f"({names[0]} .. {names[-1]})")
+    if np.isfinite(row).all():
+        return row
     bad = np.flatnonzero(~np.isfinite(row))
     if len(bad):
         raise InvalidArgument(f"observation {index}: feature {names[bad[0]]!r} is {row[bad[0]]}, "
