@@ -74,9 +74,9 @@ class FederationSettings(DatabaseSettings, ServerSettings):
                                          "flower_join and the SuperLinks' TLS certificates); default flower_real_host.")
     flower_real_tls_names: list[str] = Field(default_factory=list, description="More DNS names or addresses in the "
                                              "SuperLinks' TLS certificates.")
-    flower_real_port_min: int = Field(9100, ge=0, le=65535, description="First port of the SuperLinks' range (0 and "
+    flower_real_port_min: int = Field(9200, ge=0, le=65535, description="First port of the SuperLinks' range (0 and "
                                       "flower_real_port_max 0: any free port).")
-    flower_real_port_max: int = Field(9163, ge=0, le=65535, description="Last port of the SuperLinks' range.")
+    flower_real_port_max: int = Field(9263, ge=0, le=65535, description="Last port of the SuperLinks' range.")
     flower_real_join_timeout_seconds: float = Field(600.0, gt=0, le=7 * 24 * 3600, description="How long a real-mode "
                                                     "FedPATE job waits for its SuperNodes before it fails.")
     argo: FederationArgoSettings = Field(default_factory=FederationArgoSettings, description="The argo executor.")

@@ -147,7 +147,7 @@ async def test_a_real_fedpate_job_trains_on_two_joined_supernodes_and_registers_
         join = job.flower_join
         # The record says how to join: the operator's address, the counts, the CA's fingerprint
         host, port = join.superlink_address.rsplit(":", 1)
-        assert host == "127.0.0.1" and 9100 <= int(port) <= 9163
+        assert host == "127.0.0.1" and 9200 <= int(port) <= 9263
         assert join.supernodes_expected == 2 and join.teachers_per_node == 1
         assert "num-teachers=1" in join.supernode_command and join.join_deadline.seconds > job.create_time.seconds
         # Only the owner reads the job and its CA certificate

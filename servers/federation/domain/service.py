@@ -93,8 +93,8 @@ class FlowerReal:
     host: str = "127.0.0.1"  # the address the SuperLink binds
     public_host: str = ""  # what client owners dial (and the certificate names); default `host`
     tls_names: tuple[str, ...] = ()  # more names in the SuperLink's certificate
-    port_min: int = 9100  # the SuperLinks' ports (0 and 0: any free port)
-    port_max: int = 9163
+    port_min: int = 9200  # the SuperLinks' ports (0 and 0: any free port)
+    port_max: int = 9263
     join_timeout_seconds: float = 600.0  # how long a job waits for its SuperNodes
 
     @property
