@@ -148,7 +148,7 @@ async def test_a_real_fedpate_job_trains_on_two_joined_supernodes_and_registers_
         # The record says how to join: the operator's address, the counts, the CA's fingerprint
         host, port = join.superlink_address.rsplit(":", 1)
         assert host == "127.0.0.1" and 9200 <= int(port) <= 9263
-        assert join.supernodes_expected == 2 and join.teachers_per_node == 1
+        assert join.supernodes_expected == 2 and join.teachers_per_node == 1 and join.supernodes_joined == 0
         assert "num-teachers=1" in join.supernode_command and join.join_deadline.seconds > job.create_time.seconds
         # Only the owner reads the job and its CA certificate
         for call, request in ((stub.GetFederatedJob, pb.GetFederatedJobRequest(job_id=job.job_id)),):
@@ -180,6 +180,7 @@ async def test_a_real_fedpate_job_trains_on_two_joined_supernodes_and_registers_
     expected = sorted((hashlib.sha256(files[s].read_bytes()).hexdigest(), 120) for s in ("site-a", "site-b"))
     assert sorted((c.sha256, c.sample_count) for c in job.client_commitments) == expected
     assert sorted(c.client_id for c in job.client_commitments) == ["site-a", "site-b"]
+    assert job.flower_join.supernodes_joined == 2
     _model, record = await registered_global_model(registry, job, dataset, framework="fedpate", version="flwr 1.42")
     request = json.loads(record["request"])
     assert request["mode"] == "real" and request["spec"]["teachers_per_node"] == 1
@@ -205,6 +206,12 @@ async def test_a_real_job_fails_saying_how_many_supernodes_joined_and_cancel_sto
         assert "num-teachers=2" in job.flower_join.supernode_command
         ca = await download_ca(stub, job.job_id, tmp_path / "ca.pem")
         nodes.append(start_supernode(job.flower_join, ca, files["site-a"], "site-a", tmp_path / "site-a"))
+        # The job counts the SuperNodes online at its SuperLink
+        deadline = time.monotonic() + 90
+        while (await stub.GetFederatedJob(pb.GetFederatedJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
+               ).flower_join.supernodes_joined != 1:
+            assert time.monotonic() < deadline, "the job never counted the joined SuperNode"
+            await asyncio.sleep(1)
         # Cancel: a second real job, once its SuperLink listens
         other = await stub.CreateFederatedJob(real_job(dataset), metadata=as_org(OWNER))
         other = await joinable(stub, other.job_id)

@@ -273,7 +273,8 @@ def flower_join_to_proto(join: FlowerJoin | None) -> pb.FlowerJoin | None:
     return pb.FlowerJoin(superlink_address=join.superlink_address, supernodes_expected=join.supernodes_expected,
                          teachers_per_node=join.teachers_per_node,
                          root_certificates_sha256=join.root_certificates_sha256,
-                         join_deadline=_time(join.join_deadline), supernode_command=join.supernode_command)
+                         join_deadline=_time(join.join_deadline), supernode_command=join.supernode_command,
+                         supernodes_joined=join.supernodes_joined)
 
 
 def log_to_proto(line: LogLine) -> pb.LogLine:

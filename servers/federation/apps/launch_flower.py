@@ -44,7 +44,8 @@ HOST = "127.0.0.1"
 
 
 def emit(**event) -> None:
-    print(EVENT + json.dumps(event), flush=True)
+    sys.stdout.write(EVENT + json.dumps(event) + "\n")  # one write: threads report too
+    sys.stdout.flush()
 
 
 def toml_value(value) -> str:
@@ -161,6 +162,35 @@ class Tail(threading.Thread):
         self.poll()
 
 
+class Joined(threading.Thread):
+    """Real mode: how many SuperNodes are online at the SuperLink (`flwr supernode list`, Flower's
+    own Control API), reported as `supernodes` events when it changes, until all have joined."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, wanted: int, interval: float = 3.0):
+        super().__init__(daemon=True)
+        self.env, self.cwd, self.wanted, self.interval = env, cwd, wanted, interval
+        self.done, self.seen = threading.Event(), -1
+
+    def count(self) -> int | None:
+        try:
+            out = subprocess.run([str(BIN / "flwr"), "supernode", "list", "--format", "json"], env=self.env,
+                                 cwd=self.cwd, capture_output=True, text=True, timeout=60)
+            nodes = json.loads(out.stdout)["nodes"]
+        except (subprocess.SubprocessError, OSError, ValueError, KeyError, TypeError):
+            return None  # not answering yet: asked again at the next tick
+        return sum(1 for node in nodes if node.get("status") == "online")
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            joined = self.count()
+            if joined is not None and joined != self.seen:
+                self.seen = joined
+                emit(type="supernodes", joined=joined)
+            if self.seen >= self.wanted:
+                return
+            self.done.wait(self.interval)
+
+
 def main(job_file: str) -> int:
     job_file_path = Path(job_file).resolve()
     job_dir = job_file_path.parent
@@ -215,6 +245,7 @@ def main(job_file: str) -> int:
         return proc
 
     tail = Tail(output / "events.jsonl")
+    joined = Joined(env, job_dir, nodes) if real else None
     lines: deque[str] = deque(maxlen=200)
     started = time.monotonic()
     try:
@@ -230,6 +261,8 @@ def main(job_file: str) -> int:
             (job_dir / "join.json").write_text(json.dumps(join))
             # The Federation server puts the CA certificate (public; the key stays here) in the job's record.
             emit(type="join", superlink=address, nodes=nodes, root_certificates_pem=tls["ca"].read_text())
+            assert joined is not None
+            joined.start()
             print(f"SuperLink waiting for {nodes} SuperNode(s) over TLS at {address}: flower-supernode "
                   f"--superlink {address} --root-certificates <the job's ca.pem> --node-config "
                   f"'data-path=\"<your CSV>\" client-id=\"<name>\" num-teachers={per_node}'", flush=True)
@@ -251,6 +284,8 @@ def main(job_file: str) -> int:
         run.wait()
     finally:
         tail.done.set()
+        if joined is not None:
+            joined.done.set()
         if tail.is_alive():
             tail.join(5)
         for proc in reversed(procs):

@@ -102,6 +102,7 @@ class FlowerJoin:
     root_certificates_pem: str  # the CA certificate (public; its key stays with the SuperLink)
     join_deadline: dt.datetime
     supernode_command: str
+    supernodes_joined: int = 0  # online at the SuperLink, as the launcher last saw
 
     @property
     def root_certificates_sha256(self) -> str:

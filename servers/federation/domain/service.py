@@ -666,6 +666,14 @@ class _Events:
                 await self._round(event)
             elif kind == "join" and self.join is not None:
                 await self._joinable(str(event["root_certificates_pem"]))
+            elif kind == "supernodes" and self.join is not None:
+                joined = int(event["joined"])
+                if not 0 <= joined <= 100_000:
+                    raise ValueError(f"a SuperNode count must be >= 0, got {joined}")
+                current = await self.core.repo.get(self.job.job_id)
+                if current.flower_join is not None:
+                    await self.core._update(self.job.job_id,
+                                            flower_join=replace(current.flower_join, supernodes_joined=joined))
             else:
                 raise ValueError(f"unknown event type {kind!r}")
         except (ValueError, KeyError, TypeError) as exc:

@@ -87,20 +87,22 @@ class FederatedJob(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., display_name: _Optional[str] = ..., organization_id: _Optional[str] = ..., developer_id: _Optional[str] = ..., mode: _Optional[_Union[FederatedJob.Mode, str]] = ..., data: _Optional[_Union[FederatedData, _Mapping]] = ..., fedpate: _Optional[_Union[FedPateSpec, _Mapping]] = ..., tff: _Optional[_Union[TffSpec, _Mapping]] = ..., flare: _Optional[_Union[FlareSpec, _Mapping]] = ..., state: _Optional[_Union[FederatedJob.State, str]] = ..., failure_reason: _Optional[str] = ..., framework_version: _Optional[str] = ..., executor: _Optional[str] = ..., time_limit_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., rounds: _Optional[_Iterable[_Union[RoundMetrics, _Mapping]]] = ..., privacy: _Optional[_Union[PrivacyReport, _Mapping]] = ..., client_commitments: _Optional[_Iterable[_Union[ClientDataCommitment, _Mapping]]] = ..., result_model_id: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., flower_join: _Optional[_Union[FlowerJoin, _Mapping]] = ...) -> None: ...
 
 class FlowerJoin(_message.Message):
-    __slots__ = ("superlink_address", "supernodes_expected", "teachers_per_node", "root_certificates_sha256", "join_deadline", "supernode_command")
+    __slots__ = ("superlink_address", "supernodes_expected", "teachers_per_node", "root_certificates_sha256", "join_deadline", "supernode_command", "supernodes_joined")
     SUPERLINK_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     SUPERNODES_EXPECTED_FIELD_NUMBER: _ClassVar[int]
     TEACHERS_PER_NODE_FIELD_NUMBER: _ClassVar[int]
     ROOT_CERTIFICATES_SHA256_FIELD_NUMBER: _ClassVar[int]
     JOIN_DEADLINE_FIELD_NUMBER: _ClassVar[int]
     SUPERNODE_COMMAND_FIELD_NUMBER: _ClassVar[int]
+    SUPERNODES_JOINED_FIELD_NUMBER: _ClassVar[int]
     superlink_address: str
     supernodes_expected: int
     teachers_per_node: int
     root_certificates_sha256: str
     join_deadline: _timestamp_pb2.Timestamp
     supernode_command: str
-    def __init__(self, superlink_address: _Optional[str] = ..., supernodes_expected: _Optional[int] = ..., teachers_per_node: _Optional[int] = ..., root_certificates_sha256: _Optional[str] = ..., join_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., supernode_command: _Optional[str] = ...) -> None: ...
+    supernodes_joined: int
+    def __init__(self, superlink_address: _Optional[str] = ..., supernodes_expected: _Optional[int] = ..., teachers_per_node: _Optional[int] = ..., root_certificates_sha256: _Optional[str] = ..., join_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., supernode_command: _Optional[str] = ..., supernodes_joined: _Optional[int] = ...) -> None: ...
 
 class FederatedData(_message.Message):
     __slots__ = ("dataset_id", "target_column", "partition", "dirichlet_alpha", "server_fraction", "seed")
