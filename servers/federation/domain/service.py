@@ -410,19 +410,22 @@ class FederationCore:
         real = self.options.flower_real
         taken = set(self._superlink_ports.values())
         candidates = [0] if real.port_min == real.port_max == 0 else range(real.port_min, real.port_max + 1)
+        last_error = "every port is taken by this server's real-mode jobs"
         for candidate in candidates:
             if candidate in taken:
                 continue
             with socket.socket(socket.AF_INET6 if ":" in real.host else socket.AF_INET) as probe:
                 try:
                     probe.bind((real.host, candidate))
-                except OSError:
+                except OSError as exc:
+                    last_error = f"binding port {candidate}: {exc.strerror or exc}"
                     continue
                 port = probe.getsockname()[1]
             self._superlink_ports[job_id] = port
             return port
         raise StepFailed(f"no free port for the job's SuperLink on {real.host} in {real.port_min}-{real.port_max} "
-                         "(this server's flower_real_port_min/max); try again when a real-mode job has ended")
+                         f"(this server's flower_real_host and flower_real_port_min/max; {last_error}); try again "
+                         "when a real-mode job has ended, or ask the operator")
 
     def _spawn(self, job: Job) -> None:
         task = asyncio.create_task(self._run(job), name=f"federated-job-{job.job_id}")
