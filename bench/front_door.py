@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import random
 import ssl
 import time
@@ -22,7 +23,8 @@ import aiohttp
 
 from bench import oip_load
 from bench.learner_serving import FEATURES, serve_learner
-from bench.stack import BenchStack, bench_stack
+from bench.learner_serving import client_ssl as learner_client_ssl
+from bench.stack import bench_stack
 
 TARGET_THROUGHPUT = 0.8
 TARGET_P99 = 1.5
@@ -49,7 +51,7 @@ async def run_rest_load(url: str, model: str, concurrency: int, seconds: float, 
     async with aiohttp.ClientSession(connector=connector, headers=send_headers) as session:
         async with session.post(infer, data=bodies[0]) as r:
             first = await r.json()
-            if r.status != 200 or first["outputs"][0]["shape"] != [1, 1]:
+            if r.status != 200 or math.prod(first["outputs"][0]["shape"]) != 1:
                 raise RuntimeError(f"REST infer answered {r.status}: {str(first)[:300]}")
         window = oip_load._Window(warmup, seconds, server_pid)
 
@@ -72,16 +74,6 @@ async def run_rest_load(url: str, model: str, concurrency: int, seconds: float, 
     return window.result(target=url, concurrency=concurrency, api="REST infer")
 
 
-def _client_ssl(stack: BenchStack) -> ssl.SSLContext:
-    """TLS with the mesh's "client" certificate: the Learner's HTTP front requires one, as its gRPC port."""
-    from servers.common.tls import MeshCerts
-
-    certs = MeshCerts(stack.data_dir / "identity" / "mtls")
-    context = ssl.create_default_context(cafile=str(certs.ca_file))
-    context.load_cert_chain(str(certs.cert_file("client")), str(certs.key_file("client")))
-    return context
-
-
 def run(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 16), warmup: float = 1.0) -> dict:
     """{api: {concurrency: {"direct": result, "envoy": result}}}, plus the pids measured."""
     out: dict = {"gRPC ModelInfer": {}, "REST infer": {}}
@@ -90,7 +82,7 @@ def run(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 16), warmup: 
         pid = served.pid
         auth = (("authorization", f"Bearer {stack.token}"),)
         http_direct = f"https://127.0.0.1:{stack.env['MLMESH_LEARNER_HTTP_PORT']}"
-        client_ssl = _client_ssl(stack)
+        client_ssl = learner_client_ssl(stack)
         for c in concurrencies:
             # direct and through Envoy back to back, so both see the same machine
             out["gRPC ModelInfer"][c] = {

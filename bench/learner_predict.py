@@ -106,6 +106,7 @@ def start_mlserver(workdir: Path | str, *, parallel_workers: int = PARALLEL_WORK
         popen = subprocess.Popen([str(mlserver), "start", str(root)], cwd=root, env=env, stdin=subprocess.DEVNULL,
                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     proc.pid, proc.popen = popen.pid, popen
+    proc.http_url = f"http://127.0.0.1:{settings['http_port']}"  # type: ignore[attr-defined]
     target = f"127.0.0.1:{grpc_port}"
     try:
         procs.wait_until(proc, lambda: all(_grpc_model_ready(target, n) for n in (MODEL_NAME, STREAM_MODEL_NAME)),
@@ -132,6 +133,8 @@ class Served:
     open_stream: oip_load.StreamOpener | None = None
     make_request: oip_load.RequestMaker | None = None
     credentials: Any = None  # grpc.ChannelCredentials of a mesh server dialed directly (mutual TLS)
+    rest_url: str | None = None  # base URL of the REST half of the protocol (POST /v2/models/<name>/infer)
+    rest_ssl: Any = None  # ssl.SSLContext for it (the Learner's HTTP front wants a mesh client certificate)
 
 
 # label -> factory(workdir) returning a context manager that yields a Served.
@@ -144,7 +147,8 @@ def mlserver(workdir: Path | str, **kwargs) -> Iterator[Served]:
     proc, target, name = start_mlserver(workdir, **kwargs)
     request = oip_load.infer_request(STREAM_MODEL_NAME)
     try:
-        yield Served(target, name, proc.pid, oip_load.oip_stream_opener, lambda i: request)
+        yield Served(target, name, proc.pid, oip_load.oip_stream_opener, lambda i: request,
+                     rest_url=proc.http_url)  # type: ignore[attr-defined]
     finally:
         stop_mlserver(proc)
 
@@ -169,7 +173,7 @@ def run(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 16), warmup: 
             with factory(work / label) as served:
                 results["startup_s"][label] = time.perf_counter() - t0
                 results["tls"][label] = served.credentials is not None
-                by_kind: dict = {"unary": {}, "stream": {}}
+                by_kind: dict = {"unary": {}, "stream": {}, "rest": {}}
                 for c in concurrencies:
                     by_kind["unary"][c] = asyncio.run(oip_load.run_oip_load(
                         served.target, served.model_name, c, seconds, warmup=warmup, server_pid=served.pid,
@@ -179,6 +183,13 @@ def run(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 16), warmup: 
                         by_kind["stream"][c] = asyncio.run(oip_load.run_stream_load(
                             served.target, served.open_stream, served.make_request, c, seconds, warmup=warmup,
                             server_pid=served.pid, credentials=served.credentials))
+                if served.rest_url is not None:
+                    from bench.front_door import run_rest_load
+
+                    for c in concurrencies:
+                        by_kind["rest"][c] = asyncio.run(run_rest_load(
+                            served.rest_url, served.model_name, c, seconds, warmup=warmup,
+                            ssl_context=served.rest_ssl, server_pid=served.pid))
                 results["servers"][label] = by_kind
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -189,20 +200,21 @@ def report(r: dict) -> str:
     base = r["servers"][r["baseline"]]
     lines = [f"1 row x 36 FP32 per request, closed loop; baseline MLServer 1.7.1 sklearn runtime, "
              f"parallel_workers={r['parallel_workers']}", oip_load.HEADER + f" {'x echo':>7}"]
-    for kind, api in (("unary", "ModelInfer"), ("stream", "stream")):
+    for kind, api in (("unary", "ModelInfer"), ("stream", "stream"), ("rest", "REST infer")):
         for label, by_kind in r["servers"].items():
             name = "MLServer" if label == r["baseline"] else label
-            ceiling = r["ceiling_mtls" if r["tls"].get(label) else "ceiling"][kind]
+            ceiling = r["ceiling_mtls" if r["tls"].get(label) else "ceiling"].get(kind, {})
             for c, res in by_kind[kind].items():
                 echo = ceiling.get(c, {}).get("throughput", 0)
                 of_echo = f" {res['throughput'] / echo:6.2f}x" if echo else ""
                 lines.append(oip_load.format_row(f"{name} {api}, C={c}", res, base[kind].get(c)) + of_echo)
         for key, transport in (("ceiling", "plaintext"), ("ceiling_mtls", "mTLS")):
-            for c, res in r[key][kind].items():
+            for c, res in r[key].get(kind, {}).items():
                 lines.append(oip_load.format_row(f"echo ({transport}) {api}, C={c}", res, base[kind].get(c)))
     lines.append("ratio: req/s over MLServer's at the same C and API; x echo: req/s over the echo server's on the "
                  "same transport (the Learner: mTLS; MLServer: plaintext); gen/srv cpu: cores used by "
-                 "generator/server")
+                 "generator/server; REST infer: JSON over HTTP/1.1 keep-alive, the Learner's over mutual TLS, MLServer's plaintext "
+                 "(no echo for REST)")
     return "\n".join(lines)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,16 @@ def _rows(n: int, seed: int) -> tuple[list[list[float]], list[float]]:
 def learner(workdir: Path) -> Iterator[Served]:
     with bench_stack(base_id=91) as stack:
         yield serve_learner(stack)
+
+
+def client_ssl(stack: BenchStack) -> ssl.SSLContext:
+    """TLS with the mesh's "client" certificate: the Learner's HTTP front requires one, as its gRPC port."""
+    from servers.common.tls import MeshCerts
+
+    certs = MeshCerts(stack.data_dir / "identity" / "mtls")
+    context = ssl.create_default_context(cafile=str(certs.ca_file))
+    context.load_cert_chain(str(certs.cert_file("client")), str(certs.key_file("client")))
+    return context
 
 
 def serve_learner(stack: BenchStack) -> Served:
@@ -82,4 +93,5 @@ def serve_learner(stack: BenchStack) -> Served:
                  lambda ch: ch.stream_stream("/mlmesh.learner.v1.LearnerService/PredictStream",
                                              request_serializer=lpb.PredictRequest.SerializeToString,
                                              response_deserializer=lpb.PredictResponse.FromString)(),
-                 lambda i: first if i == 0 else nxt, credentials)
+                 lambda i: first if i == 0 else nxt, credentials,
+                 rest_url=f"https://127.0.0.1:{stack.env['MLMESH_LEARNER_HTTP_PORT']}", rest_ssl=client_ssl(stack))
