@@ -17,6 +17,7 @@ framework, and so is every job when no Argo Server is configured."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -94,6 +95,18 @@ def test_requests_the_template_cannot_run_are_refused():
                              other.argv[2]], cwd=other.cwd, env={}, time_limit_seconds=1, memory_limit_bytes=1)
     with pytest.raises(errors.FailedPrecondition, match="FedPATE's Flower launcher only"):
         runner.render(other)
+
+
+def test_a_real_mode_job_is_not_submitted(tmp_path):
+    """Its SuperLink would listen inside the workflow's pod: refused once job.json says real mode."""
+    runner = argo.argo_runner(FederationArgoSettings(), tmp_path)
+    request = core_request(tmp_path)
+    request.cwd.mkdir(parents=True)
+    (request.cwd / "job.json").write_text(json.dumps({"mode": "simulation"}))
+    assert runner.render(request)["spec"]["workflowTemplateRef"]["name"] == "mlmesh-federated-job"
+    (request.cwd / "job.json").write_text(json.dumps({"mode": "real", "listen-port": 9200}))
+    with pytest.raises(errors.FailedPrecondition, match="real-mode FedPATE job cannot run on the argo executor"):
+        runner.render(request)
 
 
 def test_argo_answers_map_to_the_jobs_outcome():

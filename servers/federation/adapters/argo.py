@@ -6,7 +6,9 @@ That template runs FedPATE's Flower launcher (all of Flower's deployment engine 
 exactly the command and environment `LocalFrameworks` and the core start locally (k8s/generate.py
 builds it from them; tests/integration/test_federation_argo.py compares the two). No template runs
 NVIDIA FLARE or TensorFlow Federated, so on this executor those jobs are refused at creation with
-FAILED_PRECONDITION naming the framework.
+FAILED_PRECONDITION naming the framework. A real-mode FedPATE job (remote SuperNodes) fails once
+prepared, before anything is submitted: its SuperLink would listen inside the workflow's pod, which
+nothing exposes to the sites.
 
 The core is unchanged: it prepares the job's directory (dataset, job.json) on the work claim the
 pod mounts at the same path, the workflow runs the launcher, its event lines come back through the
@@ -15,6 +17,7 @@ Argo Server's log API, and the core registers the model the launcher left in out
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from servers.common import errors
@@ -68,6 +71,11 @@ def parameters(settings: FederationArgoSettings, work_root: Path):
                 f"the job's directory {job_dir} is not on the work claim, which the {TEMPLATE} template mounts at "
                 f"{mount}: set MLMESH_FEDERATION_WORK_DIR to {mount} and mount {settings.work_claim} there",
                 reason="ARGO_WORK_DIR")
+        if _real_mode(request.cwd / "job.json"):
+            raise errors.FailedPrecondition(
+                "a real-mode FedPATE job cannot run on the argo executor: its SuperLink would listen inside the "
+                "workflow's pod, which nothing exposes to the client sites; run it on a Federation server with "
+                "MLMESH_FEDERATION_EXECUTOR=local", reason="ARGO_REAL_MODE")
         expected = [LAUNCHER, str(request.cwd / "job.json")]
         if len(request.argv) != 3 or [Path(request.argv[1]).name, request.argv[2]] != expected:
             raise errors.FailedPrecondition(f"the {TEMPLATE} template runs FedPATE's Flower launcher only, not "
@@ -82,6 +90,14 @@ def parameters(settings: FederationArgoSettings, work_root: Path):
         }
 
     return of
+
+
+def _real_mode(config: Path) -> bool:
+    """Whether the job's configuration (job.json, written by the core before the launch) is real mode."""
+    try:
+        return json.loads(config.read_text()).get("mode") == "real"
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def argo_runner(settings: FederationArgoSettings, work_root: Path, *, stderr_tail_lines: int = 20,
