@@ -150,7 +150,14 @@ class ArgoJobRunner:
 
     async def run(self, request: RunRequest, on_line: LineSink) -> RunResult:
         started = time.monotonic()
-        name = await self.submit(request)
+        submitting = asyncio.ensure_future(self.submit(request))
+        try:
+            name = await asyncio.shield(submitting)
+        except asyncio.CancelledError:
+            # Cancelled while the submit was on its way: the workflow may exist already; stop it too.
+            with contextlib.suppress(Exception):
+                await self.terminate(await submitting)
+            raise
         log.info("%s: submitted Argo workflow %s/%s", self.what, self.settings.namespace, name)
         if request.pid_file is not None:
             with contextlib.suppress(OSError):

@@ -232,6 +232,20 @@ async def test_cancel_terminates_the_workflow(argo_federation) -> None:
     assert gone(run.proc.pid)
 
 
+async def test_a_job_cancelled_while_its_submit_is_on_its_way_terminates_the_workflow(argo_federation) -> None:
+    stub, registry, argo_server, _made = argo_federation
+    argo_server.submit_delay = 3.0  # the workflow exists; the server has not answered yet
+    dataset = await upload(registry, OWNER, blobs_csv())
+    job = await stub.CreateFederatedJob(fedpate(dataset, teacher_epochs=1000, batch_size=8), metadata=as_org(OWNER))
+    await job_in(stub, job.job_id, (J.STATE_RUNNING,))
+    run = await started(argo_server)
+    cancelled = await stub.CancelFederatedJob(pb.CancelFederatedJobRequest(job_id=job.job_id),
+                                              metadata=as_org(OWNER))
+    assert cancelled.state == J.STATE_CANCELLED
+    assert ("PUT", f"/api/v1/workflows/mlmesh/{run.name}/terminate") in argo_server.calls
+    assert gone(run.proc.pid)
+
+
 async def started(argo_server: StandInArgoServer, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while not argo_server.runs:
