@@ -227,30 +227,45 @@ class ArgoJobRunner:
             log.warning("workflow %s: its log stream ended early (%s)", name, exc)
 
     def kill_leftover(self, pid_file: Path) -> bool:
-        """Terminates the workflow a previous server process recorded in `pid_file`."""
-        try:
-            record = json.loads(pid_file.read_text())
-            name, namespace = str(record["argo_workflow"]), str(record["namespace"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return False
+        """Terminates the workflow a previous server process recorded in `pid_file`; when it recorded
+        none (killed between the submit and the record), the job's unfinished workflows found by
+        their `mlmesh.io/job-id` label (the name of the job's directory, which holds `pid_file`)."""
         if self.unconfigured():
-            log.warning("workflow %s/%s may still run: %s", namespace, name, self.unconfigured())
+            if pid_file.exists():
+                log.warning("job %s's workflow may still run: %s", pid_file.parent.name, self.unconfigured())
             return False
         try:
             with httpx.Client(base_url=self.settings.server_url or "", verify=self._verify,
                               timeout=self.settings.request_timeout_seconds) as client:
-                response = client.put(f"/api/v1/workflows/{namespace}/{name}/terminate",
-                                      json={"name": name, "namespace": namespace}, headers=self._headers())
+                try:
+                    record = json.loads(pid_file.read_text())
+                    found = [(str(record["namespace"]), str(record["argo_workflow"]))]
+                except (OSError, ValueError, KeyError, TypeError):
+                    found = self._unfinished(client, pid_file.parent.name)
+                terminated = False
+                for namespace, name in found:
+                    response = client.put(f"/api/v1/workflows/{namespace}/{name}/terminate",
+                                          json={"name": name, "namespace": namespace}, headers=self._headers())
+                    if response.status_code >= 400:
+                        log.warning("terminating workflow %s/%s left by a previous server process: %s %s", namespace,
+                                    name, response.status_code, response.text[:200])
+                        continue
+                    log.warning("terminated workflow %s/%s left running by a previous server process", namespace,
+                                name)
+                    terminated = True
+                return terminated
         except (httpx.HTTPError, errors.MeshError) as exc:
-            log.warning("could not terminate workflow %s/%s left by a previous server process: %s", namespace, name,
-                        exc)
+            log.warning("could not terminate job %s's workflow left by a previous server process: %s",
+                        pid_file.parent.name, exc)
             return False
-        if response.status_code >= 400:
-            log.warning("terminating workflow %s/%s left by a previous server process: %s %s", namespace, name,
-                        response.status_code, response.text[:200])
-            return False
-        log.warning("terminated workflow %s/%s left running by a previous server process", namespace, name)
-        return True
+
+    def _unfinished(self, client: httpx.Client, job_id: str) -> list[tuple[str, str]]:
+        namespace = self.settings.namespace
+        response = client.get(f"/api/v1/workflows/{namespace}", headers=self._headers(),
+                              params={"listOptions.labelSelector": f"mlmesh.io/job-id={job_id}"})
+        items = _answer(response, "GET", f"/api/v1/workflows/{namespace}").get("items") or []
+        return [(namespace, str(w["metadata"]["name"])) for w in items
+                if (w.get("status") or {}).get("phase") not in FINAL_PHASES]
 
     async def close(self) -> None:
         await self._client.aclose()

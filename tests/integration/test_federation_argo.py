@@ -286,8 +286,11 @@ async def test_without_an_argo_server_jobs_are_refused_saying_what_to_set(regist
     assert "set MLMESH_FEDERATION_ARGO__SERVER_URL" in err.details(), err.details()
 
 
+@pytest.mark.parametrize("when", ["running", "submitting"])
 async def test_a_server_killed_mid_job_terminates_its_workflow_on_restart(
-        registry, fresh_db_dsn, tmp_path, token) -> None:
+        registry, fresh_db_dsn, tmp_path, token, when) -> None:
+    """Killed while the workflow runs (its name recorded in job.pid), or while its submit is on its way
+    (nothing recorded: the restarted server finds it by its job-id label)."""
     from servers.federation.main import build
     from servers.federation.settings import FederationSettings
 
@@ -295,6 +298,7 @@ async def test_a_server_killed_mid_job_terminates_its_workflow_on_restart(
     dataset = await upload(registry_stub, OWNER, blobs_csv())
     work = tmp_path / "fed" / "federation"
     with StandInArgoServer(paths(work), token=TOKEN) as argo_server:
+        argo_server.submit_delay = 30.0 if when == "submitting" else 0.0
         async with federation_process(fresh_db_dsn, tmp_path / "fed", registry_server.port,
                                       executor="argo", flower_python=str(FLOWER_PYTHON),
                                       argo__server_url=argo_server.url, argo__token_file=str(token),
@@ -305,8 +309,11 @@ async def test_a_server_killed_mid_job_terminates_its_workflow_on_restart(
                                                     metadata=as_org(OWNER))
                 await job_in(stub, job.job_id, (J.STATE_RUNNING,))
             run = await started(argo_server)
-            while not (work / "jobs" / job.job_id / "job.pid").exists():
-                await asyncio.sleep(0.05)
+            if when == "running":
+                while not (work / "jobs" / job.job_id / "job.pid").exists():
+                    await asyncio.sleep(0.05)
+            else:
+                assert not (work / "jobs" / job.job_id / "job.pid").exists()
             # Execute: kill -9 the server; its workflow runs on (as in a cluster)
             os.kill(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
