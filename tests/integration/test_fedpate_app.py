@@ -73,6 +73,59 @@ def test_teachers_per_node_vote_and_commit_per_node(tmp_path) -> None:
     assert (tmp_path / "output" / "model.pt").is_file()
 
 
+def test_confident_gnmax_on_representative_queries_with_label_spreading(tmp_path) -> None:
+    """The options the benchmark's private student uses, on the real engine: k-means-chosen queries,
+    Confident-GNMax (a noisy threshold before GNMax), the answered labels spread over the public
+    rows outside the test set; the vote histograms the accountant needs in votes.json."""
+    from servers.federation.domain import privacy
+
+    csv = tmp_path / "data.csv"
+    csv.write_bytes(blobs_csv())
+    config = {"framework": "fedpate", "data-path": str(csv), "output-dir": str(tmp_path / "output"),
+              "target-column": "target", "partition": "iid", "dirichlet-alpha": 0.0, "server-fraction": 0.5,
+              "seed": 3, "net-name": "mlp", "num-server-rounds": 1, "num-teachers": 4, "teachers-per-node": 2,
+              "teacher-epochs": 10, "student-epochs": 30, "batch-size": 16, "learning-rate": 0.01,
+              "noise": "gaussian", "epsilon": 0.0, "sigma": 0.5, "num-queries": 80, "noise-data": 20,
+              "threshold": 4.0, "sigma-threshold": 0.5, "query-selection": "representative",
+              "student-semi-supervised": "label-spreading"}
+    # Execute
+    out, events = run_launcher(tmp_path, config)
+    # Assert: 20 queries asked, some answered (threshold 4 of 4 votes: a unanimous query passes
+    # half the time, a 3-1 vote about 2 % of the time), the student trained on the 60 public rows
+    # outside its 60 test rows (120 public rows), and useful
+    assert out.returncode == 0, out.stderr[-3000:]
+    (round_event,) = [e for e in events if e["type"] == "round"]
+    assert round_event["queries"] == 20 and 1 <= round_event["answered"] < 20, round_event
+    assert round_event["answered"] < round_event["student_rows"] <= 60, round_event
+    assert round_event["accuracy"] >= 0.8, round_event
+    votes = json.loads((tmp_path / "output" / "votes.json").read_text())
+    assert len(votes["counts"]) == 20 and all(sum(row) == 4 for row in votes["counts"])
+    assert sum(votes["answered"]) == round_event["answered"]
+    assert all(max(row) >= 3 for row, used in zip(votes["counts"], votes["answered"], strict=True) if used)
+    assert (votes["threshold"], votes["sigma_threshold"], votes["sigma"]) == (4.0, 0.5, 0.5)
+    # The accountant reads it: a data-dependent figure and the data-independent one beside it
+    report = privacy.fedpate_confident_gnmax(votes["counts"], votes["answered"], sigma=0.5, threshold=4.0,
+                                             sigma_threshold=0.5)
+    assert 0 < report.epsilon <= float(report.parameters["data_independent_epsilon"]) * (1 + 1e-6)
+    # The histograms never reach the events (they are derived from the teachers' private data)
+    assert "counts" not in json.dumps(events)
+
+
+def test_unknown_student_options_fail_the_run_naming_them(tmp_path) -> None:
+    csv = tmp_path / "data.csv"
+    csv.write_bytes(blobs_csv())
+    config = {"framework": "fedpate", "data-path": str(csv), "output-dir": str(tmp_path / "output"),
+              "target-column": "target", "partition": "iid", "dirichlet-alpha": 0.0, "server-fraction": 0.5,
+              "seed": 3, "net-name": "mlp", "num-server-rounds": 1, "num-teachers": 2, "teacher-epochs": 1,
+              "student-epochs": 1, "batch-size": 16, "learning-rate": 0.01, "noise": "laplacian", "epsilon": 1.0,
+              "sigma": 0.0, "num-queries": 80, "noise-data": 20, "threshold": 3.0, "sigma-threshold": 0.5}
+    # Execute: a threshold needs gaussian noise (Confident-GNMax)
+    out, _events = run_launcher(tmp_path, config)
+    # Assert
+    assert out.returncode != 0
+    assert "threshold (Confident-GNMax) needs gaussian noise" in out.stdout + out.stderr
+
+
 def cifar_archive(path: Path, batches: int = 2, per_batch: int = 60, classes: int = 3, seed: int = 2) -> Path:
     """A tiny archive in the CIFAR-10 python format: cifar-10-batches-py/data_batch_<n> pickles of
     {b'batch_label', b'labels', b'data' (uint8, images x 3072: red, green, blue 32x32 planes),

@@ -268,7 +268,8 @@ def fedpate_confident_gnmax(votes: np.ndarray, answered: Sequence[bool], *, sigm
     return PrivacyReport(
         formal_guarantee=True, epsilon=epsilon, delta=delta, mechanism=name,
         accountant="RDP, data-dependent (PATE 2018)", compositions=len(mask), parameters=params,
-        explanation=(f"record-level, data-dependent: {len(mask)} queries"
+        explanation=(f"one teacher's data changes one vote (client-level with a teacher per client, record-level "
+                     f"with several teachers per node), data-dependent: {len(mask)} queries"
                      + (f" through a noisy threshold {_fmt(threshold)} (sigma {_fmt(sigma_threshold)})"
                         if threshold is not None else "")
                      + f", {int(mask.sum())} answered by GNMax (sigma {_fmt(sigma)}); each step's RDP bounded from "

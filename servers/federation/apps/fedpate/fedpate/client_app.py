@@ -52,6 +52,19 @@ def _teacher(context: Context, index: int, x: np.ndarray, classes: int) -> task.
     return model
 
 
+def _teacher_data(x: np.ndarray, y: np.ndarray, public: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A teacher's training set: its own rows, plus (semi-supervised) the public rows its own
+    labels reach by label spreading over its rows and the public ones. Still a function of this
+    teacher's shard and public data only: one private row moves one teacher, as PATE needs."""
+    if not len(public):
+        return x, y
+    features = np.concatenate([x, public])
+    scores = task.label_spreading(features, np.arange(len(x)), y, classes)
+    reached = scores[len(x):].max(1) > 0
+    return (np.concatenate([x, public[reached]]),
+            np.concatenate([y, scores[len(x):][reached].argmax(1).astype(np.int64)]))
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     """Trains each teacher for `teacher-epochs` more epochs; replies with their mean training
@@ -60,13 +73,16 @@ def train(msg: Message, context: Context) -> Message:
     table, shards, client_id = _shards(context)
     classes = _classes(config, table, shards)
     run = context.run_config
+    # The server's public, unlabelled rows, sent when the teachers learn semi-supervised.
+    public = (msg.content["public"]["features"].numpy().astype(np.float32) if "public" in msg.content
+              else np.zeros((0, table.features.shape[1]), dtype=np.float32))
     losses, accuracies = [], []
     for index, rows in enumerate(shards):
-        model = _teacher(context, index, table.features[rows], classes)
+        x, y = _teacher_data(table.features[rows], table.labels[rows], public, classes)
+        model = _teacher(context, index, x, classes)
         seed = (int(run["seed"]) * 1000 + int(config["server-round"]) * 100
                 + int(context.node_config.get("partition-id", 0))) * 1000 + index
-        loss, accuracy = task.fit(model, table.features[rows], table.labels[rows],
-                                  epochs=int(run["teacher-epochs"]), batch_size=int(run["batch-size"]),
+        loss, accuracy = task.fit(model, x, y, epochs=int(run["teacher-epochs"]), batch_size=int(run["batch-size"]),
                                   lr=float(run["learning-rate"]), seed=seed)
         context.state[f"teacher-{index}"] = ArrayRecord(model.state_dict())
         losses.append(loss * len(rows))

@@ -278,15 +278,28 @@ def predict(model: nn.Module, x: np.ndarray) -> np.ndarray:
     return model(torch.from_numpy(x)).argmax(1).numpy().astype(np.int64)
 
 
+def vote_counts(votes: np.ndarray, classes: int) -> np.ndarray:
+    """The vote histogram of each query (queries x classes) from `votes` (teachers x queries);
+    votes outside 0..classes-1 are not counted."""
+    counts = np.zeros((votes.shape[1], classes))
+    for teacher in votes:
+        ok = (teacher >= 0) & (teacher < classes)
+        np.add.at(counts, (np.nonzero(ok)[0], teacher[ok]), 1)
+    return counts
+
+
 def noisy_argmax(votes: np.ndarray, classes: int, noise: str, epsilon: float, sigma: float,
                  rng: np.random.Generator) -> np.ndarray:
     """PATE's aggregation: per query, the class with the most teacher votes after noise is added
     to every count — Laplace of scale 1/epsilon (LNMax) or Gaussian of standard deviation sigma
     (GNMax). `votes` is teachers x queries; votes outside 0..classes-1 are not counted."""
-    counts = np.zeros((votes.shape[1], classes))
-    for teacher in votes:
-        ok = (teacher >= 0) & (teacher < classes)
-        np.add.at(counts, (np.nonzero(ok)[0], teacher[ok]), 1)
+    return noisy_argmax_counts(vote_counts(votes, classes), noise, epsilon, sigma, rng)
+
+
+def noisy_argmax_counts(counts: np.ndarray, noise: str, epsilon: float, sigma: float,
+                        rng: np.random.Generator) -> np.ndarray:
+    """`noisy_argmax` on vote histograms (queries x classes)."""
+    counts = np.array(counts, dtype=float)
     if noise == "laplacian":
         counts += rng.laplace(0.0, 1.0 / epsilon, counts.shape)
     elif noise == "gaussian":
@@ -294,3 +307,64 @@ def noisy_argmax(votes: np.ndarray, classes: int, noise: str, epsilon: float, si
     elif noise != "none":
         raise ValueError(f"unknown noise {noise!r} (laplacian, gaussian)")
     return counts.argmax(1).astype(np.int64)
+
+
+def noisy_threshold(counts: np.ndarray, threshold: float, sigma_threshold: float, rng: np.random.Generator
+                    ) -> np.ndarray:
+    """Confident-GNMax's first step (Papernot et al. 2018): a query is answered only when its top
+    vote count plus N(0, sigma_threshold²) reaches `threshold` (the teachers agree enough)."""
+    if not sigma_threshold > 0:
+        raise ValueError(f"sigma-threshold must be > 0 with a threshold, got {sigma_threshold}")
+    return counts.max(axis=1) + rng.normal(0.0, sigma_threshold, len(counts)) >= threshold
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    return np.maximum((a * a).sum(1)[:, None] - 2 * a @ b.T + (b * b).sum(1)[None, :], 0.0)
+
+
+def representatives(features: np.ndarray, k: int, seed: int, iterations: int = 30) -> np.ndarray:
+    """Indices of up to `k` rows that represent `features`: k-means (seeded Lloyd's iterations from
+    k random rows), then the row nearest each centre. Public rows only: choosing them costs no
+    privacy; typical rows are the ones a teacher ensemble agrees on."""
+    if k >= len(features):
+        return np.arange(len(features))
+    rng = np.random.default_rng(seed + 11)
+    x = features.astype(np.float64)
+    centres = x[rng.choice(len(x), k, replace=False)]
+    for _ in range(iterations):
+        nearest = _squared_distances(x, centres).argmin(1)
+        for j in range(k):
+            members = x[nearest == j]
+            if len(members):
+                centres[j] = members.mean(0)
+    return np.unique(_squared_distances(x, centres).argmin(0))
+
+
+def label_spreading(features: np.ndarray, labelled: np.ndarray, labels: np.ndarray, classes: int, *,
+                    neighbours: int = 5, alpha: float = 0.9, iterations: int = 100) -> np.ndarray:
+    """Label spreading (Zhou et al. 2004) over a symmetric k-nearest-neighbour graph of `features`
+    (Gaussian weights, squared distances scaled by their median): each row's class scores after
+    `iterations` of F <- alpha S F + (1 - alpha) Y, where `labels` are known at rows `labelled`.
+    Rows x classes; a row the labels never reach scores 0 everywhere. Works on the public rows'
+    features and the already released labels only: post-processing, no privacy cost."""
+    n = len(features)
+    distances = _squared_distances(features, features)
+    np.fill_diagonal(distances, np.inf)
+    k = min(neighbours, n - 1)
+    if k < 1:
+        raise ValueError("label spreading needs at least 2 rows")
+    near = np.argpartition(distances, k - 1, axis=1)[:, :k]
+    rows = np.arange(n)[:, None]
+    scale = float(np.median(distances[rows, near])) or 1.0
+    weights = np.zeros((n, n))
+    weights[rows, near] = np.exp(-distances[rows, near] / scale)
+    weights = np.maximum(weights, weights.T)
+    inv_sqrt = 1.0 / np.sqrt(np.maximum(weights.sum(1), 1e-12))
+    s = weights * inv_sqrt[:, None] * inv_sqrt[None, :]
+    y = np.zeros((n, classes))
+    y[labelled, labels] = 1.0
+    f = y.copy()
+    for _ in range(iterations):
+        f = alpha * (s @ f) + (1 - alpha) * y
+    return f
