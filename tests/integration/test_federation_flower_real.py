@@ -105,11 +105,30 @@ async def download_ca(stub, job_id: str, into: Path, org: str = OWNER) -> Path:
     return into
 
 
-def start_supernode(join: pb.FlowerJoin, ca: Path, csv: Path, name: str, home: Path) -> subprocess.Popen:
-    """What a client owner runs on its machine: the job's `supernode_command` with its CSV, its name
-    and the downloaded CA certificate (plus a local port for the SuperNode's ClientAppIo API, which
-    only matters here because both "sites" share this machine)."""
-    argv = shlex.split(join.supernode_command.replace("<your CSV>", str(csv)).replace("<your name>", name))
+def ssh_key_pair(into: Path) -> tuple[str, Path]:
+    """A site's SuperNode key pair (NIST P-384, OpenSSH forms, as ssh-keygen -t ecdsa -b 384 makes):
+    (the public key's line, the private key's file)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP384R1())
+    into.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                       serialization.NoEncryption()))
+    into.chmod(0o600)
+    return key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                         serialization.PublicFormat.OpenSSH).decode(), into
+
+
+def start_supernode(join: pb.FlowerJoin, ca: Path, csv: Path, name: str, home: Path,
+                    private_key: Path | None = None) -> subprocess.Popen:
+    """What a client owner runs on its machine: the job's `supernode_command` with its CSV, its name,
+    its private key (with SuperNode authentication) and the downloaded CA certificate (plus a local
+    port for the SuperNode's ClientAppIo API, which only matters here because the "sites" share this
+    machine)."""
+    command = join.supernode_command.replace("<your CSV>", str(csv)).replace("<your name>", name)
+    if private_key is not None:
+        command = command.replace("<your-private-key-file>", str(private_key))
+    argv = shlex.split(command)
     assert argv[0] == "flower-supernode" and "ca.pem" in argv
     argv = [str(FLOWER_PYTHON.parent / "flower-supernode"), *(str(ca) if a == "ca.pem" else a for a in argv[1:]),
             "--host", "127.0.0.1", "--port", str(_free_port())]
@@ -125,6 +144,19 @@ def stop(procs: list[subprocess.Popen]) -> None:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def serving(job_dir: Path) -> list:
+    """The job's long-lived processes (launcher, SuperLink, SuperExec): not the `flwr supernode list`
+    the launcher runs every few seconds to count the joined SuperNodes, which ends on its own."""
+    found = []
+    for proc in processes_in(job_dir):
+        try:
+            if not any(Path(arg).name == "flwr" for arg in proc.cmdline()[:2]):
+                found.append(proc)
+        except Exception:  # ended meanwhile
+            continue
+    return found
 
 
 def _free_port() -> int:
@@ -191,21 +223,29 @@ async def test_a_real_fedpate_job_trains_on_two_joined_supernodes_and_registers_
 
 async def test_a_real_job_fails_saying_how_many_supernodes_joined_and_cancel_stops_its_superlink(
         real_federation, tmp_path) -> None:
-    """4 teachers, 2 per node: 2 SuperNodes awaited, 1 joins (hosting 2 teachers); the job fails after
-    the join timeout naming the count. Meanwhile a second real job is cancelled: its SuperLink and
-    SuperExec are gone; a simulated job has no CA certificate to download."""
+    """4 teachers, 2 per node, SuperNode authentication with both sites' public keys: 2 SuperNodes
+    awaited; site-a joins with its key, an intruder with the CA certificate but an unregistered key
+    does not; the job counts 1 and fails after the join timeout naming the count. Meanwhile a second
+    real job is cancelled: its SuperLink and SuperExec are gone; a simulated job has no CA
+    certificate to download."""
     stub, registry = real_federation
     files = site_files(tmp_path)
     dataset = await upload(registry, OWNER, files["server"].read_bytes())
-    waiting = await stub.CreateFederatedJob(real_job(dataset, num_teachers=4, teachers_per_node=2),
+    keys = {name: ssh_key_pair(tmp_path / f"{name}.key") for name in ("site-a", "site-b", "intruder")}
+    waiting = await stub.CreateFederatedJob(real_job(dataset, num_teachers=4, teachers_per_node=2,
+                                                     supernode_public_keys=[keys["site-a"][0], keys["site-b"][0]]),
                                             metadata=as_org(OWNER))
     nodes: list[subprocess.Popen] = []
     try:
         job = await joinable(stub, waiting.job_id)
         assert job.flower_join.supernodes_expected == 2 and job.flower_join.teachers_per_node == 2
+        assert job.flower_join.supernode_auth and "--auth-supernode-private-key" in job.flower_join.supernode_command
         assert "num-teachers=2" in job.flower_join.supernode_command
         ca = await download_ca(stub, job.job_id, tmp_path / "ca.pem")
-        nodes.append(start_supernode(job.flower_join, ca, files["site-a"], "site-a", tmp_path / "site-a"))
+        nodes.append(start_supernode(job.flower_join, ca, files["site-a"], "site-a", tmp_path / "site-a",
+                                     keys["site-a"][1]))
+        nodes.append(start_supernode(job.flower_join, ca, files["site-b"], "intruder", tmp_path / "intruder",
+                                     keys["intruder"][1]))
         # The job counts the SuperNodes online at its SuperLink
         deadline = time.monotonic() + 90
         while (await stub.GetFederatedJob(pb.GetFederatedJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
@@ -217,7 +257,7 @@ async def test_a_real_job_fails_saying_how_many_supernodes_joined_and_cancel_sto
         other = await joinable(stub, other.job_id)
         assert other.flower_join.superlink_address != job.flower_join.superlink_address
         other_dir = tmp_path / "fed" / "federation" / "jobs" / other.job_id
-        procs = processes_in(other_dir)
+        procs = serving(other_dir)
         assert len(procs) >= 3, procs  # the launcher, its SuperLink and SuperExec
         cancelled = await stub.CancelFederatedJob(pb.CancelFederatedJobRequest(job_id=other.job_id),
                                                   metadata=as_org(OWNER))
@@ -230,6 +270,9 @@ async def test_a_real_job_fails_saying_how_many_supernodes_joined_and_cancel_sto
     # Assert
     assert "only 1 of 2 SuperNode(s) joined the SuperLink" in failed.failure_reason, failed.failure_reason
     assert "each hosting 2 teacher(s)" in failed.failure_reason and failed.result_model_id == ""
+    # The intruder reached the SuperLink over TLS and was refused activation (its key is not registered)
+    assert "Failed to activate SuperNode" in (tmp_path / "intruder" / "supernode.log").read_text()
+    assert "SuperNode ID" in (tmp_path / "site-a" / "supernode.log").read_text()
     assert processes_in(tmp_path / "fed" / "federation" / "jobs" / job.job_id) == []
     simulated = real_job(dataset)
     simulated.job.mode = J.MODE_SIMULATION
@@ -257,6 +300,15 @@ async def test_bad_real_mode_fedpate_input_is_refused_naming_the_field(real_fede
     negative = real_job(dataset)
     negative.job.fedpate.teachers_per_node = -1
     cases.append((negative, grpc.StatusCode.INVALID_ARGUMENT, "teachers_per_node"))
+    key = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQ= site-a"
+    other = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAA= site-b"
+    for keys, text in (([key], "2 wanted"), ([key, "ssh-rsa AAAAB3Nza"], "[1] is not an OpenSSH NIST EC"),
+                       ([key, key], "its own key")):
+        cases.append((real_job(dataset, supernode_public_keys=keys), grpc.StatusCode.INVALID_ARGUMENT, text))
+    keyed_simulation = real_job(dataset, supernode_public_keys=[key, other])
+    keyed_simulation.job.mode = J.MODE_SIMULATION
+    cases.append((keyed_simulation, grpc.StatusCode.INVALID_ARGUMENT, "fedpate.supernode_public_keys: only for "
+                  "MODE_REAL"))
     for request, code, text in cases:
         err = await refused(stub.CreateFederatedJob, request)
         assert err.code() == code and text in err.details(), (request.job.fedpate, err.details())
@@ -294,7 +346,7 @@ async def test_a_server_killed_mid_real_job_restarts_with_it_failed_and_no_super
             job = await stub.CreateFederatedJob(real_job(dataset), metadata=as_org(OWNER))
             job = await joinable(stub, job.job_id)
         job_dir = tmp_path / "fed" / "federation" / "jobs" / job.job_id
-        procs = processes_in(job_dir)
+        procs = serving(job_dir)
         assert len(procs) >= 3, procs
         # Execute: kill -9 the Federation server; the launcher and its SuperLink survive it
         os.kill(server.pid, signal.SIGKILL)

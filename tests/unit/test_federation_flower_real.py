@@ -96,3 +96,29 @@ def test_the_supernode_command_parses_as_the_sites_will_run_it() -> None:
     argv = shlex.split(supernode_command("superlink.example:9200", 2))
     assert argv[:5] == ["flower-supernode", "--superlink", "superlink.example:9200", "--root-certificates", "ca.pem"]
     assert argv[5:] == ["--node-config", 'data-path="<your CSV>" client-id="<your name>" num-teachers=2']
+
+
+KEY = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQ= site-a"
+OTHER = "ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTY= site-b"
+
+
+@pytest.mark.parametrize(("mode", "keys", "text"), [
+    (Mode.SIMULATION, (KEY, OTHER), "only for MODE_REAL"),
+    (Mode.REAL, (KEY,), "2 wanted"),
+    (Mode.REAL, (KEY, "ssh-ed25519 AAAAC3Nza site-b"), "[1] is not an OpenSSH NIST EC public key"),
+    (Mode.REAL, (KEY, KEY.replace("site-a", "site-b")), "its own key"),
+    (Mode.REAL, (KEY, OTHER + "\nssh-rsa AAAA"), "[1] is not"),
+])
+def test_supernode_public_keys_are_one_nist_ec_key_per_supernode_in_real_mode(mode, keys, text) -> None:
+    with pytest.raises(errors.InvalidArgument) as info:
+        specs.check_request(request(mode, teachers_per_node=2, supernode_public_keys=keys))
+    assert info.value.metadata["field"] == "fedpate.supernode_public_keys" and text in info.value.message
+
+
+def test_with_keys_the_supernode_command_names_the_private_key() -> None:
+    import shlex
+
+    checked = specs.check_request(request(Mode.REAL, teachers_per_node=2, supernode_public_keys=(KEY, OTHER)))
+    assert checked.spec.supernode_public_keys == (KEY, OTHER)
+    argv = shlex.split(supernode_command("127.0.0.1:9200", 2, auth=True))
+    assert argv[argv.index("--auth-supernode-private-key") + 1] == "<your-private-key-file>"

@@ -77,7 +77,8 @@ def fedpate_from_proto(m: pb.FedPateSpec) -> FedPateSpec:
                        learning_rate=m.learning_rate, noise=_enum(_NOISE, m.noise, "fedpate.noise"),
                        epsilon=m.epsilon, sigma=m.sigma, num_queries=m.num_queries, noise_data=m.noise_data,
                        delta=m.delta,
-                       teachers_per_node=m.teachers_per_node if m.HasField("teachers_per_node") else None)
+                       teachers_per_node=m.teachers_per_node if m.HasField("teachers_per_node") else None,
+                       supernode_public_keys=tuple(m.supernode_public_keys))
 
 
 def fedpate_to_proto(s: FedPateSpec) -> pb.FedPateSpec:
@@ -85,7 +86,7 @@ def fedpate_to_proto(s: FedPateSpec) -> pb.FedPateSpec:
                           teacher_epochs=s.teacher_epochs, student_epochs=s.student_epochs, batch_size=s.batch_size,
                           learning_rate=s.learning_rate, noise=_NOISE_PB[s.noise], epsilon=s.epsilon, sigma=s.sigma,
                           num_queries=s.num_queries, noise_data=s.noise_data, delta=s.delta,
-                          teachers_per_node=s.teachers_per_node)
+                          teachers_per_node=s.teachers_per_node, supernode_public_keys=list(s.supernode_public_keys))
 
 
 def tff_from_proto(m: pb.TffSpec) -> TffSpec:
@@ -274,7 +275,7 @@ def flower_join_to_proto(join: FlowerJoin | None) -> pb.FlowerJoin | None:
                          teachers_per_node=join.teachers_per_node,
                          root_certificates_sha256=join.root_certificates_sha256,
                          join_deadline=_time(join.join_deadline), supernode_command=join.supernode_command,
-                         supernodes_joined=join.supernodes_joined)
+                         supernodes_joined=join.supernodes_joined, supernode_auth=join.supernode_auth)
 
 
 def log_to_proto(line: LogLine) -> pb.LogLine:

@@ -162,6 +162,29 @@ class Tail(threading.Thread):
         self.poll()
 
 
+def register(keys: list[str], directory: Path, env: dict[str, str], cwd: Path) -> None:
+    """Flower's SuperNode authentication: each site's public key registered with the SuperLink
+    (`flwr supernode register`, over its Control API), so that only SuperNodes signing with one of
+    them join."""
+    deadline = time.monotonic() + 60
+    for i, key in enumerate(keys):
+        path = directory / f"supernode-{i}.pub"
+        path.write_text(key.strip() + "\n")
+        while True:
+            out = subprocess.run([str(BIN / "flwr"), "supernode", "register", str(path), "--format", "json"],
+                                 env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+            try:
+                if json.loads(out.stdout).get("success"):
+                    break
+            except ValueError:
+                pass
+            if time.monotonic() > deadline:
+                said = (out.stdout + out.stderr).strip().splitlines()
+                raise RuntimeError(f"the SuperLink refused SuperNode key {i}: {said[-1] if said else out.returncode}")
+            time.sleep(1)
+    print(f"registered {len(keys)} SuperNode public key(s): only their SuperNodes may join", flush=True)
+
+
 class Joined(threading.Thread):
     """Real mode: how many SuperNodes are online at the SuperLink (`flwr supernode list`, Flower's
     own Control API), reported as `supernodes` events when it changes, until all have joined."""
@@ -249,12 +272,16 @@ def main(job_file: str) -> int:
     lines: deque[str] = deque(maxlen=200)
     started = time.monotonic()
     try:
+        keys = [k for k in str(config.get("supernode-public-keys", "")).splitlines() if k.strip()] if real else []
+        auth = ["--enable-supernode-auth"] if keys else []
         link = start("superlink", [str(BIN / "flower-superlink"), *link_security, "--host", bind, "--port",
-                                   str(link_port), "--isolation", "process",
+                                   str(link_port), "--isolation", "process", *auth,
                                    "--disable-runtime-dependency-installation"])
         wait_port(link_port, link, "flower-superlink", host=host)
         start("superexec-serverapp", [str(BIN / "flower-superexec"), *client_security, "--runtime-api-address",
                                       f"{host}:{link_port}", "--parent-pid", str(os.getpid())])
+        if keys:
+            register(keys, job_dir / "tls", env, job_dir)
         if real:
             # Clients join from their own machines (docs/federation.md, "Real mode"): nothing to start.
             join = {"superlink": address, "root_certificates": str(tls["ca"]), "nodes": nodes}

@@ -103,6 +103,7 @@ class FlowerJoin:
     join_deadline: dt.datetime
     supernode_command: str
     supernodes_joined: int = 0  # online at the SuperLink, as the launcher last saw
+    supernode_auth: bool = False  # only SuperNodes with a registered key join
 
     @property
     def root_certificates_sha256(self) -> str:
@@ -213,6 +214,7 @@ def _build(cls: type, values: dict[str, Any]) -> Any:
     for f in dataclasses.fields(cls):
         if f.name in values:
             v = values[f.name]
+            v = tuple(v) if isinstance(v, list) else v  # JSON arrays are the records' tuples
             kwargs[f.name] = _ENUMS[f.name](v) if f.name in _ENUMS else v
     return cls(**kwargs)
 

@@ -74,6 +74,8 @@ class FedPateSpec:
     delta: float = 0.0
     # Teachers each SuperNode hosts; None: unset (1). Checked: 1 <= k <= num_teachers.
     teachers_per_node: int | None = None
+    # MODE_REAL: the SuperNodes' public keys (OpenSSH form); () lets any SuperNode join.
+    supernode_public_keys: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -400,9 +400,11 @@ class FederationCore:
             # rows); the teachers train on the clients' own files.
             "server-fraction": REAL_SERVER_FRACTION,
         })
+        if spec.supernode_public_keys:  # Flower's SuperNode authentication: only these keys join
+            config["supernode-public-keys"] = "\n".join(spec.supernode_public_keys)
         return _JoinPlan(address=f"{_host_in_address(real.advertised_host)}:{port}",
                          supernodes_expected=spec.num_teachers // per_node, teachers_per_node=per_node,
-                         timeout_seconds=real.join_timeout_seconds)
+                         timeout_seconds=real.join_timeout_seconds, auth=bool(spec.supernode_public_keys))
 
     def _superlink_port(self, job_id: str) -> int:
         """A free port in the operator's range (or any, for 0-0) on the SuperLink's address, kept for
@@ -630,6 +632,7 @@ class _JoinPlan:
     supernodes_expected: int
     teachers_per_node: int
     timeout_seconds: float
+    auth: bool = False
 
 
 REAL_SERVER_FRACTION = 0.999999999
@@ -640,9 +643,10 @@ def _host_in_address(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-def supernode_command(address: str, teachers_per_node: int) -> str:
+def supernode_command(address: str, teachers_per_node: int, auth: bool = False) -> str:
     node_config = f'data-path="<your CSV>" client-id="<your name>" num-teachers={teachers_per_node}'
-    return (f"flower-supernode --superlink {address} --root-certificates ca.pem "
+    key = " --auth-supernode-private-key <your-private-key-file>" if auth else ""
+    return (f"flower-supernode --superlink {address} --root-certificates ca.pem{key} "
             f"--node-config {shlex.quote(node_config)}")
 
 
@@ -692,7 +696,8 @@ class _Events:
         join = FlowerJoin(superlink_address=plan.address, supernodes_expected=plan.supernodes_expected,
                           teachers_per_node=plan.teachers_per_node, root_certificates_pem=pem,
                           join_deadline=self.core.clock() + dt.timedelta(seconds=plan.timeout_seconds),
-                          supernode_command=supernode_command(plan.address, plan.teachers_per_node))
+                          supernode_command=supernode_command(plan.address, plan.teachers_per_node, plan.auth),
+                          supernode_auth=plan.auth)
         await self.core._update(self.job.job_id, flower_join=join)
 
     async def _round(self, event: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 from servers.common import errors, ids
 from servers.federation.domain import privacy
@@ -29,6 +30,7 @@ MAX_EPOCHS = 1000
 MAX_BATCH = 65536
 MAX_QUERIES = 1_000_000
 MAX_NAME = 200
+SSH_EC_PUBLIC_KEY = re.compile(r"^ecdsa-sha2-nistp(256|384|521) [A-Za-z0-9+/]+={0,2}( [^\x00-\x1f]*)?$")
 
 
 def _bad(field: str, message: str) -> errors.InvalidArgument:
@@ -117,6 +119,18 @@ def check_fedpate_real(spec: FedPateSpec, data: FederatedData) -> None:
     if spec.num_teachers % per_node:
         raise _bad("fedpate.teachers_per_node", f"in MODE_REAL it must divide num_teachers ({spec.num_teachers}): "
                    f"every SuperNode hosts the same number of teachers, got {per_node}")
+    keys = spec.supernode_public_keys
+    if keys:
+        nodes = spec.num_teachers // per_node
+        if len(keys) != nodes:
+            raise _bad("fedpate.supernode_public_keys", f"one per SuperNode: {nodes} wanted (num_teachers / "
+                       f"teachers_per_node), got {len(keys)}")
+        for i, key in enumerate(keys):
+            if not SSH_EC_PUBLIC_KEY.match(key):
+                raise _bad("fedpate.supernode_public_keys", f"[{i}] is not an OpenSSH NIST EC public key "
+                           "(\"ecdsa-sha2-nistp384 AAAA...\", e.g. from ssh-keygen -t ecdsa -b 384)")
+        if len({k.split()[1] for k in keys}) != len(keys):
+            raise _bad("fedpate.supernode_public_keys", "each SuperNode needs its own key: two are the same")
     if data.partition is Partition.DIRICHLET:
         raise _bad("data.partition", "MODE_REAL partitions nothing (each client trains on its own data, the job's "
                    "dataset is the server's public data): leave it unset")
@@ -171,6 +185,9 @@ def check_request(request: JobRequest) -> JobRequest:
         spec = check_fedpate(spec)
         if request.mode is Mode.REAL:
             check_fedpate_real(spec, request.data)
+        elif spec.supernode_public_keys:
+            raise _bad("fedpate.supernode_public_keys", "only for MODE_REAL (a simulated job starts its own "
+                       "SuperNodes)")
     elif isinstance(spec, TffSpec):
         spec = check_tff(spec)
     else:

@@ -87,7 +87,7 @@ class FederatedJob(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., display_name: _Optional[str] = ..., organization_id: _Optional[str] = ..., developer_id: _Optional[str] = ..., mode: _Optional[_Union[FederatedJob.Mode, str]] = ..., data: _Optional[_Union[FederatedData, _Mapping]] = ..., fedpate: _Optional[_Union[FedPateSpec, _Mapping]] = ..., tff: _Optional[_Union[TffSpec, _Mapping]] = ..., flare: _Optional[_Union[FlareSpec, _Mapping]] = ..., state: _Optional[_Union[FederatedJob.State, str]] = ..., failure_reason: _Optional[str] = ..., framework_version: _Optional[str] = ..., executor: _Optional[str] = ..., time_limit_seconds: _Optional[int] = ..., memory_limit_bytes: _Optional[int] = ..., rounds: _Optional[_Iterable[_Union[RoundMetrics, _Mapping]]] = ..., privacy: _Optional[_Union[PrivacyReport, _Mapping]] = ..., client_commitments: _Optional[_Iterable[_Union[ClientDataCommitment, _Mapping]]] = ..., result_model_id: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., flower_join: _Optional[_Union[FlowerJoin, _Mapping]] = ...) -> None: ...
 
 class FlowerJoin(_message.Message):
-    __slots__ = ("superlink_address", "supernodes_expected", "teachers_per_node", "root_certificates_sha256", "join_deadline", "supernode_command", "supernodes_joined")
+    __slots__ = ("superlink_address", "supernodes_expected", "teachers_per_node", "root_certificates_sha256", "join_deadline", "supernode_command", "supernodes_joined", "supernode_auth")
     SUPERLINK_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     SUPERNODES_EXPECTED_FIELD_NUMBER: _ClassVar[int]
     TEACHERS_PER_NODE_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,7 @@ class FlowerJoin(_message.Message):
     JOIN_DEADLINE_FIELD_NUMBER: _ClassVar[int]
     SUPERNODE_COMMAND_FIELD_NUMBER: _ClassVar[int]
     SUPERNODES_JOINED_FIELD_NUMBER: _ClassVar[int]
+    SUPERNODE_AUTH_FIELD_NUMBER: _ClassVar[int]
     superlink_address: str
     supernodes_expected: int
     teachers_per_node: int
@@ -102,7 +103,8 @@ class FlowerJoin(_message.Message):
     join_deadline: _timestamp_pb2.Timestamp
     supernode_command: str
     supernodes_joined: int
-    def __init__(self, superlink_address: _Optional[str] = ..., supernodes_expected: _Optional[int] = ..., teachers_per_node: _Optional[int] = ..., root_certificates_sha256: _Optional[str] = ..., join_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., supernode_command: _Optional[str] = ..., supernodes_joined: _Optional[int] = ...) -> None: ...
+    supernode_auth: bool
+    def __init__(self, superlink_address: _Optional[str] = ..., supernodes_expected: _Optional[int] = ..., teachers_per_node: _Optional[int] = ..., root_certificates_sha256: _Optional[str] = ..., join_deadline: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., supernode_command: _Optional[str] = ..., supernodes_joined: _Optional[int] = ..., supernode_auth: bool = ...) -> None: ...
 
 class FederatedData(_message.Message):
     __slots__ = ("dataset_id", "target_column", "partition", "dirichlet_alpha", "server_fraction", "seed")
@@ -129,7 +131,7 @@ class FederatedData(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., target_column: _Optional[str] = ..., partition: _Optional[_Union[FederatedData.Partition, str]] = ..., dirichlet_alpha: _Optional[float] = ..., server_fraction: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class FedPateSpec(_message.Message):
-    __slots__ = ("net_name", "num_rounds", "num_teachers", "teacher_epochs", "student_epochs", "batch_size", "learning_rate", "noise", "epsilon", "sigma", "num_queries", "noise_data", "delta", "teachers_per_node")
+    __slots__ = ("net_name", "num_rounds", "num_teachers", "teacher_epochs", "student_epochs", "batch_size", "learning_rate", "noise", "epsilon", "sigma", "num_queries", "noise_data", "delta", "teachers_per_node", "supernode_public_keys")
     class Noise(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         NOISE_UNSPECIFIED: _ClassVar[FedPateSpec.Noise]
@@ -152,6 +154,7 @@ class FedPateSpec(_message.Message):
     NOISE_DATA_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     TEACHERS_PER_NODE_FIELD_NUMBER: _ClassVar[int]
+    SUPERNODE_PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
     net_name: str
     num_rounds: int
     num_teachers: int
@@ -166,7 +169,8 @@ class FedPateSpec(_message.Message):
     noise_data: int
     delta: float
     teachers_per_node: int
-    def __init__(self, net_name: _Optional[str] = ..., num_rounds: _Optional[int] = ..., num_teachers: _Optional[int] = ..., teacher_epochs: _Optional[int] = ..., student_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., noise: _Optional[_Union[FedPateSpec.Noise, str]] = ..., epsilon: _Optional[float] = ..., sigma: _Optional[float] = ..., num_queries: _Optional[int] = ..., noise_data: _Optional[int] = ..., delta: _Optional[float] = ..., teachers_per_node: _Optional[int] = ...) -> None: ...
+    supernode_public_keys: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, net_name: _Optional[str] = ..., num_rounds: _Optional[int] = ..., num_teachers: _Optional[int] = ..., teacher_epochs: _Optional[int] = ..., student_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., noise: _Optional[_Union[FedPateSpec.Noise, str]] = ..., epsilon: _Optional[float] = ..., sigma: _Optional[float] = ..., num_queries: _Optional[int] = ..., noise_data: _Optional[int] = ..., delta: _Optional[float] = ..., teachers_per_node: _Optional[int] = ..., supernode_public_keys: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TffSpec(_message.Message):
     __slots__ = ("imb_parameter", "dp_parameter", "n_clients", "n_samples", "target_label", "num_rounds", "epochs", "batch_size", "clients_per_round", "clip_norm", "delta")
