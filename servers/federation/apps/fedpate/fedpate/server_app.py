@@ -115,6 +115,9 @@ def main(grid: Grid, context: Context) -> None:
     teacher_semi = str(run.get("teacher-semi-supervised", "none"))
     if teacher_semi not in ("none", "label-spreading"):
         raise ValueError(f"unknown teacher-semi-supervised {teacher_semi!r} (none, label-spreading)")
+    if semi == "label-spreading" and noise_data > MAX_POOL:
+        raise ValueError(f"student-semi-supervised label-spreading works on at most {MAX_POOL} public rows; "
+                         f"noise-data is {noise_data}")
     if threshold > 0 and str(run["noise"]) != "gaussian":
         raise ValueError("a threshold (Confident-GNMax) needs gaussian noise")
     # The number of classes: the labels of the server's own held-out samples (the teachers may know more).
