@@ -19,15 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
-import subprocess
-import sys
 
 import grpc
 import numpy as np
 from mlmesh.thirdparty.kserve import grpc_predict_v2_pb2 as pb
 
-from bench.oip_load import ECHO_RESPONSE, run_oip_load
+from bench.oip_load import ECHO_RESPONSE, bench_process, run_oip_load
 
 VARIANTS = ("raw", "typed", "typed+noop-ic", "typed+mesh", "typed+wrapped")
 SERVICE = "inference.GRPCInferenceService"
@@ -81,23 +78,6 @@ async def serve(variant: str, port: int) -> grpc.aio.Server:
     return server
 
 
-@contextlib.contextmanager
-def _server_process(variant: str, port: int):
-    proc = subprocess.Popen([sys.executable, "-m", "bench.grpc_layers", "--serve", variant, "--port", str(port)],
-                            stdin=subprocess.DEVNULL, start_new_session=True,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    try:
-        yield f"127.0.0.1:{port}", proc.pid
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, 15)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(5)
-
-
 def measure(seconds: float = 4.0, concurrencies: tuple[int, ...] = (1, 16), variants=VARIANTS,
             rounds: int = 2) -> dict:
     """{variant: {concurrency: [result dicts, one per round]}}; rounds alternate the variants so a
@@ -107,7 +87,9 @@ def measure(seconds: float = 4.0, concurrencies: tuple[int, ...] = (1, 16), vari
     out: dict = {v: {c: [] for c in concurrencies} for v in variants}
     for _ in range(rounds):
         for variant in variants:
-            with _server_process(variant, free_port()) as (target, pid):
+            port = free_port()
+            with bench_process("bench.grpc_layers", "--serve", variant, "--port", str(port)) as pid:
+                target = f"127.0.0.1:{port}"
                 for c in concurrencies:
                     out[variant][c].append(asyncio.run(run_oip_load(target, "bench", c, seconds, warmup=1.0,
                                                                     server_pid=pid)))

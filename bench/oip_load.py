@@ -333,15 +333,13 @@ async def serve_echo(port: int, host: str = "127.0.0.1", tls_dir: str | None = N
 
 
 @contextlib.contextmanager
-def echo_server_process(port: int, tls_dir: str | None = None):
-    """Runs `serve_echo` in a child process (its own session) and yields its target; the
-    generator then has its own core, as it has against a real server. Yields (target, pid)."""
-    tls = ["--tls-dir", tls_dir] if tls_dir else []
-    proc = subprocess.Popen([sys.executable, "-m", "bench.oip_load", "--serve-echo", str(port), *tls],
-                            stdin=subprocess.DEVNULL, start_new_session=True,
+def bench_process(module: str, *args: str):
+    """Runs `python -m <module> <args>` from the repository in a child process of its own session, so a
+    server under load has its own core as a real one has; yields its pid and stops its process group."""
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.DEVNULL, start_new_session=True,
                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     try:
-        yield f"127.0.0.1:{port}", proc.pid
+        yield proc.pid
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, 15)
@@ -350,6 +348,15 @@ def echo_server_process(port: int, tls_dir: str | None = None):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait(5)
+
+
+@contextlib.contextmanager
+def echo_server_process(port: int, tls_dir: str | None = None):
+    """Runs `serve_echo` in a child process (its own session) and yields its target; the
+    generator then has its own core, as it has against a real server. Yields (target, pid)."""
+    tls = ["--tls-dir", tls_dir] if tls_dir else []
+    with bench_process("bench.oip_load", "--serve-echo", str(port), *tls) as pid:
+        yield f"127.0.0.1:{port}", pid
 
 
 def measure_ceiling(seconds: float = 5.0, concurrencies: tuple[int, ...] = (1, 16), warmup: float = 1.0, *,

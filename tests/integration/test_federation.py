@@ -123,6 +123,16 @@ async def stand_in_pid(work: Path, job_id: str, timeout: float = 30.0) -> int:
     return int(path.read_text())
 
 
+async def job_after_restart(restarted, job_id: str) -> pb.FederatedJob:
+    """The job as a Federation server restarted after a kill -9 reports it (as the owner); stops that server."""
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel:
+            return await fed_grpc.FederationServiceStub(channel).GetFederatedJob(
+                pb.GetFederatedJobRequest(job_id=job_id), metadata=as_org(OWNER))
+    finally:
+        await restarted.stop(0, drain=0)
+
+
 def gone(pid: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -285,12 +295,7 @@ async def test_a_server_killed_mid_job_restarts_with_the_job_failed_and_no_orpha
             server.stderr.close()
     restarted, _core = await build(settings(fresh_db_dsn, tmp_path / "fed", registry_server.port, stand_in))
     await restarted.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel:
-            got = await fed_grpc.FederationServiceStub(channel).GetFederatedJob(
-                pb.GetFederatedJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
-    finally:
-        await restarted.stop(0, drain=0)
+    got = await job_after_restart(restarted, job.job_id)
     # Assert: FAILED with the reason, and the orphan is gone
     assert got.state == J.STATE_FAILED and "restarted while the job was running" in got.failure_reason
     assert gone(pid)

@@ -36,6 +36,7 @@ from servers.federation.settings import FederationArgoSettings
 from tests.fixtures.argo import REPO, TEMPLATES, StandInArgoServer, step_of
 from tests.fixtures.federation import blobs_csv, federation_process
 from tests.integration.test_federation import (
+    job_after_restart,
     FLOWER_PYTHON,
     OWNER,
     J,
@@ -323,12 +324,7 @@ async def test_a_server_killed_mid_job_terminates_its_workflow_on_restart(
             registry_target=f"127.0.0.1:{registry_server.port}", flower_python=FLOWER_PYTHON,
             executor="argo", argo=argo_settings(argo_server.url, token)))
         await restarted.start()
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel:
-                got = await fed_grpc.FederationServiceStub(channel).GetFederatedJob(
-                    pb.GetFederatedJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
-        finally:
-            await restarted.stop(0, drain=0)
+        got = await job_after_restart(restarted, job.job_id)
         # Assert: FAILED with the reason, and the workflow terminated through the API
         assert got.state == J.STATE_FAILED and "restarted while the job was running" in got.failure_reason
         assert ("PUT", f"/api/v1/workflows/mlmesh/{run.name}/terminate") in argo_server.calls

@@ -26,6 +26,7 @@ from mlmesh.federation.v1 import federation_service_pb2_grpc as fed_grpc
 
 from tests.fixtures.federation import blobs_csv, federation_process
 from tests.integration.test_federation import (
+    job_after_restart,
     FLOWER_PYTHON,
     OWNER,
     STRANGER,
@@ -354,12 +355,7 @@ async def test_a_server_killed_mid_real_job_restarts_with_it_failed_and_no_super
         assert all(p.is_running() for p in procs)
     restarted, _core = await build(settings(fresh_db_dsn, tmp_path / "fed", registry_server.port))
     await restarted.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel:
-            got = await fed_grpc.FederationServiceStub(channel).GetFederatedJob(
-                pb.GetFederatedJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
-    finally:
-        await restarted.stop(0, drain=0)
+    got = await job_after_restart(restarted, job.job_id)
     # Assert: FAILED with the reason; no process of the job left, the SuperLink's port closed
     assert got.state == J.STATE_FAILED and "restarted while the job was running" in got.failure_reason
     assert all(gone(p.pid) for p in procs)

@@ -29,7 +29,7 @@ from mlmesh.translator.v1 import translator_service_pb2 as tr_pb
 
 from servers.federation.domain import privacy
 from tests.fixtures.federation import blobs_csv, federation_process
-from tests.integration.test_federation import OWNER, STRANGER, J, as_org, gone, job_in, processes_in, refused, upload
+from tests.integration.test_federation import OWNER, job_after_restart, STRANGER, J, as_org, gone, job_in, processes_in, refused, upload
 from tests.integration.test_federation_flare import registered_global_model
 
 REPO = Path(__file__).resolve().parents[2]
@@ -211,12 +211,7 @@ async def test_a_server_killed_mid_tff_job_restarts_with_it_failed_and_no_worker
         server.wait(timeout=10)
         assert all(p.is_running() for p in procs)
     restarted = await tff_server(registry_server.port, fresh_db_dsn, tmp_path / "fed")
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{restarted.port}") as channel:
-            got = await fed_grpc.FederationServiceStub(channel).GetFederatedJob(
-                pb.GetFederatedJobRequest(job_id=job.job_id), metadata=as_org(OWNER))
-    finally:
-        await restarted.stop(0, drain=0)
+    got = await job_after_restart(restarted, job.job_id)
     # Assert: FAILED with the reason, and no process of the job (the worker binary included) is left
     assert got.state == J.STATE_FAILED and "restarted while the job was running" in got.failure_reason
     assert all(gone(p.pid) for p in procs)
