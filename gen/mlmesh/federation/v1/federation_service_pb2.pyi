@@ -131,7 +131,7 @@ class FederatedData(_message.Message):
     def __init__(self, dataset_id: _Optional[str] = ..., target_column: _Optional[str] = ..., partition: _Optional[_Union[FederatedData.Partition, str]] = ..., dirichlet_alpha: _Optional[float] = ..., server_fraction: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
 
 class FedPateSpec(_message.Message):
-    __slots__ = ("net_name", "num_rounds", "num_teachers", "teacher_epochs", "student_epochs", "batch_size", "learning_rate", "noise", "epsilon", "sigma", "num_queries", "noise_data", "delta", "teachers_per_node", "supernode_public_keys")
+    __slots__ = ("net_name", "num_rounds", "num_teachers", "teacher_epochs", "student_epochs", "batch_size", "learning_rate", "noise", "epsilon", "sigma", "num_queries", "noise_data", "delta", "teachers_per_node", "supernode_public_keys", "query_selection", "teacher_semi_supervised", "student_semi_supervised", "threshold", "sigma_threshold")
     class Noise(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         NOISE_UNSPECIFIED: _ClassVar[FedPateSpec.Noise]
@@ -140,6 +140,22 @@ class FedPateSpec(_message.Message):
     NOISE_UNSPECIFIED: FedPateSpec.Noise
     NOISE_LAPLACIAN: FedPateSpec.Noise
     NOISE_GAUSSIAN: FedPateSpec.Noise
+    class QuerySelection(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        QUERY_SELECTION_UNSPECIFIED: _ClassVar[FedPateSpec.QuerySelection]
+        QUERY_SELECTION_FIRST: _ClassVar[FedPateSpec.QuerySelection]
+        QUERY_SELECTION_REPRESENTATIVE: _ClassVar[FedPateSpec.QuerySelection]
+    QUERY_SELECTION_UNSPECIFIED: FedPateSpec.QuerySelection
+    QUERY_SELECTION_FIRST: FedPateSpec.QuerySelection
+    QUERY_SELECTION_REPRESENTATIVE: FedPateSpec.QuerySelection
+    class SemiSupervised(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        SEMI_SUPERVISED_UNSPECIFIED: _ClassVar[FedPateSpec.SemiSupervised]
+        SEMI_SUPERVISED_NONE: _ClassVar[FedPateSpec.SemiSupervised]
+        SEMI_SUPERVISED_LABEL_SPREADING: _ClassVar[FedPateSpec.SemiSupervised]
+    SEMI_SUPERVISED_UNSPECIFIED: FedPateSpec.SemiSupervised
+    SEMI_SUPERVISED_NONE: FedPateSpec.SemiSupervised
+    SEMI_SUPERVISED_LABEL_SPREADING: FedPateSpec.SemiSupervised
     NET_NAME_FIELD_NUMBER: _ClassVar[int]
     NUM_ROUNDS_FIELD_NUMBER: _ClassVar[int]
     NUM_TEACHERS_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +171,11 @@ class FedPateSpec(_message.Message):
     DELTA_FIELD_NUMBER: _ClassVar[int]
     TEACHERS_PER_NODE_FIELD_NUMBER: _ClassVar[int]
     SUPERNODE_PUBLIC_KEYS_FIELD_NUMBER: _ClassVar[int]
+    QUERY_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    TEACHER_SEMI_SUPERVISED_FIELD_NUMBER: _ClassVar[int]
+    STUDENT_SEMI_SUPERVISED_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SIGMA_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     net_name: str
     num_rounds: int
     num_teachers: int
@@ -170,7 +191,12 @@ class FedPateSpec(_message.Message):
     delta: float
     teachers_per_node: int
     supernode_public_keys: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, net_name: _Optional[str] = ..., num_rounds: _Optional[int] = ..., num_teachers: _Optional[int] = ..., teacher_epochs: _Optional[int] = ..., student_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., noise: _Optional[_Union[FedPateSpec.Noise, str]] = ..., epsilon: _Optional[float] = ..., sigma: _Optional[float] = ..., num_queries: _Optional[int] = ..., noise_data: _Optional[int] = ..., delta: _Optional[float] = ..., teachers_per_node: _Optional[int] = ..., supernode_public_keys: _Optional[_Iterable[str]] = ...) -> None: ...
+    query_selection: FedPateSpec.QuerySelection
+    teacher_semi_supervised: FedPateSpec.SemiSupervised
+    student_semi_supervised: FedPateSpec.SemiSupervised
+    threshold: float
+    sigma_threshold: float
+    def __init__(self, net_name: _Optional[str] = ..., num_rounds: _Optional[int] = ..., num_teachers: _Optional[int] = ..., teacher_epochs: _Optional[int] = ..., student_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., noise: _Optional[_Union[FedPateSpec.Noise, str]] = ..., epsilon: _Optional[float] = ..., sigma: _Optional[float] = ..., num_queries: _Optional[int] = ..., noise_data: _Optional[int] = ..., delta: _Optional[float] = ..., teachers_per_node: _Optional[int] = ..., supernode_public_keys: _Optional[_Iterable[str]] = ..., query_selection: _Optional[_Union[FedPateSpec.QuerySelection, str]] = ..., teacher_semi_supervised: _Optional[_Union[FedPateSpec.SemiSupervised, str]] = ..., student_semi_supervised: _Optional[_Union[FedPateSpec.SemiSupervised, str]] = ..., threshold: _Optional[float] = ..., sigma_threshold: _Optional[float] = ...) -> None: ...
 
 class TffSpec(_message.Message):
     __slots__ = ("imb_parameter", "dp_parameter", "n_clients", "n_samples", "target_label", "num_rounds", "epochs", "batch_size", "clients_per_round", "clip_norm", "delta")
@@ -351,7 +377,7 @@ class FlareServer(_message.Message):
     def __init__(self, flare_server_id: _Optional[str] = ..., organization_id: _Optional[str] = ..., project_name: _Optional[str] = ..., client_names: _Optional[_Iterable[str]] = ..., state: _Optional[_Union[FlareServer.State, str]] = ..., failure_reason: _Optional[str] = ..., address: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., stop_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class FedPateSeedBody(_message.Message):
-    __slots__ = ("net_name", "num_rounds", "num_teachers", "teacher_epochs", "student_epochs", "batch_size", "learning_rate", "noise", "epsilon", "sigma", "num_queries", "noise_data", "bucket_name", "domain_name", "access_key", "secret_key", "teachers_per_node")
+    __slots__ = ("net_name", "num_rounds", "num_teachers", "teacher_epochs", "student_epochs", "batch_size", "learning_rate", "noise", "epsilon", "sigma", "num_queries", "noise_data", "bucket_name", "domain_name", "access_key", "secret_key", "teachers_per_node", "query_selection", "teacher_semi_supervised", "student_semi_supervised", "threshold", "sigma_threshold")
     NET_NAME_FIELD_NUMBER: _ClassVar[int]
     NUM_ROUNDS_FIELD_NUMBER: _ClassVar[int]
     NUM_TEACHERS_FIELD_NUMBER: _ClassVar[int]
@@ -369,6 +395,11 @@ class FedPateSeedBody(_message.Message):
     ACCESS_KEY_FIELD_NUMBER: _ClassVar[int]
     SECRET_KEY_FIELD_NUMBER: _ClassVar[int]
     TEACHERS_PER_NODE_FIELD_NUMBER: _ClassVar[int]
+    QUERY_SELECTION_FIELD_NUMBER: _ClassVar[int]
+    TEACHER_SEMI_SUPERVISED_FIELD_NUMBER: _ClassVar[int]
+    STUDENT_SEMI_SUPERVISED_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    SIGMA_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     net_name: str
     num_rounds: int
     num_teachers: int
@@ -386,7 +417,12 @@ class FedPateSeedBody(_message.Message):
     access_key: str
     secret_key: str
     teachers_per_node: int
-    def __init__(self, net_name: _Optional[str] = ..., num_rounds: _Optional[int] = ..., num_teachers: _Optional[int] = ..., teacher_epochs: _Optional[int] = ..., student_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., sigma: _Optional[float] = ..., num_queries: _Optional[int] = ..., noise_data: _Optional[int] = ..., bucket_name: _Optional[str] = ..., domain_name: _Optional[str] = ..., access_key: _Optional[str] = ..., secret_key: _Optional[str] = ..., teachers_per_node: _Optional[int] = ...) -> None: ...
+    query_selection: str
+    teacher_semi_supervised: str
+    student_semi_supervised: str
+    threshold: float
+    sigma_threshold: float
+    def __init__(self, net_name: _Optional[str] = ..., num_rounds: _Optional[int] = ..., num_teachers: _Optional[int] = ..., teacher_epochs: _Optional[int] = ..., student_epochs: _Optional[int] = ..., batch_size: _Optional[int] = ..., learning_rate: _Optional[float] = ..., noise: _Optional[str] = ..., epsilon: _Optional[float] = ..., sigma: _Optional[float] = ..., num_queries: _Optional[int] = ..., noise_data: _Optional[int] = ..., bucket_name: _Optional[str] = ..., domain_name: _Optional[str] = ..., access_key: _Optional[str] = ..., secret_key: _Optional[str] = ..., teachers_per_node: _Optional[int] = ..., query_selection: _Optional[str] = ..., teacher_semi_supervised: _Optional[str] = ..., student_semi_supervised: _Optional[str] = ..., threshold: _Optional[float] = ..., sigma_threshold: _Optional[float] = ...) -> None: ...
 
 class TffSeedBody(_message.Message):
     __slots__ = ("imb_parameter", "dp_parameter", "n_clients", "n_samples", "target_label", "minio_repo", "access_key", "secret_key")
