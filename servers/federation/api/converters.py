@@ -32,6 +32,8 @@ from servers.federation.domain.records import (
     Noise,
     Partition,
     PrivacyFilter,
+    QuerySelection,
+    SemiSupervised,
     Spec,
     TffSpec,
 )
@@ -42,6 +44,16 @@ _PARTITION_PB = {Partition.IID: pb.FederatedData.PARTITION_IID, Partition.DIRICH
 _NOISE = {pb.FedPateSpec.NOISE_UNSPECIFIED: Noise.LAPLACIAN, pb.FedPateSpec.NOISE_LAPLACIAN: Noise.LAPLACIAN,
           pb.FedPateSpec.NOISE_GAUSSIAN: Noise.GAUSSIAN}
 _NOISE_PB = {Noise.LAPLACIAN: pb.FedPateSpec.NOISE_LAPLACIAN, Noise.GAUSSIAN: pb.FedPateSpec.NOISE_GAUSSIAN}
+_QUERIES = {pb.FedPateSpec.QUERY_SELECTION_UNSPECIFIED: QuerySelection.FIRST,
+            pb.FedPateSpec.QUERY_SELECTION_FIRST: QuerySelection.FIRST,
+            pb.FedPateSpec.QUERY_SELECTION_REPRESENTATIVE: QuerySelection.REPRESENTATIVE}
+_QUERIES_PB = {QuerySelection.FIRST: pb.FedPateSpec.QUERY_SELECTION_FIRST,
+               QuerySelection.REPRESENTATIVE: pb.FedPateSpec.QUERY_SELECTION_REPRESENTATIVE}
+_SEMI = {pb.FedPateSpec.SEMI_SUPERVISED_UNSPECIFIED: SemiSupervised.NONE,
+         pb.FedPateSpec.SEMI_SUPERVISED_NONE: SemiSupervised.NONE,
+         pb.FedPateSpec.SEMI_SUPERVISED_LABEL_SPREADING: SemiSupervised.LABEL_SPREADING}
+_SEMI_PB = {SemiSupervised.NONE: pb.FedPateSpec.SEMI_SUPERVISED_NONE,
+            SemiSupervised.LABEL_SPREADING: pb.FedPateSpec.SEMI_SUPERVISED_LABEL_SPREADING}
 _FILTER = {pb.FlareSpec.PRIVACY_FILTER_UNSPECIFIED: PrivacyFilter.NONE, pb.FlareSpec.PRIVACY_FILTER_NONE: PrivacyFilter.NONE,
            pb.FlareSpec.PRIVACY_FILTER_SVT: PrivacyFilter.SVT,
            pb.FlareSpec.PRIVACY_FILTER_PERCENTILE: PrivacyFilter.PERCENTILE}
@@ -78,7 +90,13 @@ def fedpate_from_proto(m: pb.FedPateSpec) -> FedPateSpec:
                        epsilon=m.epsilon, sigma=m.sigma, num_queries=m.num_queries, noise_data=m.noise_data,
                        delta=m.delta,
                        teachers_per_node=m.teachers_per_node if m.HasField("teachers_per_node") else None,
-                       supernode_public_keys=tuple(m.supernode_public_keys))
+                       supernode_public_keys=tuple(m.supernode_public_keys),
+                       query_selection=_enum(_QUERIES, m.query_selection, "fedpate.query_selection"),
+                       teacher_semi_supervised=_enum(_SEMI, m.teacher_semi_supervised,
+                                                     "fedpate.teacher_semi_supervised"),
+                       student_semi_supervised=_enum(_SEMI, m.student_semi_supervised,
+                                                     "fedpate.student_semi_supervised"),
+                       threshold=m.threshold, sigma_threshold=m.sigma_threshold)
 
 
 def fedpate_to_proto(s: FedPateSpec) -> pb.FedPateSpec:
@@ -86,7 +104,11 @@ def fedpate_to_proto(s: FedPateSpec) -> pb.FedPateSpec:
                           teacher_epochs=s.teacher_epochs, student_epochs=s.student_epochs, batch_size=s.batch_size,
                           learning_rate=s.learning_rate, noise=_NOISE_PB[s.noise], epsilon=s.epsilon, sigma=s.sigma,
                           num_queries=s.num_queries, noise_data=s.noise_data, delta=s.delta,
-                          teachers_per_node=s.teachers_per_node, supernode_public_keys=list(s.supernode_public_keys))
+                          teachers_per_node=s.teachers_per_node, supernode_public_keys=list(s.supernode_public_keys),
+                          query_selection=_QUERIES_PB[s.query_selection],
+                          teacher_semi_supervised=_SEMI_PB[s.teacher_semi_supervised],
+                          student_semi_supervised=_SEMI_PB[s.student_semi_supervised],
+                          threshold=s.threshold, sigma_threshold=s.sigma_threshold)
 
 
 def tff_from_proto(m: pb.TffSpec) -> TffSpec:
@@ -144,12 +166,28 @@ def _seed_noise(value: str) -> Noise:
                                      reason="NOISE_INVALID", metadata={"field": "fp.noise"}) from None
 
 
+def _seed_option(kind: type, value: str, default, field: str):
+    try:
+        return kind(value.strip().lower() or default)
+    except ValueError:
+        raise errors.InvalidArgument(f"{field}: must be one of {', '.join(repr(v.value) for v in kind)}, got "
+                                     f"{value[:40]!r}", reason=field.split(".")[-1].upper() + "_INVALID",
+                                     metadata={"field": field}) from None
+
+
 def fedpate_from_seed(b: pb.FedPateSeedBody) -> FedPateSpec:
     return FedPateSpec(net_name=b.net_name, num_rounds=b.num_rounds, num_teachers=b.num_teachers,
                        teacher_epochs=b.teacher_epochs, student_epochs=b.student_epochs, batch_size=b.batch_size,
                        learning_rate=b.learning_rate, noise=_seed_noise(b.noise), epsilon=b.epsilon, sigma=b.sigma,
                        num_queries=b.num_queries, noise_data=b.noise_data,
-                       teachers_per_node=b.teachers_per_node if b.HasField("teachers_per_node") else None)
+                       teachers_per_node=b.teachers_per_node if b.HasField("teachers_per_node") else None,
+                       query_selection=_seed_option(QuerySelection, b.query_selection, QuerySelection.FIRST,
+                                                    "fp.query_selection"),
+                       teacher_semi_supervised=_seed_option(SemiSupervised, b.teacher_semi_supervised,
+                                                            SemiSupervised.NONE, "fp.teacher_semi_supervised"),
+                       student_semi_supervised=_seed_option(SemiSupervised, b.student_semi_supervised,
+                                                            SemiSupervised.NONE, "fp.student_semi_supervised"),
+                       threshold=b.threshold, sigma_threshold=b.sigma_threshold)
 
 
 def tff_from_seed(b: pb.TffSeedBody) -> TffSpec:

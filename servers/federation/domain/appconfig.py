@@ -42,6 +42,12 @@ def app_config(request: JobRequest, *, data_path: Path, output_dir: Path) -> dic
             "num-queries": spec.num_queries,
             "noise-data": spec.noise_data,
             "teachers-per-node": spec.teachers_per_node or 1,
+            # The accuracy options (the app's defaults when off: first rows, none, none, 0, 0).
+            "query-selection": spec.query_selection.value,
+            "teacher-semi-supervised": spec.teacher_semi_supervised.value,
+            "student-semi-supervised": spec.student_semi_supervised.value,
+            "threshold": float(spec.threshold),
+            "sigma-threshold": float(spec.sigma_threshold),
         })
     elif isinstance(spec, TffSpec):
         config.update({"imb-parameter": float(spec.imb_parameter), "dp-parameter": float(spec.dp_parameter),

@@ -28,6 +28,8 @@ from servers.federation.domain.records import (
     Noise,
     Partition,
     PrivacyFilter,
+    QuerySelection,
+    SemiSupervised,
     Spec,
 )
 
@@ -189,7 +191,9 @@ class Limits:
 
 _SPEC_TYPES: dict[str, type] = {str(f): t for t, f in FRAMEWORK_OF.items()}
 _ENUMS: dict[str, type[enum.Enum]] = {"noise": Noise, "partition": Partition, "privacy_filter": PrivacyFilter,
-                                      "mode": Mode}
+                                      "mode": Mode, "query_selection": QuerySelection,
+                                      "teacher_semi_supervised": SemiSupervised,
+                                      "student_semi_supervised": SemiSupervised}
 
 
 def _plain(value: Any) -> Any:

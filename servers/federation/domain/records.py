@@ -37,6 +37,20 @@ class Noise(enum.StrEnum):
     GAUSSIAN = "gaussian"
 
 
+class QuerySelection(enum.StrEnum):
+    """FedPATE: which public rows the teachers label (the app's `query-selection`)."""
+
+    FIRST = "first"
+    REPRESENTATIVE = "representative"
+
+
+class SemiSupervised(enum.StrEnum):
+    """FedPATE: semi-supervised learning on the public rows (the app's `*-semi-supervised`)."""
+
+    NONE = "none"
+    LABEL_SPREADING = "label-spreading"
+
+
 class PrivacyFilter(enum.StrEnum):
     NONE = "none"
     SVT = "svt"
@@ -76,6 +90,13 @@ class FedPateSpec:
     teachers_per_node: int | None = None
     # MODE_REAL: the SuperNodes' public keys (OpenSSH form); () lets any SuperNode join.
     supernode_public_keys: tuple[str, ...] = ()
+    # Accuracy options (docs/federation.md, FedPATE privacy): off by default.
+    query_selection: QuerySelection = QuerySelection.FIRST
+    teacher_semi_supervised: SemiSupervised = SemiSupervised.NONE
+    student_semi_supervised: SemiSupervised = SemiSupervised.NONE
+    # Confident-GNMax: both 0 (every query answered) or both > 0 (gaussian noise only).
+    threshold: float = 0.0
+    sigma_threshold: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import dp_accounting
+import numpy as np
+from dp_accounting import rdp as dp_rdp
+
 from servers.common import errors, ids
 from servers.common.access import Access, access
 from servers.common.processes import RunRequest
@@ -70,7 +74,15 @@ from servers.federation.domain.jobs import (
     request_to_json,
 )
 from servers.federation.domain.ports import Frameworks, JobRepository, ModelIntake, ProcessRunner, Registry
-from servers.federation.domain.records import FRAMEWORK_NAMES, FedPateSpec, FlareSpec, JobRequest, Mode, TffSpec
+from servers.federation.domain.records import (
+    FRAMEWORK_NAMES,
+    FedPateSpec,
+    FlareSpec,
+    JobRequest,
+    Mode,
+    Noise,
+    TffSpec,
+)
 
 log = logging.getLogger("mlmesh.federation")
 
@@ -80,6 +92,8 @@ MAX_REASON_CHARS = 4000
 MAX_ROUNDS_KEPT = 10_000
 MODEL_FILE = "model.pt"
 RESULT_FILE = "result.json"
+VOTES_FILE = "votes.json"  # FedPATE: the vote histograms the app writes for the data-dependent analysis
+MAX_VOTES_BYTES = 256 << 20
 
 
 def utcnow() -> dt.datetime:
@@ -572,6 +586,12 @@ class FederationCore:
                     else f"the {job.framework} job exited with status {result.exit_code}")
             raise StepFailed(f"{what}: {tail}" if tail else what)
         note(f"run: finished in {result.seconds:.1f} s (peak memory {result.peak_rss_bytes} bytes)")
+        if isinstance(request.spec, FedPateSpec) and job.privacy is not None:
+            report, votes_note = await asyncio.to_thread(
+                with_data_dependent, job.privacy, request.spec, job_dir / "output" / VOTES_FILE)
+            if votes_note:
+                note(f"privacy: {votes_note}")
+            await self._update(job.job_id, privacy=report)
         await joblog.flush()
         job = await self._move(job, State.REGISTERING)
         model_id = await self._register(job, job_dir, dataset.dataset_id)
@@ -730,12 +750,42 @@ def _finite(value: Any, default: float = math.nan) -> float:
     return number if math.isfinite(number) else default
 
 
+def _confident_gnmax_bound(spec: FedPateSpec, queries: int) -> privacy.PrivacyReport:
+    """Confident-GNMax's data-independent bound before knowing which queries pass: each of `queries`
+    pays the noisy threshold check (the top count, L2 sensitivity 1, noise sigma_threshold) and is
+    counted as answered by GNMax (L2 sensitivity sqrt(2), noise sigma); composed under RDP on PATE's
+    orders. Whatever the votes, the run spends no more than this."""
+    multiplier = spec.sigma / math.sqrt(2.0)
+    epsilon = 0.0
+    if queries:
+        accountant = dp_rdp.RdpAccountant(list(privacy.PATE_ORDERS))
+        accountant.compose(dp_accounting.ComposedDpEvent([
+            dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(spec.sigma_threshold), queries),
+            dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(multiplier), queries)]))
+        epsilon = float(accountant.get_epsilon(spec.delta))
+    fmt = lambda v: f"{v:.6g}"  # noqa: E731
+    return privacy.PrivacyReport(
+        formal_guarantee=True, epsilon=epsilon, delta=spec.delta, mechanism="confident GNMax (PATE)",
+        accountant="RDP", compositions=queries,
+        parameters={"sigma": fmt(spec.sigma), "noise_multiplier": fmt(multiplier), "l2_sensitivity": fmt(math.sqrt(2)),
+                    "threshold": fmt(spec.threshold), "sigma_threshold": fmt(spec.sigma_threshold),
+                    "queries": str(queries)},
+        explanation=(f"client-level: one teacher's data changes the top vote count by at most 1 and the vote "
+                     f"histogram by at most sqrt(2) in L2; each of the {queries} queries pays a noisy threshold check "
+                     f"(threshold {fmt(spec.threshold)}, sigma {fmt(spec.sigma_threshold)}) and is counted as answered "
+                     f"by GNMax (sigma {fmt(spec.sigma)}) whether or not it passed, composed under RDP "
+                     "(data-independent bound)"))
+
+
 def _fedpate_privacy(spec: FedPateSpec, queries: int) -> privacy.PrivacyReport:
     """Our accountant's figure for `queries` noisy answers. With several teachers per node the same
     figure protects one teacher's data (a training row lies in one teacher's shard), not a whole
     node's: a node moves k votes at once (docs/federation.md, "Privacy")."""
-    report = privacy.fedpate(spec.noise.value, epsilon=spec.epsilon, sigma=spec.sigma, queries=queries,
-                             delta=spec.delta)
+    if spec.threshold > 0:
+        report = _confident_gnmax_bound(spec, queries)
+    else:
+        report = privacy.fedpate(spec.noise.value, epsilon=spec.epsilon, sigma=spec.sigma, queries=queries,
+                                 delta=spec.delta)
     per_node = spec.teachers_per_node or 1
     if per_node == 1:
         return report
@@ -744,6 +794,72 @@ def _fedpate_privacy(spec: FedPateSpec, queries: int) -> privacy.PrivacyReport:
                                              "shard, not a whole client's data): one teacher's data", 1)
     return replace(report, explanation=explanation,
                    parameters={**report.parameters, "teachers_per_node": str(per_node)})
+
+
+def _read_votes(path: Path, spec: FedPateSpec) -> tuple[list[list[int]], list[bool]]:
+    """votes.json's histograms and answered flags, checked against the job's spec; ValueError saying
+    what is wrong."""
+    size = path.stat().st_size
+    if size > MAX_VOTES_BYTES:
+        raise ValueError(f"{VOTES_FILE} has {size} bytes, above {MAX_VOTES_BYTES}")
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{VOTES_FILE} is not a JSON object")
+    counts, answered = data.get("counts"), data.get("answered")
+    if not isinstance(counts, list) or not isinstance(answered, list) or len(counts) != len(answered):
+        raise ValueError("counts and answered must be lists of the same length")
+    if len(counts) != spec.noise_data:
+        raise ValueError(f"{len(counts)} queries, the job asked noise_data {spec.noise_data}")
+    if not all(isinstance(a, bool) for a in answered):
+        raise ValueError("answered must hold true/false")
+    width = len(counts[0]) if counts and isinstance(counts[0], list) else -1
+    for row in counts:
+        if (not isinstance(row, list) or len(row) != width or width < 1
+                or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in row)):
+            raise ValueError("counts must be rows of the same length of vote counts >= 0")
+        if sum(row) > spec.num_teachers:
+            raise ValueError(f"a query has {sum(row)} votes, more than num_teachers {spec.num_teachers}")
+    for key, want in (("sigma", spec.sigma), ("threshold", spec.threshold), ("sigma_threshold", spec.sigma_threshold)):
+        got = data.get(key, 0.0)
+        if not isinstance(got, (int, float)) or not math.isclose(float(got), want, rel_tol=1e-9, abs_tol=1e-12):
+            raise ValueError(f"its {key} {got!r} is not the job's {want:g}")
+    if spec.threshold <= 0 and not all(answered):
+        raise ValueError("without a threshold every query is answered, but some are marked unanswered")
+    return counts, answered
+
+
+def with_data_dependent(report: privacy.PrivacyReport, spec: FedPateSpec,
+                        votes_path: Path) -> tuple[privacy.PrivacyReport, str]:
+    """`report` (the data-independent guarantee, kept as the headline) with PATE's data-dependent
+    (epsilon, delta) of the run's votes beside it in `parameters` and the explanation, and a note
+    for the job's log ("" when all went well). Gaussian noise only; a missing or malformed votes.json
+    leaves the report as it was, with the note saying why."""
+    if spec.noise is not Noise.GAUSSIAN:
+        return report, ""
+    if not votes_path.is_file():
+        return report, f"no {VOTES_FILE}: the data-dependent analysis was not done"
+    try:
+        counts, answered = _read_votes(votes_path, spec)
+        dependent = privacy.fedpate_confident_gnmax(
+            np.asarray(counts, dtype=float).reshape(len(counts), -1), answered, sigma=spec.sigma,
+            threshold=spec.threshold if spec.threshold > 0 else None,
+            sigma_threshold=spec.sigma_threshold if spec.threshold > 0 else None, delta=spec.delta)
+    except (OSError, ValueError, TypeError) as exc:
+        text = f"{VOTES_FILE} is unusable ({str(exc)[:300]}): only the data-independent bound is reported"
+        return replace(report, parameters={**report.parameters, "data_dependent_note": text},
+                       explanation=f"{report.explanation}. {text}"), text
+    fmt = lambda v: f"{v:.6g}"  # noqa: E731
+    answered_count = int(sum(answered))
+    parameters = {**report.parameters,
+                  "data_dependent_epsilon": fmt(dependent.epsilon), "data_dependent_delta": fmt(dependent.delta),
+                  "data_dependent_accountant": "RDP, data-dependent (PATE 2018, Theorem 6); not sanitised",
+                  "answered": str(answered_count)}
+    explanation = (f"{report.explanation}. Data-dependent (PATE 2018): epsilon {fmt(dependent.epsilon)} at delta "
+                   f"{fmt(dependent.delta)} from this run's vote histograms ({len(answered)} queries, "
+                   f"{answered_count} answered); it depends on the private votes and is not itself sanitised "
+                   "(no smooth sensitivity), so it is no guarantee: the guarantee is the data-independent epsilon "
+                   f"{fmt(report.epsilon)}")
+    return replace(report, parameters=parameters, explanation=explanation), ""
 
 
 def _flare_privacy(spec: FlareSpec, rounds: int) -> privacy.PrivacyReport:

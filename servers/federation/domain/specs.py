@@ -19,6 +19,8 @@ from servers.federation.domain.records import (
     Noise,
     Partition,
     PrivacyFilter,
+    QuerySelection,
+    SemiSupervised,
     TffSpec,
 )
 
@@ -30,6 +32,9 @@ MAX_EPOCHS = 1000
 MAX_BATCH = 65536
 MAX_QUERIES = 1_000_000
 MAX_NAME = 200
+# The FedPATE app's cap on the public rows k-means and label spreading work on (MAX_POOL in
+# servers/federation/apps/fedpate/fedpate/server_app.py; a unit test keeps the two equal).
+MAX_POOL = 4000
 SSH_EC_PUBLIC_KEY = re.compile(r"^ecdsa-sha2-nistp(256|384|521) [A-Za-z0-9+/]+={0,2}( [^\x00-\x1f]*)?$")
 
 
@@ -107,8 +112,38 @@ def check_fedpate(spec: FedPateSpec, *, prefix: str = "fedpate") -> FedPateSpec:
     if not 1 <= spec.noise_data < spec.num_queries:
         raise _bad(f("noise_data"), f"must be at least 1 and less than num_queries ({spec.num_queries}), "
                    f"got {spec.noise_data}")
+    _check_fedpate_options(spec, f)
     return dataclasses.replace(spec, net_name=net, num_rounds=rounds, learning_rate=lr,
                                delta=_delta(f("delta"), spec.delta), teachers_per_node=per_node)
+
+
+def _check_fedpate_options(spec: FedPateSpec, f) -> None:
+    """The accuracy options, with the app's own limits, so a job the app would refuse is refused here."""
+    for name in ("query_selection", "teacher_semi_supervised", "student_semi_supervised"):
+        value, kind = getattr(spec, name), QuerySelection if name == "query_selection" else SemiSupervised
+        if not isinstance(value, kind):
+            raise _bad(f(name), f"must be one of {', '.join(v.value for v in kind)}, got {str(value)[:40]!r}")
+    pooled = [name for name, on in (("query_selection", spec.query_selection is QuerySelection.REPRESENTATIVE),
+                                    ("student_semi_supervised",
+                                     spec.student_semi_supervised is SemiSupervised.LABEL_SPREADING)) if on]
+    if pooled and spec.noise_data > MAX_POOL:
+        raise _bad(f("noise_data"), f"at most {MAX_POOL} with {f(pooled[0])} {getattr(spec, pooled[0]).value} "
+                   f"(it works on at most {MAX_POOL} public rows), got {spec.noise_data}")
+    threshold, sigma_threshold = spec.threshold, spec.sigma_threshold
+    for name, value in (("threshold", threshold), ("sigma_threshold", sigma_threshold)):
+        if not (math.isfinite(value) and value >= 0):
+            raise _bad(f(name), f"must be a number >= 0 (0: unset), got {value}")
+    if (threshold > 0) != (sigma_threshold > 0):
+        missing, given = ("sigma_threshold", "threshold") if threshold > 0 else ("threshold", "sigma_threshold")
+        raise _bad(f(missing), f"Confident-GNMax needs threshold and sigma_threshold together: {given} is set, "
+                   f"{missing} is not")
+    if threshold > 0:
+        if spec.noise is not Noise.GAUSSIAN:
+            raise _bad(f("threshold"), "Confident-GNMax needs noise NOISE_GAUSSIAN (the threshold check is Gaussian)")
+        if threshold > spec.num_teachers:
+            raise _bad(f("threshold"), f"must be at most num_teachers ({spec.num_teachers}): a top vote count never "
+                       f"exceeds it, got {threshold:g}")
+        _positive(f("sigma_threshold"), sigma_threshold, high=1e6)
 
 
 def check_fedpate_real(spec: FedPateSpec, data: FederatedData) -> None:
