@@ -319,6 +319,9 @@ def test_unreadable_missing_or_laplace_votes(tmp_path: Path) -> None:
     (tmp_path / "votes.json").write_text("{not json")
     report, note = service.with_data_dependent(headline, spec, tmp_path / "votes.json")
     assert report.epsilon == headline.epsilon and "unusable" in note
+    (tmp_path / "votes.json").write_text("[" * 100_000 + "]" * 100_000)  # nested past json's recursion limit
+    report, note = service.with_data_dependent(headline, spec, tmp_path / "votes.json")
+    assert report.epsilon == headline.epsilon and "unusable" in note
     report, note = service.with_data_dependent(headline, spec, tmp_path / "absent.json")
     assert report == headline and "no votes.json" in note
     laplace = specs.check_fedpate(FEDPATE)

@@ -844,7 +844,7 @@ def with_data_dependent(report: privacy.PrivacyReport, spec: FedPateSpec,
             np.asarray(counts, dtype=float).reshape(len(counts), -1), answered, sigma=spec.sigma,
             threshold=spec.threshold if spec.threshold > 0 else None,
             sigma_threshold=spec.sigma_threshold if spec.threshold > 0 else None, delta=spec.delta)
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, ArithmeticError, RecursionError) as exc:
         text = f"{VOTES_FILE} is unusable ({str(exc)[:300]}): only the data-independent bound is reported"
         return replace(report, parameters={**report.parameters, "data_dependent_note": text},
                        explanation=f"{report.explanation}. {text}"), text
