@@ -6,10 +6,12 @@ per framework, each ending with its model registered with provenance.
   (job, framework version, parameters, privacy, each teacher's data commitment) and translated to
   ONNX with its parity report.
 
+- NVIDIA FLARE FedAvg in FLARE's simulator: `clients/demo_federation_flare.py`.
+
 - TFF DP-FedAvg: `clients/demo_federation_tff.py`.
 
-NVIDIA FLARE is added as a function beside these (FRAMEWORKS below). Run `make up` first (the
-Makefile target does). MLMESH_DEMO_FEDERATION=fedpate,tff runs only the frameworks named.
+Run `make up` first (the Makefile target does). MLMESH_DEMO_FEDERATION=fedpate,tff runs only the
+frameworks named (fedpate, flare, tff).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import httpx
 from rich.console import Console
 
 from clients import session
+from clients.demo_federation_flare import flare
 from clients.demo_federation_tff import tff
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,7 +71,7 @@ class Demo:
                 spent = rnd.get("privacy", {})
                 self.console.print(f"  round {rnd['round']}: accuracy {rnd.get('accuracy', 0):.3f}, "
                                    f"loss {rnd.get('loss', 0):.3f}, {rnd.get('seconds', 0):.1f} s, "
-                                   f"epsilon spent {spent.get('epsilon', 0):.3g}")
+                                   f"spent so far: {spend(spent)}")
             seen_rounds = len(job.get("rounds", []))
             if job["state"] in FINAL:
                 return job
@@ -81,8 +84,7 @@ class Demo:
         r.raise_for_status()
         created = r.json()
         privacy = created["privacy"]
-        self.console.print(f"job {created['job_id']}: will spend epsilon {privacy['epsilon']:.4g} at delta "
-                           f"{privacy['delta']:g} ({privacy['explanation']})")
+        self.console.print(f"job {created['job_id']}: {spend(privacy)} ({privacy['explanation']})")
         job = self.follow(created["job_id"])
         if job["state"] != "STATE_SUCCEEDED":
             raise RuntimeError(f"job {job['job_id']} ended {job['state']}: {job.get('failure_reason')}")
@@ -96,8 +98,8 @@ class Demo:
         privacy = json.loads(record["privacy"])
         self.console.print(f"  model {model_id} ({model.get('framework')}), contract {model.get('contract_address')}")
         self.console.print(f"  provenance: job {record['federated_job_id']}, {record['framework_version']}, "
-                           f"epsilon {privacy['epsilon']:.4g} delta {privacy['delta']:g} ({privacy['mechanism']}, "
-                           f"{privacy['accountant']})")
+                           f"{spend(privacy)} ({privacy.get('mechanism') or 'no mechanism'}, "
+                           f"{privacy.get('accountant') or 'no accountant'})")
         for c in json.loads(record["client_commitments"]):
             self.console.print(f"    {c['client_id']}: {c['sample_count']} rows, sha256 {c['sha256'][:16]}...")
         return model
@@ -131,7 +133,15 @@ def fedpate(demo: Demo, dataset_id: str) -> dict:
 
 
 # One function per framework; each gets the demo and the digits dataset and returns its figures.
-FRAMEWORKS: list[Callable[[Demo, str], dict]] = [fedpate, tff]
+FRAMEWORKS: list[Callable[[Demo, str], dict]] = [fedpate, flare, tff]
+
+
+def spend(privacy: dict) -> str:
+    """A privacy report (the job's JSON or the provenance record's) in words."""
+    if not privacy.get("formal_guarantee", False):
+        return "no formal privacy guarantee"
+    # JSON carries a non-finite double as a string ("Infinity"); float() reads both forms.
+    return f"epsilon {float(privacy.get('epsilon', 0)):.4g} at delta {float(privacy.get('delta', 0)):g}"
 
 
 def chosen() -> list[Callable[[Demo, str], dict]]:
@@ -159,8 +169,9 @@ def main() -> int:
         figures = [run(demo, dataset_id) for run in chosen()]
     demo.say("figures")
     for f in figures:
-        console.print(f"{f['framework']}: test accuracy {f['accuracy']:.3f}, epsilon {f['epsilon']:.4g} "
-                      f"(delta {f['delta']:g}), model {f['model_id']}, ONNX parity "
+        privacy = spend({"formal_guarantee": f.get("formal_guarantee", True), "epsilon": f["epsilon"],
+                         "delta": f["delta"]})
+        console.print(f"{f['framework']}: test accuracy {f['accuracy']:.3f}, {privacy}, model {f['model_id']}, ONNX parity "
                       f"{'passed' if f['onnx_parity'] else 'FAILED'}")
     return 0 if all(f["onnx_parity"] for f in figures) else 1
 
