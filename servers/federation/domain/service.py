@@ -38,6 +38,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import shlex
 import shutil
 import socket
@@ -796,13 +797,34 @@ def _fedpate_privacy(spec: FedPateSpec, queries: int) -> privacy.PrivacyReport:
                    parameters={**report.parameters, "teachers_per_node": str(per_node)})
 
 
+MAX_VOTES_NESTING = 8
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+
+
+def _nesting(text: str) -> int:
+    """The deepest nesting of JSON arrays and objects in `text` (brackets inside strings not counted),
+    found without parsing it."""
+    depth = deepest = 0
+    for char in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        depth += 1 if char in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def _read_votes(path: Path, spec: FedPateSpec) -> tuple[list[list[int]], list[bool]]:
     """votes.json's histograms and answered flags, checked against the job's spec; ValueError saying
     what is wrong."""
     size = path.stat().st_size
     if size > MAX_VOTES_BYTES:
         raise ValueError(f"{VOTES_FILE} has {size} bytes, above {MAX_VOTES_BYTES}")
-    data = json.loads(path.read_text())
+    text = path.read_text()
+    depth = _nesting(text)
+    if depth > MAX_VOTES_NESTING:
+        # Parsed as it is, deep nesting could exhaust the C stack of json's scanner in a process whose
+        # recursion limit was raised (a segfault, not an exception): refused before parsing.
+        raise ValueError(f"{VOTES_FILE} nests {depth} levels deep; votes are an object of lists of lists")
+    data = json.loads(text)
     if not isinstance(data, dict):
         raise ValueError(f"{VOTES_FILE} is not a JSON object")
     counts, answered = data.get("counts"), data.get("answered")
