@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import stat
 import threading
 import time
@@ -392,6 +393,45 @@ async def test_unknown_query_parameter_is_400(rest: httpx.AsyncClient, front_doo
     assert response.status_code == 400
     assert response.json()["code"] == code_pb2.INVALID_ARGUMENT
     assert "colour" in response.json()["message"]
+
+
+async def test_an_encoded_nul_in_a_path_is_400_with_a_message(rest: httpx.AsyncClient, front_door: EnvoyHandle):
+    """Envoy's path normalization refuses %00 before any route or server sees it, with an empty
+    body of its own: the REST client still gets a message it can act on."""
+    for path in ("/v1/datasets/abc%00def", "/fp/%00"):
+        response = await rest.get(path, headers=front_door.auth_headers())
+
+        assert response.status_code == 400, path
+        assert response.json() == {
+            "code": code_pb2.INVALID_ARGUMENT,
+            "message": "the request path is not valid: it holds an encoded NUL (%00) or another character "
+            "Envoy refuses to normalize",
+        }
+
+
+async def test_a_server_that_is_down_is_503_status_json_for_rest_and_unavailable_for_grpc(
+    envoy_factory, identity_keys: identity.Keys
+):
+    """The transcoder has already made a REST call gRPC when the upstream turns out to be down:
+    the REST client still gets google.rpc.Status JSON, a gRPC client a gRPC status."""
+    # Prepare: a port nothing listens on
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    door = envoy_factory({"registry": ("127.0.0.1", dead)})
+    # Execute
+    async with httpx.AsyncClient(base_url=door.url, timeout=60) as client:
+        response = await client.get("/v1/datasets/abc", headers=door.auth_headers())
+    async with grpc.aio.insecure_channel(door.target) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await pb_grpc.RegistryServiceStub(ch).GetDataset(
+                pb.GetDatasetRequest(dataset_id="abc"), metadata=door.auth_metadata("org-1")
+            )
+    # Assert
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["code"] == code_pb2.UNAVAILABLE and "upstream connect error" in response.json()["message"]
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_ledger_is_not_reachable_through_envoy(

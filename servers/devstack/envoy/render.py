@@ -302,17 +302,50 @@ def _header_strip_filter() -> dict[str, Any]:
     }
 
 
+# Local replies Envoy sends with an empty body, by their response code details, with the
+# google.rpc.Status a REST client gets instead of {"code": 3, "message": ""} (a format string: %% is %).
+_SILENT_REFUSALS = {
+    "path_normalization_failed": (
+        3,
+        "the request path is not valid: it holds an encoded NUL (%%00) or another character Envoy "
+        "refuses to normalize",
+    ),
+}
+
+
+def _details_are(details: str) -> dict[str, Any]:
+    """An access-log filter on a reply's response code details (Envoy's CEL filter)."""
+    return {
+        "extension_filter": {
+            "name": "envoy.access_loggers.extension_filters.cel",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                "expression": f"response.code_details == '{details}'",
+            },
+        }
+    }
+
+
 def _local_reply_config() -> dict[str, Any]:
     """REST clients get Envoy's own errors as google.rpc.Status JSON; gRPC clients are untouched."""
     not_grpc = {
-        "header_filter": {
-            "header": {
-                "name": "content-type",
-                "string_match": {"prefix": "application/grpc"},
-                "invert_match": True,
-                # A GET from curl has no content-type: that is not gRPC either.
-                "treat_missing_header_as_empty": True,
-            }
+        "or_filter": {
+            "filters": [
+                {
+                    "header_filter": {
+                        "header": {
+                            "name": "content-type",
+                            "string_match": {"prefix": "application/grpc"},
+                            "invert_match": True,
+                            # A GET from curl has no content-type: that is not gRPC either.
+                            "treat_missing_header_as_empty": True,
+                        }
+                    }
+                },
+                # A REST call the transcoder has already turned into gRPC (an upstream that is down,
+                # a timeout): its content-type says gRPC by now, the original path says REST.
+                {"header_filter": {"header": {"name": "x-envoy-original-path", "present_match": True}}},
+            ]
         }
     }
 
@@ -331,7 +364,15 @@ def _local_reply_config() -> dict[str, Any]:
             },
         }
 
-    mappers = [mapper(status_is("EQ", http), grpc) for http, grpc in _HTTP_TO_GRPC_CODE.items()]
+    # Envoy's own refusals that come without a body: say what was refused.
+    mappers = [
+        {
+            "filter": {"and_filter": {"filters": [_details_are(details), not_grpc]}},
+            "body_format_override": {"json_format": {"code": code, "message": message}},
+        }
+        for details, (code, message) in _SILENT_REFUSALS.items()
+    ]
+    mappers += [mapper(status_is("EQ", http), grpc) for http, grpc in _HTTP_TO_GRPC_CODE.items()]
     mappers.append(mapper(status_is("GE", 500), 13))  # INTERNAL
     mappers.append(mapper(status_is("GE", 400), 3))  # INVALID_ARGUMENT
     return {"mappers": mappers}
