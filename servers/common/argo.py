@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import BaseModel, Field
@@ -72,6 +72,81 @@ class ArgoJobSettings(BaseModel):
         "scheduled, say) is terminated and the job fails on its time limit.")
 
 
+class ArgoServerSettings(Protocol):
+    """What `ArgoServer` reads of a server's Argo settings (`ArgoJobSettings`, the Trainer's `ArgoSettings`)."""
+
+    server_url: str | None
+    namespace: str
+    token_file: Path | None
+    verify_tls: bool
+    ca_file: Path | None
+    request_timeout_seconds: float
+
+
+class ArgoServer:
+    """The Argo Server's REST API for one namespace: submit, read and terminate workflows, with
+    its refusals as the mesh's errors (FAILED_PRECONDITION for a 4xx, UNAVAILABLE for a 5xx or
+    no answer). `setting` is the server's environment prefix, for messages (MLMESH_TRAINER_ARGO__)."""
+
+    def __init__(self, settings: ArgoServerSettings, *, setting: str,
+                 transport: httpx.AsyncBaseTransport | None = None):
+        self.settings, self.setting = settings, setting
+        self.verify: Any = str(settings.ca_file) if settings.ca_file else settings.verify_tls
+        self.client = httpx.AsyncClient(base_url=settings.server_url or "http://argo-server.invalid",
+                                        timeout=settings.request_timeout_seconds, verify=self.verify,
+                                        transport=transport)
+
+    def unconfigured(self) -> str:
+        """"" when workflows can be submitted, else what to set."""
+        if not self.settings.server_url:
+            return f"the argo executor has no Argo Server: set {self.setting}SERVER_URL"
+        return ""
+
+    def headers(self) -> dict[str, str]:
+        if self.settings.token_file is None:
+            return {}
+        try:
+            token = self.settings.token_file.read_text().strip()
+        except OSError as exc:
+            raise errors.FailedPrecondition(f"cannot read the Argo Server token {self.settings.token_file} "
+                                            f"({exc.strerror}): check {self.setting}TOKEN_FILE",
+                                            reason="ARGO_TOKEN_UNREADABLE") from None
+        return {"Authorization": f"Bearer {token}"}
+
+    def path(self, name: str = "", action: str = "") -> str:
+        path = f"/api/v1/workflows/{self.settings.namespace}"
+        return path + (f"/{name}" if name else "") + (f"/{action}" if action else "")
+
+    async def call(self, method: str, path: str, body: dict | None = None) -> dict:
+        why_not = self.unconfigured()
+        if why_not:
+            raise errors.FailedPrecondition(why_not, reason="ARGO_NOT_CONFIGURED")
+        try:
+            response = await self.client.request(method, path, json=body, headers=self.headers())
+        except httpx.HTTPError as exc:
+            raise errors.Unavailable(f"the Argo Server at {self.settings.server_url} is unavailable: {exc}",
+                                     reason="ARGO_UNAVAILABLE") from None
+        return _answer(response, method, path)
+
+    async def submit(self, workflow: dict[str, Any]) -> str:
+        """Submits `workflow`; its generated name."""
+        created = await self.call("POST", self.path(), create_request(workflow, self.settings.namespace))
+        try:
+            return str(created["metadata"]["name"])
+        except (KeyError, TypeError):
+            raise errors.Unavailable("the Argo Server answered a submit without the workflow's name",
+                                     reason="ARGO_REFUSED") from None
+
+    async def status(self, name: str) -> dict:
+        return await self.call("GET", self.path(name))
+
+    async def terminate(self, name: str) -> None:
+        await self.call("PUT", self.path(name, "terminate"), {"name": name, "namespace": self.settings.namespace})
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
 class ArgoJobRunner:
     """Runs a job's process as a Workflow of `template` (implements the `ProcessRunner` port).
 
@@ -84,61 +159,21 @@ class ArgoJobRunner:
                  stderr_tail_lines: int = 20, transport: httpx.AsyncBaseTransport | None = None):
         self.settings, self.template, self.setting = settings, template, setting
         self.parameters, self.what, self.stderr_tail_lines = parameters, what, stderr_tail_lines
-        verify: Any = str(settings.ca_file) if settings.ca_file else settings.verify_tls
-        self._verify = verify
-        self._client = httpx.AsyncClient(base_url=settings.server_url or "http://argo-server.invalid",
-                                         timeout=settings.request_timeout_seconds, verify=verify,
-                                         transport=transport)
-
-    # -- the REST API ---------------------------------------------------------------------------
+        self.api = ArgoServer(settings, setting=setting, transport=transport)
 
     def unconfigured(self) -> str:
         """"" when workflows can be submitted, else what to set."""
-        if not self.settings.server_url:
-            return f"the argo executor has no Argo Server: set {self.setting}SERVER_URL"
-        return ""
-
-    def _headers(self) -> dict[str, str]:
-        if self.settings.token_file is None:
-            return {}
-        try:
-            token = self.settings.token_file.read_text().strip()
-        except OSError as exc:
-            raise errors.FailedPrecondition(f"cannot read the Argo Server token {self.settings.token_file} "
-                                            f"({exc.strerror}): check {self.setting}TOKEN_FILE",
-                                            reason="ARGO_TOKEN_UNREADABLE") from None
-        return {"Authorization": f"Bearer {token}"}
-
-    def _path(self, name: str = "", action: str = "") -> str:
-        path = f"/api/v1/workflows/{self.settings.namespace}"
-        return path + (f"/{name}" if name else "") + (f"/{action}" if action else "")
-
-    async def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        why_not = self.unconfigured()
-        if why_not:
-            raise errors.FailedPrecondition(why_not, reason="ARGO_NOT_CONFIGURED")
-        try:
-            response = await self._client.request(method, path, json=body, headers=self._headers())
-        except httpx.HTTPError as exc:
-            raise errors.Unavailable(f"the Argo Server at {self.settings.server_url} is unavailable: {exc}",
-                                     reason="ARGO_UNAVAILABLE") from None
-        return _answer(response, method, path)
+        return self.api.unconfigured()
 
     async def submit(self, request: RunRequest) -> str:
         """Submits the workflow of `request`; its generated name."""
-        workflow = self.render(request)
-        created = await self._call("POST", self._path(), create_request(workflow, self.settings.namespace))
-        try:
-            return str(created["metadata"]["name"])
-        except (KeyError, TypeError):
-            raise errors.Unavailable("the Argo Server answered a submit without the workflow's name",
-                                     reason="ARGO_REFUSED") from None
+        return await self.api.submit(self.render(request))
 
     async def status(self, name: str) -> dict:
-        return await self._call("GET", self._path(name))
+        return await self.api.status(name)
 
     async def terminate(self, name: str) -> None:
-        await self._call("PUT", self._path(name, "terminate"), {"name": name, "namespace": self.settings.namespace})
+        await self.api.terminate(name)
 
     def render(self, request: RunRequest) -> dict[str, Any]:
         """The Workflow that runs `template` for `request` (pure: validated offline in the tests)."""
@@ -211,13 +246,13 @@ class ArgoJobRunner:
     async def _follow_logs(self, name: str, on_line: LineSink, tail: collections.deque) -> None:
         params = {"logOptions.container": "main", "logOptions.follow": "true"}
         try:
-            async with self._client.stream("GET", self._path(name, "log"), params=params,
-                                           headers={**self._headers(), "Accept": "text/event-stream"},
-                                           timeout=httpx.Timeout(self.settings.request_timeout_seconds,
-                                                                 read=None)) as response:
+            async with self.api.client.stream("GET", self.api.path(name, "log"), params=params,
+                                              headers={**self.api.headers(), "Accept": "text/event-stream"},
+                                              timeout=httpx.Timeout(self.settings.request_timeout_seconds,
+                                                                    read=None)) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                    _answer(response, "GET", self._path(name, "log"))
+                    _answer(response, "GET", self.api.path(name, "log"))
                 async for line in response.aiter_lines():
                     text = log_line(line)
                     if text is not None:
@@ -235,7 +270,7 @@ class ArgoJobRunner:
                 log.warning("job %s's workflow may still run: %s", pid_file.parent.name, self.unconfigured())
             return False
         try:
-            with httpx.Client(base_url=self.settings.server_url or "", verify=self._verify,
+            with httpx.Client(base_url=self.settings.server_url or "", verify=self.api.verify,
                               timeout=self.settings.request_timeout_seconds) as client:
                 try:
                     record = json.loads(pid_file.read_text())
@@ -245,7 +280,7 @@ class ArgoJobRunner:
                 terminated = False
                 for namespace, name in found:
                     response = client.put(f"/api/v1/workflows/{namespace}/{name}/terminate",
-                                          json={"name": name, "namespace": namespace}, headers=self._headers())
+                                          json={"name": name, "namespace": namespace}, headers=self.api.headers())
                     if response.status_code >= 400:
                         log.warning("terminating workflow %s/%s left by a previous server process: %s %s", namespace,
                                     name, response.status_code, response.text[:200])
@@ -261,14 +296,14 @@ class ArgoJobRunner:
 
     def _unfinished(self, client: httpx.Client, job_id: str) -> list[tuple[str, str]]:
         namespace = self.settings.namespace
-        response = client.get(f"/api/v1/workflows/{namespace}", headers=self._headers(),
+        response = client.get(f"/api/v1/workflows/{namespace}", headers=self.api.headers(),
                               params={"listOptions.labelSelector": f"mlmesh.io/job-id={job_id}"})
         items = _answer(response, "GET", f"/api/v1/workflows/{namespace}").get("items") or []
         return [(namespace, str(w["metadata"]["name"])) for w in items
                 if (w.get("status") or {}).get("phase") not in FINAL_PHASES]
 
     async def close(self) -> None:
-        await self._client.aclose()
+        await self.api.close()
 
 
 def _answer(response: httpx.Response, method: str, path: str) -> dict:
