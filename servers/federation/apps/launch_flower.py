@@ -43,9 +43,17 @@ EVENT = "MLMESH_EVENT "
 HOST = "127.0.0.1"
 
 
-def emit(**event) -> None:
-    sys.stdout.write(EVENT + json.dumps(event) + "\n")  # one write: threads report too
+def say(text: str) -> None:
+    """One line of output in one write. The launchers print from several threads (the event tail,
+    the relayed `flwr run` output, the frameworks' own loggers); print() writes the text and its
+    newline separately, and a flush from another thread between the two merges two lines, which
+    loses an event or a log line."""
+    sys.stdout.write(text + "\n")
     sys.stdout.flush()
+
+
+def emit(**event) -> None:
+    say(EVENT + json.dumps(event))
 
 
 def toml_value(value) -> str:
@@ -154,7 +162,19 @@ class Tail(threading.Thread):
             if not line.endswith("}"):
                 break  # still being written
             self.seen += 1
-            print(EVENT + line, flush=True)
+            self.relay(line)
+
+    def relay(self, line: str) -> None:
+        """A `log` event (a component in another process has a line for the job's log) is said as
+        a line; every other event goes to the Federation server as it is, which checks it."""
+        try:
+            event = json.loads(line)
+        except ValueError:
+            event = None
+        if isinstance(event, dict) and event.get("type") == "log":
+            say(str(event.get("text", "")))
+        else:
+            say(EVENT + line)
 
     def run(self) -> None:
         while not self.done.wait(0.2):
@@ -182,7 +202,7 @@ def register(keys: list[str], directory: Path, env: dict[str, str], cwd: Path) -
                 said = (out.stdout + out.stderr).strip().splitlines()
                 raise RuntimeError(f"the SuperLink refused SuperNode key {i}: {said[-1] if said else out.returncode}")
             time.sleep(1)
-    print(f"registered {len(keys)} SuperNode public key(s): only their SuperNodes may join", flush=True)
+    say(f"registered {len(keys)} SuperNode public key(s): only their SuperNodes may join")
 
 
 class Joined(threading.Thread):
@@ -290,16 +310,16 @@ def main(job_file: str) -> int:
             emit(type="join", superlink=address, nodes=nodes, root_certificates_pem=tls["ca"].read_text())
             assert joined is not None
             joined.start()
-            print(f"SuperLink waiting for {nodes} SuperNode(s) over TLS at {address}: flower-supernode "
+            say(f"SuperLink waiting for {nodes} SuperNode(s) over TLS at {address}: flower-supernode "
                   f"--superlink {address} --root-certificates <the job's ca.pem> --node-config "
-                  f"'data-path=\"<your CSV>\" client-id=\"<name>\" num-teachers={per_node}'", flush=True)
+                  f"'data-path=\"<your CSV>\" client-id=\"<name>\" num-teachers={per_node}'")
         for i in range(0 if real else nodes):
             node_config = f"partition-id={i} num-partitions={nodes}"
             start(f"supernode-{i}", [str(BIN / "flower-supernode"), "--insecure", "--superlink",
                                      f"{HOST}:{link_port}", "--host", HOST, "--port", str(free_port()),
                                      "--node-config", node_config])
-        print(f"Flower deployment engine up in {time.monotonic() - started:.1f} s: SuperLink {host}:{link_port}, "
-              f"{nodes} SuperNode(s) hosting {teachers} teacher(s)", flush=True)
+        say(f"Flower deployment engine up in {time.monotonic() - started:.1f} s: SuperLink {host}:{link_port}, "
+              f"{nodes} SuperNode(s) hosting {teachers} teacher(s)")
         tail.start()
         run = subprocess.Popen([str(BIN / "flwr"), "run", str(app_dir), "local", "--stream"], env=env, cwd=job_dir,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -307,7 +327,7 @@ def main(job_file: str) -> int:
         assert run.stdout is not None
         for line in run.stdout:
             lines.append(line.rstrip())
-            print(line.rstrip(), flush=True)
+            say(line.rstrip())
         run.wait()
     finally:
         tail.done.set()
@@ -324,7 +344,7 @@ def main(job_file: str) -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-    print(f"Flower run finished in {time.monotonic() - started:.1f} s", flush=True)
+    say(f"Flower run finished in {time.monotonic() - started:.1f} s")
     if not (output / "model.pt").is_file() or not (output / "result.json").is_file():
         said = [line for line in lines if line.strip()]
         # The app's own error (the last "SomethingError: ..." line of a traceback) says it best.

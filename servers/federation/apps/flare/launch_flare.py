@@ -49,7 +49,7 @@ sys.path[:0] = [str(HERE), str(FEDPATE), str(APPS)]
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from fedpate import task  # noqa: E402
-from launch_flower import EVENT, Tail, emit  # noqa: E402
+from launch_flower import Tail, emit, say  # noqa: E402
 from mlmesh_flare import CLIENT_CONTEXT, SERVER_CONTEXT, FlareNet, ReportingPersistor  # noqa: E402
 
 JOB_NAME = "mlmesh-fedavg"
@@ -139,18 +139,17 @@ class HeRelay(Tail):
                 break  # still being written
             self.seen += 1
             event = json.loads(line)
-            if event.get("type") == "log":  # the FLARE server's persistor, for the job's log
-                print(event["text"], flush=True)
-                continue
             encrypted = event.pop("encrypted_model", None)
-            if encrypted:
+            if not encrypted:
+                self.relay(json.dumps(event, sort_keys=True))
+            else:
                 model = FlareNet(**self.model_args)
                 model.load_state_dict(decrypt_model(Path(encrypted), self.client_context, self.model_args))
                 test = task.read_table(self.test_path, self.target_column)
                 event["loss"], event["accuracy"] = task.evaluate(model, test.features, test.labels)
-                print(f"round {event['round']}: the global model decrypted with the clients' key: accuracy "
-                      f"{event['accuracy']:.4f} on the server's test split", flush=True)
-            print(EVENT + json.dumps(event, sort_keys=True), flush=True)
+                say(f"round {event['round']}: the global model decrypted with the clients' key: accuracy "
+                    f"{event['accuracy']:.4f} on the server's test split")
+                emit(**event)
 
 
 def save_model(model_args: dict, weights_file: Path, table: task.Table, classes: int, output: Path, *,

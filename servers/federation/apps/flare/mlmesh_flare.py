@@ -111,8 +111,8 @@ class ReportingPersistor(PTFileModelPersistor):
         budget = dxo.get_meta_prop(SVT_BUDGET)
         if isinstance(budget, dict):
             # FLARE's own accounting of the filter, printed into the job's log beside ours.
-            print(f"{site}: FLARE's SVT filter reports epsilon {float(budget.get('epsilon_total', 0)):.6g}, "
-                  f"delta {budget.get('delta')} ({budget.get('accountant')}) for this round's result", flush=True)
+            self._say(f"{site}: FLARE's SVT filter reports epsilon {float(budget.get('epsilon_total', 0)):.6g}, "
+                      f"delta {budget.get('delta')} ({budget.get('accountant')}) for this round's result")
         metrics = dict(result.metrics or {})
         meta = dict(result.meta or {})
         with self._lock:

@@ -52,7 +52,7 @@ from launch_flare import (  # sets sys.path
 
 import numpy as np  # noqa: E402
 from fedpate import task  # noqa: E402
-from launch_flower import Tail, emit  # noqa: E402
+from launch_flower import Tail, emit, say  # noqa: E402
 from mlmesh_flare import CLIENT_CONTEXT  # noqa: E402
 
 DATA_ENV = "MLMESH_FLARE_DATA"
@@ -112,14 +112,14 @@ def run(config: dict, job_dir: Path) -> int:
     try:
         flare_job = admin.submit_job(str(job_folder))
         (job_dir / "flare_job_id").write_text(flare_job)
-        print(f"submitted to the FLARE server as job {flare_job}", flush=True)
+        say(f"submitted to the FLARE server as job {flare_job}")
         tail.start()
         status, shown = "", ""
         while not status.startswith("FINISHED"):
             time.sleep(POLL_SECONDS)
             status = str(admin.get_job_meta(flare_job).get("status", ""))
             if status != shown:
-                print(f"FLARE job {flare_job}: {status}", flush=True)
+                say(f"FLARE job {flare_job}: {status}")
                 shown = status
         if status != "FINISHED:COMPLETED":
             print(f"FLARE job {flare_job} ended {status} (see the FLARE server's log)", file=sys.stderr)
@@ -149,7 +149,7 @@ def abort(job_file: Path) -> int:
         flare_job = id_file.read_text().strip()
         if not str(admin.get_job_meta(flare_job).get("status", "")).startswith("FINISHED"):
             admin.abort_job(flare_job)
-            print(f"aborted FLARE job {flare_job}", flush=True)
+            say(f"aborted FLARE job {flare_job}")
     finally:
         admin.close()
     return 0
