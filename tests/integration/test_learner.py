@@ -320,3 +320,10 @@ async def test_learner_names_are_per_organization_and_each_oip_call_reaches_its_
     assert err.code() == grpc.StatusCode.FAILED_PRECONDITION and "learner id" in err.details()
     meta = await h.oip.ModelMetadata(v2.ModelMetadataRequest(name=theirs.learner_id))
     assert list(meta.inputs[0].shape) == [-1, 24]
+    # A deleted learner's name is free again, and the name reaches the new learner, not the old one
+    await h.stub.DeleteLearner(lpb.DeleteLearnerRequest(learner_id=mine.learner_id), metadata=as_org(ORG))
+    err = await refusal(h.oip.ModelMetadata(v2.ModelMetadataRequest(name="meter"), metadata=as_org(ORG)))
+    assert err.code() == grpc.StatusCode.NOT_FOUND
+    again = await create(ORG, 12)
+    meta = await h.oip.ModelMetadata(v2.ModelMetadataRequest(name="meter"), metadata=as_org(ORG))
+    assert again.learner_id != mine.learner_id and list(meta.inputs[0].shape) == [-1, 12]

@@ -88,6 +88,9 @@ class LearnerCore:
     def __init__(self, db: LearnerRepository, registry: Registry, options: CoreOptions):
         self.db, self.registry, self.options = db, registry, options
         self.live: dict[str, LiveLearner] = {}
+        # (organization, display name) -> learner id of the live learners: the OIP's model names,
+        # looked up on every inference call (names are unique within an organization and fixed).
+        self._names: dict[tuple[str, str], str] = {}
         self.failed: dict[str, LearnerRecord] = {}
         self._create_lock = asyncio.Lock()
         self._prediction_counters: dict[str, Any] = {}
@@ -98,7 +101,7 @@ class LearnerCore:
         """Loads every stored learner from its latest saved version (or its starting model)."""
         for record in await self.db.all():
             try:
-                self.live[record.learner_id] = live = await self._load(record)
+                live = self._add_live(await self._load(record))
                 await self._replay(live)
                 if record.state == FAILED:
                     await self.db.set_state(record.learner_id, READY)
@@ -140,8 +143,7 @@ class LearnerCore:
                     "one or raise the limit", reason="TOO_MANY_LEARNERS")
             # Names are unique within an organization (they are its OIP model names); another
             # organization's names are none of the caller's business, not even that they exist.
-            if any(live.record.display_name == display_name.strip() and live.record.organization_id == org
-                   for live in self.live.values()):
+            if (org, display_name.strip()) in self._names:
                 raise errors.AlreadyExists(f"your organization has a learner named {display_name.strip()!r} "
                                            "already", reason="LEARNER_NAME_TAKEN")
             record = LearnerRecord(
@@ -157,7 +159,7 @@ class LearnerCore:
                 live.close()
                 shutil.rmtree(self._dir(record.learner_id), ignore_errors=True)
                 raise
-            self.live[record.learner_id] = live
+            self._add_live(live)
         log.info("learner_id=%s name=%s created: %s/%s/%s", record.learner_id, record.display_name, spec.backend,
                  spec.transformer, spec.task)
         return record, live
@@ -289,7 +291,7 @@ class LearnerCore:
         elif caller_org is not None:
             raise not_found("learner", learner_id)  # not loaded here: nothing of it is the caller's to delete
         await self.db.delete(learner_id)  # NotFound when unknown
-        live = self.live.pop(learner_id, None)
+        live = self._drop_live(learner_id)
         self.failed.pop(learner_id, None)
         if live is not None:
             live.close()
@@ -485,6 +487,11 @@ class LearnerCore:
         """The caller's organization's learner named `name` (or with that id). A mesh server calling
         for itself (caller None) sees every organization's: a name several organizations use is then
         ambiguous, and it must name the learner by its id."""
+        if caller_org is not None:  # the OIP's path: a dict lookup by id or by name, checked
+            live = self.live.get(name) or self.live.get(self._names.get((caller_org, name), ""))
+            if live is not None and live.record.organization_id == caller_org and name in (
+                    live.learner_id, live.record.display_name):
+                return live
         found = [live for live in self.live.values()
                  if name in (live.record.display_name, live.learner_id)
                  and (caller_org is None or live.record.organization_id == caller_org)]
@@ -498,6 +505,17 @@ class LearnerCore:
         if not found:
             raise _no_model(name)
         return found[0]
+
+    def _add_live(self, live: LiveLearner) -> LiveLearner:
+        self.live[live.learner_id] = live
+        self._names[(live.record.organization_id, live.record.display_name)] = live.learner_id
+        return live
+
+    def _drop_live(self, learner_id: str) -> LiveLearner | None:
+        live = self.live.pop(learner_id, None)
+        if live is not None:
+            self._names.pop((live.record.organization_id, live.record.display_name), None)
+        return live
 
     # -- saving ----------------------------------------------------------------------------------
 
