@@ -34,6 +34,7 @@ def core_options(settings: TrainerSettings) -> CoreOptions:
         max_log_lines=settings.max_log_lines,
         keep_job_dirs=settings.keep_job_dirs,
         report_retry_seconds=settings.report_retry_seconds,
+        database_outage_seconds=settings.database_outage_seconds,
         inherited_env=tuple(sorted(settings.inherited_env.items())),
         seed=settings.seed,
     )

@@ -77,6 +77,9 @@ class TrainerSettings(DatabaseSettings, ServerSettings):
                                        "Registry does not know the model yet (it submits while registering).")
     report_retry_seconds: float = Field(5.0, gt=0, description="How often failures the Registry has not "
                                         "acknowledged are reported again.")
+    database_outage_seconds: float = Field(
+        120.0, ge=0, description="How long a running job waits for PostgreSQL to come back (a restart, a failover): "
+        "its state changes and log lines are retried meanwhile; after that the job fails.")
     keep_job_dirs: bool = Field(False, description="Keep jobs/<job_id>/ after a job ends (debugging); by default "
                                 "it is removed with its dataset copy.")
     seed: int = Field(0, description="MLMESH_SEED handed to every recipe, for reproducible training.")

@@ -325,6 +325,52 @@ async def test_kill_9_then_restart_fails_the_running_job_and_reports_it(trainer_
         raise AssertionError("the new Trainer left the dead one's recipe running")
 
 
+async def test_a_postgresql_restart_during_a_job_loses_no_line_and_the_job_succeeds(stand_in_registry, tmp_path):
+    """The Trainer's own embedded PostgreSQL is stopped while the recipe runs and started again
+    after the recipe has printed and ended: the job's log lines and its move to POST_TRAINING are
+    retried through the outage (database_outage_seconds) instead of failing the job."""
+    # Prepare: a recipe that waits for the test before printing and finishing
+    from servers.devstack.postgres import start_postgres, stop_postgres
+
+    started, go = tmp_path / "started", tmp_path / "go"
+    waiting = (f"import pathlib, time\npathlib.Path({str(started)!r}).touch()\n"
+               f"while not pathlib.Path({str(go)!r}).exists():\n    time.sleep(0.05)\n"
+               "for i in range(50):\n    print(f'while the database was down {i}', flush=True)\n")
+    model_id = stand_in_registry.add_model(stand_in_registry.add_dataset(csv_dataset()), recipe(waiting + TRAIN_PY))
+    pg_dir = tmp_path / "pg"
+    port = free_port()
+    pg, dsn = await asyncio.to_thread(start_postgres, pg_dir, port)
+    trainer = None
+    try:
+        trainer = await trainer_fixtures.TrainerHandle(
+            trainer_fixtures.trainer_settings(dsn, tmp_path / "data", stand_in_registry.port)).start()
+        job = await submit(trainer.stub, model_id)
+        await wait_for(trainer.stub, job.job_id, (S.STATE_TRAINING,))
+        for _ in range(600):
+            if started.exists():
+                break
+            await asyncio.sleep(0.05)
+        # Execute: PostgreSQL goes away, the recipe prints and ends, PostgreSQL comes back 3 s later
+        assert await asyncio.to_thread(stop_postgres, pg)
+        go.touch()
+        await asyncio.sleep(3)
+        pg, _ = await asyncio.to_thread(start_postgres, pg_dir, port)
+        done = await wait_for(trainer.stub, job.job_id, FINAL, timeout=60)
+        events = [e async for e in trainer.stub.WatchTrainingJob(pb.WatchTrainingJobRequest(job_id=job.job_id))]
+    finally:
+        if trainer is not None:
+            await trainer.stop()
+        await asyncio.to_thread(stop_postgres, pg)
+    # Assert: the job succeeded with every line once, in order
+    assert done.state == S.STATE_SUCCEEDED, done.failure_reason
+    [result] = stand_in_registry.results
+    assert result.model_id == model_id
+    logs = [e.log for e in events if e.WhichOneof("event") == "log"]
+    assert [ln.sequence for ln in logs] == list(range(1, len(logs) + 1))
+    outage = [ln.text for ln in logs if ln.text.startswith("while the database was down")]
+    assert outage == [f"while the database was down {i}" for i in range(50)]
+
+
 def digits_csv() -> bytes:
     """scikit-learn's bundled handwritten digits as CSV (64 pixel columns, then the label)."""
     code = ("import sys, numpy as np; from sklearn.datasets import load_digits; d = load_digits(); "

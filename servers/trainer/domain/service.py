@@ -20,10 +20,12 @@ import contextlib
 import datetime as dt
 import logging
 import shutil
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
 from servers.common import errors, ids
 from servers.common.access import Access, access
@@ -39,6 +41,9 @@ log = logging.getLogger("mlmesh.trainer")
 
 MAX_LINE_CHARS = 8192
 FAILURE_REASON_CHARS = 4000
+
+
+T = TypeVar("T")
 
 
 def utcnow() -> dt.datetime:
@@ -63,6 +68,7 @@ class CoreOptions:
     max_log_lines: int = 200_000
     keep_job_dirs: bool = False
     report_retry_seconds: float = 5.0
+    database_outage_seconds: float = 120.0  # how long a running job waits for PostgreSQL to come back
     inherited_env: tuple[tuple[str, str], ...] = ()
     seed: int = 0
 
@@ -77,6 +83,7 @@ class _JobLog:
         self.lock = asyncio.Lock()
         self.flusher: asyncio.Task | None = None
         self.dropped = False
+        self.unsure = False
 
     async def write(self, stream: str, text: str) -> None:
         if len(text) > MAX_LINE_CHARS:
@@ -99,16 +106,38 @@ class _JobLog:
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(0.05)
-        await self.flush()
+        await self.flush(wait=False)
 
-    async def flush(self) -> None:
+    async def flush(self, *, wait: bool = True) -> None:
+        """Stores the pending lines, then tells watchers. While the database is unavailable the
+        lines stay pending: `wait` retries through an outage (`_through_outages`), else the next
+        flush tries again."""
         async with self.lock:
-            batch, self.pending = self.pending, []
-            if not batch:
+            if not self.pending:
                 return
-            await self.core.repo.append_logs(self.job_id, batch)
+            try:
+                batch = await (self.core._through_outages(f"job {self.job_id}: writing its log", self._store)
+                               if wait else self._store())
+            except errors.Unavailable:
+                if wait:
+                    raise
+                return
             for line in batch:
                 self.core._publish(self.job_id, line)
+
+    async def _store(self) -> list[LogLine]:
+        if self.unsure:  # an append whose answer was lost may have committed: not twice
+            stored = await self.core.repo.last_log_sequence(self.job_id)
+            self.pending = [line for line in self.pending if line.sequence > stored]
+            self.unsure = False
+        batch = list(self.pending)  # write() may add lines meanwhile, at the end
+        try:
+            await self.core.repo.append_logs(self.job_id, batch)
+        except errors.Unavailable:
+            self.unsure = True
+            raise
+        del self.pending[:len(batch)]
+        return batch
 
     async def close(self) -> None:
         if self.flusher is not None and not self.flusher.done():
@@ -343,15 +372,41 @@ class TrainerCore:
     def _lock(self, job_id: str) -> asyncio.Lock:
         return self._job_locks.setdefault(job_id, asyncio.Lock())
 
+    async def _through_outages(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """`step()`, tried again while the database is unavailable (PostgreSQL restarting, a failover),
+        for up to `database_outage_seconds`; then its Unavailable goes to the caller (and fails the job)."""
+        deadline = time.monotonic() + self.options.database_outage_seconds
+        delay = 0.2
+        while True:
+            try:
+                return await step()
+            except errors.Unavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("%s: the database is unavailable (%s); trying again in %.1f s", what, exc.message, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     async def _transition(self, job: Job, state: str, failure_reason: str = "", **changes) -> Job:
-        """Moves the job (checked by the state machine and against the stored state) and tells watchers."""
-        async with self._lock(job.job_id):
+        """Moves the job (checked by the state machine and against the stored state) and tells watchers.
+        Through a database outage: an attempt whose answer was lost may have moved it already."""
+        attempts = 0
+
+        async def move() -> tuple[Job, Job]:
+            nonlocal attempts
+            attempts += 1
             current = await self.repo.get(job.job_id)
+            if attempts > 1 and current.state == state:
+                return current, current
             new = current.moved(state, now=self.clock(), failure_reason=failure_reason[:FAILURE_REASON_CHARS],
-                                 **changes)
+                                **changes)
             if not await self.repo.save(new, expected_state=current.state):
                 raise errors.Aborted(f"training job {job.job_id} changed while moving it to {state}",
                                      reason="JOB_CHANGED")
+            return current, new
+
+        async with self._lock(job.job_id):
+            current, new = await self._through_outages(f"job {job.job_id}: moving it to {state}", move)
         log.info("job %s: %s -> %s%s", job.job_id, current.state, state,
                  f" ({failure_reason})" if failure_reason else "")
         self._publish(job.job_id, new)
@@ -424,7 +479,8 @@ class TrainerCore:
 
     async def _run(self, job: Job) -> None:
         job_dir = self.options.work_root / "jobs" / job.job_id
-        joblog = _JobLog(self, job.job_id, await self.repo.last_log_sequence(job.job_id))
+        joblog = _JobLog(self, job.job_id, await self._through_outages(
+            f"job {job.job_id}: reading its log", lambda: self.repo.last_log_sequence(job.job_id)))
 
         async def note(text: str) -> None:
             await joblog.write("trainer", text)
@@ -555,7 +611,8 @@ class TrainerCore:
                     raise StepFailed(reason or f"the Argo workflow {name} failed")
                 if state not in path:
                     continue
-                current = await self.repo.get(job.job_id)
+                current = await self._through_outages(f"job {job.job_id}: reading it",
+                                                      lambda: self.repo.get(job.job_id))
                 # Walk every step up to `state` (a short step may end between two polls).
                 for step in path[:path.index(state) + 1]:
                     if J.can_transition(current.state, step):
