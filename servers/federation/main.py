@@ -38,7 +38,8 @@ def core_options(settings: FederationSettings) -> CoreOptions:
         flower_real=FlowerReal(host=settings.flower_real_host, public_host=settings.flower_real_public_host,
                                tls_names=tuple(settings.flower_real_tls_names), port_min=settings.flower_real_port_min,
                                port_max=settings.flower_real_port_max,
-                               join_timeout_seconds=settings.flower_real_join_timeout_seconds))
+                               join_timeout_seconds=settings.flower_real_join_timeout_seconds,
+                               gate_envoy=str(settings.flower_real_gate_envoy)))
 
 
 async def build(settings: FederationSettings) -> tuple[MeshServer, FederationCore]:

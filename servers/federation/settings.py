@@ -4,6 +4,7 @@ mesh-wide."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -77,6 +78,10 @@ class FederationSettings(DatabaseSettings, ServerSettings):
     flower_real_port_min: int = Field(9200, ge=0, le=65535, description="First port of the SuperLinks' range (0 and "
                                       "flower_real_port_max 0: any free port).")
     flower_real_port_max: int = Field(9263, ge=0, le=65535, description="Last port of the SuperLinks' range.")
+    flower_real_gate_envoy: Path = Field(
+        Path(sys.executable).with_name("envoy"), description="Envoy binary of real-mode jobs' site gates: the "
+        "SuperLink listens on loopback and an Envoy on flower_real_host forwards only Flower's Fleet API to it, "
+        "so the sites cannot reach its unauthenticated Control API.")
     flower_real_join_timeout_seconds: float = Field(600.0, gt=0, le=7 * 24 * 3600, description="How long a real-mode "
                                                     "FedPATE job waits for its SuperNodes before it fails.")
     argo: FederationArgoSettings = Field(default_factory=FederationArgoSettings, description="The argo executor.")

@@ -15,11 +15,13 @@ import json
 import os
 import shlex
 import signal
+import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from mlmesh.federation.v1 import federation_service_pb2 as pb
 from mlmesh.federation.v1 import federation_service_pb2_grpc as fed_grpc
@@ -193,6 +195,19 @@ async def test_a_real_fedpate_job_trains_on_two_joined_supernodes_and_registers_
         ca = await download_ca(stub, job.job_id, tmp_path / "ca.pem")
         assert hashlib.sha256(ca.read_bytes()).hexdigest() == join.root_certificates_sha256
         assert ca.read_text().startswith("-----BEGIN CERTIFICATE-----") and "PRIVATE KEY" not in ca.read_text()
+        # The sites' port is the site gate: Flower's Fleet API only. The Control API (which submits
+        # runs, unauthenticated in Flower's open-source build) and the Runtime API are not reachable
+        # from there, however the path is spelled; the Fleet API is (Flower answers its bad request).
+        async with httpx.AsyncClient(base_url=f"https://{join.superlink_address}",
+                                     verify=ssl.create_default_context(cafile=str(ca))) as site:
+            for path in ("/v1/control/list-runs", "/v1/control/start-run", "/v1/runtime/get-nodes", "/health",
+                         "/v1/fleet/../control/start-run", "/v1/fleet/%2e%2e/control/start-run",
+                         "/v1/fleet%2F..%2Fcontrol/start-run", "//v1/control/start-run"):
+                answer = await site.post(path, content=b"")
+                assert answer.status_code in (400, 404), (path, answer.status_code, answer.text)
+                assert "Fleet API" in answer.text or answer.status_code == 400, (path, answer.text)
+            fleet = await site.post("/v1/fleet/get-run", content=b"not a protobuf")
+            assert "Fleet API" not in fleet.text and fleet.status_code not in (404, 503), (fleet.status_code, fleet.text)
         # Execute: two client owners start their SuperNodes, each on its own file
         for site in ("site-a", "site-b"):
             nodes.append(start_supernode(join, ca, files[site], site, tmp_path / site))

@@ -133,6 +133,48 @@ def make_tls(directory: Path, names: list[str]) -> dict[str, Path]:
     return paths
 
 
+# The SuperLink's paths a site may reach: Flower's Fleet API, which SuperNodes speak. Flower 1.42
+# serves its Control API (submits runs, unauthenticated in the open-source build) and its Runtime
+# API on the same port, so in real mode the SuperLink listens on loopback only and an Envoy (the
+# "site gate") faces the sites, forwarding these paths and answering 404 to every other.
+SITE_PATHS = "/v1/fleet/"
+
+
+def site_gate_config(bind: str, port: int, upstream_port: int, tls: dict[str, Path]) -> dict:
+    """Envoy's static configuration for the site gate: TLS with the job's certificate on
+    `bind`:`port`, paths under SITE_PATHS to the SuperLink on 127.0.0.1:`upstream_port` (TLS, the
+    job's CA), everything else 404. Paths are normalised first, so `..` cannot step out."""
+    def tls_socket(kind: str, context: dict) -> dict:
+        return {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": f"type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.{kind}",
+            "common_tls_context": context}}
+
+    manager = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "sites", "codec_type": "AUTO", "normalize_path": True, "merge_slashes": True,
+        "path_with_escaped_slashes_action": "REJECT_REQUEST",
+        "route_config": {"virtual_hosts": [{"name": "superlink", "domains": ["*"], "routes": [
+            {"match": {"prefix": SITE_PATHS}, "route": {"cluster": "superlink", "timeout": "0s"}},
+            {"match": {"prefix": "/"}, "direct_response": {"status": 404, "body": {
+                "inline_string": f"only Flower's Fleet API ({SITE_PATHS}) is served to the sites\n"}}}]}]},
+        "http_filters": [{"name": "envoy.filters.http.router", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}],
+    }
+    return {"static_resources": {
+        "listeners": [{"name": "sites", "address": {"socket_address": {"address": bind, "port_value": port}},
+                       "filter_chains": [{
+                           "transport_socket": tls_socket("DownstreamTlsContext", {"tls_certificates": [{
+                               "certificate_chain": {"filename": str(tls["cert"])},
+                               "private_key": {"filename": str(tls["key"])}}]}),
+                           "filters": [{"name": "envoy.filters.network.http_connection_manager",
+                                        "typed_config": manager}]}]}],
+        "clusters": [{"name": "superlink", "type": "STATIC", "connect_timeout": "5s",
+                      "load_assignment": {"cluster_name": "superlink", "endpoints": [{"lb_endpoints": [{"endpoint": {
+                          "address": {"socket_address": {"address": HOST, "port_value": upstream_port}}}}]}]},
+                      "transport_socket": tls_socket("UpstreamTlsContext", {"validation_context": {
+                          "trusted_ca": {"filename": str(tls["ca"])}}})}]}}
+
+
 def watch(procs: list[subprocess.Popen], run: subprocess.Popen) -> None:
     """Ends `flwr run` when a SuperLink, SuperExec or SuperNode dies under it (the run would wait
     for it forever), printing the end of that process's log."""
@@ -265,13 +307,21 @@ def main(job_file: str) -> int:
     public = str(config.get("public-host", "")) or host
     link_port = int(config.get("listen-port", 0)) or free_port()
     address = f"[{public}]:{link_port}" if ":" in public else f"{public}:{link_port}"  # what sites dial
+    gate_port = link_port  # real mode: the site gate's port; the SuperLink's own is on loopback
     if real:
-        tls = make_tls(job_dir / "tls", [host, public, *str(config.get("tls-names", "")).split()])
+        envoy = Path(str(config.get("site-gate-envoy", "")))
+        if not envoy.is_file():
+            print(f"real mode needs Envoy for the site gate, and {envoy} is not a file "
+                  "(MLMESH_FEDERATION_FLOWER_REAL_GATE_ENVOY)", file=sys.stderr)
+            return 1
+        link_port = free_port()
+        tls = make_tls(job_dir / "tls", [HOST, host, public, *str(config.get("tls-names", "")).split()])
         link_security = ["--ssl-ca-certfile", str(tls["ca"]), "--ssl-certfile", str(tls["cert"]), "--ssl-keyfile",
                          str(tls["key"])]
         client_security = ["--root-certificates", str(tls["ca"])]
+        (job_dir / "site-gate.json").write_text(json.dumps(site_gate_config(bind, gate_port, link_port, tls)))
         (flwr_home / "config.toml").write_text(
-            f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "{host}:{link_port}"\n'
+            f'[superlink]\ndefault = "local"\n\n[superlink.local]\naddress = "{HOST}:{link_port}"\n'
             f'root-certificates = "{tls["ca"]}"\n')
     else:
         link_security = client_security = ["--insecure"]
@@ -294,12 +344,16 @@ def main(job_file: str) -> int:
     try:
         keys = [k for k in str(config.get("supernode-public-keys", "")).splitlines() if k.strip()] if real else []
         auth = ["--enable-supernode-auth"] if keys else []
-        link = start("superlink", [str(BIN / "flower-superlink"), *link_security, "--host", bind, "--port",
+        link = start("superlink", [str(BIN / "flower-superlink"), *link_security, "--host", HOST, "--port",
                                    str(link_port), "--isolation", "process", *auth,
                                    "--disable-runtime-dependency-installation"])
-        wait_port(link_port, link, "flower-superlink", host=host)
+        wait_port(link_port, link, "flower-superlink")
+        if real:
+            gate = start("site-gate", [str(envoy), "-c", str(job_dir / "site-gate.json"), "--use-dynamic-base-id",
+                                       "--concurrency", "1", "--log-level", "warn"])
+            wait_port(gate_port, gate, "the site gate (Envoy)", host=host)
         start("superexec-serverapp", [str(BIN / "flower-superexec"), *client_security, "--runtime-api-address",
-                                      f"{host}:{link_port}", "--parent-pid", str(os.getpid())])
+                                      f"{HOST}:{link_port}", "--parent-pid", str(os.getpid())])
         if keys:
             register(keys, job_dir / "tls", env, job_dir)
         if real:
@@ -311,15 +365,16 @@ def main(job_file: str) -> int:
             assert joined is not None
             joined.start()
             say(f"SuperLink waiting for {nodes} SuperNode(s) over TLS at {address}: flower-supernode "
-                  f"--superlink {address} --root-certificates <the job's ca.pem> --node-config "
-                  f"'data-path=\"<your CSV>\" client-id=\"<name>\" num-teachers={per_node}'")
+                f"--superlink {address} --root-certificates <the job's ca.pem> --node-config "
+                f"'data-path=\"<your CSV>\" client-id=\"<name>\" num-teachers={per_node}'")
         for i in range(0 if real else nodes):
             node_config = f"partition-id={i} num-partitions={nodes}"
             start(f"supernode-{i}", [str(BIN / "flower-supernode"), "--insecure", "--superlink",
                                      f"{HOST}:{link_port}", "--host", HOST, "--port", str(free_port()),
                                      "--node-config", node_config])
-        say(f"Flower deployment engine up in {time.monotonic() - started:.1f} s: SuperLink {host}:{link_port}, "
-              f"{nodes} SuperNode(s) hosting {teachers} teacher(s)")
+        gated = f" behind the site gate {bind}:{gate_port} (Fleet API only)" if real else ""
+        say(f"Flower deployment engine up in {time.monotonic() - started:.1f} s: SuperLink {HOST}:{link_port}{gated}, "
+            f"{nodes} SuperNode(s) hosting {teachers} teacher(s)")
         tail.start()
         run = subprocess.Popen([str(BIN / "flwr"), "run", str(app_dir), "local", "--stream"], env=env, cwd=job_dir,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

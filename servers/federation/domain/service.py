@@ -111,6 +111,7 @@ class FlowerReal:
     port_min: int = 9200  # the SuperLinks' ports (0 and 0: any free port)
     port_max: int = 9263
     join_timeout_seconds: float = 600.0  # how long a job waits for its SuperNodes
+    gate_envoy: str = ""  # the Envoy binary of the jobs' site gates (Fleet API only to the sites)
 
     @property
     def advertised_host(self) -> str:
@@ -265,6 +266,8 @@ class FederationCore:
             raise errors.InvalidArgument("flare.flare_server_id: only for MODE_REAL (a simulated job runs its own "
                                          "FLARE simulator)", reason="FLARE_SERVER_ID_INVALID",
                                          metadata={"field": "flare.flare_server_id"})
+        elif request.mode is Mode.REAL and isinstance(request.spec, FedPateSpec):
+            self._check_site_gate()
         elif request.mode is Mode.REAL and not isinstance(request.spec, FedPateSpec):
             raise errors.FailedPrecondition(f"job.mode: real mode (clients on their own machines) is built for FLARE "
                                             f"and FedPATE jobs only, not {framework} yet; use MODE_SIMULATION",
@@ -399,18 +402,28 @@ class FederationCore:
                 metadata={"field": "flare.num_clients"})
         return admin_kit
 
+    def _check_site_gate(self) -> None:
+        """Real-mode FedPATE's SuperLink is reached through an Envoy (the site gate) or not at all."""
+        gate = self.options.flower_real.gate_envoy
+        if not gate or not Path(gate).is_file():
+            raise errors.FailedPrecondition(
+                f"real mode needs Envoy for the SuperLink's site gate, and {gate or 'none'} is not a file: set "
+                "MLMESH_FEDERATION_FLOWER_REAL_GATE_ENVOY", reason="FRAMEWORK_UNAVAILABLE",
+                metadata={"framework": "fedpate"})
+
     def _real_fedpate_config(self, job: Job, config: dict[str, Any]) -> _JoinPlan:
         """Real-mode FedPATE: the launcher's settings (SuperLink address and port, certificate names,
         the wait for SuperNodes) added to `config`; what the job's `flower_join` will say."""
         spec = job.request.spec
         assert isinstance(spec, FedPateSpec)
         real = self.options.flower_real
+        self._check_site_gate()
         port = self._superlink_port(job.job_id)
         per_node = spec.teachers_per_node or 1
         config.update({
             "mode": "real", "listen-host": real.host, "listen-port": port, "public-host": real.advertised_host,
             "tls-names": " ".join(dict.fromkeys([real.advertised_host, *real.tls_names])),
-            "connect-timeout": float(real.join_timeout_seconds),
+            "connect-timeout": float(real.join_timeout_seconds), "site-gate-envoy": real.gate_envoy,
             # The job's dataset is the server's data only: all of it public (queries and the student's test
             # rows); the teachers train on the clients' own files.
             "server-fraction": REAL_SERVER_FRACTION,
