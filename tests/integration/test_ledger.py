@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import shutil
@@ -350,3 +351,40 @@ def test_contract_artifacts_match_the_sources(tmp_path):
     problems = contracts_compile.stale(contracts_dir=tmp_path / "contracts")
     assert problems == ["contracts/build/Model.json differs from a fresh compile of its source"]
 
+
+
+async def test_a_request_cancelled_elsewhere_in_the_process_cannot_wedge_the_ledgers_chain_access(
+        ledger_stub, anvil_url):
+    """web3 8.0 guards its HTTP sessions with one threading.Lock for the whole process, acquired in a
+    worker thread for every async request: a request cancelled while it waits leaves the lock to that
+    thread for good, and every web3 provider in the process then waits forever (found by the
+    clean-clone CI: the suite's Ledger stopped reaching Anvil and every later ledger test hung). The
+    Ledger's provider (`async_web3`) does not take that lock."""
+    from web3._utils.http_session_manager import HTTPSessionManager
+
+    from servers.ledger.adapters.chain import async_web3
+
+    # Prepare: a plain web3 request is cancelled while it waits for the lock another request holds
+    plain = AsyncWeb3(AsyncHTTPProvider(anvil_url))
+    lock = HTTPSessionManager._lock
+    assert lock.acquire(timeout=10)
+    waiting = asyncio.create_task(plain.eth.block_number)
+    await asyncio.sleep(0.3)
+    waiting.cancel()  # web3's cleanup releases the holder's lock; its worker thread then takes it for nobody
+    with contextlib.suppress(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0.3)
+    ours = async_web3(anvil_url, 10)
+    try:
+        assert lock.locked(), "web3's lock should be left held (the bug this guards against)"
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(plain.eth.block_number, 2)  # a plain provider is wedged
+        # Execute / Assert: the Ledger's own provider, and the Ledger itself, still reach the chain
+        assert await asyncio.wait_for(ours.eth.block_number, 10) >= 0
+        deployed = await asyncio.wait_for(ledger_stub.DeployDatasetContract(dataset_request()), 30)
+        assert deployed.contract.address
+    finally:
+        if lock.locked():
+            lock.release()  # the stranded worker's hold: let the process's other web3 users go on
+        await ours.provider.disconnect()
+        await plain.provider.disconnect()

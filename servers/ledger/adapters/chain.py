@@ -50,9 +50,12 @@ from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_keys import keys
+from eth_typing import URI
 from eth_utils import keccak
 from hexbytes import HexBytes
 from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3._utils.caching import generate_cache_key
+from web3._utils.http_session_manager import HTTPSessionManager
 from web3.exceptions import (
     BadFunctionCallOutput,
     ContractLogicError,
@@ -157,6 +160,44 @@ def _write_address(path: Path, address: str, tx_hash: str) -> None:
         os.close(fd)
 
 
+class LoopSessions(HTTPSessionManager):
+    """web3's HTTP session cache without its process-wide lock.
+
+    web3 8.0's `HTTPSessionManager` guards its session cache with one `threading.Lock` shared by
+    every provider in the process, taken for every async request by acquiring it in a worker
+    thread. A request cancelled while that acquisition waits (a gRPC client that gives up, a
+    deadline) leaves the lock to the worker thread for good, and every later request of every
+    provider in the process waits forever: the Ledger stops reaching the chain. Its calls all
+    come from one event loop, so the cache needs no lock: a session per loop and endpoint, made
+    anew when closed (kept in web3's cache, which `disconnect()` closes)."""
+
+    async def async_cache_and_return_session(self, endpoint_uri: URI, session: aiohttp.ClientSession | None = None,
+                                             request_timeout: aiohttp.ClientTimeout | None = None
+                                             ) -> aiohttp.ClientSession:
+        key = generate_cache_key(f"{id(asyncio.get_running_loop())}:{endpoint_uri}")
+        cached = self.session_cache.get_cache_entry(key)
+        if cached is None or cached.closed:
+            # As web3 makes them: no connection reuse (a restarted node is reached anew).
+            cached = session or aiohttp.ClientSession(
+                raise_for_status=True, connector=aiohttp.TCPConnector(force_close=True, enable_cleanup_closed=True))
+            self.session_cache.cache(key, cached)
+        return cached
+
+
+def async_web3(rpc_url: str, timeout_seconds: float) -> AsyncWeb3:
+    """An AsyncWeb3 over HTTP that a cancelled request cannot wedge (`LoopSessions`), with a few
+    quick retries on connection errors only; sends are retried safely (see `EvmChain._send`)."""
+    provider = AsyncHTTPProvider(
+        rpc_url,
+        request_kwargs={"timeout": aiohttp.ClientTimeout(total=timeout_seconds)},
+        exception_retry_configuration=ExceptionRetryConfiguration(
+            errors=(aiohttp.ClientConnectionError, TimeoutError), retries=3, backoff_factor=0.1
+        ),
+    )
+    provider._request_session_manager = LoopSessions()
+    return AsyncWeb3(provider)
+
+
 class EvmChain:
     """`ChainPort` over JSON-RPC. Create it, use it from one event loop, `await close()` it."""
 
@@ -166,15 +207,7 @@ class EvmChain:
         # Signing with a ready PrivateKey skips re-deriving the public key on every transaction
         # (milliseconds with eth-keys' pure-Python backend, spent inside the nonce lock).
         self._signing_key = keys.PrivateKey(self._account.key)
-        provider = AsyncHTTPProvider(
-            settings.rpc_url,
-            request_kwargs={"timeout": aiohttp.ClientTimeout(total=settings.rpc_timeout_seconds)},
-            # A few quick retries on connection errors only; sends are retried safely (see _send).
-            exception_retry_configuration=ExceptionRetryConfiguration(
-                errors=(aiohttp.ClientConnectionError, TimeoutError), retries=3, backoff_factor=0.1
-            ),
-        )
-        self._w3 = AsyncWeb3(provider)
+        self._w3 = async_web3(settings.rpc_url, settings.rpc_timeout_seconds)
         self._dataset: ContractArtifact = load_artifact(DATASET)
         self._model: ContractArtifact = load_artifact(MODEL)
         self._translation: ContractArtifact = load_artifact(TRANSLATION)
