@@ -167,7 +167,8 @@ class LoopSessions(HTTPSessionManager):
     every provider in the process, taken for every async request by acquiring it in a worker
     thread. A request cancelled while that acquisition waits (a gRPC client that gives up, a
     deadline) leaves the lock to the worker thread for good, and every later request of every
-    provider in the process waits forever: the Ledger stops reaching the chain. Its calls all
+    provider in the process waits forever: the Ledger stops reaching the chain (web3.py issue #3867;
+    the fix proposed upstream, #3872, is not in 8.0.0). Its calls all
     come from one event loop, so the cache needs no lock: a session per loop and endpoint, made
     anew when closed (kept in web3's cache, which `disconnect()` closes)."""
 
