@@ -199,9 +199,10 @@ demo-optimizer: $(VENV)/.stamp $(RLV)/.stamp
 	$(PY) -m servers.devstack up
 	$(PY) -m clients.demo_optimizer
 
-# Federated learning through the front door on digits: FedPATE on Flower (5 teachers) and TFF
-# DP-FedAvg (3 clients), each job's epsilon, the models registered with their provenance and
-# translated to ONNX (clients/demo_federation.py: one function per framework).
+# Federated learning through the front door on digits: FedPATE on Flower (50 teachers on 5
+# SuperNodes, epsilon <= 5), NVIDIA FLARE FedAvg (simulator) and TFF DP-FedAvg (3 clients), each
+# job's epsilon, the models registered with their provenance and translated to ONNX
+# (clients/demo_federation.py: one function per framework).
 demo-federation: $(VENV)/.stamp $(MLV)/.stamp $(FLV)/.stamp $(FLAV)/.stamp $(TFV)/.stamp
 	$(PY) -m servers.devstack up
 	$(PY) -m clients.demo_federation

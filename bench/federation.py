@@ -59,7 +59,8 @@ PRIVATE = {"num-teachers": 50, "teachers-per-node": 10, "teacher-epochs": 100, "
 # data (the choice itself looked at the private votes, as the PATE papers' tuning does).
 PRIVACY_ROWS = [(1.0, "data-independent", 10, None), (2.0, "data-independent", 20, None),
                 (5.0, "data-independent", 40, None), (5.0, "data-dependent", 40, 5.0), (None, "none", 40, 0.0)]
-# The job of (a): the demo's FedPATE, 5 teachers (one per SuperNode), one round.
+# The job of (a): a small FedPATE job, 5 teachers (one per SuperNode), one round (the demo's before it moved to
+# the private configuration above).
 SMALL = {"num-teachers": 5, "teacher-epochs": 20, "student-epochs": 50, "batch-size": 32, "learning-rate": 0.003,
          "num-queries": 539, "noise-data": 100, "noise": "gaussian", "sigma": 2.0, "server-fraction": 0.3,
          "seed": 0, "net-name": "mlp", "num-server-rounds": 1}
