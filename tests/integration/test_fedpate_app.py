@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -207,9 +208,9 @@ def test_an_archive_whose_pickle_would_run_code_is_refused(tmp_path) -> None:
 
 
 def test_real_mode_two_supernodes_join_the_superlink_over_tls(tmp_path) -> None:
-    """Real mode on 127.0.0.1: the launcher starts only a SuperLink over TLS (its own CA) and waits;
-    two SuperNodes, separate processes started here the way a remote site would (`--root-certificates`,
-    their own CSV in `--node-config`), join and train on their own data."""
+    """Real mode on 127.0.0.1: the launcher starts only a SuperLink over TLS (its own CA, behind the
+    site gate) and waits; two SuperNodes, separate processes started here the way a remote site
+    would (`--root-certificates`, their own CSV in `--node-config`), join and train on their own data."""
     import signal
     import socket
     import ssl
@@ -229,7 +230,9 @@ def test_real_mode_two_supernodes_join_the_superlink_over_tls(tmp_path) -> None:
               "output-dir": str(job_dir / "output"), "target-column": "target", "partition": "iid",
               "dirichlet-alpha": 0.0, "server-fraction": 0.99, "seed": 2, "net-name": "mlp", "num-server-rounds": 1,
               "num-teachers": 2, "teacher-epochs": 10, "student-epochs": 30, "batch-size": 16, "learning-rate": 0.01,
-              "noise": "gaussian", "epsilon": 0.0, "sigma": 0.5, "num-queries": 100, "noise-data": 60}
+              "noise": "gaussian", "epsilon": 0.0, "sigma": 0.5, "num-queries": 100, "noise-data": 60,
+              # the site gate: the mesh's Envoy, next to this Python
+              "site-gate-envoy": str(Path(sys.executable).with_name("envoy"))}
     (job_dir / "job.json").write_text(json.dumps(config))
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(job_dir / "home")}
     launcher = subprocess.Popen([str(FLOWER_PYTHON), str(APP / "launch_flower.py"), str(job_dir / "job.json")],
