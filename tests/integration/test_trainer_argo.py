@@ -20,7 +20,8 @@ import jsonschema
 import pytest
 import yaml
 
-from servers.trainer.adapters.argo import ArgoWorkflows, create_request, render_workflow, state_of
+from servers.common.argo import create_request
+from servers.trainer.adapters.argo import ArgoWorkflows, render_workflow, state_of
 from servers.trainer.domain import jobs as J
 from servers.trainer.domain.ports import ModelInfo
 from servers.trainer.settings import ArgoSettings

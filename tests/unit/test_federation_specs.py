@@ -3,11 +3,10 @@ the proto <-> record converters (servers/federation/api/converters.py), seed bod
 
 from __future__ import annotations
 
-import sys
-
 import dataclasses
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np

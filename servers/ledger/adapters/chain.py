@@ -168,9 +168,9 @@ class LoopSessions(HTTPSessionManager):
     thread. A request cancelled while that acquisition waits (a gRPC client that gives up, a
     deadline) leaves the lock to the worker thread for good, and every later request of every
     provider in the process waits forever: the Ledger stops reaching the chain (web3.py issue #3867;
-    the fix proposed upstream, #3872, is not in 8.0.0). Its calls all
-    come from one event loop, so the cache needs no lock: a session per loop and endpoint, made
-    anew when closed (kept in web3's cache, which `disconnect()` closes)."""
+    the fix proposed upstream, #3872, is not in 8.0.0). Its calls all come from one event loop, so
+    the cache needs no lock: a session per loop and endpoint, made anew when closed (kept in web3's
+    cache, which `disconnect()` closes)."""
 
     async def async_cache_and_return_session(self, endpoint_uri: URI, session: aiohttp.ClientSession | None = None,
                                              request_timeout: aiohttp.ClientTimeout | None = None

@@ -6,8 +6,9 @@ Argo Server's REST API:
     GET  /api/v1/workflows/{namespace}/{name}              status.phase, status.nodes, status.message
     PUT  /api/v1/workflows/{namespace}/{name}/terminate    (cancel)
 
-The REST client is the mesh's (`servers.common.argo.ArgoServer`). `render_workflow` is pure, so the documents can be validated offline against the Argo and
-Kubernetes schemas (tests/integration/test_trainer_argo.py).
+The REST client is the mesh's (`servers.common.argo.ArgoServer`). `render_workflow` is pure, so
+the documents can be validated offline against the Argo and Kubernetes schemas
+(tests/integration/test_trainer_argo.py).
 """
 
 from __future__ import annotations
@@ -19,13 +20,10 @@ from typing import Any
 import httpx
 
 from servers.common import argo
-from servers.common.argo import create_request
 from servers.trainer.domain import jobs as J
 from servers.trainer.domain.jobs import Job
 from servers.trainer.domain.ports import ModelInfo
 from servers.trainer.settings import ArgoSettings
-
-__all__ = ["ArgoWorkflows", "create_request", "render_workflow", "state_of"]
 
 # Which job state a running step means (by the step's name in the template).
 _STEP_STATES = {"pre-train": J.PRE_TRAINING, "train": J.TRAINING, "train-image": J.TRAINING,
