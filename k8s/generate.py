@@ -15,9 +15,10 @@ One source of truth: the servers and whom they dial (`servers.devstack.mesh.SERV
   k8s/base/envoy/envoy.yaml, k8s/overlays/dev/envoy/envoy.yaml   Envoy's config (they differ in
                                     the token issuer only; production uses the base's)
   k8s/overlays/dev/postgres/networkpolicy.yaml   who may reach the database (servers with one)
-  k8s/argo/federated-job-workflowtemplate.yaml, k8s/argo/optimizer-training-workflowtemplate.yaml
-                                    the job processes of the Federation and the Optimizer as Argo
-                                    steps (the command from the servers' own launch code)
+  k8s/argo/federated-{fedpate,flare,tff}-workflowtemplate.yaml,
+  k8s/argo/optimizer-training-workflowtemplate.yaml
+                                    the job processes of the Federation (one per framework) and the
+                                    Optimizer as Argo steps (the command from the servers' own launch code)
 
 A new server in SERVERS gets its folder on the next run: adding one is running this.
 tests/deploy/test_k8s.py fails when the committed files differ from a fresh run.
@@ -115,7 +116,10 @@ def argo_job_settings(name: str) -> dict[str, str]:
             f"{prefix}ARGO__IMAGE": f"{ENV_IMAGES[name][0]}:{IMAGE_TAG}", f"{prefix}ARGO__WORK_CLAIM": work_claim(name)}
 
 
-EXTRA_SETTINGS["federation"] = argo_job_settings("federation")
+# FLARE's and TFF's jobs run from their own images (JOB_IMAGES), which the server never runs.
+EXTRA_SETTINGS["federation"] = {**argo_job_settings("federation"),
+                                "MLMESH_FEDERATION_ARGO__FLARE_IMAGE": f"mlmesh/flare:{IMAGE_TAG}",
+                                "MLMESH_FEDERATION_ARGO__TFF_IMAGE": f"mlmesh/tff:{IMAGE_TAG}"}
 # The grid cache on the claim, where the training template's step has it too (the same environment).
 EXTRA_SETTINGS["optimizer"] = {**argo_job_settings("optimizer"),
                                "MLMESH_OPTIMIZER_GRID_CACHE_DIR": f"{DATA_DIR}/optimizer/gridshift-cache"}
@@ -552,25 +556,46 @@ def in_image(path: Path) -> str:
     return str(Path("/app") / Path(path).resolve().relative_to(REPO))
 
 
-def federated_job_template() -> dict[str, Any]:
-    """FedPATE's launcher (servers/federation/apps/launch_flower.py) in the flower image, as
-    LocalFrameworks.launch and FederationCore start it: job.json in the job's directory, HOME and
-    TMPDIR inside it, Flower's no-install/no-telemetry settings."""
+# The federated jobs' own environments (images/flare, images/tff): images holding only a framework's
+# environment and its launcher, run as a workflow's step (the server runs from the flower image).
+JOB_IMAGES = {"flare": "mlmesh/flare", "tff": "mlmesh/tff"}
+
+
+def federated_job_templates() -> list[dict[str, Any]]:
+    """Each framework's launcher (servers/federation/adapters/argo.py: FedPATE's in the flower image,
+    FLARE's in the flare image, TFF's in the tff image), as the argo executor's `launch` and
+    FederationCore start it: job.json in the job's directory, HOME and TMPDIR inside it, the
+    framework's own environment variables."""
+    from servers.federation.adapters import argo
     from servers.federation.adapters.frameworks import LocalFrameworks
-    from servers.federation.domain.records import Framework
 
     job_dir = "{{workflow.parameters.job-dir}}"
-    flower_python = ENV_IMAGES["federation"][1]["MLMESH_FEDERATION_FLOWER_PYTHON"]
-    launch = LocalFrameworks(flower_python=Path(flower_python)).launch(Framework.FEDPATE, Path(job_dir))
-    command = [flower_python, in_image(Path(launch.argv[1])), *launch.argv[2:]]
-    env = {**launch.env, "HOME": f"{job_dir}/home", "TMPDIR": f"{job_dir}/tmp", "PYTHONUNBUFFERED": "1",
-           "MLMESH_FEDERATION_JOB": f"{job_dir}/job.json"}
-    return _step_template(
-        name="mlmesh-federated-job", component="federation", image_param="flower-image",
-        image=ENV_IMAGES["federation"][0], work_root=f"{DATA_DIR}/federation", dir_param="job-dir",
-        command=command, env=env, working_dir=job_dir,
-        description="One federated job's launcher (FedPATE on Flower's deployment engine, all in the pod), "
-                    "submitted by the Federation server, which prepares the job's directory and registers the model.")
+    images = {"flower": ENV_IMAGES["federation"][0], **JOB_IMAGES}
+    local = LocalFrameworks(**{f"{env}_python": Path(f"/opt/{env}/bin/python") for env in images})
+    executor = argo.ArgoFrameworks(local, runner=None)  # launch() needs no runner
+    templates = []
+    for framework, template in argo.TEMPLATES.items():
+        launch = executor.launch(framework, Path(job_dir))
+        command = [launch.argv[0], in_image(Path(launch.argv[1])), *launch.argv[2:]]
+        env = {**launch.env, "HOME": f"{job_dir}/home", "TMPDIR": f"{job_dir}/tmp", "PYTHONUNBUFFERED": "1",
+               "MLMESH_FEDERATION_JOB": f"{job_dir}/job.json"}
+        templates.append(_step_template(
+            name=template.name, component="federation", image_param=template.image_parameter,
+            image=images[template.environment], work_root=f"{DATA_DIR}/federation", dir_param="job-dir",
+            command=command, env=env, working_dir=job_dir, description=FEDERATED_DESCRIPTIONS[framework.value]))
+    return templates
+
+
+FEDERATED_DESCRIPTIONS = {
+    "fedpate": "One FedPATE job's launcher (Flower's deployment engine: SuperLink, SuperExec and one SuperNode per "
+               "teacher, all in the pod on 127.0.0.1), submitted by the Federation server, which prepares the job's "
+               "directory and registers the student.",
+    "flare": "One NVIDIA FLARE job's launcher (FLARE's simulator: its server and client processes, all in the pod), "
+             "submitted by the Federation server, which prepares the job's directory and registers the model.",
+    "tff": "One TensorFlow Federated DP-FedAvg job (TFF's simulation and its C++ worker, in the pod's network, which "
+           "the namespace's default-deny ingress policy closes), submitted by the Federation server, which prepares "
+           "the job's directory and registers the model.",
+}
 
 
 # The worker's command line and environment, as servers/optimizer/adapters/worker_runner.py runs them
@@ -590,7 +615,8 @@ def optimizer_training_template() -> dict[str, Any]:
 
 
 def write_workflow_templates(out: Written) -> None:
-    out.put(K8S / "argo" / "federated-job-workflowtemplate.yaml", federated_job_template())
+    for template in federated_job_templates():
+        out.put(K8S / "argo" / f"{template['metadata']['name'].removeprefix('mlmesh-')}-workflowtemplate.yaml", template)
     out.put(K8S / "argo" / "optimizer-training-workflowtemplate.yaml", optimizer_training_template())
 
 

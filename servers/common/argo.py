@@ -150,11 +150,12 @@ class ArgoServer:
 class ArgoJobRunner:
     """Runs a job's process as a Workflow of `template` (implements the `ProcessRunner` port).
 
-    `parameters(request)` gives the template's parameters for a request, or raises
+    `template` names the WorkflowTemplate, or gives it per request (a server with one template per
+    kind of job). `parameters(request)` gives the template's parameters for a request, or raises
     FailedPrecondition when the request is not what the template runs. `setting` names the
     server's environment prefix for messages (MLMESH_FEDERATION_ARGO__)."""
 
-    def __init__(self, settings: ArgoJobSettings, *, template: str, setting: str,
+    def __init__(self, settings: ArgoJobSettings, *, template: str | Callable[[RunRequest], str], setting: str,
                  parameters: Callable[[RunRequest], dict[str, str]], what: str = "the job",
                  stderr_tail_lines: int = 20, transport: httpx.AsyncBaseTransport | None = None):
         self.settings, self.template, self.setting = settings, template, setting
@@ -178,7 +179,8 @@ class ArgoJobRunner:
     def render(self, request: RunRequest) -> dict[str, Any]:
         """The Workflow that runs `template` for `request` (pure: validated offline in the tests)."""
         parameters = self.parameters(request)
-        return render_workflow(self.template, self.settings.namespace, parameters,
+        template = self.template if isinstance(self.template, str) else self.template(request)
+        return render_workflow(template, self.settings.namespace, parameters,
                                labels={"mlmesh.io/job-id": parameters.get("job-id", "")})
 
     # -- the ProcessRunner port -----------------------------------------------------------------

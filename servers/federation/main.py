@@ -56,7 +56,7 @@ async def build(settings: FederationSettings) -> tuple[MeshServer, FederationCor
         frameworks = LocalFrameworks(flower_python=settings.flower_python.absolute(), commands=settings.commands,
                                      flare_python=settings.flare_python.absolute(),
                                      tff_python=settings.tff_python.absolute(), tff_isolation=settings.tff_isolation)
-        if settings.executor == "argo":  # the launcher as an Argo Workflow (FedPATE only; adapters/argo.py)
+        if settings.executor == "argo":  # the launcher as an Argo Workflow (adapters/argo.py)
             runner = argo.argo_runner(settings.argo, settings.work_dir.resolve(),
                                       stderr_tail_lines=settings.stderr_tail_lines)
             frameworks = argo.ArgoFrameworks(frameworks, runner)

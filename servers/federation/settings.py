@@ -26,9 +26,12 @@ def _inherited_env() -> dict[str, str]:
 
 
 class FederationArgoSettings(ArgoJobSettings):
-    """The Federation's argo executor (MLMESH_FEDERATION_ARGO__*): the mlmesh-federated-job template."""
+    """The Federation's argo executor (MLMESH_FEDERATION_ARGO__*): the mlmesh-federated-<framework>
+    templates (adapters/argo.py)."""
 
-    image: str = Field("mlmesh/flower:0.1.0", description="The flower image the launcher runs in.")
+    image: str = Field("mlmesh/flower:0.1.0", description="The flower image FedPATE's launcher runs in.")
+    flare_image: str = Field("mlmesh/flare:0.1.0", description="The flare image FLARE's launcher runs in.")
+    tff_image: str = Field("mlmesh/tff:0.1.0", description="The tff image TFF's DP-FedAvg runs in.")
     work_claim: str = Field("mlmesh-federation-work", description="The ReadWriteMany claim holding the work "
                             "directory (jobs/<job_id>/), mounted by the server and the workflow's pod alike.")
 
@@ -42,7 +45,7 @@ class FederationSettings(DatabaseSettings, ServerSettings):
     work_dir: Path | None = Field(None, description="Where jobs run (jobs/<job_id>/). Default: <data_dir>/federation.")
     executor: Literal["local", "argo"] = Field(
         "local", description="Where jobs' launchers run: local processes (the embedded default) or Argo Workflows "
-        "(FedPATE only: the mlmesh-federated-job template; MLMESH_FEDERATION_ARGO__*).")
+        "(simulation jobs of every framework: the mlmesh-federated-<framework> templates; MLMESH_FEDERATION_ARGO__*).")
     max_concurrent_jobs: int = Field(1, ge=1, le=64, description="Jobs run at once; others wait QUEUED.")
     default_time_limit_seconds: int = Field(3600, ge=1, description="Wall-clock limit of a job that sets none.")
     max_time_limit_seconds: int = Field(24 * 3600, ge=1, description="Largest time limit a job may ask for.")

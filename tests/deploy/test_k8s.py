@@ -390,27 +390,56 @@ def test_the_optimizer_workflow_runs_the_worker_as_the_server_does(tmp_path):
     assert job["step"]["activeDeadlineSeconds"] == "{{workflow.parameters.time-limit-seconds}}"
 
 
-def test_the_federated_workflow_runs_the_flower_launcher_the_server_starts():
-    from servers.federation.adapters.frameworks import FLOWER_ENV, LocalFrameworks
+FEDERATED = {  # framework: (template, environment, launcher, the framework's own environment variables)
+    "fedpate": ("mlmesh-federated-fedpate", "flower", "launch_flower.py",
+                {"FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1", "FLWR_TELEMETRY_ENABLED": "0"}),
+    "flare": ("mlmesh-federated-flare", "flare", "flare/launch_flare.py", {}),
+    "tff": ("mlmesh-federated-tff", "tff", "tff/dp_fedavg.py", {"TF_CPP_MIN_LOG_LEVEL": "2"}),
+}
+
+
+@pytest.mark.parametrize("framework", sorted(FEDERATED))
+def test_each_federated_workflow_runs_its_frameworks_launcher_as_the_server_starts_it(framework):
+    """The command is the framework's launcher in its own image's environment (/opt/<env>), on the job's
+    job.json; TFF's without `unshare --net` (a pod's network, closed by the default-deny policy)."""
+    from servers.federation.adapters.frameworks import LocalFrameworks
     from servers.federation.domain.records import Framework
 
-    job = job_step("mlmesh-federated-job")
+    name, env_name, launcher, own_env = FEDERATED[framework]
+    job = job_step(name)
     container = job["container"]
-    launch = LocalFrameworks(flower_python=Path("/opt/flower/bin/python")).launch(Framework.FEDPATE, Path("/j"))
-    assert container["command"][0] == "/opt/flower/bin/python" == launch.argv[0]
-    assert container["command"][1] == "/app/servers/federation/apps/launch_flower.py"
+    assert container["command"] == [f"/opt/{env_name}/bin/python", f"/app/servers/federation/apps/{launcher}",
+                                    "{{workflow.parameters.job-dir}}/job.json"]
     assert (REPO / container["command"][1].removeprefix("/app/")).is_file()
-    assert container["command"][2] == "{{workflow.parameters.job-dir}}/job.json"
+    params = {p["name"]: p.get("value") for p in job["spec"]["arguments"]["parameters"]}
+    assert container["image"] == f"{{{{workflow.parameters.{env_name}-image}}}}"
+    assert params[f"{env_name}-image"] == f"mlmesh/{env_name}:{generate.IMAGE_TAG}"
     env = {e["name"]: e["value"] for e in container["env"]}
-    assert FLOWER_ENV.items() <= env.items()
+    assert own_env.items() <= env.items()
     assert env["HOME"].startswith("{{workflow.parameters.job-dir}}/")
+    assert env["MLMESH_FEDERATION_JOB"] == "{{workflow.parameters.job-dir}}/job.json"
     assert {m["mountPath"] for m in container["volumeMounts"]} >= {f"{generate.DATA_DIR}/federation"}
+    # Locally, the server starts the same launcher (TFF in a network namespace of its own by default).
+    local = LocalFrameworks(flower_python=Path("/p"), flare_python=Path("/p"), tff_python=Path("/p"),
+                            tff_isolation="none").launch(Framework(framework), Path("/j"))
+    assert local.argv[1:] == [str(REPO / "servers/federation/apps" / launcher), "/j/job.json"]
+
+
+def test_the_federation_servers_settings_name_every_job_image(rendered):
+    """The overlay's settings point each framework's template at the image the overlay deploys for it."""
+    target, docs = rendered
+    data = next(v for k, v in by_kind(docs, "ConfigMap").items() if k.startswith("mlmesh-federation-"))["data"]
+    for env_name, setting in (("flower", "IMAGE"), ("flare", "FLARE_IMAGE"), ("tff", "TFF_IMAGE")):
+        value = data[f"MLMESH_FEDERATION_ARGO__{setting}"]
+        assert value.rsplit(":", 1)[0].endswith(f"mlmesh/{env_name}"), f"{target}: {setting}={value}"
+        if target != "k8s/base":
+            assert "/" in value.split("mlmesh/", 1)[0], f"{target}: {setting} must name a registry"
 
 
 def test_job_workflows_run_restricted_and_bounded():
     """Pod Security "restricted" and the job's own limits: non-root, no escalation, read-only root, no
     capabilities, the memory limit the job asked for, the time limit as the step's deadline."""
-    for name in ("mlmesh-federated-job", "mlmesh-optimizer-training"):
+    for name in (*(t for t, *_ in FEDERATED.values()), "mlmesh-optimizer-training"):
         job = job_step(name)
         assert job["spec"]["securityContext"]["runAsNonRoot"] is True
         sc = job["container"]["securityContext"]
@@ -432,7 +461,7 @@ def test_the_servers_that_submit_workflows_are_bound_to_the_submitter_role():
     assert not any("*" in r["verbs"] or "*" in r["resources"] for r in rules), "least privilege: no wildcards"
 
 
-@pytest.mark.parametrize("server, template, image", [("federation", "mlmesh-federated-job", "flower"),
+@pytest.mark.parametrize("server, template, image", [("federation", "mlmesh-federated-fedpate", "flower"),
                                                      ("optimizer", "mlmesh-optimizer-training", "rl")])
 def test_the_job_servers_submit_their_template_on_the_claim_they_share(rendered, server, template, image):
     """MLMESH_<SERVER>_EXECUTOR=argo with the image the overlay deploys, the service-account token

@@ -2,17 +2,18 @@
 
 Offline, as the Trainer's (tests/integration/test_trainer_argo.py): the Workflows the server renders
 validate against Argo's typed models (hera) and the strict Kubernetes schemas (kubernetes-validate),
-and set every parameter the mlmesh-federated-job WorkflowTemplate declares.
+and set every parameter their framework's WorkflowTemplate (mlmesh-federated-<framework>) declares.
 
 Round trips through the real Federation server (port 0, embedded PostgreSQL, our real Registry on
 the real Ledger) against a stand-in for the Argo Server's REST API (tests/fixtures/argo.py): no
 Kubernetes cluster can run here, so a real HTTP server on port 0 takes its place and runs the
-template's step as a local process. The step is the real FedPATE launcher on Flower (.venv-flower),
-started from the template's own command and environment: a job succeeds with its figures read back
-through the log API and its student registered; the process the template starts is exactly the one
-the server would start locally; cancel terminates the workflow; a server killed with -9 terminates
-its predecessor's workflow on restart; FLARE and TFF jobs (no template) are refused naming the
-framework, and so is every job when no Argo Server is configured."""
+template's step as a local process. The step is each framework's real launcher (FedPATE on Flower in
+.venv-flower, FLARE's simulator in .venv-flare, TFF's DP-FedAvg in .venv-tff), started from the
+template's own command and environment: a job of each succeeds with its figures read back through the
+log API and its model registered; the process the template starts is exactly the one the server would
+start locally; cancel terminates the workflow; a server killed with -9 terminates its predecessor's
+workflow on restart; real-mode jobs are not submitted, and no job is when no Argo Server is
+configured."""
 
 from __future__ import annotations
 
@@ -47,41 +48,53 @@ from tests.integration.test_federation import (
     refused,
     upload,
 )
-from tests.integration.test_federation_flare import flare_job
-from tests.integration.test_federation_tff import tff_job
+from tests.integration.test_federation_flare import FLARE_PYTHON, flare_job
+from tests.integration.test_federation_tff import TFF_PYTHON, tff_job
 from tests.integration.test_trainer_argo import argo_valid, hera_models, k8s_valid
 
-TEMPLATE = TEMPLATES["mlmesh-federated-job"]
+TEMPLATE = TEMPLATES["mlmesh-federated-fedpate"]
+APPS = "/app/servers/federation/apps"
+# framework: (the image's Python, its launcher, the image parameter, the settings field naming the image)
+LAUNCHERS = {"fedpate": ("/opt/flower/bin/python", f"{APPS}/launch_flower.py", "flower-image", "image"),
+             "flare": ("/opt/flare/bin/python", f"{APPS}/flare/launch_flare.py", "flare-image", "flare_image"),
+             "tff": ("/opt/tff/bin/python", f"{APPS}/tff/dp_fedavg.py", "tff-image", "tff_image")}
 POD_WORK = "/var/lib/mlmesh/federation"  # where the template mounts the work claim
 TOKEN = "federation-sa-token"
 INHERITED = ("PATH", "LANG")  # what the server passes on from its own environment; a pod has its image's
 
 
-def core_request(work: Path, job_id: str = "0b5e9a8e-5d1e-4a57-9a53-0f7d7e3f5d11") -> RunRequest:
+def core_request(work: Path, job_id: str = "0b5e9a8e-5d1e-4a57-9a53-0f7d7e3f5d11",
+                 framework: str = "fedpate") -> RunRequest:
     job_dir = work / "jobs" / job_id
-    return RunRequest(argv=["/opt/flower/bin/python", "/app/servers/federation/apps/launch_flower.py",
-                            str(job_dir / "job.json")], cwd=job_dir, env={}, time_limit_seconds=600,
+    python, launcher, _param, _field = LAUNCHERS[framework]
+    return RunRequest(argv=[python, launcher, str(job_dir / "job.json")], cwd=job_dir, env={}, time_limit_seconds=600,
                       memory_limit_bytes=2 << 30, pid_file=job_dir / "job.pid")
 
 
-def test_the_rendered_workflow_is_valid_and_sets_every_parameter():
-    settings = FederationArgoSettings(namespace="ml-jobs", image="registry.example/mlmesh/flower:0.1.0")
+@pytest.mark.parametrize("framework", sorted(LAUNCHERS))
+def test_the_rendered_workflow_is_valid_and_sets_every_parameter(framework):
+    _python, launcher, image_param, field = LAUNCHERS[framework]
+    image = f"registry.example/mlmesh/{image_param.removesuffix('-image')}:0.1.0"
+    settings = FederationArgoSettings(namespace="ml-jobs", **{field: image})
     runner = argo.argo_runner(settings, Path(POD_WORK))
-    wf = runner.render(core_request(Path(POD_WORK)))
+    wf = runner.render(core_request(Path(POD_WORK), framework=framework))
     argo_valid(hera_models.Workflow, wf)
     argo_valid(hera_models.WorkflowCreateRequest, create_request(wf, "ml-jobs"))
     k8s_valid("objectmeta-meta-v1.json", wf["metadata"])
     assert wf["metadata"]["namespace"] == "ml-jobs"
-    assert wf["spec"]["workflowTemplateRef"] == {"name": TEMPLATE["metadata"]["name"]}
+    template = TEMPLATES[f"mlmesh-federated-{framework}"]
+    assert wf["spec"]["workflowTemplateRef"] == {"name": template["metadata"]["name"]}
+    assert wf["metadata"]["generateName"] == f"mlmesh-federated-{framework}-"
     given = {p["name"]: p["value"] for p in wf["spec"]["arguments"]["parameters"]}
-    assert set(given) == {p["name"] for p in TEMPLATE["spec"]["arguments"]["parameters"]}
+    assert set(given) == {p["name"] for p in template["spec"]["arguments"]["parameters"]}
     assert given == {"job-id": "0b5e9a8e-5d1e-4a57-9a53-0f7d7e3f5d11",
                      "job-dir": f"{POD_WORK}/jobs/0b5e9a8e-5d1e-4a57-9a53-0f7d7e3f5d11",
                      "time-limit-seconds": "600", "memory-limit-bytes": str(2 << 30),
-                     "flower-image": "registry.example/mlmesh/flower:0.1.0", "work-claim": "mlmesh-federation-work"}
+                     image_param: image, "work-claim": "mlmesh-federation-work"}
     # Resolved, the template's step runs the launcher on the job's directory, bounded by the job's limits.
     step = step_of(wf)["step"]
-    assert step["container"]["command"][-1] == f"{given['job-dir']}/job.json"
+    assert step["container"]["image"] == image
+    assert step["container"]["command"][1:] == [launcher, f"{given['job-dir']}/job.json"]
     assert step["activeDeadlineSeconds"] == "600"
     assert step["container"]["resources"]["limits"]["memory"] == str(2 << 30)
     k8s_valid("container-v1.json", {"name": "main", **step["container"]})
@@ -92,21 +105,25 @@ def test_requests_the_template_cannot_run_are_refused():
     with pytest.raises(errors.FailedPrecondition, match=f"MLMESH_FEDERATION_WORK_DIR to {POD_WORK}"):
         runner.render(core_request(Path("/srv/elsewhere")))
     other = core_request(Path(POD_WORK))
-    other = RunRequest(argv=["/opt/flare/bin/python", "/app/servers/federation/apps/flare/launch.py",
-                             other.argv[2]], cwd=other.cwd, env={}, time_limit_seconds=1, memory_limit_bytes=1)
-    with pytest.raises(errors.FailedPrecondition, match="FedPATE's Flower launcher only"):
-        runner.render(other)
+    for argv in (["/opt/flare/bin/python", f"{APPS}/flare/launch.py", other.argv[2]],
+                 [*other.argv[:2], "/elsewhere/job.json"], ["unshare", "--net", "--", *other.argv]):
+        with pytest.raises(errors.FailedPrecondition, match=r"launchers \(dp_fedavg.py, launch_flare.py, "
+                                                            r"launch_flower.py\) only"):
+            runner.render(RunRequest(argv=argv, cwd=other.cwd, env={}, time_limit_seconds=1, memory_limit_bytes=1))
 
 
-def test_a_real_mode_job_is_not_submitted(tmp_path):
-    """Its SuperLink would listen inside the workflow's pod: refused once job.json says real mode."""
+@pytest.mark.parametrize(("framework", "real"), [("fedpate", {"mode": "real", "listen-port": 9200}),
+                                               ("flare", {"flare-admin-kit": "/w/flare-servers/s/admin"})])
+def test_a_real_mode_job_is_not_submitted(tmp_path, framework, real):
+    """A FedPATE SuperLink or a provisioned FLARE server's job would listen inside the workflow's pod:
+    refused once job.json says real mode."""
     runner = argo.argo_runner(FederationArgoSettings(), tmp_path)
-    request = core_request(tmp_path)
+    request = core_request(tmp_path, framework=framework)
     request.cwd.mkdir(parents=True)
     (request.cwd / "job.json").write_text(json.dumps({"mode": "simulation"}))
-    assert runner.render(request)["spec"]["workflowTemplateRef"]["name"] == "mlmesh-federated-job"
-    (request.cwd / "job.json").write_text(json.dumps({"mode": "real", "listen-port": 9200}))
-    with pytest.raises(errors.FailedPrecondition, match="real-mode FedPATE job cannot run on the argo executor"):
+    assert runner.render(request)["spec"]["workflowTemplateRef"]["name"] == f"mlmesh-federated-{framework}"
+    (request.cwd / "job.json").write_text(json.dumps(real))
+    with pytest.raises(errors.FailedPrecondition, match=f"real-mode {framework} job cannot run on the argo executor"):
         runner.render(request)
 
 
@@ -143,8 +160,9 @@ def argo_settings(server_url: str | None, token_file: Path) -> FederationArgoSet
 
 
 def paths(work: Path) -> dict[str, str]:
-    """The flower image's paths as this machine has them."""
-    return {"/opt/flower/bin/python": str(FLOWER_PYTHON), "/app": str(REPO), POD_WORK: str(work)}
+    """The flower, flare and tff images' paths as this machine has them."""
+    return {"/opt/flower/bin/python": str(FLOWER_PYTHON), "/opt/flare/bin/python": str(FLARE_PYTHON),
+            "/opt/tff/bin/python": str(TFF_PYTHON), "/app": str(REPO), POD_WORK: str(work)}
 
 
 @pytest.fixture
@@ -160,8 +178,9 @@ async def argo_federation(registry, fresh_db_dsn, tmp_path, token):
     from servers.federation.main import build
     from servers.federation.settings import FederationSettings
 
-    if not FLOWER_PYTHON.exists():
-        pytest.fail(f"{FLOWER_PYTHON} is missing: run `make flower-venv` (part of `make test`)", pytrace=False)
+    for python, target in ((FLOWER_PYTHON, "flower-venv"), (FLARE_PYTHON, "flare-venv"), (TFF_PYTHON, "tff-venv")):
+        if not python.exists():
+            pytest.fail(f"{python} is missing: run `make {target}` (part of `make test`)", pytrace=False)
     registry_stub, registry_server = registry
     work = tmp_path / "fed" / "federation"
     made: list[RunRequest] = []
@@ -177,7 +196,8 @@ async def argo_federation(registry, fresh_db_dsn, tmp_path, token):
             server, _core = await build(FederationSettings(
                 port=0, metrics_port=-1, database_url=fresh_db_dsn, data_dir=tmp_path / "fed",
                 registry_target=f"127.0.0.1:{registry_server.port}", flower_python=FLOWER_PYTHON,
-                executor="argo", argo=argo_settings(argo_server.url, token)))
+                flare_python=FLARE_PYTHON, tff_python=TFF_PYTHON, executor="argo",
+                argo=argo_settings(argo_server.url, token)))
             await server.start()
             async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
                 yield fed_grpc.FederationServiceStub(channel), registry_stub, argo_server, made
@@ -208,7 +228,7 @@ async def test_a_fedpate_job_runs_as_a_workflow_and_registers_its_student(argo_f
     assert job.result_model_id
     # The workflow: submitted once with the server's token, followed, its log read.
     (run,) = argo_server.runs.values()
-    assert run.name.startswith("mlmesh-federated-job-")
+    assert run.name.startswith("mlmesh-federated-fedpate-")
     assert ("POST", "/api/v1/workflows/mlmesh") in argo_server.calls
     assert ("GET", f"/api/v1/workflows/mlmesh/{run.name}/log") in argo_server.calls
     assert not any(m == "PUT" for m, _ in argo_server.calls) and argo_server.unavailable_reads == 0
@@ -256,15 +276,56 @@ async def started(argo_server: StandInArgoServer, timeout: float = 60.0):
     return run
 
 
-async def test_frameworks_without_a_template_are_refused_naming_the_framework(argo_federation) -> None:
-    stub, registry, argo_server, _made = argo_federation
+async def test_a_flare_job_runs_as_a_workflow_and_registers_its_model(argo_federation) -> None:
+    """FLARE's simulator (server and client processes) inside the step, from the flare image's command."""
+    stub, registry, argo_server, made = argo_federation
     dataset = await upload(registry, OWNER, blobs_csv())
-    for request, framework in ((flare_job(dataset), "flare"), (tff_job(dataset), "tff")):
-        err = await refused(stub.CreateFederatedJob, request)
-        assert err.code() == grpc.StatusCode.FAILED_PRECONDITION, err.details()
-        assert err.details().startswith(f"{framework} jobs cannot run on this Federation server") \
-            and "runs fedpate only" in err.details() and "MLMESH_FEDERATION_EXECUTOR=local" in err.details()
-    assert not argo_server.runs
+    created = await stub.CreateFederatedJob(flare_job(dataset), metadata=as_org(OWNER))
+    job = await finished(stub, created.job_id)
+    assert job.framework_version == "nvflare 2.9.0" and len(job.client_commitments) == 2
+    assert job.result_model_id and not job.privacy.formal_guarantee
+    (run,) = argo_server.runs.values()
+    assert run.name.startswith("mlmesh-federated-flare-")
+    assert run.argv[:2] == [str(FLARE_PYTHON), str(REPO / "servers/federation/apps/flare/launch_flare.py")]
+    (core,) = made
+    assert (run.argv, run.cwd) == (core.argv, str(core.cwd))
+    assert run.env == {k: v for k, v in core.env.items() if k not in INHERITED}
+
+
+async def test_a_tff_job_runs_as_a_workflow_in_the_pods_network_and_registers_its_model(argo_federation) -> None:
+    """TFF's simulation in the step without `unshare` (a pod cannot make a network namespace); its worker
+    listens on every interface of the pod, whose network nothing reaches -- here a network namespace
+    of the stand-in's stands in for that closed pod network."""
+    from servers.federation.adapters import tff
+
+    stub, registry, argo_server, made = argo_federation
+    unshare, why_not = tff._unshare()
+    assert not why_not, why_not
+    argo_server.pod_network = [unshare, "--net", "--"]
+    dataset = await upload(registry, OWNER, blobs_csv())
+    created = await stub.CreateFederatedJob(tff_job(dataset, seed=3), metadata=as_org(OWNER))
+    job = await finished(stub, created.job_id)
+    assert job.framework_version == "tensorflow-federated 0.87.0 (tensorflow 2.14.1)"
+    assert len(job.client_commitments) == 2 and job.result_model_id and job.privacy.formal_guarantee
+    (run,) = argo_server.runs.values()
+    assert run.name.startswith("mlmesh-federated-tff-")
+    # The server asked for TFF's app itself, not wrapped in `unshare` as a local job is.
+    (core,) = made
+    assert core.argv == [str(TFF_PYTHON), str(REPO / "servers/federation/apps/tff/dp_fedavg.py"),
+                         str(core.cwd / "job.json")]
+    assert (run.argv, run.cwd) == (core.argv, str(core.cwd))
+    assert run.env == {k: v for k, v in core.env.items() if k not in INHERITED}
+    assert any("network: a namespace of its own" in line for line in run.lines), run.lines[-20:]
+
+
+async def finished(stub, job_id: str) -> pb.FederatedJob:
+    events = [e async for e in stub.WatchFederatedJob(pb.WatchFederatedJobRequest(job_id=job_id),
+                                                      metadata=as_org(OWNER))]
+    job = events[-1].job
+    assert job.state == J.STATE_SUCCEEDED, job.failure_reason
+    rounds = [e.round for e in events if e.HasField("round")]
+    assert [r.round for r in rounds] == [1], "the round's figures came back through the log API"
+    return job
 
 
 async def test_without_an_argo_server_jobs_are_refused_saying_what_to_set(registry, fresh_db_dsn, tmp_path) -> None:
