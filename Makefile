@@ -109,7 +109,8 @@ podman:
 		  apt-get install -y -q podman buildah mmdebstrap runc >/dev/null || \
 		  { apt-get update -q >/dev/null && apt-get install -y -q podman buildah mmdebstrap runc >/dev/null; }; }
 
-# One image per environment (images/build.sh: mesh, ml, dev-postgres, dev-chain), hadolint first.
+# One image per environment (images/build.sh: mesh, ml, rl, flower, dev-postgres, dev-chain, and the
+# federated job images flare and tff), hadolint first.
 images: $(VENV)/.stamp podman
 	$(VENV)/bin/hadolint images/*/Containerfile
 	images/build.sh

