@@ -28,7 +28,7 @@ from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
 from mlmesh.translator.v1 import translator_service_pb2 as tr_pb
 
 from servers.federation.domain import privacy
-from tests.fixtures.federation import blobs_csv, federation_process
+from tests.fixtures.federation import blobs_csv, cifar_archive, federation_process
 from tests.integration.test_federation import OWNER, job_after_restart, STRANGER, J, as_org, gone, job_in, processes_in, refused, upload
 from tests.integration.test_federation_flare import registered_global_model
 
@@ -156,6 +156,49 @@ async def test_tff_dp_fedavg_trains_registers_anchors_and_translates_to_onnx(
     t = await translator.TranslateModel(tr_pb.TranslateModelRequest(model_id=model.model_id), metadata=as_org(OWNER))
     assert t.framework == "tensorflow" and t.source_sha256 == model.res_sha256
     assert t.parity.passed and t.parity.top1_agreement >= 0.99, t.parity
+
+
+async def test_a_cifar10_archive_trains_the_seeds_cnn_registers_it_and_translates_to_onnx(
+        translator_registry, translator_factory, fresh_db_dsn, tmp_path) -> None:
+    """The seed's CIFAR-10 python archive (a 120-image one generated in that format): TFF reads it
+    with FedPATE's archive reader, trains the seed's CNN (chosen for 3x32x32 inputs) with DP-FedAvg,
+    and the Keras model converts to ONNX with parity (on synthetic inputs: the archive is no CSV)."""
+    from google.api import httpbody_pb2
+
+    registry, registry_server = translator_registry
+    blob = cifar_archive(tmp_path / "cifar-10-python.tar.gz").read_bytes()
+
+    async def chunks():
+        yield reg_pb.UploadDatasetRequest(organization_id=OWNER, display_name="cifar", filename="cifar-10-python.tar.gz",
+                                          content_type="application/gzip", chunk=httpbody_pb2.HttpBody(data=blob))
+    dataset = (await registry.UploadDataset(chunks(), metadata=as_org(OWNER))).dataset_id
+    server = await tff_server(registry_server.port, fresh_db_dsn, tmp_path / "fed")
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = fed_grpc.FederationServiceStub(channel)
+            created = await stub.CreateFederatedJob(tff_job(dataset, seed=3, num_rounds=3, epochs=5, dp_parameter=0.01),
+                                                    metadata=as_org(OWNER))
+            events = [e async for e in stub.WatchFederatedJob(
+                pb.WatchFederatedJobRequest(job_id=created.job_id), metadata=as_org(OWNER))]
+    finally:
+        await server.stop(0, drain=0)
+    job = events[-1].job
+    assert job.state == J.STATE_SUCCEEDED, job.failure_reason
+    rounds = [e.round for e in events if e.HasField("round")]
+    assert [r.round for r in rounds] == [1, 2, 3]
+    assert rounds[-1].accuracy > 0.6, rounds  # 3 classes: chance is 1/3
+    assert sum(c.sample_count for c in job.client_commitments) == 120 - 36  # server_fraction 0.3 held out
+    logs = "\n".join(e.log.text for e in events if e.HasField("log"))
+    assert "DP-FedAvg of the seed CNN" in logs
+    model, _record = await registered_global_model(registry, job, dataset, model_framework="tensorflow",
+                                                   magic=b"\x89HDF", framework="tff",
+                                                   version="tensorflow-federated 0.87.0")
+    saved = b"".join([c.data async for c in registry.DownloadModel(
+        reg_pb.DownloadModelRequest(model_id=model.model_id), metadata=as_org(OWNER))])
+    assert b'"class_name": "Conv2D"' in saved and b'"class_name": "MaxPooling2D"' in saved
+    translator, _server, _settings = await translator_factory()
+    t = await translator.TranslateModel(tr_pb.TranslateModelRequest(model_id=model.model_id), metadata=as_org(OWNER))
+    assert t.framework == "tensorflow" and t.parity.passed, t.parity
 
 
 def worker_binaries(job_dir: Path) -> list[psutil.Process]:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.federation import blobs_csv
+from tests.fixtures.federation import blobs_csv, cifar_archive
 
 REPO = Path(__file__).resolve().parents[2]
 FLOWER_PYTHON = REPO / ".venv-flower" / "bin" / "python"
@@ -125,36 +125,6 @@ def test_unknown_student_options_fail_the_run_naming_them(tmp_path) -> None:
     # Assert
     assert out.returncode != 0
     assert "threshold (Confident-GNMax) needs gaussian noise" in out.stdout + out.stderr
-
-
-def cifar_archive(path: Path, batches: int = 2, per_batch: int = 60, classes: int = 3, seed: int = 2) -> Path:
-    """A tiny archive in the CIFAR-10 python format: cifar-10-batches-py/data_batch_<n> pickles of
-    {b'batch_label', b'labels', b'data' (uint8, images x 3072: red, green, blue 32x32 planes),
-    b'filenames'} and batches.meta; class c is an image dominated by one colour plane."""
-    import io
-    import pickle
-    import tarfile
-
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    with tarfile.open(path, "w:gz") as archive:
-        def add(name: str, obj) -> None:
-            blob = pickle.dumps(obj, protocol=2)
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(blob)
-            archive.addfile(info, io.BytesIO(blob))
-
-        for n in range(1, batches + 1):
-            labels = rng.integers(0, classes, per_batch)
-            data = rng.integers(0, 90, (per_batch, 3, 1024))
-            data[np.arange(per_batch), labels % 3] += 150
-            add(f"data_batch_{n}", {b"batch_label": f"training batch {n} of {batches}".encode(),
-                                    b"labels": labels.tolist(), b"data": data.reshape(per_batch, 3072).astype(np.uint8),
-                                    b"filenames": [f"img{n}_{i}.png".encode() for i in range(per_batch)]})
-        add("batches.meta", {b"label_names": [b"red", b"green", b"blue"], b"num_vis": 3072,
-                             b"num_cases_per_batch": per_batch})
-    return path
 
 
 def test_a_cifar10_python_archive_trains_the_seeds_cnn(tmp_path) -> None:

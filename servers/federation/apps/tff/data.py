@@ -1,10 +1,13 @@
-"""The data side of a TFF DP-FedAvg job, plain numpy (no TensorFlow): read the CSV, hold out the
-server's test split, split the rest over the simulated clients by a Dirichlet draw per class whose
-alpha is the seed's `imb_parameter`, keep at most `n_samples` rows per client, and commit to each
-client's rows.
+"""The data side of a TFF DP-FedAvg job, plain numpy (no TensorFlow): read the dataset, hold out
+the server's test split, split the rest over the simulated clients by a Dirichlet draw per class
+whose alpha is the seed's `imb_parameter`, keep at most `n_samples` rows per client, and commit to
+each client's rows.
 
-The CSV has a header, numeric feature columns and an integer class column (the target column,
-the seed's `target_label`). Everything is decided by the job's `seed`.
+The dataset is a CSV with a header, numeric feature columns and an integer class column (the target
+column, the seed's `target_label`), or the seed's CIFAR-10 python archive (recognised by its gzip
+magic; its labels are its own), read by FedPATE's `fedpate/archive.py` (plain numpy too) so that a
+client's commitment to archive rows is the same in every framework. Everything is decided by the
+job's `seed`.
 """
 
 from __future__ import annotations
@@ -12,23 +15,35 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fedpate"))
+from fedpate import archive  # noqa: E402  (apps/fedpate/fedpate/archive.py: numpy only)
+
 
 @dataclass(frozen=True)
 class Table:
     header: list[str]
-    lines: list[str]  # the data rows as written in the file, without line ends
+    lines: Sequence[str]  # the data rows as written in the file, without line ends
     features: np.ndarray  # float32, rows x features
     labels: np.ndarray  # int32 classes 0..K-1
     feature_columns: tuple[int, ...]
+    source: str = "csv"  # or "cifar-archive"
 
 
 def load(path: str | Path, target: str) -> Table:
-    """The CSV at `path` with `target` as its class column; ValueError saying what is wrong."""
+    """The CSV at `path` with `target` as its class column, or an image archive; ValueError saying
+    what is wrong."""
+    if archive.is_archive(path):
+        found = archive.read_cifar_archive(path)
+        return Table(header=found.header, lines=found.lines, features=found.pixels.astype(np.float32),
+                     labels=found.labels.astype(np.int32), feature_columns=tuple(range(found.pixels.shape[1])),
+                     source="cifar-archive")
     lines = [line for line in Path(path).read_text().splitlines() if line.strip()]
     if len(lines) < 2:
         raise ValueError("the dataset needs a CSV header and at least one row")

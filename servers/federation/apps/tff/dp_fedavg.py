@@ -7,7 +7,8 @@ job.json is the flat key/value table the Federation server writes (appconfig.py)
 output-dir, target-column, server-fraction, seed, imb-parameter (Dirichlet alpha of the client
 split), dp-parameter (noise multiplier), n-clients, n-samples (rows per client, at most),
 num-rounds, epochs (local epochs per round), batch-size, clients-per-round, clip-norm and,
-optionally, client-learning-rate (default 0.1).
+optionally, client-learning-rate (default 0.1 for the MLP, 0.01 for the CNN: the CNN's SGD
+diverges at 0.1).
 
 The algorithm is TFF's own: `tff.learning.algorithms.build_unweighted_fed_avg` with
 `tff.aggregators.DifferentiallyPrivateFactory.gaussian_fixed(noise_multiplier=dp-parameter,
@@ -22,7 +23,9 @@ this program's.
 On stdout, lines `MLMESH_EVENT {json}`: the framework version, each client's data commitment,
 and every round (global loss/accuracy on the server's held-out rows, each participating client's
 loss/accuracy of the new global model on its own rows, seconds). On exit 0, output-dir holds
-`model.h5` (Keras HDF5; the input standardisation folded into the first layer) and `result.json`.
+`model.h5` (Keras HDF5 on raw features: for tabular data an MLP with the input standardisation
+folded into its first layer; for colour images, such as the seed's CIFAR-10 archive, the seed's
+CNN with a scalar standardisation as its first layer) and `result.json`.
 TFF's C++ worker binary is a child process of this one and outlives it unless its process group
 is killed: the server runs this program as the leader of its own group and kills the group.
 """
@@ -46,6 +49,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import data  # noqa: E402
+from fedpate import archive  # noqa: E402  (on the path data.py set: apps/fedpate/fedpate/archive.py)
 
 EVENT = "MLMESH_EVENT "
 MODEL_FILE = "model.h5"
@@ -88,6 +92,30 @@ def build_model(tf, features: int, classes: int, hidden: int = 64):
     ])
 
 
+def build_cnn(tf, features: int, classes: int, mean: float, std: float):
+    """The seed's CNN for colour images (D3.4 Listing 1, as FedPATE's: 16 and 32 3x3 convolutions,
+    each with ReLU and a 2x2 max-pool, then 1024 -> 512 -> classes), on raw pixels: one scalar
+    standardisation (the training rows' mean and standard deviation over all pixels) as its first
+    layer, then the channel-first planes (red, green, blue, as the archive stores them) turned
+    channels-last, the only layout TensorFlow's CPU convolutions take."""
+    channels, side = archive.image_shape(features)
+    layers = tf.keras.layers
+    return tf.keras.Sequential([
+        layers.InputLayer(input_shape=(features,), name="features"),
+        layers.Rescaling(scale=1.0 / std, offset=-mean / std, name="standardise"),
+        layers.Reshape((channels, side, side), name="planes"),
+        layers.Permute((2, 3, 1), name="channels_last"),
+        layers.Conv2D(16, 3, padding="same", activation="relu", name="conv1"),
+        layers.MaxPooling2D(2, name="pool1"),
+        layers.Conv2D(32, 3, padding="same", activation="relu", name="conv2"),
+        layers.MaxPooling2D(2, name="pool2"),
+        layers.Flatten(name="flat"),
+        layers.Dense(1024, activation="relu", name="dense1"),
+        layers.Dense(512, activation="relu", name="dense2"),
+        layers.Dense(classes, name="logits"),
+    ])
+
+
 def fold_standardisation(tf, trained, mean: np.ndarray, std: np.ndarray, classes: int):
     """A copy of `trained` that takes raw features: the first layer's x' = (x - mean) / std folded
     into its kernel and bias, so the saved model is plain Dense layers any Keras reads."""
@@ -105,7 +133,6 @@ def main(config_path: str) -> int:
     per_round = int(config.get("clients-per-round") or clients)
     rounds, epochs, batch = int(config["num-rounds"]), int(config["epochs"]), int(config["batch-size"])
     noise, clip = float(config["dp-parameter"]), float(config["clip-norm"])
-    lr = float(config.get("client-learning-rate", 0.1))
     output = Path(config["output-dir"])
     output.mkdir(parents=True, exist_ok=True)
 
@@ -132,10 +159,23 @@ def main(config_path: str) -> int:
     tf.keras.utils.set_random_seed(seed)
     classes = int(table.labels.max()) + 1
     features = table.features.shape[1]
-    mean = table.features[train].mean(axis=0).astype(np.float32)
-    std = table.features[train].std(axis=0).astype(np.float32)
-    std = np.where(std > 0, std, 1.0).astype(np.float32)
-    x_all = ((table.features - mean) / std).astype(np.float32)
+    cnn = archive.is_colour_image(features)  # the seed's CNN for colour images, an MLP otherwise
+    lr = float(config.get("client-learning-rate") or (0.01 if cnn else 0.1))
+    if cnn:  # the model standardises its raw input itself (its first layer)
+        pixel_mean = float(table.features[train].mean())
+        pixel_std = float(table.features[train].std()) or 1.0
+        x_all = table.features.astype(np.float32)
+
+        def new_model():
+            return build_cnn(tf, features, classes, pixel_mean, pixel_std)
+    else:  # the MLP trains on standardised features; the export folds the standardisation in
+        mean = table.features[train].mean(axis=0).astype(np.float32)
+        std = table.features[train].std(axis=0).astype(np.float32)
+        std = np.where(std > 0, std, 1.0).astype(np.float32)
+        x_all = ((table.features - mean) / std).astype(np.float32)
+
+        def new_model():
+            return build_model(tf, features, classes)
 
     def client_data(rows: np.ndarray):
         return (tf.data.Dataset.from_tensor_slices((x_all[rows], table.labels[rows]))
@@ -145,7 +185,7 @@ def main(config_path: str) -> int:
 
     def model_fn():
         return tff.learning.models.from_keras_model(
-            build_model(tf, features, classes), input_spec=element_spec,
+            new_model(), input_spec=element_spec,
             loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[tf.keras.metrics.SparseCategoricalAccuracy()])
 
@@ -154,12 +194,12 @@ def main(config_path: str) -> int:
     process = tff.learning.algorithms.build_unweighted_fed_avg(
         model_fn, client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=lr),
         server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0), model_aggregator=aggregator)
-    print(f"DP-FedAvg: {clients} clients ({per_round} a round), {rounds} rounds, {epochs} local epochs, "
+    print(f"DP-FedAvg of {'the seed CNN' if cnn else 'an MLP'}: {clients} clients ({per_round} a round), {rounds} rounds, {epochs} local epochs, "
           f"batch {batch}, noise multiplier {noise:g}, clip norm {clip:g}, client learning rate {lr:g}; "
           f"{len(train)} training rows ({', '.join(str(len(s)) for s in shards)} used), {len(test)} held out",
           flush=True)
 
-    scorer = build_model(tf, features, classes)
+    scorer = new_model()
     scorer.compile(loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
 
     def score(rows: np.ndarray) -> tuple[float, float]:
@@ -187,7 +227,7 @@ def main(config_path: str) -> int:
               f"test loss {loss:.4f} accuracy {accuracy:.4f} ({seconds:.1f} s)", flush=True)
         emit(type="round", round=round_number, loss=loss, accuracy=accuracy, seconds=seconds, clients=per_client)
 
-    exported = fold_standardisation(tf, scorer, mean, std, classes)
+    exported = scorer if cnn else fold_standardisation(tf, scorer, mean, std, classes)
     check = exported.predict(table.features[test], verbose=0).argmax(axis=1)
     agreement = float((check == scorer.predict(x_all[test], verbose=0).argmax(axis=1)).mean())
     if agreement < 0.999:
@@ -196,12 +236,14 @@ def main(config_path: str) -> int:
         return 1
     exported.save(str(output / MODEL_FILE), save_format="h5")
     columns = table.feature_columns
-    contiguous = list(columns) == list(range(columns[0], columns[-1] + 1))
+    # An archive is not a CSV: a translator cannot read feature columns from it.
+    contiguous = table.source == "csv" and list(columns) == list(range(columns[0], columns[-1] + 1))
     signature = {"shape": [-1, features], "dtype": "float32",
                  "csv_feature_columns": [columns[0], columns[-1] + 1] if contiguous else None}
     (output / "result.json").write_text(json.dumps({
         "model_framework": "tensorflow", "model_file": MODEL_FILE, "input_signature": signature,
-        "num_classes": classes, "test_accuracy": accuracy, "test_loss": loss, "keras_version": __import__("keras").__version__}))
+        "num_classes": classes, "model": "cnn" if cnn else "mlp", "test_accuracy": accuracy, "test_loss": loss,
+        "keras_version": __import__("keras").__version__}))
     print(f"model written: {output / MODEL_FILE} (test accuracy {accuracy:.4f})", flush=True)
     return 0
 

@@ -12,10 +12,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import math
-import pickle
-import re
-import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from fedpate import archive
 
 # The models are tiny and a node may run several ClientApp processes at once: intra-op threads only
 # contend (measured: 40 teachers of a node took minutes with 2 threads each on a loaded 2-core box).
@@ -39,72 +37,18 @@ class Table:
     source: str = "csv"  # or "cifar-archive"
 
 
-class _ArchiveRows(Sequence):
-    """An image archive's rows as the CSV lines they would be (pixels, then the label), made on
-    demand: a data commitment hashes them like a CSV shard without holding 50,000 lines of text."""
-
-    def __init__(self, pixels: np.ndarray, labels: np.ndarray):
-        self.pixels, self.labels = pixels, labels
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i):  # noqa: ANN001 - Sequence's signature
-        return ",".join(map(str, self.pixels[i].tolist())) + f",{int(self.labels[i])}"
-
-
-class _ArraysOnly(pickle.Unpickler):
-    """Unpickles plain containers and numpy arrays only: a dataset's pickle never runs code."""
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-               ("numpy._core.multiarray", "scalar"),
-               ("_codecs", "encode")}  # protocol-2 pickles (the CIFAR-10 files') rebuild bytes with it
-
-    def find_class(self, module: str, name: str):  # noqa: ANN201
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise ValueError(f"the archive's pickle refers to {module}.{name}; only arrays, lists and dicts are read")
-
-
 def read_cifar_archive(path: str | Path) -> Table:
-    """The CIFAR-10 python archive format (`cifar-10-python.tar.gz`): pickled dicts in members named
-    `data_batch_<n>` (in the order of n), each with b'data' (uint8, images x 3072: the red, green
-    then blue 32x32 planes) and b'labels'. The test batch is not read: the public split and the
-    student's test rows come from the training batches like any dataset's."""
-    pixels, labels = [], []
-    with tarfile.open(path, "r:gz") as archive:
-        members = [m for m in archive.getmembers() if m.isfile() and re.fullmatch(r"data_batch_\d+",
-                                                                                   Path(m.name).name)]
-        if not members:
-            raise ValueError("the archive has no data_batch_<n> member (the CIFAR-10 python format)")
-        for member in sorted(members, key=lambda m: int(Path(m.name).name.rsplit("_", 1)[1])):
-            raw = archive.extractfile(member)
-            assert raw is not None
-            batch = _ArraysOnly(raw, encoding="bytes").load()
-            if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-                raise ValueError(f"{member.name}: a dict with b'data' and b'labels' is needed")
-            data, batch_labels = np.asarray(batch[b"data"]), np.asarray(batch[b"labels"], dtype=np.int64)
-            if data.dtype != np.uint8 or data.ndim != 2 or data.shape[0] != len(batch_labels):
-                raise ValueError(f"{member.name}: b'data' must be uint8 images x pixels with one label each, got "
-                                 f"{data.dtype} {data.shape} for {len(batch_labels)} labels")
-            pixels.append(data)
-            labels.append(batch_labels)
-    features = np.concatenate(pixels)
-    y = np.concatenate(labels)
-    if len({p.shape[1] for p in pixels}) != 1 or y.min() < 0:
-        raise ValueError("every batch must have the same number of pixels and labels 0, 1, 2, ...")
-    header = [f"p{i}" for i in range(features.shape[1])] + ["target"]
-    return Table(header=header, lines=_ArchiveRows(features, y), features=features.astype(np.float32), labels=y,
-                 feature_columns=tuple(range(features.shape[1])), source="cifar-archive")
+    """The CIFAR-10 python archive format (`archive.py`) as a Table."""
+    found = archive.read_cifar_archive(path)
+    return Table(header=found.header, lines=found.lines, features=found.pixels.astype(np.float32),
+                 labels=found.labels, feature_columns=tuple(range(found.pixels.shape[1])), source="cifar-archive")
 
 
 def read_table(path: str | Path, target_column: str) -> Table:
     """A CSV with a header and a `target_column`, or a CIFAR-10 python archive (gzip: the label is
     the archive's own)."""
-    with open(path, "rb") as f:
-        if f.read(2) == b"\x1f\x8b":
-            return read_cifar_archive(path)
+    if archive.is_archive(path):
+        return read_cifar_archive(path)
     text = Path(path).read_text()
     raw_lines = [line for line in text.splitlines() if line.strip()]
     if len(raw_lines) < 2:
@@ -184,7 +128,7 @@ class Net(nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.tensor(np.where(std > 0, std, 1.0), dtype=torch.float32))
-        self.channels, self.side = image_shape(features) if kind == "cnn" else (0, 0)
+        self.channels, self.side = archive.image_shape(features) if kind == "cnn" else (0, 0)
         if kind == "cnn":
             if not self.side:
                 raise ValueError(f"net cnn needs an image: s*s (grey) or 3*s*s (colour) features, got {features}")
@@ -207,21 +151,12 @@ class Net(nn.Module):
         return self.body(x)
 
 
-def image_shape(features: int) -> tuple[int, int]:
-    """(channels, side) of an image flattened to `features` values (colour first), or (0, 0)."""
-    for channels in (3, 1):
-        side = math.isqrt(features // channels)
-        if features % channels == 0 and side * side * channels == features and side >= 4:
-            return channels, side
-    return 0, 0
-
-
 def net_kind(name: str, features: int = 0) -> str:
     """`name`, or for "" / "auto": the seed's CNN for colour images (3*s*s features, such as a
     CIFAR-10 archive's 3072), an MLP otherwise."""
     if name not in ("", "auto"):
         return name
-    return "cnn" if image_shape(features)[0] == 3 else "mlp"
+    return "cnn" if archive.is_colour_image(features) else "mlp"
 
 
 def make_net(name: str, features: np.ndarray, classes: int) -> Net:
