@@ -80,6 +80,13 @@ class Archive:
 
 def read_cifar_archive(path: str | Path) -> Archive:
     """The archive at `path`; ValueError saying what is wrong."""
+    try:
+        return _read(path)
+    except (tarfile.TarError, EOFError, OSError) as exc:  # not a tar, truncated, corrupt gzip
+        raise ValueError(f"the dataset is gzip-compressed but not a readable CIFAR-10 python archive ({exc})") from None
+
+
+def _read(path: str | Path) -> Archive:
     pixels, labels = [], []
     with tarfile.open(path, "r:gz") as archive:
         members = [m for m in archive.getmembers() if m.isfile() and re.fullmatch(r"data_batch_\d+",
