@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import ssl
 import subprocess
@@ -42,6 +43,7 @@ from tests.integration.test_federation import (
 )
 from tests.integration.test_federation_flare import registered_global_model
 
+IP = shutil.which("ip") or "/usr/sbin/ip"  # iproute2 (the SuperNodes' environment has no sbin on PATH)
 JOIN_TIMEOUT = 90  # seconds the jobs here wait for their SuperNodes (the failing test waits it out)
 
 
@@ -123,7 +125,7 @@ def ssh_key_pair(into: Path) -> tuple[str, Path]:
 
 
 def start_supernode(join: pb.FlowerJoin, ca: Path, csv: Path, name: str, home: Path,
-                    private_key: Path | None = None) -> subprocess.Popen:
+                    private_key: Path | None = None, wrapper: list[str] | None = None) -> subprocess.Popen:
     """What a client owner runs on its machine: the job's `supernode_command` with its CSV, its name,
     its private key (with SuperNode authentication) and the downloaded CA certificate (plus a local
     port for the SuperNode's ClientAppIo API, which only matters here because the "sites" share this
@@ -138,7 +140,7 @@ def start_supernode(join: pb.FlowerJoin, ca: Path, csv: Path, name: str, home: P
     home.mkdir(parents=True, exist_ok=True)
     env = {"PATH": f"{FLOWER_PYTHON.parent}:/usr/bin:/bin", "HOME": str(home), "FLWR_TELEMETRY_ENABLED": "0",
            "FLWR_DISABLE_UPDATE_CHECK": "1", "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1"}
-    return subprocess.Popen(argv, cwd=home, env=env, stdout=(home / "supernode.log").open("wb"),
+    return subprocess.Popen([*(wrapper or []), *argv], cwd=home, env=env, stdout=(home / "supernode.log").open("wb"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -235,6 +237,88 @@ async def test_a_real_fedpate_job_trains_on_two_joined_supernodes_and_registers_
     assert sorted((c["sha256"], c["sample_count"]) for c in json.loads(record["client_commitments"])) == expected
     # The SuperLink ended with the job
     assert processes_in(tmp_path / "fed" / "federation" / "jobs" / job.job_id) == []
+
+
+@pytest.fixture
+def site_network():
+    """A network the sites live on that is not the Federation server's: a network namespace of its
+    own (its own interfaces, routes and loopback) joined to this one by a veth pair, as a site's
+    machine is joined to the operator's by a network. (host address, namespace name). Needs root
+    (CAP_NET_ADMIN), which `make test` has here."""
+    tag = f"{os.getpid() % 10000}{int(time.monotonic() * 1000) % 1000}"
+    name, host_end, site_end = f"mlmesh-site-{tag}", f"mlh{tag}", f"mls{tag}"
+    octet = os.getpid() % 250 + 1
+    host_ip, site_ip = f"10.254.{octet}.1", f"10.254.{octet}.2"
+    steps = [["ip", "netns", "add", name],
+             ["ip", "link", "add", host_end, "type", "veth", "peer", "name", site_end],
+             ["ip", "link", "set", site_end, "netns", name],
+             ["ip", "addr", "add", f"{host_ip}/30", "dev", host_end], ["ip", "link", "set", host_end, "up"],
+             ["ip", "-n", name, "addr", "add", f"{site_ip}/30", "dev", site_end],
+             ["ip", "-n", name, "link", "set", site_end, "up"], ["ip", "-n", name, "link", "set", "lo", "up"]]
+    try:
+        for step in steps:
+            done = subprocess.run(step, capture_output=True, text=True)
+            if done.returncode != 0:
+                pytest.fail(f"cannot make the sites' network ({' '.join(step)}: {done.stderr.strip()}); this test "
+                            "needs root (CAP_NET_ADMIN)", pytrace=False)
+        yield host_ip, name
+    finally:
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+async def test_sites_on_another_network_join_through_the_site_gate(
+        registry, fresh_db_dsn, tmp_path, site_network) -> None:
+    """The operator's SuperLink on a routed address, the sites in a network namespace of their own
+    (two network stacks, as two machines have; one kernel): the sites reach the job only through its
+    site gate on that address -- the operator's loopback, where the SuperLink itself listens, is not
+    theirs -- and the job succeeds on their data with the TLS certificate naming that address."""
+    from servers.federation.main import build
+
+    host_ip, namespace = site_network
+    registry_stub, registry_server = registry
+    server, _core = await build(settings(fresh_db_dsn, tmp_path / "fed", registry_server.port,
+                                         flower_real_host=host_ip, flower_real_port_min=0, flower_real_port_max=0))
+    await server.start()
+    nodes: list[subprocess.Popen] = []
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = fed_grpc.FederationServiceStub(channel)
+            files = site_files(tmp_path)
+            dataset = await upload(registry_stub, OWNER, files["server"].read_bytes())
+            created = await stub.CreateFederatedJob(real_job(dataset), metadata=as_org(OWNER))
+            job = await joinable(stub, created.job_id)
+            host, port = job.flower_join.superlink_address.rsplit(":", 1)
+            assert host == host_ip
+            ca = await download_ca(stub, job.job_id, tmp_path / "ca.pem")
+            for site in ("site-a", "site-b"):
+                node = start_supernode(job.flower_join, ca, files[site], site, tmp_path / site,
+                                       wrapper=[IP, "netns", "exec", namespace])
+                nodes.append(node)
+            # The SuperNodes run on the sites' network stack, not on this one
+            for node in nodes:
+                deadline = time.monotonic() + 10
+                while os.readlink(f"/proc/{node.pid}/ns/net") == os.readlink("/proc/self/ns/net"):
+                    assert time.monotonic() < deadline and node.poll() is None, "the SuperNode never entered its netns"
+                    await asyncio.sleep(0.05)
+            # From the sites' network the gate answers on the operator's address; the SuperLink's own
+            # ports are on the operator's loopback, which the sites do not have
+            probe = ("import socket, sys\n"
+                     "s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5); s.close(); print('open')")
+            reached = subprocess.run([IP, "netns", "exec", namespace, str(FLOWER_PYTHON), "-c", probe, host_ip, port],
+                                     capture_output=True, text=True, timeout=30)
+            assert reached.stdout.strip() == "open", reached.stderr
+            events = [e async for e in stub.WatchFederatedJob(pb.WatchFederatedJobRequest(job_id=job.job_id),
+                                                              metadata=as_org(OWNER))]
+    finally:
+        stop(nodes)
+        await server.stop(0, drain=0)
+    job = events[-1].job
+    assert job.state == J.STATE_SUCCEEDED, job.failure_reason
+    assert sorted(c.client_id for c in job.client_commitments) == ["site-a", "site-b"]
+    expected = sorted((hashlib.sha256(files[s].read_bytes()).hexdigest(), 120) for s in ("site-a", "site-b"))
+    assert sorted((c.sha256, c.sample_count) for c in job.client_commitments) == expected
+    assert job.result_model_id
 
 
 async def test_a_real_job_fails_saying_how_many_supernodes_joined_and_cancel_stops_its_superlink(
