@@ -161,16 +161,18 @@ def main(config_path: str) -> int:
     features = table.features.shape[1]
     cnn = archive.is_colour_image(features)  # the seed's CNN for colour images, an MLP otherwise
     lr = float(config.get("client-learning-rate") or (0.01 if cnn else 0.1))
+    # Standardisation statistics from the server's own held-out rows, never from the clients': they
+    # end up in the released model, and only DP-FedAvg's noisy updates may reveal the clients' data.
     if cnn:  # the model standardises its raw input itself (its first layer)
-        pixel_mean = float(table.features[train].mean())
-        pixel_std = float(table.features[train].std()) or 1.0
+        pixel_mean = float(table.features[test].mean())
+        pixel_std = float(table.features[test].std()) or 1.0
         x_all = table.features.astype(np.float32)
 
         def new_model():
             return build_cnn(tf, features, classes, pixel_mean, pixel_std)
     else:  # the MLP trains on standardised features; the export folds the standardisation in
-        mean = table.features[train].mean(axis=0).astype(np.float32)
-        std = table.features[train].std(axis=0).astype(np.float32)
+        mean = table.features[test].mean(axis=0).astype(np.float32)
+        std = table.features[test].std(axis=0).astype(np.float32)
         std = np.where(std > 0, std, 1.0).astype(np.float32)
         x_all = ((table.features - mean) / std).astype(np.float32)
 
