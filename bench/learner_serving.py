@@ -25,6 +25,8 @@ from bench.stack import BenchStack, bench_stack
 
 FEATURES = 36
 LEARN_ROWS = 4000
+# (window, every) of the learner's monitoring policy: drift off for the predict path's load.
+MONITORING = (100_000, 100_000)
 LEARNED: dict[str, float] = {}
 
 
@@ -75,7 +77,7 @@ def serve_learner(stack: BenchStack) -> Served:
                 backend="sklearn", task="regression", transformer="tabular", backend_params=backend,
                 transformer_params=params, reference_dataset_id=r.json()["dataset_id"],
                 save_policy=lpb.SavePolicy(disabled=True),
-                monitoring=lpb.MonitoringPolicy(window=100_000, every=100_000)))))
+                monitoring=lpb.MonitoringPolicy(window=MONITORING[0], every=MONITORING[1])))))
         xs, ys = _rows(LEARN_ROWS, 2)
         observations = [lpb.Observation(row=lpb.FeatureRow(values=x), target=y) for x, y in zip(xs, ys)]
 

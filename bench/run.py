@@ -34,6 +34,11 @@ def main() -> None:
           f"({learner_serving.LEARN_ROWS} rows, micro-batches of 32, prequential validation MSE "
           f"{learner_serving.LEARNED['final_validation_mse']:.4f})")
     print()
+    print("== Learner predict path with drift monitoring on (default policy) vs off ==")
+    from bench import learner_monitoring
+
+    print(learner_monitoring.report(learner_monitoring.run()))
+    print()
     print("== Learner predict path: CPU per request of our own code, without the transport (load-independent) ==")
     subprocess.run([str(REPO / ".venv-ml/bin/python"), "-m", "bench.learner_path"], cwd=REPO, check=True)
     subprocess.run([str(REPO / ".venv-ml/bin/python"), "-m", "bench.validation_cost"], cwd=REPO, check=True)

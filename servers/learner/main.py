@@ -4,6 +4,7 @@ protocol's REST half on its HTTP front (`http_port`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from mlmesh.learner.v1 import learner_service_pb2 as pb
@@ -20,6 +21,7 @@ from servers.learner.api.oip_rest import OipRest
 from servers.learner.api.servicer import LearnerServicer
 from servers.learner.domain.live import PredictBatching
 from servers.learner.domain.service import CoreOptions, LearnerCore
+from servers.learner.monitoring.offload import DriftProcess
 from servers.learner.settings import LearnerSettings
 
 log = logging.getLogger("mlmesh.learner")
@@ -39,17 +41,21 @@ async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
     registry = RegistryClient(settings.registry_target, timeout=settings.registry_timeout_seconds,
                               stream_timeout=settings.registry_stream_timeout_seconds,
                               chunk_bytes=settings.transfer_chunk_bytes, tls=settings.tls)
+    drift_process = DriftProcess() if settings.drift_in_process else None
     core = LearnerCore(db, registry, CoreOptions(
         work_dir=settings.work_dir.resolve(), max_learners=settings.max_learners,
         max_reference_rows=settings.max_reference_rows, running_loss_alpha=settings.running_loss_alpha,
         max_download_bytes=settings.max_download_bytes,
         batching=PredictBatching(enabled=settings.predict_batching, max_size=settings.predict_batch_max_size,
-                                 max_delay=settings.predict_batch_max_delay_us / 1e6)))
+                                 max_delay=settings.predict_batch_max_delay_us / 1e6),
+        compute_drift=drift_process))
     try:
         await core.start()
     except BaseException:
         await registry.close()
         await db.close()
+        if drift_process is not None:
+            drift_process.close()
         raise
     server = MeshServer("learner", settings, quiet_methods=frozenset() if settings.access_log_predictions
                         else PREDICTION_METHODS)
@@ -69,6 +75,8 @@ async def build(settings: LearnerSettings) -> tuple[MeshServer, LearnerCore]:
         server.add_http(front)
     server.on_shutdown(db.close)
     server.on_shutdown(registry.close)
+    if drift_process is not None:  # after the core has stopped its learners (hooks run in reverse)
+        server.on_shutdown(lambda: asyncio.to_thread(drift_process.close))
     server.on_shutdown(core.close)
     return server, core
 

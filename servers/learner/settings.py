@@ -39,6 +39,9 @@ class LearnerSettings(DatabaseSettings, ServerSettings):
     access_log_predictions: bool = Field(
         False, description="Access-log every successful prediction call (Predict, ModelInfer, ...) at INFO. "
         "Off: they are logged at DEBUG; errors are always logged, and every call is counted in the metrics.")
+    drift_in_process: bool = Field(True, description="Compute data drift (Evidently) in a child process of its "
+                                   "own, so that it never contends with serving for the GIL; false: in the learner's "
+                                   "worker thread (docs/performance.md measures both).")
     predict_batching: bool = Field(True, description="Adaptive micro-batching: concurrent prediction requests "
                                    "(ModelInfer, Predict, PredictStream, REST infer) to one learner are answered "
                                    "with one model call (docs/performance.md).")

@@ -5,9 +5,13 @@ predict, explain, monitor, bad inputs, and kill -9 → resume from the last save
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
+import signal
 
 import grpc
+import psutil
 import pytest
 from mlmesh.learner.v1 import learner_service_pb2 as lpb
 from mlmesh.registry.v1 import registry_service_pb2 as reg_pb
@@ -81,6 +85,40 @@ async def test_learner_learns_saves_predicts_explains_and_monitors(learner_serve
     report = await h.stub.GetMonitoring(lpb.GetMonitoringRequest(learner_id=learner.learner_id, refresh=True))
     assert report.errors.count > 0 and report.errors.mae > 0
     assert report.drift.feature_count > 0
+
+
+def multiprocessing_children(learner_pid: int, kind: str) -> list[psutil.Process]:
+    """The Learner's `multiprocessing` children of `kind`: "spawn_main" (the drift process of
+    monitoring/offload.py) or "resource_tracker" (multiprocessing's own helper)."""
+    found = []
+    for child in psutil.Process(learner_pid).children():
+        with contextlib.suppress(psutil.Error):
+            if kind in " ".join(child.cmdline()):
+                found.append(child)
+    return found
+
+
+async def test_drift_is_computed_in_a_child_process_that_dies_with_the_learner(learner_server, tmp_path):
+    """Drift runs outside the Learner's process (it would hold the GIL against serving), in one child
+    that a kill -9 of the Learner alone -- not of its process group -- takes with it."""
+    h = learner_server
+    reference = await h.upload_power_csv(days=2, seed=1)
+    learner = await h.create_power_learner("drift-child", reference,
+                                           monitoring=lpb.MonitoringPolicy(window=100, every=100))
+    data = await asyncio.to_thread(power_csv, tmp_path / "stream.csv", 3, 2)
+    await learn(h.stub, learner.learner_id, readings(data))
+    report = await h.stub.GetMonitoring(lpb.GetMonitoringRequest(learner_id=learner.learner_id, refresh=True))
+    assert report.drift.feature_count == 36 and report.drift.window_size >= 100
+    pid = h.process.proc.pid
+    (child,) = multiprocessing_children(pid, "spawn_main")
+    helpers = multiprocessing_children(pid, "resource_tracker")
+    # Execute: kill -9 the Learner's process only
+    os.kill(pid, signal.SIGKILL)
+    h.process.proc.popen.wait(10)
+    h.process.proc = None
+    # Assert: the drift process went with it (its parent-death signal), leaving no orphan
+    _gone, alive = await asyncio.to_thread(psutil.wait_procs, [child, *helpers], 10)
+    assert not alive, f"outlived the Learner: {[p.cmdline() for p in alive]}"
 
 
 @pytest.mark.parametrize(("observation", "code", "words"), [

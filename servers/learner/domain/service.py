@@ -22,7 +22,7 @@ import logging
 import pickle
 import shutil
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -58,6 +58,9 @@ class CoreOptions:
     running_loss_alpha: float
     max_download_bytes: int = 8 << 30
     batching: PredictBatching = PredictBatching()
+    # Where drift is computed: None in the learner's own worker thread, else a function with
+    # `monitoring.drift.data_drift`'s signature (main.py: a child process, monitoring/offload.py).
+    compute_drift: Callable[..., Any] | None = None
 
 
 class LearnMessage(NamedTuple):
@@ -192,7 +195,8 @@ class LearnerCore:
                                                    self.options.max_reference_rows)
             m = spec.monitoring
             monitor = Monitor(record.learner_id, transformer.monitor_columns, reference, MonitoringPolicy(
-                window=m.window, every=m.every, drift_share=m.drift_share, stattest_threshold=m.stattest_threshold), sink=metrics.SINK)
+                window=m.window, every=m.every, drift_share=m.drift_share, stattest_threshold=m.stattest_threshold),
+                sink=metrics.SINK, compute_drift=self.options.compute_drift)
             model_id = record.current_model_id or spec.starting_model_id
             if model_id:
                 path, model = await self._fetch_model(model_id, spec, work, org, check_framework=creating or

@@ -31,7 +31,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -313,8 +313,11 @@ class Monitor:
         *,
         history: int = HISTORY_POINTS,
         sink: MonitorSink | None = None,
+        compute_drift: Callable[..., DataDrift] | None = None,
     ):
         self.learner_id = learner_id
+        # `data_drift` here, or the same function elsewhere (offload.DriftProcess: a child process).
+        self._compute_drift = compute_drift or data_drift
         self.columns = [str(c) for c in columns]
         self.policy = policy or MonitoringPolicy()
         if not self.columns:
@@ -404,7 +407,7 @@ class Monitor:
             drift = None
             if len(inputs) >= self._min_rows:
                 started = time.perf_counter()
-                drift = data_drift(
+                drift = self._compute_drift(
                     self._reference, pd.DataFrame(inputs, columns=self._keys), self.columns,
                     self.policy.stattest_threshold, self.policy.drift_share, now,
                 )
