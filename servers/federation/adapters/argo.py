@@ -54,6 +54,7 @@ TEMPLATES = {t.framework: t for t in (Template(Framework.FEDPATE, APPS / "launch
                                       Template(Framework.FLARE, flare.LAUNCHER, "flare"),
                                       Template(Framework.TFF, tff.APP, "tff"))}
 BY_LAUNCHER = {t.launcher.name: t for t in TEMPLATES.values()}
+assert set(TEMPLATES) == set(Framework), "every framework needs its WorkflowTemplate (k8s/generate.py writes them)"
 
 
 class ArgoFrameworks:
@@ -63,9 +64,6 @@ class ArgoFrameworks:
         self.local, self.runner = local, runner
 
     def available(self, framework: Framework) -> str:
-        if framework not in TEMPLATES:
-            return (f"this server runs jobs on Argo Workflows (MLMESH_FEDERATION_EXECUTOR=argo) and no "
-                    f"WorkflowTemplate runs {framework} jobs")
         if framework.value in self.local.commands:
             return (f"MLMESH_FEDERATION_COMMANDS replaces the {framework} launcher, which the "
                     f"{TEMPLATES[framework].name} WorkflowTemplate cannot run; unset it or use "
@@ -139,4 +137,5 @@ def _real_mode(config: Path) -> bool:
 def argo_runner(settings: FederationArgoSettings, work_root: Path, *, stderr_tail_lines: int = 20,
                 transport=None) -> ArgoJobRunner:
     return ArgoJobRunner(settings, template=lambda request: template_of(request).name, setting=SETTING,
-                         parameters=parameters(settings, work_root), what="the federated job", stderr_tail_lines=stderr_tail_lines, transport=transport)
+                         parameters=parameters(settings, work_root), what="the federated job",
+                         stderr_tail_lines=stderr_tail_lines, transport=transport)

@@ -95,7 +95,7 @@ def build_model(tf, features: int, classes: int, hidden: int = 64):
 def build_cnn(tf, features: int, classes: int, mean: float, std: float):
     """The seed's CNN for colour images (D3.4 Listing 1, as FedPATE's: 16 and 32 3x3 convolutions,
     each with ReLU and a 2x2 max-pool, then 1024 -> 512 -> classes), on raw pixels: one scalar
-    standardisation (the training rows' mean and standard deviation over all pixels) as its first
+    standardisation (`mean` and `std` over all pixels of the server's held-out rows) as its first
     layer, then the channel-first planes (red, green, blue, as the archive stores them) turned
     channels-last, the only layout TensorFlow's CPU convolutions take."""
     channels, side = archive.image_shape(features)
@@ -196,7 +196,8 @@ def main(config_path: str) -> int:
     process = tff.learning.algorithms.build_unweighted_fed_avg(
         model_fn, client_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=lr),
         server_optimizer_fn=tff.learning.optimizers.build_sgdm(learning_rate=1.0), model_aggregator=aggregator)
-    print(f"DP-FedAvg of {'the seed CNN' if cnn else 'an MLP'}: {clients} clients ({per_round} a round), {rounds} rounds, {epochs} local epochs, "
+    print(f"DP-FedAvg of {'the seed CNN' if cnn else 'an MLP'}: {clients} clients ({per_round} a round), "
+          f"{rounds} rounds, {epochs} local epochs, "
           f"batch {batch}, noise multiplier {noise:g}, clip norm {clip:g}, client learning rate {lr:g}; "
           f"{len(train)} training rows ({', '.join(str(len(s)) for s in shards)} used), {len(test)} held out",
           flush=True)
